@@ -1,0 +1,255 @@
+"""The SQLite index: schema, location and transactional writes (through sqlite-utils).
+
+Tables
+------
+``photos``: one row per file seen. ``path`` is the absolute path for display and filtering
+(bytes that are not valid UTF-8 are shown as ``\\xNN``); ``path_key`` is the exact file-system
+name (``os.fsencode``) and is the real key. ``status`` is ``done`` or ``failed`` (``error``
+says why); ``missing`` is 1 when the file was gone at the last scan.
+
+``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
+orientation applied, full resolution), named by ``frame``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from .records import FRAME, Face, PhotoInfo
+
+ENV_DB = "PHOTOTAG_DB"
+SCHEMA_VERSION = 1
+
+PHOTO_COLUMNS = {
+    "id": int,
+    "path": str,
+    "path_key": bytes,
+    "size": int,
+    "mtime_ns": int,
+    "sha256": str,
+    "width": int,
+    "height": int,
+    "stored_width": int,
+    "stored_height": int,
+    "orientation": int,
+    "taken_at": str,
+    "format": str,
+    "status": str,
+    "error": str,
+    "face_count": int,
+    "model_version": str,
+    "exif_status": str,
+    "missing": int,
+    "scanned_at": str,
+}
+
+FACE_COLUMNS = {
+    "id": int,
+    "photo_id": int,
+    "face_index": int,
+    "frame": str,
+    "x": float,
+    "y": float,
+    "w": float,
+    "h": float,
+    "landmarks": str,
+    "confidence": float,
+    "rotation": float,
+    "gender": str,
+    "p_female": float,
+    "age": float,
+}
+
+
+def default_db_path() -> Path:
+    """``$PHOTOTAG_DB``, else ``$XDG_DATA_HOME/phototag/index.db`` (``~/.local/share`` by default)."""
+    if os.environ.get(ENV_DB):
+        return Path(os.environ[ENV_DB]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "phototag" / "index.db"
+
+
+def display_path(path: str | os.PathLike | bytes) -> str:
+    """A printable, UTF-8-safe form of a file-system path."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def path_key(path: str | os.PathLike | bytes) -> bytes:
+    """The exact file-system name, used as the photos table key."""
+    return os.fsencode(os.path.abspath(os.fsencode(path)))
+
+
+def open_index(db_path: str | os.PathLike | None = None, create: bool = True) -> sqlite_utils.Database:
+    """Open (and create or migrate) the index. With ``create=False`` a missing file raises FileNotFoundError."""
+    path = Path(db_path) if db_path is not None else default_db_path()
+    if not create and not path.exists():
+        raise FileNotFoundError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    db = sqlite_utils.Database(conn)
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create the tables and indexes if they do not exist."""
+    if "photos" not in db.table_names():
+        db["photos"].create(PHOTO_COLUMNS, pk="id", not_null={"path", "path_key", "status"},
+                            defaults={"missing": 0, "face_count": 0})
+        db["photos"].create_index(["path_key"], unique=True)
+        db["photos"].create_index(["path"])
+        db["photos"].create_index(["taken_at"])
+        db["photos"].create_index(["face_count"])
+        db["photos"].create_index(["status"])
+    if "faces" not in db.table_names():
+        db["faces"].create(FACE_COLUMNS, pk="id", foreign_keys=[("photo_id", "photos", "id")])
+        db["faces"].create_index(["photo_id"])
+        db["faces"].create_index(["gender", "age"])
+        db["faces"].create_index(["age"])
+    if "meta" not in db.table_names():
+        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def get_photo(db: sqlite_utils.Database, path) -> dict | None:
+    """The photos row of ``path``, or None."""
+    rows = list(db.query("select * from photos where path_key = ?", [path_key(path)]))
+    return rows[0] if rows else None
+
+
+def _photo_row(path, stat: os.stat_result, sha256: str | None) -> dict:
+    return {
+        "path": display_path(os.path.abspath(os.fsencode(path))),
+        "path_key": path_key(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": sha256,
+        "missing": 0,
+        "scanned_at": now_iso(),
+    }
+
+
+def record_photo(
+    db: sqlite_utils.Database,
+    path,
+    stat: os.stat_result,
+    sha256: str | None,
+    info: PhotoInfo,
+    faces: Iterable[Face],
+    model_version: str,
+    exif_status: str = "",
+) -> int:
+    """Store a successfully scanned photo and its faces in one transaction; return its id."""
+    faces = list(faces)
+    row = _photo_row(path, stat, sha256) | {
+        "width": info.width,
+        "height": info.height,
+        "stored_width": info.stored_width,
+        "stored_height": info.stored_height,
+        "orientation": info.orientation,
+        "taken_at": info.taken_at,
+        "format": info.format,
+        "status": "done",
+        "error": None,
+        "face_count": len(faces),
+        "model_version": model_version,
+        "exif_status": exif_status,
+    }
+    with db.conn:
+        photo_id = _upsert(db, row)
+        db.execute("delete from faces where photo_id = ?", [photo_id])
+        db["faces"].insert_all(
+            {
+                "photo_id": photo_id,
+                "face_index": i,
+                "frame": FRAME,
+                "x": f.box[0],
+                "y": f.box[1],
+                "w": f.box[2],
+                "h": f.box[3],
+                "landmarks": json.dumps({k: list(v) for k, v in f.landmarks.items()}),
+                "confidence": f.confidence,
+                "rotation": f.rotation,
+                "gender": f.gender,
+                "p_female": f.p_female,
+                "age": f.age,
+            }
+            for i, f in enumerate(faces)
+        )
+    return photo_id
+
+
+def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None, error: str) -> int:
+    """Store a file that could not be scanned, with the reason; its old faces are removed."""
+    if stat is None:
+        row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
+               "missing": 0, "scanned_at": now_iso()}
+    else:
+        row = _photo_row(path, stat, None)
+    row |= {"status": "failed", "error": error, "face_count": 0, "model_version": None}
+    with db.conn:
+        photo_id = _upsert(db, row)
+        db.execute("delete from faces where photo_id = ?", [photo_id])
+    return photo_id
+
+
+def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str | None,
+                      exif_status: str) -> None:
+    """Record a photo's new size/mtime/hash after phototag itself rewrote it, so the next scan skips it."""
+    with db.conn:
+        db.execute(
+            "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ? where path_key = ?",
+            [stat.st_size, stat.st_mtime_ns, sha256, exif_status, path_key(path)],
+        )
+
+
+def _upsert(db: sqlite_utils.Database, row: dict) -> int:
+    existing = db.execute("select id from photos where path_key = ?", [row["path_key"]]).fetchone()
+    if existing:
+        db["photos"].update(existing[0], row)
+        return existing[0]
+    return db["photos"].insert(row).last_pk
+
+
+def mark_missing(db: sqlite_utils.Database, seen_keys: set[bytes], under: Iterable[bytes],
+                 prune: bool = False) -> int:
+    """Flag (or with ``prune`` delete) photos below the folders ``under`` that were not seen; return the count."""
+    stale: list[int] = []
+    for root in under:
+        prefix = root.rstrip(b"/") + b"/"
+        for pid, key in db.execute(
+            "select id, path_key from photos where substr(path_key, 1, ?) = ? or path_key = ?",
+            [len(prefix), prefix, root],
+        ).fetchall():
+            if key not in seen_keys:
+                stale.append(pid)
+    with db.conn:
+        for pid in stale:
+            if prune:
+                db.execute("delete from faces where photo_id = ?", [pid])
+                db.execute("delete from photos where id = ?", [pid])
+            else:
+                db.execute("update photos set missing = 1 where id = ?", [pid])
+    return len(stale)
+
+
+def faces_of(db: sqlite_utils.Database, photo_id: int) -> list[dict]:
+    """The face rows of a photo, in detection order, with landmarks decoded."""
+    rows = list(db.query("select * from faces where photo_id = ? order by face_index", [photo_id]))
+    for r in rows:
+        r["landmarks"] = json.loads(r["landmarks"]) if r["landmarks"] else {}
+    return rows

@@ -1,0 +1,48 @@
+"""Plain data records passed between the pipeline stages (detector, chain, index, tags).
+
+Coordinates are always in the *displayed* frame: the decoded image with its EXIF orientation
+applied (``ImageOps.exif_transpose``), in pixels, origin top-left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+FRAME = "displayed"  # the frame every stored coordinate is in
+
+
+@dataclass
+class Detection:
+    """One face found by the detector."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height (displayed frame, pixels)
+    landmarks: dict[str, tuple[float, float]]  # left_eye, right_eye, nose, mouth_left, mouth_right
+    confidence: float
+
+
+@dataclass
+class Face(Detection):
+    """A detected face with the chain's predictions."""
+
+    rotation: float = 0.0  # degrees, positive = counter-clockwise as displayed
+    gender: str = ""  # "f" or "m"
+    p_female: float = 0.0  # probability that the face is female
+    age: float = 0.0  # years
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PhotoInfo:
+    """What decoding a photo tells about it (before detection)."""
+
+    width: int  # displayed frame (orientation applied)
+    height: int
+    stored_width: int  # as stored in the file
+    stored_height: int
+    orientation: int = 1  # EXIF orientation tag, 1 when absent
+    taken_at: str | None = None  # EXIF DateTimeOriginal as ISO 8601, if any
+    format: str = ""  # Pillow format name, e.g. "JPEG"
+    scale: float = 1.0  # decoded pixels per displayed pixel (< 1 when decoded reduced with draft)
+    extra: dict = field(default_factory=dict)
