@@ -1,0 +1,175 @@
+"""Synthetic photos for the scan tests and benchmark: real UTKFace crops pasted onto generated scenes.
+
+UTKFace crops (200 x 200, aligned upright) are read from ``../shared/data`` beside the checkout and
+never copied into the repository. ``build_test_folder`` writes the test library and returns where
+every face was pasted, in the displayed frame (EXIF orientation applied) of its file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import piexif
+from PIL import Image, ImageDraw, ImageFilter
+
+DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
+UTKFACE_DIR = DATA_DIR / "utkface" / "crop_part1"
+FACE_FRACTION = 0.85  # MTCNN box width relative to the side of a pasted UTKFace crop, roughly
+NON_UTF8_NAME = b"caf\xe9 party.jpg"  # Latin-1 e-acute: not valid UTF-8
+
+
+@dataclass
+class PastedFace:
+    """A face pasted into a test photo: centre and crop side in the displayed frame, angle in degrees
+    (counter-clockwise as displayed), and the UTKFace labels of the crop."""
+
+    center: tuple[float, float]
+    size: float
+    angle: float
+    age: int
+    female: bool
+
+
+@dataclass
+class TestFolder:
+    root: Path
+    faces: dict[bytes, list[PastedFace]] = field(default_factory=dict)  # by absolute path
+    bad: dict[bytes, str] = field(default_factory=dict)  # undecodable files -> a word of the expected reason
+    ignored: list[bytes] = field(default_factory=list)  # files the walk must not pick up
+
+
+def face_files() -> list[Path]:
+    """The UTKFace crops, sorted by name."""
+    return sorted(UTKFACE_DIR.glob("*.jpg"))
+
+
+def face_labels(path: Path) -> tuple[int, bool]:
+    """(age, female) from a UTKFace file name ``{age}_{gender}_{race}_{datetime}.jpg.chip.jpg``."""
+    age, gender = path.name.split("_")[:2]
+    return int(age), gender == "1"
+
+
+def scene(width: int, height: int, rng: random.Random) -> Image.Image:
+    """A natural-looking background: sky-to-ground gradient, soft blobs and shapes, sensor noise."""
+    nrng = np.random.default_rng(rng.randrange(1 << 30))
+    top = np.array([rng.randint(90, 200), rng.randint(120, 210), rng.randint(150, 240)], float)
+    bottom = np.array([rng.randint(40, 140), rng.randint(40, 120), rng.randint(20, 90)], float)
+    t = np.linspace(0, 1, height)[:, None, None]
+    low = nrng.normal(0, 25, (height // 64 + 2, width // 64 + 2, 3))
+    low = np.asarray(Image.fromarray(np.clip(low + 128, 0, 255).astype(np.uint8))
+                     .resize((width, height), Image.Resampling.BICUBIC), float) - 128
+    base = np.clip(top * (1 - t) + bottom * t + low, 0, 255).astype(np.uint8)
+    image = Image.fromarray(base)
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.randint(6, 14)):
+        x0, y0 = rng.uniform(-0.1, 1) * width, rng.uniform(0.2, 1) * height
+        w, h = rng.uniform(0.05, 0.4) * width, rng.uniform(0.05, 0.5) * height
+        colour = tuple(rng.randint(20, 230) for _ in range(3))
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape((x0, y0, x0 + w, y0 + h), fill=colour)
+    image = image.filter(ImageFilter.GaussianBlur(radius=max(1.0, width / 800)))
+    noise = nrng.normal(0, 4, (height, width, 1))
+    return Image.fromarray(np.clip(np.asarray(image, float) + noise, 0, 255).astype(np.uint8))
+
+
+def paste_face(canvas: Image.Image, face_path: Path, center: tuple[float, float], size: int,
+               angle: float = 0.0) -> PastedFace:
+    """Paste a UTKFace crop, scaled to ``size`` and rotated by ``angle`` (counter-clockwise), centred
+    at ``center``, with a soft edge; return its record."""
+    face = Image.open(face_path).convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse((size * 0.04, 0, size * 0.96, size), fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(radius=size / 40))
+    face = face.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    mask = mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    canvas.paste(face, (round(center[0] - face.width / 2), round(center[1] - face.height / 2)), mask)
+    age, female = face_labels(face_path)
+    return PastedFace(center=center, size=size, angle=angle, age=age, female=female)
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90, exif: bytes | None = None) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return out.getvalue()
+
+
+def exif_block(orientation: int = 1, taken: str | None = None) -> bytes:
+    """An EXIF block with an orientation and, optionally, DateTimeOriginal ("YYYY:MM:DD HH:MM:SS")."""
+    exif = {"0th": {piexif.ImageIFD.Orientation: orientation}, "Exif": {}}
+    if taken:
+        exif["Exif"][piexif.ExifIFD.DateTimeOriginal] = taken.encode()
+    return piexif.dump(exif)
+
+
+def write(path: bytes | Path, data: bytes) -> bytes:
+    path = os.fsencode(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return os.path.abspath(path)
+
+
+def build_test_folder(root: Path, seed: int = 7) -> TestFolder:
+    """Write the scan tests' photo library under ``root`` and return what is in it.
+
+    Good photos (800 x 600 and smaller): upright faces; faces rotated by known angles; a JPEG stored
+    sideways with EXIF orientation 6; a PNG; a WebP in a subfolder; a name that is not valid UTF-8.
+    Bad files: a truncated JPEG, a zero-byte ``.jpg``, a text file named ``.jpg``. Ignored: a text
+    file, a photo in a hidden folder. A symbolic link loop.
+    """
+    rng = random.Random(seed)
+    pool = face_files()
+    rng.shuffle(pool)
+    faces = iter(pool)
+    folder = TestFolder(root=root)
+
+    def photo(centers, sizes, angles=None, width=800, height=600):
+        canvas = scene(width, height, rng)
+        pasted = [paste_face(canvas, next(faces), c, s, a)
+                  for c, s, a in zip(centers, sizes, angles or [0.0] * len(centers))]
+        return canvas, pasted
+
+    canvas, pasted = photo([(150, 200), (420, 260), (660, 380)], [180, 200, 170])
+    key = write(root / "2023" / "group.jpg", jpeg_bytes(canvas, exif=exif_block(taken="2023:07:14 18:30:05")))
+    folder.faces[key] = pasted
+
+    canvas, pasted = photo([(200, 300), (560, 300)], [220, 220], angles=[25.0, -20.0])
+    folder.faces[write(root / "2023" / "tilted.jpg", jpeg_bytes(canvas))] = pasted
+
+    # Stored sideways: the displayed (upright) picture is 600 x 800; the file holds it turned 90
+    # degrees counter-clockwise (800 x 600) and says "rotate 90 clockwise to display" (orientation 6).
+    stored = scene(800, 600, rng)
+    stored_center, size = (300.0, 250.0), 220
+    face = paste_face(stored, next(faces), stored_center, size, angle=90.0)
+    face.center = (stored.height - stored_center[1], stored_center[0])  # displayed = rotate 90 clockwise
+    face.angle = 0.0
+    folder.faces[write(root / "2023" / "sideways.jpg", jpeg_bytes(stored, exif=exif_block(orientation=6)))] = [face]
+
+    canvas, pasted = photo([(320, 240)], [240], width=640, height=480)
+    out = io.BytesIO()
+    canvas.save(out, "PNG")
+    folder.faces[write(root / "screenshots" / "portrait.png", out.getvalue())] = pasted
+
+    canvas, pasted = photo([(250, 220)], [200], width=600, height=450)
+    out = io.BytesIO()
+    canvas.save(out, "WEBP", quality=90)
+    folder.faces[write(root / "2024" / "trip" / "beach.webp", out.getvalue())] = pasted
+
+    canvas, pasted = photo([(400, 300)], [220])
+    folder.faces[write(os.fsencode(root / "2024") + b"/" + NON_UTF8_NAME, jpeg_bytes(canvas))] = pasted
+
+    whole = jpeg_bytes(scene(800, 600, rng))
+    folder.bad[write(root / "2024" / "truncated.jpg", whole[: len(whole) // 2])] = "truncated"
+    folder.bad[write(root / "2024" / "empty.jpg", b"")] = "empty"
+    folder.bad[write(root / "2024" / "notes.jpg", b"Shopping list: milk, eggs.\n")] = "identify"
+
+    folder.ignored.append(write(root / "2024" / "readme.txt", b"not a photo\n"))
+    canvas, _ = photo([(400, 300)], [200])
+    folder.ignored.append(write(root / ".thumbnails" / "hidden.jpg", jpeg_bytes(canvas)))
+    os.symlink("..", root / "2024" / "trip" / "loop")
+    return folder
