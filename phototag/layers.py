@@ -1,0 +1,20 @@
+"""Custom Keras layers that the shipped models contain (imported before loading them)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="phototag")
+class GenderMix(keras.layers.Layer):
+    """Mix the female and male age branches by the predicted probability of female.
+
+    Inputs: ``p_female`` (N, 1) and ``branches`` (N, 2) holding the (female, male) age predictions.
+    """
+
+    def call(self, p_female, branches):
+        return p_female * branches[:, 0:1] + (1.0 - p_female) * branches[:, 1:2]
+
+    def compute_output_shape(self, p_female_shape, branches_shape):
+        return (branches_shape[0], 1)

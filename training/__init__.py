@@ -1,0 +1,1 @@
+"""Model building and training: reproduces the UMONS Keras transfer-learning recipe."""

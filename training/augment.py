@@ -1,0 +1,75 @@
+"""Data augmentation: the recipe's shifts, zooms and flips (plus brightness, contrast and a small tilt),
+and the random rotations whose angles are the rotation regressor's labels.
+
+Everything runs as Keras layers inside the training graph (any backend, CPU or GPU); the saved
+models do not contain these layers.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def face_augmenter(seed: int | None = None, flip: bool = True, tilt: bool = True) -> keras.Sequential:
+    """Random shifts (±8 %), zooms (±15 %), brightness and contrast (±20 %), and unless disabled
+    horizontal flips and a small tilt (±8°, which the de-rotation leaves as residual error).
+
+    The rotation regressor is trained with ``flip=False, tilt=False``: both would change its label.
+    """
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    if tilt:
+        layers.append(keras.layers.RandomRotation(8 / 360, fill_mode="reflect", seed=seed))
+    layers += [
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
+        keras.layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed),
+        keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
+        keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
+    ]
+    return keras.Sequential(layers, name="augment")
+
+
+def rotation_transforms(angles_deg, size: int):
+    """Affine transforms (``keras.ops.image.affine_transform`` layout) that rotate square images of
+    ``size`` pixels about their centre by ``angles_deg``, counter-clockwise as displayed — the same
+    as ``scipy.ndimage.rotate(image, angle, reshape=False)``."""
+    t = ops.deg2rad(ops.cast(angles_deg, "float32"))
+    c, s = ops.cos(t), ops.sin(t)
+    centre = (size - 1) / 2
+    zero = ops.zeros_like(c)
+    return ops.stack([c, -s, centre - c * centre + s * centre,
+                      s, c, centre - s * centre - c * centre, zero, zero], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="phototag")
+class RotateByAngle(keras.layers.Layer):
+    """Rotate each image of a batch by its own angle (degrees, counter-clockwise as displayed)."""
+
+    def __init__(self, fill_mode: str = "reflect", **kwargs):
+        super().__init__(**kwargs)
+        self.fill_mode = fill_mode
+
+    def call(self, images, angles):
+        size = ops.shape(images)[1]
+        return ops.image.affine_transform(images, rotation_transforms(ops.reshape(angles, (-1,)), size),
+                                          interpolation="bilinear", fill_mode=self.fill_mode)
+
+    def get_config(self):
+        return super().get_config() | {"fill_mode": self.fill_mode}
+
+
+def random_angles(rng: np.random.Generator, n: int, max_angle: float) -> np.ndarray:
+    """Uniform random angles in [-max_angle, max_angle] degrees."""
+    return rng.uniform(-max_angle, max_angle, size=n).astype(np.float32)
+
+
+def angle_to_target(angles_deg: np.ndarray) -> np.ndarray:
+    """Encode angles as (cos, sin) so the regression has no wrap-around discontinuity."""
+    t = np.deg2rad(angles_deg)
+    return np.stack([np.cos(t), np.sin(t)], axis=-1).astype(np.float32)
+
+
+def target_to_angle(target: np.ndarray) -> np.ndarray:
+    """Decode (cos, sin) predictions to degrees in (-180, 180]."""
+    return np.rad2deg(np.arctan2(target[..., 1], target[..., 0]))

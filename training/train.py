@@ -1,0 +1,268 @@
+"""The training loop: two-stage transfer learning for the rotation, gender and age models.
+
+Stage 1 trains the new top with most of the backbone frozen (``Backbone.stage1_frozen`` layers,
+the recipe's "first 115 layers" of Xception), stage 2 fine-tunes with only the first half frozen
+and a lower, cosine-decayed learning rate. Augmentation runs in both stages. Images are decoded
+once into memory (optionally cached as ``.npy``); the test split is never loaded here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import augment, backbones, data, recipe
+
+MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored beside the models)."""
+
+    data: list[str]
+    out: str = "models"
+    backbone: str = "mobilenet_v2"
+    input_size: int | None = None
+    pretrained: str | None = None
+    epochs1: int = 3
+    epochs2: int = 20
+    batch_size: int = 64
+    lr1: float = 1e-3
+    lr2: float = 1e-4
+    seed: int = 1337
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_angle: float = 90.0
+    age_loss_weight: float = 0.1
+    time_budget_s: float | None = None  # per model; stops training (keeping the best weights) when spent
+    cache_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches drawn from in-memory arrays; ``make_batch(index, rng)`` builds ``(x, y)``."""
+
+    def __init__(self, n: int, batch_size: int, make_batch, seed: int, shuffle: bool):
+        super().__init__()
+        self.n, self.batch_size, self.make_batch, self.shuffle = n, batch_size, make_batch, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(n) if shuffle else np.arange(n)
+
+    def __len__(self) -> int:
+        # training drops the last partial batch (fixed shapes, no recompilation); evaluation keeps it
+        return self.n // self.batch_size if self.shuffle and self.n >= self.batch_size else math.ceil(self.n / self.batch_size)
+
+    def __getitem__(self, i: int):
+        return self.make_batch(self.order[i * self.batch_size:(i + 1) * self.batch_size], self.rng)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once a deadline (``time.monotonic()``) has passed."""
+
+    def __init__(self, deadline: float | None):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.model.stop_training = True
+
+
+@dataclass
+class Prepared:
+    """Train and validation splits, decoded."""
+
+    train: data.Samples
+    val: data.Samples
+    train_images: np.ndarray
+    val_images: np.ndarray
+    n_test: int
+
+
+def prepare(cfg: TrainConfig, input_size: int) -> Prepared:
+    """Read every data source, split each deterministically and decode train + validation images."""
+    parts = [data.split(data.read_any(src), cfg.seed, cfg.val_fraction, cfg.test_fraction) for src in cfg.data]
+    train = data.Samples.concat([p[0] for p in parts])
+    val = data.Samples.concat([p[1] for p in parts])
+    n_test = sum(len(p[2]) for p in parts)
+    return Prepared(train, val, data.load_images(train, input_size, cfg.cache_dir),
+                    data.load_images(val, input_size, cfg.cache_dir), n_test)
+
+
+def _gender_targets(s: data.Samples) -> np.ndarray:
+    has = ~np.isnan(s.gender)
+    return np.stack([np.nan_to_num(s.gender), has], axis=-1).astype(np.float32)
+
+
+def _age_targets(s: data.Samples) -> np.ndarray:
+    has = ~np.isnan(s.age)
+    g = np.where(np.isnan(s.gender), 0.5, s.gender)
+    return np.stack([np.nan_to_num(s.age), g, has], axis=-1).astype(np.float32)
+
+
+def _fit_two_stages(train_model, bb, train_ds, val_ds, loss, metrics, cfg, monitor, loss_weights=None) -> list[dict]:
+    deadline = time.monotonic() + cfg.time_budget_s if cfg.time_budget_s else None
+    history = []
+    for stage, frozen, lr, epochs in ((1, bb.stage1_frozen, cfg.lr1, cfg.epochs1),
+                                      (2, bb.stage2_frozen, cfg.lr2, cfg.epochs2)):
+        if epochs <= 0:
+            continue
+        backbones.set_frozen(bb, frozen)
+        steps = epochs * len(train_ds)
+        rate = lr if stage == 1 else keras.optimizers.schedules.CosineDecay(
+            lr / 10, steps, alpha=0.01, warmup_target=lr, warmup_steps=max(1, steps // 20))
+        train_model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics,
+                            loss_weights=loss_weights)  # re-compile after changing `trainable`
+        started = time.monotonic()
+        h = train_model.fit(
+            train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
+            callbacks=[keras.callbacks.EarlyStopping(monitor, mode="min", patience=epochs, restore_best_weights=True),
+                       TimeBudget(deadline)],
+        )
+        history.append({"stage": stage, "frozen_layers": frozen, "learning_rate": lr,
+                        "epochs_run": len(h.history.get("loss", [])), "seconds": round(time.monotonic() - started, 1),
+                        "history": {k: [round(float(v), 5) for v in vs] for k, vs in h.history.items()}})
+    return history
+
+
+def train_rotation(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, list[dict]]:
+    """Train the rotation regressor on upright faces rotated by random angles (the labels)."""
+    bb = backbones.build(cfg.backbone, cfg.input_size, cfg.pretrained)
+    model = recipe.build_rotation_model(bb)
+    size = bb.input_size
+    face = keras.Input((size, size, 3), name="face")
+    angle = keras.Input((1,), name="angle")
+    x = augment.RotateByAngle()(face, angle)
+    x = augment.face_augmenter(cfg.seed, flip=False, tilt=False)(x)
+    train_model = keras.Model([face, angle], model(x))
+
+    def batches(images, seed, shuffle):
+        fixed = augment.random_angles(np.random.default_rng(seed), len(images), cfg.max_angle)
+
+        def make(idx, rng):
+            faces = images[idx].astype(np.float32)
+            if shuffle:  # flip before rotating: the label stays the rotation angle
+                flip = rng.random(len(idx)) < 0.5
+                faces[flip] = faces[flip, :, ::-1]
+                angles = augment.random_angles(rng, len(idx), cfg.max_angle)
+            else:
+                angles = fixed[idx]
+            return (faces, angles[:, None]), augment.angle_to_target(angles)
+        return ArrayBatches(len(images), cfg.batch_size, make, seed, shuffle)
+
+    history = _fit_two_stages(train_model, bb, batches(prep.train_images, cfg.seed, True),
+                              batches(prep.val_images, cfg.seed + 1, False),
+                              "mse", [recipe.angle_error], cfg, "val_angle_error")
+    return model, history
+
+
+def _attribute_batches(images, samples, cfg, seed, shuffle, with_age):
+    g, a = _gender_targets(samples), _age_targets(samples)
+
+    def make(idx, rng):
+        y = {"gender": g[idx]}
+        if with_age:
+            y["age_branches"] = a[idx]
+        return images[idx].astype(np.float32), y
+    return ArrayBatches(len(images), cfg.batch_size, make, seed, shuffle)
+
+
+def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbones.Backbone, list[dict]]:
+    """Train the gender classifier (samples without a gender label are masked out)."""
+    bb = backbones.build(cfg.backbone, cfg.input_size, cfg.pretrained)
+    model = recipe.build_gender_model(bb)
+    face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
+    train_model = keras.Model(face, {"gender": model(augment.face_augmenter(cfg.seed)(face))})
+    history = _fit_two_stages(
+        train_model, bb,
+        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, False),
+        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, False),
+        {"gender": recipe.gender_loss}, {"gender": [recipe.gender_accuracy]}, cfg, "val_loss")
+    return model, bb, history
+
+
+def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model, bb: backbones.Backbone
+              ) -> tuple[keras.Model, list[dict]]:
+    """Train the gender-conditioned age regressor on the trained gender model (gender keeps training too)."""
+    model = recipe.build_age_model(gender_model)
+    face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
+    out = model(augment.face_augmenter(cfg.seed)(face))
+    train_model = keras.Model(face, {"gender": out["gender"], "age_branches": out["age_branches"]})
+    history = _fit_two_stages(
+        train_model, bb,
+        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, True),
+        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, True),
+        {"gender": recipe.gender_loss, "age_branches": recipe.age_loss},
+        {"gender": [recipe.gender_accuracy], "age_branches": [recipe.age_mae]}, cfg, "val_age_branches_age_mae",
+        loss_weights={"gender": 1.0, "age_branches": cfg.age_loss_weight})
+    return model, history
+
+
+def _save(model: keras.Model, out: Path, name: str, cfg: TrainConfig, prep: Prepared, history: list[dict],
+          seconds: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILES[name])
+    info = {
+        "model": name, "file": MODEL_FILES[name], "config": asdict(cfg), "backend": keras.backend.backend(),
+        "keras": keras.__version__, "hardware": _hardware(), "train_samples": len(prep.train),
+        "val_samples": len(prep.val), "test_samples_held_out": prep.n_test, "seconds": round(seconds, 1),
+        "stages": history,
+    }
+    (out / f"{name}.train.json").write_text(json.dumps(info, indent=2))
+
+
+def _hardware() -> str:
+    devices = []
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+            devices = [d.device_kind for d in jax.devices()]
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            devices = [d.name for d in tf.config.list_physical_devices("GPU")]
+    except Exception:  # noqa: BLE001 - hardware description is informative only
+        devices = []
+    return f"{platform.machine()} {platform.processor() or ''} ".strip() + (f"; {', '.join(devices)}" if devices else "; CPU")
+
+
+def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
+    """Train ``rotation``, ``gender``, ``age`` (trains gender first unless ``gender.keras`` exists in
+    ``cfg.out``) or ``all``; save each model and its ``.train.json`` in ``cfg.out``; return the files."""
+    keras.utils.set_random_seed(cfg.seed)
+    size = cfg.input_size or backbones.DEFAULT_SIZE[cfg.backbone]
+    prep = prepare(cfg, size)
+    out, saved = Path(cfg.out), {}
+    if what in ("rotation", "all"):
+        t = time.monotonic()
+        model, hist = train_rotation(cfg, prep)
+        _save(model, out, "rotation", cfg, prep, hist, time.monotonic() - t)
+        saved["rotation"] = out / MODEL_FILES["rotation"]
+    if what in ("gender", "age", "all"):
+        t = time.monotonic()
+        gender_file = out / MODEL_FILES["gender"]
+        if what == "age" and gender_file.exists():
+            gender_model = keras.saving.load_model(gender_file)
+            bb = backbones.from_model(cfg.backbone, gender_model)
+        else:
+            gender_model, bb, hist = train_gender(cfg, prep)
+            _save(gender_model, out, "gender", cfg, prep, hist, time.monotonic() - t)
+            saved["gender"] = gender_file
+        if what in ("age", "all"):
+            t = time.monotonic()
+            model, hist = train_age(cfg, prep, gender_model, bb)
+            _save(model, out, "age", cfg, prep, hist, time.monotonic() - t)
+            saved["age"] = out / MODEL_FILES["age"]
+    return saved
+
