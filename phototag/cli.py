@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -75,3 +76,144 @@ def clean(
     verb = "Would clean" if dry_run else "Cleaned"
     console.print(f"{verb} {changed} file(s)" + (f", {failed} failed." if failed else "."), markup=False)
     raise typer.Exit(1 if failed else 0)
+
+
+def _read_index(db: Path | None):
+    """Open an existing index for the query commands, or exit 1 saying how to create one."""
+    import sqlite3
+
+    from .index import default_db_path, open_index
+
+    path = db or default_db_path()
+    try:
+        return open_index(path, create=False)
+    except FileNotFoundError:
+        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
+        raise typer.Exit(1) from None
+    except sqlite3.DatabaseError as e:
+        typer.echo(f"Cannot read the index {path}: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _parse_option(parse, value, hint: str):
+    """``parse(value)`` (None stays None), turning its ValueError into a usage error (exit code 2)."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=hint) from None
+
+
+_INDEX_HELP = "Index file (default: $PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/index.db)."
+
+
+@app.command()
+def query(
+    age: str | None = typer.Option(None, "--age", help="Face age in whole years, inclusive: 20-30, 60- (60 and over), "
+                                   "-12 (12 and under) or 25. A predicted age counts rounded half up (30.4 is 30)."),
+    gender: str | None = typer.Option(None, "--gender", help="Face gender: f, m, female or male."),
+    min_gender_confidence: float | None = typer.Option(
+        None, "--min-gender-confidence", min=0.0, max=1.0,
+        help="Smallest gender confidence of the face: p_female for f, 1 - p_female for m, the larger without --gender."),
+    faces: int | None = typer.Option(None, "--faces", min=0, help="Photos with exactly N faces."),
+    min_faces: int | None = typer.Option(None, "--min-faces", min=0, help="Photos with at least N faces."),
+    max_faces: int | None = typer.Option(None, "--max-faces", min=0, help="Photos with at most N faces."),
+    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file; or a glob "
+                                    "on the absolute path, where * also matches / (e.g. '*/2020/*.jpg')."),
+    taken_after: str | None = typer.Option(None, "--taken-after", help="Photos taken on or after this EXIF date: "
+                                           "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]."),
+    taken_before: str | None = typer.Option(None, "--taken-before", help="Photos taken on or before this EXIF date "
+                                            "(all of the year, month or day given)."),
+    include_missing: bool = typer.Option(False, "--include-missing",
+                                         help="Also list photos that were gone at the last scan."),
+    output: Literal["table", "paths", "json", "csv"] | None = typer.Option(
+        None, "--format", "-f", help="table (default), paths (one a line), json or csv (with the matching faces)."),
+    null: bool = typer.Option(False, "-0", "--null", help="Print the paths each ended by NUL, for xargs -0 "
+                              "(implies --format paths)."),
+    sort: Literal["path", "taken", "faces", "age"] = typer.Option(
+        "path", "--sort", help="Order by path, taken (date taken, undated last), faces (face count) "
+                               "or age (youngest matching face); ties by path."),
+    reverse: bool = typer.Option(False, "--reverse", "-r", help="Reverse the order (undated photos stay last)."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most N photos."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
+) -> None:
+    """List the photos with at least one face matching all the face filters, and all the photo filters.
+
+    Only photos scanned successfully and present at the last scan are listed (see --include-missing).
+    """
+    from rich.console import Console
+
+    from . import query as q
+
+    if null and output not in (None, "paths"):
+        raise typer.BadParameter(f"-0 prints paths, not {output}", param_hint="-0")
+    output = "paths" if null else output or "table"
+    age_min, age_max = _parse_option(q.parse_age_range, age, "--age") or (None, None)
+    request = q.Query(
+        age_min=age_min, age_max=age_max, gender=_parse_option(q.parse_gender, gender, "--gender"),
+        min_gender_confidence=min_gender_confidence, faces=faces, min_faces=min_faces, max_faces=max_faces,
+        path=q.normalize_path_filter(path) if path is not None else None,
+        taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
+        taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
+        include_missing=include_missing, sort=sort, reverse=reverse, limit=limit,
+    )
+    photos = q.find_photos(_read_index(db), request, with_faces=output != "paths")
+    if output == "paths":
+        typer.echo(q.format_paths(photos, nul=null), nl=False)
+    elif output == "json":
+        typer.echo(q.format_json(photos), nl=False)
+    elif output == "csv":
+        typer.echo(q.format_csv(photos), nl=False)
+    elif photos:
+        Console().print(q.photos_table(photos, matching=request.has_face_filter))
+    else:
+        typer.echo("No photos match.", err=True)
+
+
+@app.command()
+def show(
+    photo: Path = typer.Argument(..., help="A photo as scanned (it need not exist any more)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the photo and its faces as JSON."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
+) -> None:
+    """Print the faces of one photo: box in the displayed frame, rotation, gender, p_female, age, confidences."""
+    import json
+
+    from rich.console import Console
+
+    from . import query as q
+
+    detail = q.photo_detail(_read_index(db), photo)
+    if detail is None:
+        typer.echo(f"Not in the index: {photo} (add it with: phototag scan {photo})", err=True)
+        raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps(q.detail_record(detail), indent=2, ensure_ascii=False))
+        return
+    console = Console(highlight=False)
+    console.print(q.detail_summary(detail), markup=False)
+    if detail["faces"]:
+        console.print(q.faces_table(detail))
+
+
+@app.command()
+def stats(
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
+) -> None:
+    """Count the photos, faces, photos without faces, faces by gender and age decade, and failed files."""
+    import json
+
+    from rich.console import Console
+
+    from . import query as q
+
+    counts = q.index_stats(_read_index(db))
+    if json_out:
+        typer.echo(json.dumps(counts, indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(q.stats_summary(counts), markup=False)
+    if counts["faces"]:
+        console.print(q.stats_table(counts))

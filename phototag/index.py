@@ -111,12 +111,14 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db["photos"].create_index(["path"])
         db["photos"].create_index(["taken_at"])
         db["photos"].create_index(["face_count"])
-        db["photos"].create_index(["status"])
+        db["photos"].create_index(["status", "missing", "face_count"])  # covers the stats counts
     if "faces" not in db.table_names():
         db["faces"].create(FACE_COLUMNS, pk="id", foreign_keys=[("photo_id", "photos", "id")])
         db["faces"].create_index(["photo_id"])
-        db["faces"].create_index(["gender", "age"])
-        db["faces"].create_index(["age"])
+        # Covering indexes for the query filters (gender, age, gender confidence) and stats.
+        db["faces"].create_index(["gender", "age", "p_female", "photo_id"])
+        db["faces"].create_index(["gender", "p_female", "age", "photo_id"])
+        db["faces"].create_index(["age", "p_female", "photo_id"])
     if "meta" not in db.table_names():
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 

@@ -1,0 +1,460 @@
+"""Answer questions from the index: find photos by their faces, show one photo, count everything.
+
+Matching rules
+--------------
+* Face filters (age, gender, gender confidence) must all hold for the *same* face; a photo
+  matches when at least one of its faces does.
+* Ages are stored as predicted years (floats) and compared as whole years rounded half up:
+  ``--age A-B`` matches ``A - 0.5 <= age < B + 0.5`` (30.4 is 30 and matches ``20-30``;
+  30.5 is 31 and does not). Stats' decades use the same rounding, so the ``20-29`` decade
+  holds exactly the faces ``--age 20-29`` finds.
+* Gender confidence is ``p_female`` for f, ``1 - p_female`` for m, and the larger of the two
+  when no gender is asked for.
+* ``--taken-after``/``--taken-before`` are inclusive at the precision given:
+  ``--taken-before 2020-12-31`` includes all of that day.
+* Only scanned photos (status ``done``) that were present at the last scan are listed, unless
+  ``include_missing`` is set.
+
+All SQL is built from fixed fragments; every user value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlite_utils
+from rich.table import Table
+from rich.text import Text
+
+from .index import faces_of, get_photo
+
+GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
+SORT_KEYS = ("path", "taken", "faces", "age")
+CSV_COLUMNS = ("path", "taken_at", "width", "height", "face_count", "face_index", "x", "y", "w", "h",
+               "rotation", "gender", "p_female", "gender_confidence", "age", "confidence")
+
+FACE_COLUMNS = ", ".join(f"f.{c}" for c in ("photo_id", "face_index", "frame", "x", "y", "w", "h", "rotation",
+                                             "gender", "p_female", "age", "confidence"))
+_AGE_RANGE = re.compile(r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$")
+_DATE_FORMATS = {4: "%Y", 7: "%Y-%m", 10: "%Y-%m-%d", 16: "%Y-%m-%dT%H:%M", 19: "%Y-%m-%dT%H:%M:%S"}
+_AFTER_ALL = "\uffff"  # sorts after every character of an ISO 8601 date
+
+# Stats are range counts on the covering indexes: a GROUP BY over a million faces takes a second.
+STATS_PHOTOS_SQL = (
+    "SELECT (SELECT count(*) FROM photos WHERE status = 'done' AND missing = 0),"
+    " (SELECT sum(face_count) FROM photos WHERE status = 'done' AND missing = 0),"
+    " (SELECT count(*) FROM photos WHERE status = 'done' AND missing = 0 AND face_count = 0),"
+    " (SELECT count(*) FROM photos WHERE status = 'done' AND missing = 1),"
+    " (SELECT count(*) FROM photos WHERE status = 'failed')"
+)
+STATS_AGE_RANGE_SQL = "SELECT count(*) FROM faces WHERE gender IS ? AND age >= ? AND age < ?"
+STATS_MISSING_FACES_SQL = (
+    "SELECT gender, age FROM faces WHERE photo_id IN (SELECT id FROM photos WHERE status = 'done' AND missing = 1)"
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What ``phototag query`` asks for. ``None`` means "no constraint"."""
+
+    age_min: int | None = None
+    age_max: int | None = None
+    gender: str | None = None  # "f" or "m"
+    min_gender_confidence: float | None = None
+    faces: int | None = None
+    min_faces: int | None = None
+    max_faces: int | None = None
+    path: str | None = None  # absolute folder/file prefix, or a glob
+    taken_after: str | None = None
+    taken_before: str | None = None
+    include_missing: bool = False
+    sort: str = "path"
+    reverse: bool = False
+    limit: int | None = None
+
+    @property
+    def has_face_filter(self) -> bool:
+        return any(v is not None for v in (self.age_min, self.age_max, self.gender, self.min_gender_confidence))
+
+
+# --- parsing user text ---------------------------------------------------------------------------
+
+def parse_age_range(text: str) -> tuple[int | None, int | None]:
+    """``"20-30"``, ``"60-"``, ``"-12"`` or ``"25"`` as inclusive whole-year bounds; ValueError if malformed."""
+    m = _AGE_RANGE.match(text)
+    if not m or not (m[1] or m[3]) or (m[1] and m[3] and not m[2]):
+        raise ValueError(f"{text!r} is not an age range; use A-B, A- or -B with whole years (e.g. 20-30)")
+    low = int(m[1]) if m[1] else None
+    high = int(m[3]) if m[3] else None
+    if not m[2]:
+        high = low
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"age range {text!r} is empty: {low} > {high}")
+    return low, high
+
+
+def parse_gender(text: str) -> str:
+    """``f``/``female``/``m``/``male`` (any case) as ``"f"`` or ``"m"``; ValueError otherwise."""
+    try:
+        return GENDERS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{text!r} is not a gender; use f, m, female or male") from None
+
+
+def parse_date(text: str) -> str:
+    """An ISO 8601 date or date-time prefix (``2020``, ``2020-05``, ``2020-05-17``, ``2020-05-17T08:30[:00]``)."""
+    value = text.strip().replace(" ", "T")
+    try:
+        datetime.strptime(value, _DATE_FORMATS[len(value)])
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a date; use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]") from None
+    return value
+
+
+def normalize_path_filter(text: str, cwd: str | None = None) -> str:
+    """Make a folder prefix absolute (and strip its trailing ``/``); relative globs are anchored at ``cwd``."""
+    cwd = cwd or os.getcwd()
+    if is_glob(text):
+        return text if text.startswith(("/", "*")) else os.path.join(cwd, text)
+    return os.path.abspath(os.path.join(cwd, os.path.expanduser(text))).rstrip("/")
+
+
+def is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def rounded_age(age: float | None) -> int | None:
+    """The whole-year age a stored float age counts as: round half up, exactly as the SQL bounds
+    ``A - 0.5 <= age < A + 0.5`` (``floor(age + 0.5)`` can round up just below a half)."""
+    if age is None:
+        return None
+    years = math.floor(age)
+    return years + 1 if age - years >= 0.5 else years
+
+
+def age_decade(age: float | None) -> int | None:
+    """The first year of the decade of a stored age (after rounding half up): 29.4 -> 20, 29.5 -> 30."""
+    years = rounded_age(age)
+    return None if years is None else years // 10 * 10
+
+
+def gender_confidence(face: dict) -> float | None:
+    """How sure the model is of the face's stated gender."""
+    p = face.get("p_female")
+    if p is None:
+        return None
+    if face.get("gender") == "f":
+        return p
+    if face.get("gender") == "m":
+        return 1.0 - p
+    return max(p, 1.0 - p)
+
+
+# --- SQL -----------------------------------------------------------------------------------------
+
+def face_conditions(q: Query, indexed: bool = True) -> tuple[list[str], list]:
+    """WHERE fragments (on alias ``f``) and parameters for the per-face filters.
+
+    With ``indexed=False`` the columns are written ``+f.column`` so that SQLite does not use
+    an index for them (when the faces are looked up by photo instead).
+    """
+    f = "f." if indexed else "+f."
+    where, params = [], []
+    if q.gender is not None:
+        where.append(f"{f}gender = ?")
+        params.append(q.gender)
+    if q.age_min is not None:
+        where.append(f"{f}age >= ?")
+        params.append(q.age_min - 0.5)
+    if q.age_max is not None:
+        where.append(f"{f}age < ?")
+        params.append(q.age_max + 0.5)
+    if q.min_gender_confidence is not None:
+        p = q.min_gender_confidence
+        if q.gender == "f":
+            where.append(f"{f}p_female >= ?")
+            params.append(p)
+        elif q.gender == "m":
+            # The first bound (slightly loose) lets the (gender, p_female) index narrow the scan;
+            # the second is the exact rule.
+            where.append(f"{f}p_female <= ? AND 1.0 - f.p_female >= ?")
+            params += [1.0 - p + 1e-9, p]
+        else:
+            where.append("max(f.p_female, 1.0 - f.p_female) >= ?")
+            params.append(p)
+    return where, params
+
+
+def photo_conditions(q: Query) -> tuple[list[str], list]:
+    """WHERE fragments (on alias ``p``) and parameters for the per-photo filters."""
+    # Nearly every photo is done and present: "+" keeps SQLite from choosing the status index
+    # over a selective one (path, taken_at, face_count).
+    where, params = ["+p.status = 'done'"], []
+    if not q.include_missing:
+        where.append("+p.missing = 0")
+    for op, value in (("=", q.faces), (">=", q.min_faces), ("<=", q.max_faces)):
+        if value is not None:
+            where.append(f"p.face_count {op} ?")
+            params.append(value)
+    if q.path is not None:
+        if is_glob(q.path):
+            where.append("p.path GLOB ?")
+            params.append(q.path)
+        else:
+            # The path itself or anything below it: a range on the path index ("0" follows "/"),
+            # then a check that the next character after the prefix is "/".
+            where.append("p.path >= ? AND p.path < ? AND (length(p.path) = ? OR substr(p.path, ?, 1) = '/')")
+            params += [q.path, q.path + "0", len(q.path), len(q.path) + 1]
+    if q.taken_after is not None:
+        where.append("p.taken_at >= ?")
+        params.append(q.taken_after)
+    if q.taken_before is not None:
+        where.append("p.taken_at < ?")
+        params.append(q.taken_before + _AFTER_ALL)
+    return where, params
+
+
+def build_query(q: Query) -> tuple[str, list]:
+    """The SELECT for the photos matching ``q`` (sorted, limited) and its parameters."""
+    if q.sort not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {q.sort!r}; use one of {', '.join(SORT_KEYS)}")
+    where, params = photo_conditions(q)
+    face_where, face_params = face_conditions(q)
+    columns = "p.id, p.path, p.path_key, p.taken_at, p.width, p.height, p.face_count, p.missing"
+    source, source_params = "photos AS p", []
+    matching_faces = "faces AS f WHERE " + " AND ".join(face_where)
+    if face_where and q.sort == "age":
+        # The youngest matching face; a join on a grouped subquery, since a correlated
+        # subquery would search the faces by age instead of by photo.
+        source = (f"photos AS p JOIN (SELECT f.photo_id, min(f.age) AS sort_age FROM {matching_faces}"
+                  " GROUP BY f.photo_id) AS m ON m.photo_id = p.id")
+        source_params = face_params
+        columns += ", m.sort_age AS sort_age"
+    elif face_where:
+        where.append(f"p.id IN (SELECT f.photo_id FROM {matching_faces})")
+        params += face_params
+    elif q.sort == "age":
+        columns += ", (SELECT min(f.age) FROM faces AS f WHERE f.photo_id = p.id) AS sort_age"
+    direction = " DESC" if q.reverse else ""
+    key = {"path": [], "taken": ["p.taken_at IS NULL", "p.taken_at" + direction],
+           "faces": ["p.face_count" + direction], "age": ["sort_age IS NULL", "sort_age" + direction]}[q.sort]
+    sql = (f"SELECT {columns} FROM {source} WHERE " + " AND ".join(where)
+           + " ORDER BY " + ", ".join(key + ["p.path" + direction]))
+    if q.limit is not None:
+        sql += " LIMIT ?"
+        params.append(q.limit)
+    return sql, source_params + params
+
+
+def find_photos(db: sqlite_utils.Database, q: Query, with_faces: bool = True) -> list[dict]:
+    """The photos matching ``q``; with ``with_faces`` each gets ``faces``: its faces that match the filters."""
+    sql, params = build_query(q)
+    photos = list(db.query(sql, params))
+    if not with_faces or not photos:
+        return photos
+    by_id = {p["id"]: p for p in photos}
+    for p in photos:
+        p["faces"] = []
+    for face in db.query(*build_faces_query(q, list(by_id))):
+        by_id[face["photo_id"]]["faces"].append(face)
+    return photos
+
+
+def build_faces_query(q: Query, photo_ids: list[int]) -> tuple[str, list]:
+    """The SELECT for the faces of ``photo_ids`` that match ``q``'s face filters, and its parameters."""
+    face_where, face_params = face_conditions(q, indexed=False)
+    sql = (f"SELECT {FACE_COLUMNS} FROM faces AS f WHERE "
+           + " AND ".join(["f.photo_id IN (SELECT value FROM json_each(?))"] + face_where)
+           + " ORDER BY f.photo_id, f.face_index")
+    return sql, [json.dumps(photo_ids)] + face_params
+
+
+def photo_detail(db: sqlite_utils.Database, path) -> dict | None:
+    """The photos row of ``path`` with all its ``faces``, or None if it is not in the index."""
+    photo = get_photo(db, path)
+    if photo is not None:
+        photo["faces"] = faces_of(db, photo["id"])
+    return photo
+
+
+def face_counts(db: sqlite_utils.Database) -> Counter:
+    """Faces of the present, scanned photos by (gender, age decade); the decade is None for no age."""
+    counts: Counter = Counter()
+    for gender in _genders(db):
+        low = db.execute("SELECT min(age) FROM faces WHERE gender IS ?", [gender]).fetchone()[0]
+        high = db.execute("SELECT max(age) FROM faces WHERE gender IS ?", [gender]).fetchone()[0]
+        counts[gender, None] = db.execute("SELECT count(*) FROM faces WHERE gender IS ? AND age IS NULL",
+                                          [gender]).fetchone()[0]
+        if low is not None:
+            for decade in range(age_decade(low), age_decade(high) + 1, 10):
+                counts[gender, decade] = db.execute(STATS_AGE_RANGE_SQL,
+                                                    [gender, decade - 0.5, decade + 9.5]).fetchone()[0]
+    for gender, age in db.execute(STATS_MISSING_FACES_SQL):
+        counts[gender, age_decade(age)] -= 1
+    return +counts
+
+
+def _genders(db: sqlite_utils.Database) -> list[str | None]:
+    """The distinct genders of the faces, NULL included, by skipping through the gender index."""
+    genders: list[str | None] = []
+    if db.execute("SELECT 1 FROM faces WHERE gender IS NULL LIMIT 1").fetchone():
+        genders.append(None)
+    gender = db.execute("SELECT min(gender) FROM faces").fetchone()[0]
+    while gender is not None:
+        genders.append(gender)
+        gender = db.execute("SELECT min(gender) FROM faces WHERE gender > ?", [gender]).fetchone()[0]
+    return genders
+
+
+def _by_decade(item: tuple[tuple[str | None, int | None], int]) -> tuple:
+    (gender, decade), _ = item
+    return decade is None, decade or 0, gender or ""
+
+
+def index_stats(db: sqlite_utils.Database) -> dict:
+    """Counts over the index; faces are those of the present, scanned photos."""
+    photos, faces, without_faces, missing, failed = db.execute(STATS_PHOTOS_SQL).fetchone()
+    by_gender: dict[str, int] = {}
+    by_decade: dict[str, dict[str, int]] = {}
+    for (gender, decade), count in sorted(face_counts(db).items(), key=_by_decade):
+        gender = gender or "unknown"
+        label = "unknown" if decade is None else f"{decade}-{decade + 9}"
+        by_gender[gender] = by_gender.get(gender, 0) + count
+        bucket = by_decade.setdefault(label, {"total": 0})
+        bucket[gender] = bucket.get(gender, 0) + count
+        bucket["total"] += count
+    return {"photos": photos or 0, "faces": faces or 0, "photos_without_faces": without_faces or 0,
+            "missing": missing or 0, "failed": failed or 0,
+            "faces_by_gender": dict(sorted(by_gender.items())), "faces_by_age": by_decade}
+
+
+# --- output --------------------------------------------------------------------------------------
+
+def face_record(face: dict) -> dict:
+    """A face row as output: box in the displayed frame, predictions and both confidences."""
+    return {"face_index": face["face_index"], "box": [face["x"], face["y"], face["w"], face["h"]],
+            "frame": face["frame"], "rotation": face["rotation"], "gender": face["gender"],
+            "p_female": face["p_female"], "gender_confidence": gender_confidence(face),
+            "age": face["age"], "confidence": face["confidence"]}
+
+
+def photo_record(photo: dict) -> dict:
+    """A photo as output, with its (matching) faces."""
+    return {"path": photo["path"], "taken_at": photo["taken_at"], "width": photo["width"],
+            "height": photo["height"], "face_count": photo["face_count"], "missing": bool(photo["missing"]),
+            "faces": [face_record(f) for f in photo.get("faces", [])]}
+
+
+def detail_record(photo: dict) -> dict:
+    """One photo as ``show --json`` prints it: the scan's facts and every face with its landmarks."""
+    keys = ("path", "status", "error", "taken_at", "width", "height", "orientation", "format", "face_count",
+            "model_version", "scanned_at")
+    return {k: photo[k] for k in keys} | {
+        "missing": bool(photo["missing"]),
+        "faces": [face_record(f) | {"landmarks": f["landmarks"]} for f in photo["faces"]],
+    }
+
+
+def detail_summary(photo: dict) -> str:
+    """The lines above ``show``'s face table."""
+    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
+    if photo["status"] != "done":
+        lines.append(f"{photo['status']}: {photo['error']}")
+    else:
+        taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
+        lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
+    return "\n".join(lines)
+
+
+def stats_summary(stats: dict) -> str:
+    """The lines above ``stats``' age/gender table."""
+    return "\n".join([
+        f"Photos  {stats['photos']:,} ({stats['photos_without_faces']:,} without faces)",
+        f"Faces   {stats['faces']:,}",
+        f"Missing {_plural(stats['missing'], 'photo')} gone at the last scan",
+        f"Failed  {_plural(stats['failed'], 'file')} that could not be scanned",
+    ])
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def format_paths(photos: list[dict], nul: bool = False) -> bytes:
+    """The exact file names, one a line (or each followed by NUL for ``xargs -0``)."""
+    end = b"\0" if nul else b"\n"
+    return b"".join(p["path_key"] + end for p in photos)
+
+
+def format_json(photos: list[dict]) -> str:
+    """A JSON array, one photo a line."""
+    return "[" + ",\n".join(json.dumps(photo_record(p), ensure_ascii=False) for p in photos) + "]\n"
+
+
+def format_csv(photos: list[dict]) -> str:
+    """One row per matching face (photo columns repeated); a photo with none gets one row with empty face columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in photos:
+        head = [p["path"], p["taken_at"], p["width"], p["height"], p["face_count"]]
+        for f in p.get("faces") or [None]:
+            if f is None:
+                writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
+            else:
+                writer.writerow(head + [f["face_index"], f["x"], f["y"], f["w"], f["h"], f["rotation"], f["gender"],
+                                        f["p_female"], gender_confidence(f), f["age"], f["confidence"]])
+    return out.getvalue()
+
+
+def _face_summary(face: dict) -> str:
+    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
+
+
+def photos_table(photos: list[dict], matching: bool) -> Table:
+    """A rich table of photos and their (matching) faces as gender + age."""
+    table = Table(show_edge=False)
+    table.add_column("Path", overflow="fold")
+    table.add_column("Taken")
+    table.add_column("Faces", justify="right")
+    table.add_column("Matching faces" if matching else "Gender, age")
+    for p in photos:
+        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
+                      ", ".join(_face_summary(f) for f in p.get("faces", [])))
+    return table
+
+
+def faces_table(photo: dict) -> Table:
+    """A rich table of one photo's faces."""
+    table = Table(show_edge=False, caption="Box: pixels of the displayed frame; Conf.: gender confidence; "
+                                            "Det.: detection confidence")
+    table.add_column("#", justify="right")
+    table.add_column("Box x y w h", no_wrap=True)
+    for name in ("Rot.", "Gender", "p_female", "Age", "Conf.", "Det."):
+        table.add_column(name, justify="right")
+    for f in photo["faces"]:
+        table.add_row(str(f["face_index"]), " ".join(f"{v:.0f}" for v in (f["x"], f["y"], f["w"], f["h"])),
+                      f"{f['rotation']:.1f}°", f["gender"] or "?", f"{f['p_female']:.3f}",
+                      f"{f['age']:.1f}", f"{gender_confidence(f):.3f}", f"{f['confidence']:.3f}")
+    return table
+
+
+def stats_table(stats: dict) -> Table:
+    """A rich table of face counts by age decade and gender."""
+    genders = list(stats["faces_by_gender"])
+    table = Table(show_edge=False)
+    table.add_column("Age")
+    for g in genders + ["total"]:
+        table.add_column(g, justify="right")
+    for label, bucket in stats["faces_by_age"].items():
+        table.add_row(label, *(str(bucket.get(g, 0)) for g in genders + ["total"]))
+    table.add_row("all", *(str(stats["faces_by_gender"][g]) for g in genders), str(stats["faces"]), style="bold")
+    return table
