@@ -39,6 +39,105 @@ def main(
 
 
 @app.command()
+def scan(
+    paths: list[Path] = typer.Argument(..., help="Photo files or folders to scan (folders recursively)."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB",
+                                   help="Index file (default: $XDG_DATA_HOME/phototag/index.db)."),
+    models: Path | None = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
+    min_face: int = typer.Option(0, "--min-face", min=0,
+                                 help="Smallest face to find, in full-resolution pixels (longer box side). "
+                                      "0: what --detect-size allows (20 px at the detection size)."),
+    min_confidence: float = typer.Option(0.8, "--min-confidence", min=0.0, max=1.0,
+                                         help="Smallest detector confidence to keep a face."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1,
+                                   help="Faces (from many photos) per call of the rotation/gender/age models."),
+    decode_size: int = typer.Option(1600, "--decode-size", min=64,
+                                    help="Decode JPEGs at 1/2, 1/4 or 1/8 scale while the long side stays "
+                                         "at least this many pixels; ages and genders are read from this image."),
+    detect_size: int = typer.Option(1200, "--detect-size", min=64,
+                                    help="Long side of the copy the face detector runs on (raised when "
+                                         "--min-face needs more)."),
+    hidden: bool = typer.Option(False, "--hidden", help="Also scan hidden files and folders (names starting with '.')."),
+    rescan: bool = typer.Option(False, "--rescan", help="Redo every photo, changed or not."),
+    rescan_outdated: bool = typer.Option(False, "--rescan-outdated",
+                                         help="Redo the photos tagged by models other than the current ones."),
+    prune: bool = typer.Option(False, "--prune",
+                               help="Delete photos gone from the scanned folders from the index "
+                                    "(default: mark them missing)."),
+    no_exif: bool = typer.Option(False, "--no-exif", help="Do not write the results into the photos' EXIF."),
+    sidecar: bool = typer.Option(False, "--sidecar", help="Also write the results to a sidecar file beside each photo."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Find the faces in photos and tag each with rotation, gender and age, in EXIF and the index.
+    Unchanged photos (same size and modification time, or same content) are skipped; photos gone
+    from the scanned folders are marked missing. Files that fail to decode are recorded with the
+    reason and listed in the summary.
+
+    Exit code: 0 when the scan ran (per-file failures included), 2 for unusable arguments.
+    """
+    for path in paths:
+        if not os.path.exists(path):
+            raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
+    if models is not None and not models.is_dir():
+        raise typer.BadParameter(f"not a folder: {models}", param_hint="--models")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    import json
+
+    from rich.console import Console
+
+    from .index import default_db_path
+    from .scan import RichProgress, ScanOptions, render_summary, scan as run_scan
+
+    options = ScanOptions(
+        paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
+        min_face=min_face, min_confidence=min_confidence, decode_size=decode_size, detect_size=detect_size,
+        batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
+        prune=prune, exif=not no_exif, sidecar=sidecar,
+    )
+    console = Console(stderr=True)
+    if quiet or json_out:
+        summary = run_scan(options)
+    else:
+        with RichProgress(console) as progress:
+            summary = run_scan(options, progress)
+    if json_out:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    elif not quiet:
+        render_summary(summary, console)
+
+
+def _read_index(db: Path | None):
+    """Open an existing index for the query commands, or exit 1 saying how to create one."""
+    import sqlite3
+
+    from .index import default_db_path, open_index
+
+    path = db or default_db_path()
+    try:
+        return open_index(path, create=False)
+    except FileNotFoundError:
+        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
+        raise typer.Exit(1) from None
+    except sqlite3.DatabaseError as e:
+        typer.echo(f"Cannot read the index {path}: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _parse_option(parse, value, hint: str):
+    """``parse(value)`` (None stays None), turning its ValueError into a usage error (exit code 2)."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=hint) from None
+
+
+_INDEX_HELP = "Index file (default: $PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/index.db)."
+
+
+@app.command()
 def clean(
     paths: list[Path] = typer.Argument(..., help="Photo files or folders to clean (folders recursively)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed; change no file."),

@@ -16,7 +16,7 @@ from .records import Detection
 MTCNN_MIN_FACE = 20  # px in the detector's input; mtcnn 1.0 finds nothing when min_face_size > ~20
 MTCNN_MIN_INPUT = 12  # px: PNet's input size
 DEFAULT_DETECT_SIZE = 1200
-DEFAULT_MIN_CONFIDENCE = 0.9
+DEFAULT_MIN_CONFIDENCE = 0.8  # MTCNN's own ONet threshold
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 

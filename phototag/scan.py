@@ -1,0 +1,377 @@
+"""``phototag scan``: walk -> decode -> detect -> face chain -> EXIF -> index, with progress and a summary.
+
+Each photo is written to the index in its own transaction, after its EXIF was written, with the
+file's state after that write; a scan stopped at any moment leaves a consistent index and the next
+one carries on with the photos not yet recorded. Faces from many photos are batched into one call
+of the face chain. Reading and decoding the next photos runs in a thread beside detection and the
+chain (Pillow's decoders release the GIL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import tensorflow as tf
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from . import index, tags
+from .chain import FaceChain
+from .faces import DEFAULT_DETECT_SIZE, DEFAULT_MIN_CONFIDENCE, FaceDetector
+from .images import DEFAULT_DECODE_SIZE, DecodeError, decode, supported_extensions
+from .models import load_models
+from .records import Detection, Face, PhotoInfo
+from .walk import file_sha256, is_unchanged, load_index_state, walk
+
+PREFETCH = 2  # photos read and decoded ahead of detection
+MAX_PENDING_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
+
+
+@dataclass
+class ScanOptions:
+    """What ``phototag scan`` was asked to do (see the command's help for each option)."""
+
+    paths: list[bytes]
+    db_path: Path | None = None
+    model_dir: Path | None = None
+    min_face: int = 0
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    decode_size: int = DEFAULT_DECODE_SIZE
+    detect_size: int = DEFAULT_DETECT_SIZE
+    batch_size: int = 64
+    include_hidden: bool = False
+    rescan: bool = False
+    rescan_outdated: bool = False
+    prune: bool = False
+    exif: bool = True
+    sidecar: bool = False
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) runs in a thread beside the
+    others, so the stages can add up to more than ``total``."""
+
+    walk: float = 0.0  # finding files and change detection
+    decode: float = 0.0
+    detect: float = 0.0
+    chain: float = 0.0
+    write: float = 0.0  # EXIF and index writes
+    total: float = 0.0
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did; ``to_dict`` is the ``--json`` output."""
+
+    device: str = ""
+    model_version: str = ""
+    found: int = 0  # image files under the paths
+    scanned: int = 0  # photos decoded, detected and recorded in this run
+    unchanged: int = 0  # skipped: same file as at the last scan
+    faces: int = 0  # faces found in the scanned photos
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
+    missing: int = 0  # indexed photos under the scanned folders that are gone
+    pruned: bool = False  # whether those were deleted from the index
+    outdated: int = 0  # unchanged photos tagged by other models, not redone
+    exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
+    exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    timings: Timings = field(default_factory=Timings)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        d["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
+        return d
+
+
+class ScanProgress(Protocol):
+    """Receives the scan's messages and progress."""
+
+    def note(self, text: str) -> None: ...
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, faces: int) -> None: ...
+
+
+class SilentProgress:
+    def note(self, text: str) -> None:
+        pass
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, faces: int) -> None:
+        pass
+
+
+@dataclass
+class _Photo:
+    """A photo on its way through the scan."""
+
+    path: bytes
+    stat: os.stat_result
+    sha256: str = ""
+    pixels: np.ndarray | None = None
+    info: PhotoInfo | None = None
+    detections: list[Detection] = field(default_factory=list)
+    error: str = ""
+
+
+def tensorflow_device() -> str:
+    """Where TensorFlow runs: ``CPU`` or ``GPU: <names>``."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    return "GPU: " + ", ".join(names)
+
+
+def scan(options: ScanOptions, progress: ScanProgress | None = None) -> ScanSummary:
+    """Run a scan and return its summary. Per-file problems are recorded and listed, never raised."""
+    return _Scan(options, progress or SilentProgress()).run()
+
+
+class _Scan:
+    def __init__(self, options: ScanOptions, progress: ScanProgress):
+        self.options = options
+        self.progress = progress
+        self.summary = ScanSummary()
+        self.timings = self.summary.timings
+
+    def run(self) -> ScanSummary:
+        start = time.perf_counter()
+        opts = self.options
+        self.summary.device = tensorflow_device()
+        self.progress.note(f"TensorFlow runs on {self.summary.device}")
+        self.chain = FaceChain(load_models(opts.model_dir), batch_size=opts.batch_size)
+        self.summary.model_version = self.chain.version
+        self.detector = FaceDetector(opts.min_face, opts.min_confidence, opts.detect_size,
+                                     device="GPU:0" if self.summary.device != "CPU" else "CPU:0")
+        self.db = index.open_index(opts.db_path)
+        todo, seen = self._plan()
+        self.progress.start(len(todo))
+        pending: list[_Photo] = []
+        for photo in _prefetch(self._load, todo, PREFETCH):
+            if photo.error:
+                self._record_failure(photo)
+                self.progress.advance(0)
+                continue
+            t = time.perf_counter()
+            photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
+            self.timings.detect += time.perf_counter() - t
+            if not photo.detections:
+                self._finish(photo, [])
+                continue
+            pending.append(photo)
+            if (sum(len(p.detections) for p in pending) >= opts.batch_size
+                    or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                self._flush(pending)
+                pending = []
+        self._flush(pending)
+        folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
+        self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
+        self.summary.pruned = opts.prune
+        self.timings.total = time.perf_counter() - start
+        return self.summary
+
+    def _plan(self) -> tuple[list[_Photo], set[bytes]]:
+        """Walk the paths; return the photos to scan and the path keys of every image file found."""
+        t = time.perf_counter()
+        opts = self.options
+        known = load_index_state(self.db)
+        todo: list[_Photo] = []
+        seen: set[bytes] = set()
+
+        def unreadable(path: bytes, error: OSError) -> None:
+            self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
+
+        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable):
+            key = index.path_key(path)
+            seen.add(key)
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                self._record_failure(_Photo(path, None, error=f"cannot stat: {e.strerror or e}"))
+                continue
+            state = known.get(key)
+            outdated = (state is not None and state.status == "done"
+                        and state.model_version != self.chain.version)
+            if opts.rescan or (opts.rescan_outdated and outdated) or not is_unchanged(self.db, path, st, state):
+                todo.append(_Photo(path, st))
+            else:
+                self.summary.unchanged += 1
+                self.summary.outdated += outdated
+        self.summary.found = len(seen)
+        self.timings.walk += time.perf_counter() - t
+        return todo, seen
+
+    def _load(self, photo: _Photo) -> _Photo:
+        """Read, hash and decode a photo (runs in the prefetch thread)."""
+        t = time.perf_counter()
+        try:
+            with open(photo.path, "rb") as f:
+                photo.stat = os.fstat(f.fileno())
+                data = f.read()
+        except OSError as e:
+            photo.error = f"cannot read: {e.strerror or e}"
+            return photo
+        photo.sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            photo.pixels, photo.info = decode(data, self.options.decode_size)
+        except DecodeError as e:
+            photo.error = str(e)
+        self.timings.decode += time.perf_counter() - t
+        return photo
+
+    def _flush(self, pending: list[_Photo]) -> None:
+        """Run the face chain on the pending photos' faces at once, then finish each photo."""
+        if not pending:
+            return
+        t = time.perf_counter()
+        results = self.chain.predict([(p.pixels, p.detections) for p in pending])
+        self.timings.chain += time.perf_counter() - t
+        for photo, faces in zip(pending, results):
+            self._finish(photo, [_to_full_resolution(f, photo.info.scale) for f in faces])
+
+    def _finish(self, photo: _Photo, faces: list[Face]) -> None:
+        """Write the photo's tags, then record it with the file's state after that write."""
+        t = time.perf_counter()
+        photo.pixels = None
+        opts = self.options
+        status, sha256, st = "", photo.sha256, photo.stat
+        if opts.exif:
+            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.chain.version,
+                                    keep_mtime=True)
+            self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
+            if status != "written" and status != "unchanged":
+                self.summary.exif_problems.append((index.display_path(photo.path), status, reason))
+            if status == "written":
+                st, sha256 = os.stat(photo.path), file_sha256(photo.path)
+        if opts.sidecar:
+            side_status, reason = _write(tags.write_sidecar, photo.path, faces, photo.info, self.chain.version)
+            if side_status not in ("written", "unchanged"):
+                self.summary.exif_problems.append(
+                    (index.display_path(photo.path), f"sidecar {side_status}", reason))
+        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.chain.version, status)
+        self.timings.write += time.perf_counter() - t
+        self.summary.scanned += 1
+        self.summary.faces += len(faces)
+        self.progress.advance(len(faces))
+
+    def _record_failure(self, photo: _Photo) -> None:
+        index.record_failure(self.db, photo.path, photo.stat, photo.error)
+        self.summary.failed.append((index.display_path(photo.path), photo.error))
+
+
+def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, version: str,
+           **kwargs) -> tuple[str, str]:
+    """Call a tags writer; an unexpected exception becomes a ``failed`` status, never an abort."""
+    try:
+        result = writer(path, faces, info, version, **kwargs)
+    except Exception as e:  # a broken file must not stop the scan
+        return "failed", f"{type(e).__name__}: {e}"
+    return result.status, result.reason or ""
+
+
+def _to_full_resolution(face: Face, scale: float) -> Face:
+    """A face found in an image decoded at ``scale`` with coordinates in full-resolution pixels."""
+    if scale == 1.0:
+        return face
+    return replace(face, box=tuple(v / scale for v in face.box),
+                   landmarks={k: (x / scale, y / scale) for k, (x, y) in face.landmarks.items()})
+
+
+def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
+    """``map(func, items)`` computed up to ``depth`` items ahead in a thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        queue: deque = deque()
+        for item in items:
+            queue.append(pool.submit(func, item))
+            if len(queue) > depth:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} photos/s" if task.speed else "", style="progress.data.speed")
+
+
+class RichProgress:
+    """A rich progress bar (photos, faces, rate, ETA) on a console; use as a context manager."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.faces = 0
+        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
+                            TextColumn("{task.fields[faces]} faces"), RateColumn(), TimeRemainingColumn(),
+                            console=console)
+        self.task = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
+    def start(self, total: int) -> None:
+        self.task = self.bar.add_task("scan", total=total, faces=0)
+
+    def advance(self, faces: int) -> None:
+        self.faces += faces
+        self.bar.update(self.task, advance=1, faces=self.faces)
+
+
+def render_summary(summary: ScanSummary, console: Console) -> None:
+    """Print the summary table, then every failure and EXIF problem."""
+    t = summary.timings
+    table = Table(title="phototag scan", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    rows = [
+        ("image files found", summary.found),
+        ("scanned", summary.scanned),
+        ("skipped as unchanged", summary.unchanged),
+        ("failed", len(summary.failed)),
+        ("faces found", summary.faces),
+        ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
+    ]
+    rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
+    if summary.outdated:
+        rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
+    rows += [
+        ("time", f"{t.total:.1f} s"),
+        ("  decode / detect / chain / write", f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"),
+        ("device", summary.device),
+        ("models", summary.model_version),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
+    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
+    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
+              for path, status, reason in summary.exif_problems]
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
