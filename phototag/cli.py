@@ -138,76 +138,6 @@ _INDEX_HELP = "Index file (default: $PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/i
 
 
 @app.command()
-def clean(
-    paths: list[Path] = typer.Argument(..., help="Photo files or folders to clean (folders recursively)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed; change no file."),
-    touch: bool = typer.Option(False, "--touch", help="Set the cleaned photos' modification time to now "
-                                                      "(default: keep it)."),
-) -> None:
-    """Remove exactly what phototag wrote: its keywords and record from the EXIF, its face regions
-    and keywords from the sidecars. The user's own keywords, comments and other metadata stay.
-
-    Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
-    """
-    for path in paths:
-        if not os.path.lexists(path):
-            raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from . import tags
-    from .index import display_path
-
-    table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
-    changed = failed = 0
-    for path in tags.files_under(paths):
-        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
-        if result.failed:
-            failed += 1
-            table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
-        elif result.changed:
-            changed += 1
-            table.add_row(Text(display_path(path)), Text(result.summary()))
-    console = Console(highlight=False)
-    if table.row_count:
-        console.print(table)
-    verb = "Would clean" if dry_run else "Cleaned"
-    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed." if failed else "."), markup=False)
-    raise typer.Exit(1 if failed else 0)
-
-
-def _read_index(db: Path | None):
-    """Open an existing index for the query commands, or exit 1 saying how to create one."""
-    import sqlite3
-
-    from .index import default_db_path, open_index
-
-    path = db or default_db_path()
-    try:
-        return open_index(path, create=False)
-    except FileNotFoundError:
-        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
-        raise typer.Exit(1) from None
-    except sqlite3.DatabaseError as e:
-        typer.echo(f"Cannot read the index {path}: {e}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _parse_option(parse, value, hint: str):
-    """``parse(value)`` (None stays None), turning its ValueError into a usage error (exit code 2)."""
-    if value is None:
-        return None
-    try:
-        return parse(value)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint=hint) from None
-
-
-_INDEX_HELP = "Index file (default: $PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/index.db)."
-
-
-@app.command()
 def query(
     age: str | None = typer.Option(None, "--age", help="Face age in whole years, inclusive: 20-30, 60- (60 and over), "
                                    "-12 (12 and under) or 25. A predicted age counts rounded half up (30.4 is 30)."),
@@ -316,3 +246,117 @@ def stats(
     console.print(q.stats_summary(counts), markup=False)
     if counts["faces"]:
         console.print(q.stats_table(counts))
+
+
+@app.command()
+def clean(
+    paths: list[Path] = typer.Argument(..., help="Photo files or folders to clean (folders recursively)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed; change no file."),
+    touch: bool = typer.Option(False, "--touch", help="Set the cleaned photos' modification time to now "
+                                                      "(default: keep it)."),
+) -> None:
+    """Remove exactly what phototag wrote: its keywords and record from the EXIF, its face regions
+    and keywords from the sidecars. The user's own keywords, comments and other metadata stay.
+
+    Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
+    """
+    for path in paths:
+        if not os.path.lexists(path):
+            raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import tags
+    from .index import display_path
+
+    table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
+    changed = failed = 0
+    for path in tags.files_under(paths):
+        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
+        if result.failed:
+            failed += 1
+            table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
+        elif result.changed:
+            changed += 1
+            table.add_row(Text(display_path(path)), Text(result.summary()))
+    console = Console(highlight=False)
+    if table.row_count:
+        console.print(table)
+    verb = "Would clean" if dry_run else "Cleaned"
+    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed." if failed else "."), markup=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def train(
+    what: str = typer.Argument("all", help="Which model to train: rotation, gender, age (trains gender first "
+                               "unless OUT/gender.keras exists) or all."),
+    data: list[Path] = typer.Option(..., "--data", "-d", help="Training data: a UTKFace folder, a folder with "
+                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable."),
+    out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
+                             "logs and manifest.json."),
+    backbone: str = typer.Option("mobilenet_v2", help="ImageNet backbone: mobilenet_v2 (default, fast) or "
+                                 "xception (the original recipe, 299 px, slow on CPU)."),
+    input_size: int = typer.Option(None, help="Input size in pixels (default 128 for mobilenet_v2, 299 for xception)."),
+    pretrained: str = typer.Option(None, help="ImageNet weights: a .npz file (mobilenet_v2, see the shared weights' "
+                                   "README), a Keras weights file (xception), or 'imagenet' to download them."),
+    epochs1: int = typer.Option(3, help="Stage 1 epochs: new top trained with most of the backbone frozen."),
+    epochs2: int = typer.Option(20, help="Stage 2 epochs: fine-tuning with only the first half frozen."),
+    batch_size: int = typer.Option(64, help="Images per training step."),
+    lr1: float = typer.Option(1e-4, help="Stage 1 learning rate (Adam)."),
+    lr2: float = typer.Option(5e-5, help="Stage 2 peak learning rate (cosine decay, lower than stage 1)."),
+    seed: int = typer.Option(1337, help="Seed of the train/validation/test split and of the training run."),
+    max_angle: float = typer.Option(90.0, help="Rotation model: training angles are drawn from ±this many degrees."),
+    time_budget: float = typer.Option(None, help="Seconds per model; training stops (best weights kept) when spent."),
+    cache: Path = typer.Option(None, help="Folder to cache decoded images in (speeds up repeated runs)."),
+) -> None:
+    """Train the rotation, gender and age models (two-stage transfer learning with augmentation)."""
+    if what not in ("rotation", "gender", "age", "all"):
+        raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
+    if backbone not in ("mobilenet_v2", "xception"):
+        raise typer.BadParameter("choose mobilenet_v2 or xception", param_hint="--backbone")
+    from training.data import DataError
+    from training.train import TrainConfig, run
+
+    cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
+                      pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, batch_size=batch_size, lr1=lr1,
+                      lr2=lr2, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
+                      cache_dir=str(cache) if cache else None)
+    try:
+        saved = run(what, cfg)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for name, path in saved.items():
+        typer.echo(f"{name:9} {path}")
+
+
+@app.command("eval")
+def evaluate(
+    data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled data (as for train); its test split "
+                                    "(same seed and fractions as training) is evaluated."),
+    models: Path = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
+    seed: int = typer.Option(1337, help="Split seed; must be the one the models were trained with."),
+    split: str = typer.Option("test", help="Which split to measure: test (final numbers) or val."),
+    limit: int = typer.Option(None, help="Evaluate only the first N faces of the split (quick checks)."),
+    batch_size: int = typer.Option(64, help="Faces per inference batch."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Measure gender accuracy, age MAE/RMSE, rotation error and speed on held-out faces."""
+    import json
+
+    from training.data import DataError
+    from training.evaluate import evaluate as run_eval
+    from training.evaluate import format_report
+
+    from .models import ModelError
+
+    if split not in ("test", "val"):
+        raise typer.BadParameter("choose test or val", param_hint="--split")
+    try:
+        report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size)
+    except (DataError, ModelError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))

@@ -35,8 +35,8 @@ class TrainConfig:
     epochs1: int = 3
     epochs2: int = 20
     batch_size: int = 64
-    lr1: float = 1e-3
-    lr2: float = 1e-4
+    lr1: float = 1e-4
+    lr2: float = 5e-5
     seed: int = 1337
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -74,6 +74,14 @@ class TimeBudget(keras.callbacks.Callback):
     def __init__(self, deadline: float | None):
         super().__init__()
         self.deadline = deadline
+
+    last_epoch_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch_seconds = time.monotonic() - self._epoch_start
 
     def on_train_batch_end(self, batch, logs=None):
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -120,21 +128,36 @@ def _fit_two_stages(train_model, bb, train_ds, val_ds, loss, metrics, cfg, monit
         if epochs <= 0:
             continue
         backbones.set_frozen(bb, frozen)
+        if stage == 2 and deadline is not None and history:
+            epochs = _epochs_that_fit(epochs, history[-1], deadline)
         steps = epochs * len(train_ds)
         rate = lr if stage == 1 else keras.optimizers.schedules.CosineDecay(
             lr / 10, steps, alpha=0.01, warmup_target=lr, warmup_steps=max(1, steps // 20))
         train_model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics,
                             loss_weights=loss_weights)  # re-compile after changing `trainable`
         started = time.monotonic()
+        timer = TimeBudget(deadline)
         h = train_model.fit(
             train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
             callbacks=[keras.callbacks.EarlyStopping(monitor, mode="min", patience=epochs, restore_best_weights=True),
-                       TimeBudget(deadline)],
+                       timer],
         )
-        history.append({"stage": stage, "frozen_layers": frozen, "learning_rate": lr,
+        history.append({"stage": stage, "frozen_layers": frozen, "learning_rate": lr, "epochs_planned": epochs,
                         "epochs_run": len(h.history.get("loss", [])), "seconds": round(time.monotonic() - started, 1),
+                        "last_epoch_seconds": round(timer.last_epoch_seconds, 2),
                         "history": {k: [round(float(v), 5) for v in vs] for k, vs in h.history.items()}})
     return history
+
+
+def _epochs_that_fit(epochs: int, stage1: dict, deadline: float, slowdown: float = 2.0) -> int:
+    """Shorten stage 2 so that its learning-rate schedule completes before the deadline.
+
+    Stage-2 epochs are assumed ``slowdown`` times slower than stage 1's last epoch (more trainable layers).
+    """
+    per_epoch = stage1["last_epoch_seconds"] * slowdown
+    if per_epoch <= 0:
+        return epochs
+    return max(1, min(epochs, int((deadline - time.monotonic()) / per_epoch)))
 
 
 def train_rotation(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, list[dict]]:
