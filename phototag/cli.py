@@ -337,7 +337,7 @@ def evaluate(
     data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled data (as for train); its test split "
                                     "(same seed and fractions as training) is evaluated."),
     models: Path = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
-    seed: int = typer.Option(1337, help="Split seed; must be the one the models were trained with."),
+    seed: int = typer.Option(None, help="Split seed (default: the one in the models' age.train.json, else 1337)."),
     split: str = typer.Option("test", help="Which split to measure: test (final numbers) or val."),
     limit: int = typer.Option(None, help="Evaluate only the first N faces of the split (quick checks)."),
     batch_size: int = typer.Option(64, help="Faces per inference batch."),

@@ -8,6 +8,7 @@ chain (rotation → de-rotate → gender/age) on this machine.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from pathlib import Path
@@ -52,12 +53,24 @@ def test_split(sources: list[str | Path], seed: int, val: float = 0.1, test: flo
     return data.Samples.concat([data.split(data.read_any(s), seed, val, test)[which] for s in sources])
 
 
-def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int = 1337, split: str = "test",
+def split_settings(model_dir: Path) -> dict:
+    """Seed and split fractions the models were trained with (from ``age.train.json``), else the defaults."""
+    info = model_dir / "age.train.json"
+    cfg = json.loads(info.read_text())["config"] if info.exists() else {}
+    return {"seed": cfg.get("seed", 1337), "val": cfg.get("val_fraction", 0.1), "test": cfg.get("test_fraction", 0.1)}
+
+
+def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
              limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64) -> dict:
-    """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``."""
+    """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
+
+    The split uses the seed and fractions of the models' training run unless ``seed`` is given.
+    """
     models = load_models(model_dir)
     chain = FaceChain(models, batch_size=batch_size)
-    samples = test_split(sources, seed, split=split)
+    settings = split_settings(models.directory)
+    seed = settings["seed"] if seed is None else seed
+    samples = test_split(sources, seed, settings["val"], settings["test"], split=split)
     if limit:
         samples = samples.take(np.arange(min(limit, len(samples))))
     if not len(samples):

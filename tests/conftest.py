@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny untrained models built by the real recipe code, and the shared data paths."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+UTKFACE = SHARED / "data" / "utkface"
+CELEBA = SHARED / "data" / "celeba_gender"
+NPZ_WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet.npz"
+
+needs_shared_data = pytest.mark.skipif(not UTKFACE.is_dir(), reason="needs ../shared/data beside the checkout")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A model folder with randomly initialised 32 px rotation and age models and a manifest.
+
+    For plumbing tests only: its predictions are meaningless, and it is never shipped.
+    """
+    from phototag.models import write_manifest
+    from training import backbones, recipe
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recipe.build_rotation_model(backbones.build("mobilenet_v2", 32)).save(out / "rotation.keras")
+        gender = recipe.build_gender_model(backbones.build("mobilenet_v2", 32))
+        recipe.build_age_model(gender).save(out / "age.keras")
+    write_manifest(out, "tiny-untrained")
+    return out

@@ -1,0 +1,185 @@
+"""The training package: data readers, splits, backbones, augmentation, tiny real training runs, eval."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+from typer.testing import CliRunner
+
+from phototag.cli import app
+from phototag.layers import GenderMix
+from training import augment, backbones, data
+from training.evaluate import evaluate, format_report
+from training.train import TrainConfig, run
+
+from .conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
+
+pytestmark = needs_shared_data
+
+
+@pytest.fixture(scope="module")
+def utk_small(tmp_path_factory) -> Path:
+    """24 UTKFace crops (both genders, many ages) copied into a temporary folder."""
+    root = tmp_path_factory.mktemp("utk") / "utkface"
+    (root / "crop_part1").mkdir(parents=True)
+    files = sorted((UTKFACE / "crop_part1").glob("*.jpg"))[::380][:24]
+    for f in files:
+        shutil.copy(f, root / "crop_part1" / f.name)
+    return root
+
+
+def test_utkface_reader_parses_labels(utk_small):
+    s = data.read_utkface(utk_small)
+    assert len(s) == 24
+    for path, age, gender in zip(s.paths, s.age, s.gender):
+        a, g = Path(path).name.split("_")[:2]
+        assert (age, gender) == (float(a), float(g))
+
+
+def test_utkface_reader_rejects_bad_names_and_empty_folders(tmp_path, utk_small):
+    bad = tmp_path / "bad"
+    shutil.copytree(utk_small, bad)
+    shutil.copy(next((bad / "crop_part1").glob("*.jpg")), bad / "crop_part1" / "holiday.jpg")
+    with pytest.raises(data.DataError, match="holiday.jpg"):
+        data.read_utkface(bad)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match="no images"):
+        data.read_utkface(tmp_path / "empty")
+
+
+def test_utkface_duplicate_groups_stay_on_one_side():
+    s = data.read_utkface(UTKFACE)
+    parts = data.split(s, seed=1337)
+    side = {}
+    for i, part in enumerate(parts):
+        for g in part.group:
+            if g.startswith("dup:"):
+                assert side.setdefault(g, i) == i
+    assert sum(len(p) for p in parts) == len(s)
+    again = data.split(s, seed=1337)
+    assert all(np.array_equal(a.paths, b.paths) for a, b in zip(parts, again))
+    assert 0.08 < len(parts[2]) / len(s) < 0.12
+
+
+def test_gender_folder_reader(tmp_path):
+    for gender in ("male", "female"):
+        (tmp_path / "train" / gender).mkdir(parents=True)
+        for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:3]:
+            shutil.copy(f, tmp_path / "train" / gender / f.name)
+    s = data.read_any(tmp_path)
+    assert len(s) == 6 and sorted(s.gender) == [0, 0, 0, 1, 1, 1] and np.isnan(s.age).all()
+    (tmp_path / "train" / "female" / "x").mkdir()
+    (tmp_path / "other" / "male").mkdir(parents=True)
+    with pytest.raises(data.DataError, match="no images"):
+        data.read_gender_folders(tmp_path)
+
+
+def test_csv_reader_and_its_errors(tmp_path, utk_small):
+    faces = sorted((utk_small / "crop_part1").glob("*.jpg"))
+    (tmp_path / "img").mkdir()
+    for f in faces[:3]:
+        shutil.copy(f, tmp_path / "img" / f.name)
+    rows = [f"img/{faces[0].name},31,f", f"img/{faces[1].name},,male", f"img/{faces[2].name},7,"]
+    (tmp_path / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
+    s = data.read_any(tmp_path / "labels.csv")
+    assert s.age[0] == 31 and s.gender[0] == 1 and np.isnan(s.age[1]) and s.gender[1] == 0 and np.isnan(s.gender[2])
+
+    (tmp_path / "bad.csv").write_text("path,age,gender\nimg/x.jpg,abc,f\n")
+    with pytest.raises(data.DataError, match="line 2"):
+        data.read_csv(tmp_path / "bad.csv")
+    (tmp_path / "missing.csv").write_text("path,age,gender\nimg/nope.jpg,3,f\n")
+    with pytest.raises(data.DataError, match="nope.jpg"):
+        data.read_csv(tmp_path / "missing.csv")
+
+
+def test_unreadable_images_are_named(tmp_path, utk_small):
+    folder = tmp_path / "utk"
+    shutil.copytree(utk_small, folder)
+    (folder / "crop_part1" / "30_1_0_20170101000000000.jpg.chip.jpg").write_text("not a jpeg")
+    with pytest.raises(data.DataError, match="30_1_0_20170101000000000"):
+        data.load_images(data.read_utkface(folder), 32)
+
+
+def test_npz_weights_reproduce_the_imagenet_check():
+    """The shared weights' README: chelsea → 285 Egyptian cat 0.7571, coffee → 967 espresso 0.9547."""
+    skimage_data = pytest.importorskip("skimage.data")
+    model = keras.applications.MobileNetV2(weights=None, include_top=True, input_shape=(224, 224, 3),
+                                           classifier_activation=None)
+    backbones.load_npz_weights(model, NPZ_WEIGHTS)
+    pre = backbones._torch_preprocess()
+    for photo, cls, prob in ((skimage_data.chelsea(), 285, 0.7571), (skimage_data.coffee(), 967, 0.9547)):
+        x = np.asarray(Image.fromarray(photo).resize((224, 224), Image.Resampling.BILINEAR), np.float32)[None]
+        p = keras.ops.convert_to_numpy(keras.ops.softmax(model(pre(x))))[0]
+        assert p.argmax() == cls
+        assert p[cls] == pytest.approx(prob, abs=0.02)
+
+
+def test_backbone_builders():
+    with pytest.warns(UserWarning, match="RANDOM INITIALISATION"):
+        bb = backbones.build("xception", 71, None)
+    assert bb.stage1_frozen == 115 and bb.stage2_frozen == len(bb.model.layers) // 2
+    mb = backbones.build("mobilenet_v2", 32, NPZ_WEIGHTS)
+    assert mb.model.output_shape == (None, 1, 1, 1280)
+    backbones.set_frozen(mb, mb.stage2_frozen)
+    trainable = [layer.trainable for layer in mb.model.layers]
+    assert not any(trainable[:mb.stage2_frozen]) and any(trainable[mb.stage2_frozen:])
+    assert not any(layer.trainable for layer in mb.model.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_rotation_layer_matches_scipy_convention(utk_small):
+    face = data.load_image(next((utk_small / "crop_part1").glob("*.jpg")), 64).astype(np.float32)
+    for angle in (30.0, -55.0):
+        ours = keras.ops.convert_to_numpy(augment.RotateByAngle(fill_mode="constant")(face[None], np.array([[angle]])))[0]
+        ref = ndimage.rotate(face, angle, reshape=False, order=1)
+        inside = (ours.sum(-1) > 0) & (ref.sum(-1) > 0)
+        assert np.abs(ours - ref)[inside].mean() < 1.0
+    angles = np.array([-170.0, -90.0, 0.0, 45.0, 179.0])
+    assert np.allclose(augment.target_to_angle(augment.angle_to_target(angles)), angles, atol=1e-4)
+
+
+def test_gender_mix_blends_the_branches():
+    out = GenderMix()(np.array([[1.0], [0.0], [0.25]]), np.array([[30.0, 50.0]] * 3))
+    assert np.allclose(keras.ops.convert_to_numpy(out)[:, 0], [30.0, 50.0, 45.0])
+
+
+def test_tiny_training_run_and_eval(utk_small, tmp_path):
+    out = tmp_path / "models"
+    cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32, pretrained=str(NPZ_WEIGHTS),
+                      epochs1=1, epochs2=1, batch_size=4, val_fraction=0.25, test_fraction=0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = run("all", cfg)
+    assert set(saved) == {"rotation", "gender", "age"}
+    info = json.loads((out / "age.train.json").read_text())
+    assert [s["stage"] for s in info["stages"]] == [1, 2] and info["test_samples_held_out"] > 0
+
+    from phototag.models import write_manifest
+    write_manifest(out, "tiny")
+    report = evaluate(out, [str(utk_small)], seed=cfg.seed, rotation_angles=(60.0,))
+    assert report["samples"] == info["test_samples_held_out"]
+    assert 0 <= report["gender"]["accuracy"] <= 1 and report["age"]["mae"] >= 0
+    assert report["age"]["rmse"] >= report["age"]["mae"]
+    assert report["rotation"][0]["max_angle"] == 60 and 0 <= report["rotation"][0]["mae"] <= 180
+    assert report["ms_per_face"] > 0
+    text = format_report(report)
+    assert "gender accuracy" in text and "age RMSE" in text and "rotation ±60°" in text
+
+    result = CliRunner().invoke(app, ["eval", "--data", str(utk_small), "--models", str(out), "--json", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["samples"] == 3
+
+
+def test_train_cli_reports_bad_data(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["train", "gender", "--data", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no images" in result.output
+    result = CliRunner().invoke(app, ["train", "everything", "--data", str(tmp_path)])
+    assert result.exit_code == 2
