@@ -20,7 +20,7 @@ from training import augment, backbones, data
 from training.evaluate import evaluate, format_report
 from training.train import TrainConfig, run
 
-from .conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
+from conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
 
 pytestmark = needs_shared_data
 
