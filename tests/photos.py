@@ -118,7 +118,8 @@ def build_test_folder(root: Path, seed: int = 7) -> TestFolder:
     """Write the scan tests' photo library under ``root`` and return what is in it.
 
     Good photos (800 x 600 and smaller): upright faces; faces rotated by known angles; a JPEG stored
-    sideways with EXIF orientation 6; a PNG; a WebP in a subfolder; a name that is not valid UTF-8.
+    sideways with EXIF orientation 6; a PNG; a WebP in a subfolder; a name that is not valid UTF-8;
+    a photo without faces.
     Bad files: a truncated JPEG, a zero-byte ``.jpg``, a text file named ``.jpg``. Ignored: a text
     file, a photo in a hidden folder. A symbolic link loop.
     """
@@ -162,6 +163,8 @@ def build_test_folder(root: Path, seed: int = 7) -> TestFolder:
 
     canvas, pasted = photo([(400, 300)], [220])
     folder.faces[write(os.fsencode(root / "2024") + b"/" + NON_UTF8_NAME, jpeg_bytes(canvas))] = pasted
+
+    folder.faces[write(root / "2024" / "landscape.jpg", jpeg_bytes(scene(800, 600, rng)))] = []
 
     whole = jpeg_bytes(scene(800, 600, rng))
     folder.bad[write(root / "2024" / "truncated.jpg", whole[: len(whole) // 2])] = "truncated"

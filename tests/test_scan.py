@@ -1,0 +1,230 @@
+"""``phototag scan`` through the CLI on a real photo folder (UTKFace faces pasted onto scenes)."""
+
+import json
+import math
+import os
+import random
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from phototag import index, tags
+from phototag.cli import app
+from phototag.faces import FaceDetector
+from phototag.images import decode
+from phototag.models import MANIFEST
+from phototag.scan import FaceChain, ScanOptions, scan
+from photos import FACE_FRACTION, UTKFACE_DIR, build_test_folder, jpeg_bytes, paste_face, scene
+
+pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+
+runner = CliRunner()
+
+
+def run_scan(*args):
+    result = runner.invoke(app, ["scan", *map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def scan_json(*args) -> dict:
+    result = run_scan(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return build_test_folder(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def first_scan(library, tiny_model_dir, tmp_path_factory):
+    db_path = tmp_path_factory.mktemp("index") / "index.db"
+    summary = scan_json(library.root, "--db", db_path, "--models", tiny_model_dir)
+    return db_path, summary
+
+
+@pytest.fixture(scope="module")
+def db(first_scan):
+    return index.open_index(first_scan[0], create=False)
+
+
+def matches(face_row, pasted):
+    """Whether an index face is the pasted face (centre and size agree); ``pasted.angle`` is then
+    the rotation the trained models should report for it."""
+    centre = (face_row["x"] + face_row["w"] / 2, face_row["y"] + face_row["h"] / 2)
+    expected_width = pasted.size * FACE_FRACTION
+    return (math.dist(centre, pasted.center) < 0.25 * pasted.size
+            and 0.6 * expected_width < face_row["w"] < 1.4 * expected_width)
+
+
+def test_faces_are_found_where_they_were_pasted(library, db):
+    for path, pasted in library.faces.items():
+        row = index.get_photo(db, path)
+        assert row is not None and row["status"] == "done", index.display_path(path)
+        faces = index.faces_of(db, row["id"])
+        assert len(faces) == len(pasted), index.display_path(path)
+        for p in pasted:
+            assert any(matches(f, p) for f in faces), (index.display_path(path), p, faces)
+        for f in faces:
+            assert f["frame"] == "displayed" and set(f["landmarks"]) == {
+                "left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+            assert f["gender"] in ("f", "m") and 0 <= f["p_female"] <= 1 and f["age"] >= 0
+
+
+def test_photo_details(library, db):
+    by_name = {os.path.basename(p): index.get_photo(db, p) for p in library.faces}
+    sideways = by_name[b"sideways.jpg"]
+    assert (sideways["width"], sideways["height"], sideways["orientation"]) == (600, 800, 6)
+    assert (sideways["stored_width"], sideways["stored_height"]) == (800, 600)
+    assert by_name[b"group.jpg"]["taken_at"] == "2023-07-14T18:30:05"
+    assert by_name[b"portrait.png"]["format"] == "PNG" and by_name[b"beach.webp"]["format"] == "WEBP"
+    odd = by_name[b"caf\xe9 party.jpg"]
+    assert odd["path"].endswith("caf\\xe9 party.jpg") and odd["face_count"] == 1
+
+
+def test_bad_files_are_recorded_and_do_not_stop_the_scan(library, first_scan, db):
+    _, summary = first_scan
+    failed = {f["path"]: f["reason"] for f in summary["failed"]}
+    assert len(failed) == len(library.bad)
+    for path, word in library.bad.items():
+        row = index.get_photo(db, path)
+        assert row["status"] == "failed" and word in row["error"].lower(), row
+        assert failed[index.display_path(path)] == row["error"]
+    assert summary["scanned"] == len(library.faces)
+    assert summary["found"] == len(library.faces) + len(library.bad)
+
+
+def test_other_files_are_left_out(library, db):
+    for path in library.ignored:
+        assert index.get_photo(db, path) is None
+
+
+def test_exif_is_written_and_the_index_keeps_the_new_file_state(library, first_scan, db):
+    _, summary = first_scan
+    assert summary["exif"] == {"written": 6, "unsupported": 1}
+    assert [p["status"] for p in summary["exif_problems"]] == ["unsupported"]
+    for path, pasted in library.faces.items():
+        row = index.get_photo(db, path)
+        st = os.stat(path)
+        assert (row["size"], row["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+        if path.endswith(b".png"):
+            assert row["exif_status"] == "unsupported"
+        else:
+            assert row["exif_status"] == "written"
+            record = tags.read_record(path)
+            assert record is not None and len(record["faces"]) == len(pasted)
+
+
+def test_second_scan_skips_everything(library, first_scan, tiny_model_dir):
+    db_path, first = first_scan
+    again = scan_json(library.root, "--db", db_path, "--models", tiny_model_dir)
+    assert again["scanned"] == 0 and again["failed"] == []
+    assert again["unchanged"] == first["found"] and again["missing"] == 0 and again["outdated"] == 0
+
+
+@pytest.fixture
+def copy(library, tmp_path):
+    root = tmp_path / "photos"
+    shutil.copytree(library.root, root, symlinks=True)
+    return root
+
+
+def test_changed_and_deleted_files(copy, tmp_path, tiny_model_dir):
+    db_path = tmp_path / "index.db"
+    first = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    changed, deleted = copy / "2023" / "group.jpg", copy / "2023" / "tilted.jpg"
+    canvas = scene(800, 600, random.Random(3))
+    paste_face(canvas, sorted(UTKFACE_DIR.glob("*.jpg"))[0], (400, 300), 240)
+    changed.write_bytes(jpeg_bytes(canvas))
+    deleted.unlink()
+
+    second = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert second["scanned"] == 1 and second["missing"] == 1 and second["faces"] == 1
+    assert second["unchanged"] == first["found"] - 2
+    db = index.open_index(db_path, create=False)
+    assert index.get_photo(db, changed)["face_count"] == 1
+    assert index.get_photo(db, deleted)["missing"] == 1
+
+    pruned = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--prune")
+    assert pruned["scanned"] == 0 and pruned["missing"] == 1 and pruned["pruned"]
+    assert index.get_photo(db, deleted) is None
+
+
+def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir):
+    db_path = tmp_path / "index.db"
+    photos = copy / "2023"
+    first = scan_json(photos, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--sidecar")
+    assert first["scanned"] == 3 and first["exif"] == {}
+    assert (photos / "group.jpg.xmp").exists()
+    assert scan_json(photos, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--rescan")["scanned"] == 3
+
+    newer = tmp_path / "newer-models"
+    shutil.copytree(tiny_model_dir, newer)
+    manifest = json.loads((newer / MANIFEST).read_text())
+    (newer / MANIFEST).write_text(json.dumps(manifest | {"name": "newer"}))
+    outdated = scan_json(photos, "--db", db_path, "--models", newer, "--no-exif")
+    assert outdated["scanned"] == 0 and outdated["outdated"] == 3
+    redone = scan_json(photos, "--db", db_path, "--models", newer, "--no-exif", "--rescan-outdated")
+    assert redone["scanned"] == 3 and redone["outdated"] == 0 and redone["model_version"].startswith("newer-")
+
+
+def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_model_dir, monkeypatch):
+    predict, calls = FaceChain.predict, []
+
+    def interrupted_after_two_batches(self, items):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(items))
+        return predict(self, items)
+
+    monkeypatch.setattr(FaceChain, "predict", interrupted_after_two_batches)
+    options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", model_dir=tiny_model_dir,
+                          batch_size=1, exif=False)
+    with pytest.raises(KeyboardInterrupt):
+        scan(options)
+    db = index.open_index(tmp_path / "index.db", create=False)
+    done = db.execute("select count(*) from photos where status = 'done'").fetchone()[0]
+    assert done == 2
+    assert db.execute("select count(*) from faces").fetchone()[0] == sum(
+        r[0] for r in db.execute("select face_count from photos").fetchall())
+
+    monkeypatch.undo()
+    resumed = scan(options)
+    assert resumed.unchanged == done and resumed.scanned + len(resumed.failed) == resumed.found - done
+
+
+def test_human_summary_and_quiet(copy, tmp_path, tiny_model_dir):
+    db_path = tmp_path / "index.db"
+    result = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert result.exit_code == 0
+    assert "TensorFlow runs on " in result.stderr and "skipped as unchanged" in result.stderr
+    assert "truncated.jpg" in result.stderr and result.stdout == ""
+    quiet = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--quiet")
+    assert quiet.exit_code == 0 and quiet.output == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["/no/such/folder"],
+    [".", "--min-confidence", "1.5"],
+    [".", "--batch-size", "0"],
+    [".", "--min-face", "-1"],
+    [".", "--models", "/no/such/models"],
+])
+def test_unusable_arguments_exit_with_2(args):
+    assert run_scan(*args).exit_code == 2
+
+
+def test_min_face_is_in_full_resolution_pixels(library):
+    """--min-face counts full-resolution pixels, also when the JPEG is decoded reduced."""
+    path = next(p for p in library.faces if p.endswith(b"group.jpg"))
+    pixels, info = decode(open(path, "rb").read(), decode_size=400)  # 800 x 600 decoded at 1/2
+    assert info.scale == 0.5
+    widths = [max(d.box[2:]) / info.scale for d in FaceDetector().detect(pixels, info.scale)]
+    assert len(widths) == 3
+    cut = sorted(widths)[1] - 1  # keeps the two larger faces
+    kept = FaceDetector(min_face=round(cut)).detect(pixels, info.scale)
+    assert len(kept) == 2 and all(max(d.box[2:]) / info.scale >= cut for d in kept)
