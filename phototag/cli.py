@@ -66,6 +66,8 @@ def scan(
                                     "(default: mark them missing)."),
     no_exif: bool = typer.Option(False, "--no-exif", help="Do not write the results into the photos' EXIF."),
     sidecar: bool = typer.Option(False, "--sidecar", help="Also write the results to a sidecar file beside each photo."),
+    touch: bool = typer.Option(False, "--touch", help="Give photos whose EXIF is rewritten a new modification time "
+                                                      "(default: keep it, like exiftool -P)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -93,7 +95,7 @@ def scan(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
         min_face=min_face, min_confidence=min_confidence, decode_size=decode_size, detect_size=detect_size,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
-        prune=prune, exif=not no_exif, sidecar=sidecar,
+        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch,
     )
     console = Console(stderr=True)
     if quiet or json_out:

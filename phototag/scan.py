@@ -57,6 +57,7 @@ class ScanOptions:
     prune: bool = False
     exif: bool = True
     sidecar: bool = False
+    touch: bool = False  # give rewritten photos a new modification time (default: keep it)
 
 
 @dataclass
@@ -257,7 +258,7 @@ class _Scan:
         status, sha256, st = "", photo.sha256, photo.stat
         if opts.exif:
             status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.chain.version,
-                                    keep_mtime=True)
+                                    keep_mtime=not self.options.touch)
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
             if status != "written" and status != "unchanged":
                 self.summary.exif_problems.append((index.display_path(photo.path), status, reason))

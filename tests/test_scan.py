@@ -133,6 +133,18 @@ def copy(library, tmp_path):
     return root
 
 
+def test_modification_times_are_kept_unless_touch(copy, tmp_path, tiny_model_dir):
+    kept, touched = copy / "2023" / "tilted.jpg", tmp_path / "tilted.jpg"
+    shutil.copy(kept, touched)
+    old = 1_500_000_000_000_000_000
+    for photo in (kept, touched):
+        os.utime(photo, ns=(old, old))
+    scan_json(kept, "--db", tmp_path / "a.db", "--models", tiny_model_dir)
+    scan_json(touched, "--db", tmp_path / "b.db", "--models", tiny_model_dir, "--touch")
+    assert tags.read_record(kept) is not None and tags.read_record(touched) is not None
+    assert os.stat(kept).st_mtime_ns == old and os.stat(touched).st_mtime_ns > old
+
+
 def test_changed_and_deleted_files(copy, tmp_path, tiny_model_dir):
     db_path = tmp_path / "index.db"
     first = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
