@@ -330,8 +330,16 @@ def train(
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    for name, path in saved.items():
-        typer.echo(f"{name:9} {path}")
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.train import summary
+
+    table = Table("model", "file", "epochs (stage 1, 2)", "seconds", "best validation", box=None)
+    for row, path in zip(summary(out, saved), saved.values()):
+        metrics = ", ".join(f"{k.removeprefix('val_')} {v:.4g}" for k, v in row["best_validation"].items())
+        table.add_row(row["model"], str(path), ", ".join(map(str, row["epochs"])), f"{row['seconds']:.0f}", metrics)
+    Console().print(table)
 
 
 @app.command("eval")

@@ -161,8 +161,7 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     info = json.loads((out / "age.train.json").read_text())
     assert [s["stage"] for s in info["stages"]] == [1, 2] and info["test_samples_held_out"] > 0
 
-    from phototag.models import write_manifest
-    write_manifest(out, "tiny")
+    assert (out / "manifest.json").exists()
     report = evaluate(out, [str(utk_small)], seed=cfg.seed, rotation_angles=(60.0,))
     assert report["samples"] == info["test_samples_held_out"]
     assert 0 <= report["gender"]["accuracy"] <= 1 and report["age"]["mae"] >= 0
@@ -175,6 +174,14 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     result = CliRunner().invoke(app, ["eval", "--data", str(utk_small), "--models", str(out), "--json", "--limit", "3"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["samples"] == 3
+
+
+def test_train_cli_trains_and_summarises(utk_small, tmp_path):
+    args = ["train", "rotation", "--data", str(utk_small), "--out", str(tmp_path), "--input-size", "32",
+            "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rotation.keras").exists() and "angle_error" in result.output
 
 
 def test_train_cli_reports_bad_data(tmp_path):

@@ -287,5 +287,20 @@ def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
             model, hist = train_age(cfg, prep, gender_model, bb)
             _save(model, out, "age", cfg, prep, hist, time.monotonic() - t)
             saved["age"] = out / MODEL_FILES["age"]
+    if all((out / MODEL_FILES[k]).exists() for k in ("rotation", "age")):
+        from phototag.models import write_manifest
+        write_manifest(out, f"{cfg.backbone}-{size}")
     return saved
+
+
+def summary(out: str | Path, names) -> list[dict]:
+    """One line per trained model from its ``.train.json``: epochs, time and the best validation metrics."""
+    rows = []
+    for name in names:
+        info = json.loads((Path(out) / f"{name}.train.json").read_text())
+        last = info["stages"][-1]["history"] if info["stages"] else {}
+        best = {k: min(v) if "accuracy" not in k else max(v) for k, v in last.items() if k.startswith("val_")}
+        rows.append({"model": name, "epochs": [s["epochs_run"] for s in info["stages"]],
+                     "seconds": info["seconds"], "best_validation": best})
+    return rows
 
