@@ -138,6 +138,8 @@ def test_modification_times_are_kept_unless_touch(copy, tmp_path, tiny_model_dir
     shutil.copy(kept, touched)
     old = 1_500_000_000_000_000_000
     for photo in (kept, touched):
+        tags.clean(photo)  # the library's files may carry an earlier scan's tags
+        assert tags.read_record(photo) is None
         os.utime(photo, ns=(old, old))
     scan_json(kept, "--db", tmp_path / "a.db", "--models", tiny_model_dir)
     scan_json(touched, "--db", tmp_path / "b.db", "--models", tiny_model_dir, "--touch")
