@@ -312,6 +312,8 @@ def train(
     max_angle: float = typer.Option(90.0, help="Rotation model: training angles are drawn from ±this many degrees."),
     time_budget: float = typer.Option(None, help="Seconds per model; training stops (best weights kept) when spent."),
     cache: Path = typer.Option(None, help="Folder to cache decoded images in (speeds up repeated runs)."),
+    resume: Path = typer.Option(None, help="Continue training this saved rotation or age model (with WHAT "
+                                "rotation or age; --epochs1 0 runs stage 2 only)."),
 ) -> None:
     """Train the rotation, gender and age models (two-stage transfer learning with augmentation)."""
     if what not in ("rotation", "gender", "age", "all"):
@@ -324,10 +326,10 @@ def train(
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
                       pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, batch_size=batch_size, lr1=lr1,
                       lr2=lr2, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
-                      cache_dir=str(cache) if cache else None)
+                      cache_dir=str(cache) if cache else None, resume=str(resume) if resume else None)
     try:
         saved = run(what, cfg)
-    except DataError as exc:
+    except (DataError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console

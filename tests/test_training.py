@@ -182,6 +182,13 @@ def test_train_cli_trains_and_summarises(utk_small, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rotation.keras").exists() and "angle_error" in result.output
+    resumed = tmp_path / "resumed"
+    args = ["train", "rotation", "--data", str(utk_small), "--out", str(resumed), "--resume",
+            str(tmp_path / "rotation.keras"), "--epochs1", "0", "--epochs2", "1", "--batch-size", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = json.loads((resumed / "rotation.train.json").read_text())
+    assert [s["stage"] for s in info["stages"]] == [2] and info["config"]["resume"].endswith("rotation.keras")
 
 
 def test_train_cli_reports_bad_data(tmp_path):

@@ -43,6 +43,7 @@ class TrainConfig:
     max_angle: float = 90.0
     age_loss_weight: float = 0.1
     time_budget_s: float | None = None  # per model; stops training (keeping the best weights) when spent
+    resume: str | None = None  # a saved rotation or age model to continue training (e.g. stage 2 only)
     cache_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -160,10 +161,17 @@ def _epochs_that_fit(epochs: int, stage1: dict, deadline: float, slowdown: float
     return max(1, min(epochs, int((deadline - time.monotonic()) / per_epoch)))
 
 
-def train_rotation(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, list[dict]]:
-    """Train the rotation regressor on upright faces rotated by random angles (the labels)."""
-    bb = backbones.build(cfg.backbone, cfg.input_size, cfg.pretrained)
-    model = recipe.build_rotation_model(bb)
+def train_rotation(cfg: TrainConfig, prep: Prepared, model: keras.Model | None = None
+                   ) -> tuple[keras.Model, list[dict]]:
+    """Train the rotation regressor on upright faces rotated by random angles (the labels).
+
+    ``model``: a saved rotation regressor to continue training instead of a new one.
+    """
+    if model is None:
+        bb = backbones.build(cfg.backbone, cfg.input_size, cfg.pretrained)
+        model = recipe.build_rotation_model(bb)
+    else:
+        bb = backbones.from_model(cfg.backbone, model)
     size = bb.input_size
     face = keras.Input((size, size, 3), name="face")
     angle = keras.Input((1,), name="angle")
@@ -216,10 +224,16 @@ def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbon
     return model, bb, history
 
 
-def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model, bb: backbones.Backbone
-              ) -> tuple[keras.Model, list[dict]]:
-    """Train the gender-conditioned age regressor on the trained gender model (gender keeps training too)."""
-    model = recipe.build_age_model(gender_model)
+def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model | None = None,
+              bb: backbones.Backbone | None = None, model: keras.Model | None = None) -> tuple[keras.Model, list[dict]]:
+    """Train the gender-conditioned age regressor on the trained gender model (gender keeps training too).
+
+    ``model``: a saved age regressor to continue training instead (``gender_model`` and ``bb`` unused).
+    """
+    if model is None:
+        model = recipe.build_age_model(gender_model)
+    else:
+        bb = backbones.from_model(cfg.backbone, model)
     face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
     out = model(augment.face_augmenter(cfg.seed)(face))
     train_model = keras.Model(face, {"gender": out["gender"], "age_branches": out["age_branches"]})
@@ -263,10 +277,23 @@ def _hardware() -> str:
 def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
     """Train ``rotation``, ``gender``, ``age`` (trains gender first unless ``gender.keras`` exists in
     ``cfg.out``) or ``all``; save each model and its ``.train.json`` in ``cfg.out``; return the files."""
+    import phototag.layers  # noqa: F401 - custom layers of saved models (for --resume)
+
     keras.utils.set_random_seed(cfg.seed)
-    size = cfg.input_size or backbones.DEFAULT_SIZE[cfg.backbone]
+    resumed = None
+    if cfg.resume:
+        if what not in ("rotation", "age"):
+            raise ValueError("--resume continues one model: rotation or age")
+        resumed = keras.saving.load_model(cfg.resume, compile=False)
+    size = resumed.input_shape[1] if resumed else cfg.input_size or backbones.DEFAULT_SIZE[cfg.backbone]
     prep = prepare(cfg, size)
     out, saved = Path(cfg.out), {}
+    if resumed:
+        t = time.monotonic()
+        model, hist = (train_rotation(cfg, prep, model=resumed) if what == "rotation"
+                       else train_age(cfg, prep, model=resumed))
+        _save(model, out, what, cfg, prep, hist, time.monotonic() - t)
+        return {what: out / MODEL_FILES[what]}
     if what in ("rotation", "all"):
         t = time.monotonic()
         model, hist = train_rotation(cfg, prep)
