@@ -15,7 +15,7 @@ from phototag.faces import FaceDetector
 from phototag.images import decode
 from phototag.models import MANIFEST
 from phototag.scan import FaceChain, ScanOptions, scan
-from photos import FACE_FRACTION, UTKFACE_DIR, build_test_folder, jpeg_bytes, paste_face, scene
+from photos import FACE_FRACTION, UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 
@@ -242,3 +242,38 @@ def test_min_face_is_in_full_resolution_pixels(library):
     cut = sorted(widths)[1] - 1  # keeps the two larger faces
     kept = FaceDetector(min_face=round(cut)).detect(pixels, info.scale)
     assert len(kept) == 2 and all(max(d.box[2:]) / info.scale >= cut for d in kept)
+
+
+ROTATED = [-40.0, -25.0, -10.0, 0.0, 15.0, 30.0, 45.0]
+ROTATION_MEDIAN_TOLERANCE, ROTATION_MAX_TOLERANCE = 10.0, 20.0  # degrees; see models/README.md
+
+
+@pytest.fixture(scope="module")
+def rotated_faces(tmp_path_factory):
+    """Photos with faces pasted at known angles, scanned with the shipped (trained) models."""
+    root = tmp_path_factory.mktemp("rotated")
+    rng = random.Random(11)
+    pool = face_files()
+    rng.shuffle(pool)
+    pasted = {}
+    for i in range(0, len(ROTATED), 4):
+        canvas = scene(1000, 400, rng)
+        path = root / f"rotated{i}.jpg"
+        pasted[os.fsencode(path)] = [paste_face(canvas, pool[i + j], (130 + 245 * j, 200), 200, angle)
+                                     for j, angle in enumerate(ROTATED[i:i + 4])]
+        path.write_bytes(jpeg_bytes(canvas))
+    db_path = root / "index.db"
+    scan_json(root, "--db", db_path, "--no-exif")
+    return pasted, index.open_index(db_path, create=False)
+
+
+def test_shipped_models_measure_the_pasted_rotations(rotated_faces):
+    pasted_by_path, db = rotated_faces
+    errors = []
+    for path, pasted in pasted_by_path.items():
+        faces = index.faces_of(db, index.get_photo(db, path)["id"])
+        for p in pasted:
+            face = next(f for f in faces if matches(f, p))
+            errors.append(abs((face["rotation"] - p.angle + 180) % 360 - 180))
+    assert len(errors) == len(ROTATED)
+    assert sorted(errors)[len(errors) // 2] < ROTATION_MEDIAN_TOLERANCE and max(errors) < ROTATION_MAX_TOLERANCE, errors
