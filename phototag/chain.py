@@ -58,11 +58,16 @@ def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
 
 
 class FaceChain:
-    """Runs the rotation, gender and age models on faces from many photos at once."""
+    """Runs the rotation, gender and age models on faces from many photos at once.
 
-    def __init__(self, models: ModelSet, batch_size: int = 64):
+    ``flip_average``: also run each model on the mirrored face and average (test-time augmentation;
+    about twice the model time, see models/README.md for what it gains).
+    """
+
+    def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True):
         self.models = models
         self.batch_size = batch_size
+        self.flip_average = flip_average
 
     @property
     def version(self) -> str:
@@ -83,15 +88,33 @@ class FaceChain:
             return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
         return np.concatenate(outputs)
 
+    def angles(self, crops: np.ndarray) -> np.ndarray:
+        """Rotation angles (degrees) of face crops; with ``flip_average`` also of their mirror images,
+        whose angle is the negative (the two estimates are averaged)."""
+        target = self._predict(self.models.rotation, crops)
+        angles = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
+        if self.flip_average:
+            mirrored = self._predict(self.models.rotation, crops[:, :, ::-1])
+            angles = (angles - np.degrees(np.arctan2(mirrored[:, 1], mirrored[:, 0]))) / 2
+        return angles
+
+    def attributes(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probability of female and age of upright faces (averaged with their mirror images if asked)."""
+        out = self._predict(self.models.attributes, faces)
+        p_female, age = out["gender"][:, 0], out["age"][:, 0]
+        if self.flip_average:
+            mirrored = self._predict(self.models.attributes, faces[:, :, ::-1])
+            p_female, age = (p_female + mirrored["gender"][:, 0]) / 2, (age + mirrored["age"][:, 0]) / 2
+        return p_female, age
+
     def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Angles, de-rotated faces, probabilities of female and ages for prepared crops."""
-        target = self._predict(self.models.rotation, rotation_crops)
-        angles = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
+        angles = self.angles(rotation_crops)
         size = self.models.input_size
         upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
-        out = self._predict(self.models.attributes, upright)
-        return angles, upright, out["gender"][:, 0], out["age"][:, 0]
+        p_female, age = self.attributes(upright)
+        return angles, upright, p_female, age
 
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""

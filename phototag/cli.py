@@ -353,6 +353,8 @@ def evaluate(
     split: str = typer.Option("test", help="Which split to measure: test (final numbers) or val."),
     limit: int = typer.Option(None, help="Evaluate only the first N faces of the split (quick checks)."),
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
+    flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
+                                      help="Average each prediction with the mirrored face's (as scan does)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Measure gender accuracy, age MAE/RMSE, rotation error and speed on held-out faces."""
@@ -367,7 +369,8 @@ def evaluate(
     if split not in ("test", "val"):
         raise typer.BadParameter("choose test or val", param_hint="--split")
     try:
-        report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size)
+        report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
+                          flip_average=flip_average)
     except (DataError, ModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

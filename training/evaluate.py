@@ -61,13 +61,14 @@ def split_settings(model_dir: Path) -> dict:
 
 
 def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
-             limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64) -> dict:
+             limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64,
+             flip_average: bool = True) -> dict:
     """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
 
     The split uses the seed and fractions of the models' training run unless ``seed`` is given.
     """
     models = load_models(model_dir)
-    chain = FaceChain(models, batch_size=batch_size)
+    chain = FaceChain(models, batch_size=batch_size, flip_average=flip_average)
     settings = split_settings(models.directory)
     seed = settings["seed"] if seed is None else seed
     samples = test_split(sources, seed, settings["val"], settings["test"], split=split)
@@ -78,10 +79,10 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
     size = models.input_size
     wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
     faces = data.load_images(samples, size)
-    out = models.attributes.predict(faces.astype(np.float32), batch_size=batch_size, verbose=0)
-    p_female, age = out["gender"][:, 0], out["age"][:, 0]
+    p_female, age = chain.attributes(faces)
 
     report: dict = {"models": models.version, "split": split, "seed": seed, "samples": len(samples),
+                    "flip_average": flip_average,
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
     has_gender = ~np.isnan(samples.gender)
     if has_gender.any():

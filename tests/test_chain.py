@@ -1,0 +1,84 @@
+"""The face chain: crop geometry, de-rotation, mirror averaging and batching (tiny untrained models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phototag.chain import EYE_HEIGHT, EYE_MOUTH_SHARE, FaceChain, crop, derotate, face_square
+from phototag.models import load_models
+from phototag.records import Detection
+
+
+def detection(eyes_y=100.0, angle=0.0, centre=(200.0, 200.0)) -> Detection:
+    """Landmarks of an upright face (eyes 40 px apart, mouth 50 px below them), rotated about ``centre``."""
+    points = {"left_eye": (180, eyes_y), "right_eye": (220, eyes_y), "nose": (200, eyes_y + 25),
+              "mouth_left": (185, eyes_y + 50), "mouth_right": (215, eyes_y + 50)}
+    t = np.radians(angle)
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # counter-clockwise as displayed
+    c = np.array(centre)
+    landmarks = {k: tuple(rot @ (np.array(v, float) - c) + c) for k, v in points.items()}
+    return Detection(box=(160, eyes_y - 40, 80, 110), landmarks=landmarks, confidence=0.99)
+
+
+def test_face_square_follows_the_training_framing():
+    cx, cy, side = face_square(detection())
+    assert side == pytest.approx(50 / EYE_MOUTH_SHARE)
+    assert cx == pytest.approx(200)
+    assert cy - side / 2 + EYE_HEIGHT * side == pytest.approx(100)  # eyes at 0.29 of the side
+
+
+def test_face_square_is_rotation_aware():
+    upright = face_square(detection(eyes_y=150))
+    rotated = face_square(detection(eyes_y=150, angle=40))
+    assert rotated[2] == pytest.approx(upright[2])
+    t = np.radians(40)
+    dx, dy = upright[0] - 200, upright[1] - 200
+    expected = (200 + np.cos(t) * dx + np.sin(t) * dy, 200 - np.sin(t) * dx + np.cos(t) * dy)
+    assert rotated[:2] == pytest.approx(expected, abs=1e-6)
+
+
+def test_face_square_without_landmarks_uses_the_box():
+    det = Detection(box=(10, 20, 80, 96.5), landmarks={}, confidence=0.9)
+    cx, cy, side = face_square(det)
+    assert (cx, cy) == (50, 68.25) and side == pytest.approx(100)
+
+
+def test_derotate_undoes_a_counter_clockwise_rotation():
+    rng = np.random.default_rng(0)
+    pattern = np.kron(rng.integers(0, 255, (12, 12, 3)), np.ones((16, 16, 1))).astype(np.uint8)  # 192 px
+    rotated = np.asarray(Image.fromarray(pattern).rotate(30, resample=Image.Resampling.BILINEAR))
+    restored = derotate(rotated, 30.0, 96)
+    reference = pattern[48:144, 48:144].astype(float)
+    assert np.abs(restored.astype(float) - reference).mean() < 12
+
+
+def test_crop_resamples_and_pads_outside_the_image():
+    image = np.full((50, 50, 3), 200, np.uint8)
+    out = crop(image, 0, 0, 40, 20)
+    assert out.shape == (20, 20, 3)
+    assert (out[:5, :5] == 0).all() and (out[15:, 15:] == 200).all()
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_model_dir):
+    return FaceChain(load_models(tiny_model_dir), batch_size=4)
+
+
+def test_mirror_averaged_angles_are_antisymmetric(chain):
+    crops = np.random.default_rng(1).integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
+    assert np.allclose(chain.angles(crops[:, :, ::-1]), -chain.angles(crops), atol=1e-3)
+
+
+def test_predict_batches_faces_of_many_photos(chain):
+    rng = np.random.default_rng(2)
+    photos = [rng.integers(0, 255, (400, 400, 3)).astype(np.uint8) for _ in range(3)]
+    items = [(photos[0], [detection(), detection(angle=20)]), (photos[1], []),
+             (photos[2], [detection(eyes_y=150)] * 5)]
+    results = chain.predict(items)
+    assert [len(r) for r in results] == [2, 0, 5]  # 7 faces: more than one batch of 4
+    for face in results[0] + results[2]:
+        assert -180 <= face.rotation <= 180 and 0 <= face.p_female <= 1 and face.age >= 0
+        assert face.gender == ("f" if face.p_female >= 0.5 else "m")
+    assert results[0][0].box == detection().box
