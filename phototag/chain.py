@@ -42,12 +42,11 @@ def face_square(det: Detection) -> tuple[float, float, float]:
     return x + w / 2, y + h / 2, max(h / BOX_HEIGHT_SHARE, w, 1.0)
 
 
-def crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np.ndarray:
     """Axis-aligned square of ``side`` pixels centred on (cx, cy), resampled to ``size``; outside is black."""
     half = side / 2
-    pil = Image.fromarray(image)
     box = (cx - half, cy - half, cx + half, cy + half)
-    return np.asarray(pil.transform((size, size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
+    return np.asarray(image.transform((size, size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
 
 
 def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
@@ -121,7 +120,8 @@ class FaceChain:
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide_size = int(math.ceil(size * CONTEXT / 2) * 2)
         rotation_crops, wide_crops, owners = [], [], []
-        for i, (image, detections) in enumerate(items):
+        for i, (pixels, detections) in enumerate(items):
+            image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))

@@ -318,6 +318,8 @@ def train(
     """Train the rotation, gender and age models (two-stage transfer learning with augmentation)."""
     if what not in ("rotation", "gender", "age", "all"):
         raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
+    if resume and what not in ("rotation", "age"):
+        raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
     if backbone not in ("mobilenet_v2", "xception"):
         raise typer.BadParameter("choose mobilenet_v2 or xception", param_hint="--backbone")
     from training.data import DataError
@@ -329,7 +331,7 @@ def train(
                       cache_dir=str(cache) if cache else None, resume=str(resume) if resume else None)
     try:
         saved = run(what, cfg)
-    except (DataError, ValueError) as exc:
+    except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console

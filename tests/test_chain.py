@@ -56,7 +56,7 @@ def test_derotate_undoes_a_counter_clockwise_rotation():
 
 def test_crop_resamples_and_pads_outside_the_image():
     image = np.full((50, 50, 3), 200, np.uint8)
-    out = crop(image, 0, 0, 40, 20)
+    out = crop(Image.fromarray(image), 0, 0, 40, 20)
     assert out.shape == (20, 20, 3)
     assert (out[:5, :5] == 0).all() and (out[15:, 15:] == 200).all()
 

@@ -197,3 +197,5 @@ def test_train_cli_reports_bad_data(tmp_path):
     assert result.exit_code == 2 and "no images" in result.output
     result = CliRunner().invoke(app, ["train", "everything", "--data", str(tmp_path)])
     assert result.exit_code == 2
+    result = CliRunner().invoke(app, ["train", "all", "--data", str(tmp_path), "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "--resume" in result.output

@@ -283,7 +283,7 @@ def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
     resumed = None
     if cfg.resume:
         if what not in ("rotation", "age"):
-            raise ValueError("--resume continues one model: rotation or age")
+            raise ValueError("resume continues one model: rotation or age")
         resumed = keras.saving.load_model(cfg.resume, compile=False)
     size = resumed.input_shape[1] if resumed else cfg.input_size or backbones.DEFAULT_SIZE[cfg.backbone]
     prep = prepare(cfg, size)
