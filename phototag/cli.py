@@ -295,7 +295,9 @@ def train(
     what: str = typer.Argument("all", help="Which model to train: rotation, gender, age (trains gender first "
                                "unless OUT/gender.keras exists) or all."),
     data: list[Path] = typer.Option(..., "--data", "-d", help="Training data: a UTKFace folder, a folder with "
-                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable."),
+                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable: "
+                                    "e.g. UTKFace and the CelebA crops (gender only; a folder with train/ and val/ "
+                                    "subfolders keeps that split)."),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
                              "logs and manifest.json."),
     backbone: str = typer.Option("mobilenet_v2", help="ImageNet backbone: mobilenet_v2 (default, fast) or "
@@ -305,9 +307,22 @@ def train(
                                    "README), a Keras weights file (xception), or 'imagenet' to download them."),
     epochs1: int = typer.Option(3, help="Stage 1 epochs: new top trained with most of the backbone frozen."),
     epochs2: int = typer.Option(20, help="Stage 2 epochs: fine-tuning with only the first half frozen."),
+    epochs3: int = typer.Option(0, min=0, help="Stage 3 epochs (optional, default none): fine-tuning with more of "
+                                "the backbone unfrozen (see --frozen3), lowest learning rate."),
+    frozen3: int = typer.Option(0, min=0, help="Stage 3: backbone layers that stay frozen (0: all trainable; "
+                                "BatchNorm stays frozen)."),
     batch_size: int = typer.Option(64, help="Images per training step."),
     lr1: float = typer.Option(1e-4, help="Stage 1 learning rate (Adam)."),
     lr2: float = typer.Option(5e-5, help="Stage 2 peak learning rate (cosine decay, lower than stage 1)."),
+    lr3: float = typer.Option(1e-5, help="Stage 3 peak learning rate (cosine decay)."),
+    age_head: str = typer.Option("l1", help="Age head: l1 (regression, L1 loss) or distribution (softmax over "
+                                 "0-100 years, Gaussian-smoothed targets, age = expectation; DLDL-v2)."),
+    age_sigma: float = typer.Option(2.0, min=0.1, help="Distribution head: width (years) of the Gaussian targets."),
+    balance: float = typer.Option(0.0, min=0.0, max=1.0, help="Draw training faces with probability count^-B of "
+                                  "their (data set, gender, decade) cell: 0 every face once per epoch, 1 every "
+                                  "cell equally often."),
+    age_balance: float = typer.Option(0.0, min=0.0, max=1.0, help="Weight each face's age loss by count^-B of its "
+                                      "decade (0: equal weights, 1: every decade counts the same)."),
     seed: int = typer.Option(1337, help="Seed of the train/validation/test split and of the training run."),
     max_angle: float = typer.Option(90.0, help="Rotation model: training angles are drawn from ±this many degrees."),
     time_budget: float = typer.Option(None, help="Seconds per model; training stops (best weights kept) when spent."),
@@ -322,12 +337,15 @@ def train(
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
     if backbone not in ("mobilenet_v2", "xception"):
         raise typer.BadParameter("choose mobilenet_v2 or xception", param_hint="--backbone")
+    if age_head not in ("l1", "distribution"):
+        raise typer.BadParameter("choose l1 or distribution", param_hint="--age-head")
     from training.data import DataError
     from training.train import TrainConfig, run
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
-                      pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, batch_size=batch_size, lr1=lr1,
-                      lr2=lr2, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
+                      pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, epochs3=epochs3, frozen3=frozen3,
+                      batch_size=batch_size, lr1=lr1, lr2=lr2, lr3=lr3, age_head=age_head, age_sigma=age_sigma,
+                      balance=balance, age_balance=age_balance, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
                       cache_dir=str(cache) if cache else None, resume=str(resume) if resume else None)
     try:
         saved = run(what, cfg)

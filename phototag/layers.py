@@ -18,3 +18,17 @@ class GenderMix(keras.layers.Layer):
 
     def compute_output_shape(self, p_female_shape, branches_shape):
         return (branches_shape[0], 1)
+
+
+AGE_BINS = 101  # the label-distribution age head's classes: 0..100 years
+
+
+@keras.saving.register_keras_serializable(package="phototag")
+class AgeExpectation(keras.layers.Layer):
+    """Expected age of each branch's distribution over 0..100 years: (N, 2, AGE_BINS) → (N, 2)."""
+
+    def call(self, distributions):
+        return ops.sum(distributions * ops.arange(AGE_BINS, dtype=distributions.dtype), axis=-1)
+
+    def compute_output_shape(self, shape):
+        return shape[:-1]

@@ -199,3 +199,87 @@ def test_train_cli_reports_bad_data(tmp_path):
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["train", "all", "--data", str(tmp_path), "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "--resume" in result.output
+
+
+@pytest.fixture(scope="module")
+def celeba_small(tmp_path_factory) -> Path:
+    """CelebA crops in their own train/ and val/ folders: 6 + 4 faces of each gender."""
+    root = tmp_path_factory.mktemp("celeba") / "celeba_gender"
+    for side, n in (("train", 6), ("val", 4)):
+        for gender in ("male", "female"):
+            (root / side / gender).mkdir(parents=True)
+            for f in sorted((CELEBA / side / gender).glob("*.jpg"))[:n]:
+                shutil.copy(f, root / side / gender / f.name)
+    return root
+
+
+def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
+    from training.train import age_weights, decades, sampling_weights
+
+    s = data.Samples.concat([data.read_utkface(utk_small), data.splits(celeba_small, 1337)[0]])
+    assert sampling_weights(s, 0.0) is None
+    w = sampling_weights(s, 1.0)
+    cells = list(zip(s.source, s.gender, decades(s.age)))
+    totals = {c: w[[i for i, k in enumerate(cells) if k == c]].sum() for c in set(cells)}
+    assert np.allclose(list(totals.values()), 1.0)  # every cell drawn equally often
+    celeba = np.isnan(s.age)
+    a = age_weights(s, 1.0)
+    assert (a[celeba] == 0).all() and a[~celeba].mean() == pytest.approx(1.0)
+    per_decade = [a[~celeba][decades(s.age[~celeba]) == d].sum() for d in set(decades(s.age[~celeba]))]
+    assert np.allclose(per_decade, per_decade[0])
+    assert np.allclose(age_weights(s, 0.0)[~celeba], 1.0)
+
+
+def test_distribution_loss_and_mae():
+    from training import recipe
+
+    years = np.arange(101, dtype=np.float32)
+    def peaked(age):
+        p = np.exp(-0.5 * ((years - age) / 2.0) ** 2)
+        return p / p.sum()
+    # female true age 30: the female branch is the one scored
+    y_true = np.array([[30.0, 1.0, 1.0, 1.0]], np.float32)
+    good = np.stack([peaked(30), peaked(70)])[None]
+    bad = np.stack([peaked(70), peaked(30)])[None]
+    loss = recipe.age_distribution_loss(2.0)
+    lg, lb = (float(keras.ops.convert_to_numpy(loss(y_true, p))[0]) for p in (good, bad))
+    assert lg < lb
+    assert float(keras.ops.convert_to_numpy(recipe.age_mae(y_true, bad))[0]) == pytest.approx(40.0, abs=0.1)
+    # a zero loss weight or a missing age removes the sample from the loss
+    assert float(keras.ops.convert_to_numpy(loss(np.array([[30.0, 1.0, 1.0, 0.0]], np.float32), bad))[0]) == 0
+
+
+def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, celeba_small, tmp_path, tiny_model_dir):
+    from phototag.chain import FaceChain
+    from phototag.models import load_models, write_manifest
+
+    out = tmp_path / "models"
+    args = ["train", "age", "--data", str(utk_small), "--data", str(celeba_small), "--out", str(out),
+            "--input-size", "32", "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0",
+            "--epochs3", "1", "--batch-size", "4", "--age-head", "distribution", "--balance", "1",
+            "--age-balance", "0.5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "age.train.json").read_text())
+    assert [s["stage"] for s in info["stages"]] == [1, 3] and info["stages"][1]["frozen_layers"] == 0
+    assert info["config"]["age_head"] == "distribution" and "val_age_distribution_age_mae" in info["stages"][0]["history"]
+    gender_info = json.loads((out / "gender.train.json").read_text())
+    assert gender_info["train_samples"] == info["train_samples"] and gender_info["val_samples"] == info["val_samples"]
+    assert info["val_samples"] == len(data.splits(utk_small, 1337)[1]) + 8  # CelebA's own val/ folder
+
+    shutil.copy(tiny_model_dir / "rotation.keras", out / "rotation.keras")
+    write_manifest(out, "tiny-distribution")
+    models = load_models(out)
+    faces = data.load_images(data.read_utkface(utk_small).take(np.arange(5)), 32)
+    raw = models.attributes.predict(faces.astype(np.float32), verbose=0)
+    assert raw["age_distribution"].shape == (5, 2, 101)
+    assert np.allclose(raw["age_distribution"].sum(-1), 1, atol=1e-4)
+    expected = (raw["age_distribution"] * np.arange(101)).sum(-1)
+    assert np.allclose(raw["age_branches"], expected, atol=1e-3)
+    p_female, age = FaceChain(models, batch_size=8, flip_average=False).attributes(faces)
+    assert ((0 <= p_female) & (p_female <= 1)).all() and ((0 <= age) & (age <= 100)).all()
+
+
+def test_train_cli_rejects_an_unknown_age_head(utk_small):
+    result = CliRunner().invoke(app, ["train", "age", "--data", str(utk_small), "--age-head", "gaussian"])
+    assert result.exit_code == 2 and "--age-head" in result.output

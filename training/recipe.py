@@ -6,10 +6,15 @@
 3. ``age``: built on a trained gender model (same backbone pass): two age branches, female and
    male, mixed by the predicted probability of female (:class:`phototag.layers.GenderMix`).
    Its outputs are ``gender``, ``age_branches`` and ``age``; it is the model the scan runs.
+   Two age heads: ``l1`` regresses each branch's age directly (L1 loss); ``distribution`` gives
+   each branch a softmax over 0..100 years, trained towards a Gaussian-smoothed target (cross-
+   entropy plus the L1 error of its expectation, DLDL-v2), and the branch age is the expectation
+   (:class:`phototag.layers.AgeExpectation`); that model also outputs ``age_distribution``.
 
 Labels passed to the losses carry masks, so data sets without an age (CelebA) or without a gender
-(a CSV) can be mixed: ``gender`` targets are (label, has_label), ``age_branches`` targets are
-(age, gender or 0.5 if unknown, has_age).
+(a CSV) can be mixed: ``gender`` targets are (label, has_label), age targets are
+(age, gender or 0.5 if unknown, has_age, loss weight); the weight (e.g. decade-balanced) scales
+the sample's age loss, never the reported MAE.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from phototag.layers import GenderMix
+from phototag.layers import AGE_BINS, AgeExpectation, GenderMix
 
 from .backbones import Backbone
 
 AGE_OFFSET, AGE_SCALE = 33.0, 20.0  # age branches start near the data's mean age
+AGE_HEADS = ("l1", "distribution")
 
 
 def _features(backbone: Backbone, name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -42,26 +48,49 @@ def build_rotation_model(backbone: Backbone, dropout: float = 0.2) -> keras.Mode
     return keras.Model(face, out, name="rotation_regressor")
 
 
+def gender_head(pooled: keras.KerasTensor) -> keras.KerasTensor:
+    """Probability of female from pooled (dropped-out) features."""
+    g = keras.layers.Dense(256, activation="relu", name="gender_fc")(pooled)
+    return keras.layers.Dense(1, activation="sigmoid", name="gender")(g)
+
+
 def build_gender_model(backbone: Backbone, dropout: float = 0.3) -> keras.Model:
     """Gender classifier: face pixels (0..255) → probability of female."""
     face, x = _features(backbone, "attributes")
     x = keras.layers.Dropout(dropout, name="attributes_dropout")(x)
-    g = keras.layers.Dense(256, activation="relu", name="gender_fc")(x)
-    out = keras.layers.Dense(1, activation="sigmoid", name="gender")(g)
-    return keras.Model(face, out, name="gender_classifier")
+    return keras.Model(face, gender_head(x), name="gender_classifier")
 
 
-def build_age_model(gender_model: keras.Model, dropout: float = 0.3) -> keras.Model:
-    """Age regressor on top of a gender model, with a female and a male branch mixed by gender."""
-    face = gender_model.input
-    pooled = gender_model.get_layer("attributes_dropout").output
-    p_female = gender_model.output
+def age_head(pooled: keras.KerasTensor, p_female: keras.KerasTensor, head: str = "l1", dropout: float = 0.3
+             ) -> dict[str, keras.KerasTensor]:
+    """The age outputs (``age_branches``, ``age``, and ``age_distribution`` for the distribution head)."""
+    if head not in AGE_HEADS:
+        raise ValueError(f"unknown age head {head!r}; choose from {', '.join(AGE_HEADS)}")
     a = keras.layers.Dense(256, activation="relu", name="age_fc")(pooled)
     a = keras.layers.Dropout(dropout, name="age_dropout")(a)
-    a = keras.layers.Dense(2, name="age_raw")(a)
-    branches = keras.layers.Rescaling(AGE_SCALE, offset=AGE_OFFSET, name="age_branches")(a)
-    age = GenderMix(name="age")(p_female, branches)
-    return keras.Model(face, {"gender": p_female, "age_branches": branches, "age": age}, name="age_regressor")
+    out = {}
+    if head == "l1":
+        a = keras.layers.Dense(2, name="age_raw")(a)
+        branches = keras.layers.Rescaling(AGE_SCALE, offset=AGE_OFFSET, name="age_branches")(a)
+    else:
+        a = keras.layers.Dense(2 * AGE_BINS, name="age_logits")(a)
+        a = keras.layers.Reshape((2, AGE_BINS))(a)
+        out["age_distribution"] = keras.layers.Softmax(axis=-1, name="age_distribution")(a)
+        branches = AgeExpectation(name="age_branches")(out["age_distribution"])
+    return out | {"age_branches": branches, "age": GenderMix(name="age")(p_female, branches)}
+
+
+def build_age_model(gender_model: keras.Model, dropout: float = 0.3, head: str = "l1") -> keras.Model:
+    """Age regressor on top of a gender model, with a female and a male branch mixed by gender."""
+    pooled = gender_model.get_layer("attributes_dropout").output
+    p_female = gender_model.output
+    out = age_head(pooled, p_female, head, dropout)
+    return keras.Model(gender_model.input, {"gender": p_female, **out}, name="age_regressor")
+
+
+def age_output(model: keras.Model) -> str:
+    """The output the age loss is applied to: ``age_distribution`` if the model has one, else ``age_branches``."""
+    return "age_distribution" if "age_distribution" in model.output else "age_branches"
 
 
 def _masked_mean(values, mask):
@@ -83,19 +112,45 @@ def gender_accuracy(y_true, y_pred):
     return _masked_mean(hit, has)
 
 
-def _branch_age(y_true, y_pred):
+def _branch(y_true, y_pred):
+    """The prediction of the true gender's branch (per-branch ages or distributions)."""
     g = y_true[:, 1]
+    if len(y_pred.shape) == 3:
+        g = g[:, None]
     return g * y_pred[:, 0] + (1 - g) * y_pred[:, 1]
 
 
+def _age_of(prediction):
+    """Ages (N,) from branch ages (N,) or branch distributions (N, AGE_BINS) (their expectation)."""
+    if len(prediction.shape) == 2:
+        return ops.sum(prediction * ops.arange(AGE_BINS, dtype="float32"), axis=-1)
+    return prediction
+
+
 def age_loss(y_true, y_pred):
-    """L1 error in years of the branch of the true gender; y_true = (age, gender, has_age)."""
-    return _masked_mean(ops.abs(_branch_age(y_true, y_pred) - y_true[:, 0]), y_true[:, 2])
+    """Weighted L1 error in years of the true gender's branch; y_true = (age, gender, has_age, weight)."""
+    return _masked_mean(ops.abs(_age_of(_branch(y_true, y_pred)) - y_true[:, 0]), y_true[:, 2] * y_true[:, 3])
+
+
+def age_distribution_loss(sigma: float = 2.0, l1_weight: float = 1.0):
+    """DLDL-v2 loss on branch distributions: cross-entropy to a Gaussian (``sigma`` years) around the
+    true age, plus ``l1_weight`` times the L1 error of the expectation; weighted like :func:`age_loss`."""
+    years = ops.arange(AGE_BINS, dtype="float32")
+
+    def age_distribution_loss(y_true, y_pred):
+        age = ops.clip(y_true[:, 0:1], 0.0, AGE_BINS - 1.0)
+        target = ops.exp(-0.5 * ((years[None, :] - age) / sigma) ** 2)
+        target = target / ops.sum(target, axis=-1, keepdims=True)
+        dist = _branch(y_true, y_pred)
+        ce = -ops.sum(target * ops.log(ops.clip(dist, 1e-7, 1.0)), axis=-1)
+        l1 = ops.abs(_age_of(dist) - y_true[:, 0])
+        return _masked_mean(ce + l1_weight * l1, y_true[:, 2] * y_true[:, 3])
+    return age_distribution_loss
 
 
 def age_mae(y_true, y_pred):
-    """Mean absolute error in years (the same quantity as the loss, reported as a metric)."""
-    return age_loss(y_true, y_pred)
+    """Mean absolute error in years of the true gender's branch (unweighted), for either head."""
+    return _masked_mean(ops.abs(_age_of(_branch(y_true, y_pred)) - y_true[:, 0]), y_true[:, 2])
 
 
 def angle_error(y_true, y_pred):

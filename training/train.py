@@ -2,8 +2,14 @@
 
 Stage 1 trains the new top with most of the backbone frozen (``Backbone.stage1_frozen`` layers,
 the recipe's "first 115 layers" of Xception), stage 2 fine-tunes with only the first half frozen
-and a lower, cosine-decayed learning rate. Augmentation runs in both stages. Images are decoded
-once into memory (optionally cached as ``.npy``); the test split is never loaded here.
+and a lower, cosine-decayed learning rate; an optional stage 3 (``epochs3``) unfreezes more
+(all but ``frozen3`` layers). Augmentation runs in every stage. Images are decoded once into
+memory (optionally cached as ``.npy``); the test split is never loaded here.
+
+Mixing data sets: ``balance`` draws each epoch's training faces (with replacement) with a
+probability proportional to ``count ** -balance`` of their (source, gender, decade) cell, so at 1
+every cell is drawn equally often and at 0 every face once (the default). ``age_balance`` weights
+each face's age loss by ``count ** -age_balance`` of its decade (mean weight 1).
 """
 
 from __future__ import annotations
@@ -34,9 +40,16 @@ class TrainConfig:
     pretrained: str | None = None
     epochs1: int = 3
     epochs2: int = 20
+    epochs3: int = 0  # optional final stage that unfreezes more of the backbone
+    frozen3: int = 0  # backbone layers still frozen in stage 3
     batch_size: int = 64
     lr1: float = 1e-4
     lr2: float = 5e-5
+    lr3: float = 1e-5
+    age_head: str = "l1"  # or "distribution" (recipe.AGE_HEADS)
+    age_sigma: float = 2.0  # years: width of the distribution head's Gaussian targets
+    balance: float = 0.0  # sampling by (source, gender, decade) cell, see the module docstring
+    age_balance: float = 0.0  # decade-balanced age loss weights, see the module docstring
     seed: int = 1337
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -49,13 +62,20 @@ class TrainConfig:
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """Batches drawn from in-memory arrays; ``make_batch(index, rng)`` builds ``(x, y)``."""
+    """Batches drawn from in-memory arrays; ``make_batch(index, rng)`` builds ``(x, y)``.
 
-    def __init__(self, n: int, batch_size: int, make_batch, seed: int, shuffle: bool):
+    ``weights`` (training only): each epoch draws ``n`` indices with replacement, with these
+    relative probabilities, instead of a permutation.
+    """
+
+    def __init__(self, n: int, batch_size: int, make_batch, seed: int, shuffle: bool,
+                 weights: np.ndarray | None = None):
         super().__init__()
         self.n, self.batch_size, self.make_batch, self.shuffle = n, batch_size, make_batch, shuffle
+        self.p = None if weights is None else weights / weights.sum()
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(n) if shuffle else np.arange(n)
+        self.order = np.arange(n)
+        self.on_epoch_end()
 
     def __len__(self) -> int:
         # training drops the last partial batch (fixed shapes, no recompilation); evaluation keeps it
@@ -66,7 +86,7 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
-            self.rng.shuffle(self.order)
+            self.order = self.rng.choice(self.n, self.n, p=self.p) if self.p is not None else self.rng.permutation(self.n)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -115,21 +135,52 @@ def _gender_targets(s: data.Samples) -> np.ndarray:
     return np.stack([np.nan_to_num(s.gender), has], axis=-1).astype(np.float32)
 
 
-def _age_targets(s: data.Samples) -> np.ndarray:
+def decades(age: np.ndarray) -> np.ndarray:
+    """Decade index 0..9 (90+ together) of each age; -1 where the age is unknown."""
+    return np.where(np.isnan(age), -1, np.minimum(np.nan_to_num(age) // 10, 9)).astype(int)
+
+
+def _inverse_count(keys: list[tuple], power: float) -> np.ndarray:
+    """``count(key) ** -power`` for each key."""
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    cell = np.array([index[k] for k in keys])
+    return np.bincount(cell)[cell].astype(np.float64) ** -power
+
+
+def sampling_weights(s: data.Samples, power: float) -> np.ndarray | None:
+    """Relative sampling probability of each face: ``count ** -power`` of its (source, gender, decade)
+    cell (None for ``power`` 0: every face once per epoch)."""
+    if power == 0:
+        return None
+    return _inverse_count(list(zip(s.source, np.nan_to_num(s.gender, nan=-1), decades(s.age))), power)
+
+
+def age_weights(s: data.Samples, power: float) -> np.ndarray:
+    """Age loss weight of each face: ``count ** -power`` of its decade, scaled to mean 1 over the aged faces."""
+    has = ~np.isnan(s.age)
+    w = np.zeros(len(s))
+    if has.any():
+        w[has] = _inverse_count([(d,) for d in decades(s.age[has])], power)
+        w[has] /= w[has].mean()
+    return w
+
+
+def _age_targets(s: data.Samples, power: float = 0.0) -> np.ndarray:
     has = ~np.isnan(s.age)
     g = np.where(np.isnan(s.gender), 0.5, s.gender)
-    return np.stack([np.nan_to_num(s.age), g, has], axis=-1).astype(np.float32)
+    return np.stack([np.nan_to_num(s.age), g, has, age_weights(s, power)], axis=-1).astype(np.float32)
 
 
-def _fit_two_stages(train_model, bb, train_ds, val_ds, loss, metrics, cfg, monitor, loss_weights=None) -> list[dict]:
+def _fit_stages(train_model, bb, train_ds, val_ds, loss, metrics, cfg, monitor, loss_weights=None) -> list[dict]:
     deadline = time.monotonic() + cfg.time_budget_s if cfg.time_budget_s else None
     history = []
     for stage, frozen, lr, epochs in ((1, bb.stage1_frozen, cfg.lr1, cfg.epochs1),
-                                      (2, bb.stage2_frozen, cfg.lr2, cfg.epochs2)):
+                                      (2, bb.stage2_frozen, cfg.lr2, cfg.epochs2),
+                                      (3, cfg.frozen3, cfg.lr3, cfg.epochs3)):
         if epochs <= 0:
             continue
         backbones.set_frozen(bb, frozen)
-        if stage == 2 and deadline is not None and history:
+        if stage > 1 and deadline is not None and history:
             epochs = _epochs_that_fit(epochs, history[-1], deadline)
         steps = epochs * len(train_ds)
         rate = lr if stage == 1 else keras.optimizers.schedules.CosineDecay(
@@ -150,12 +201,12 @@ def _fit_two_stages(train_model, bb, train_ds, val_ds, loss, metrics, cfg, monit
     return history
 
 
-def _epochs_that_fit(epochs: int, stage1: dict, deadline: float, slowdown: float = 2.0) -> int:
-    """Shorten stage 2 so that its learning-rate schedule completes before the deadline.
+def _epochs_that_fit(epochs: int, previous: dict, deadline: float, slowdown: float = 2.0) -> int:
+    """Shorten a later stage so that its learning-rate schedule completes before the deadline.
 
-    Stage-2 epochs are assumed ``slowdown`` times slower than stage 1's last epoch (more trainable layers).
+    Its epochs are assumed ``slowdown`` times slower than the previous stage's last epoch (more trainable layers).
     """
-    per_epoch = stage1["last_epoch_seconds"] * slowdown
+    per_epoch = previous["last_epoch_seconds"] * slowdown
     if per_epoch <= 0:
         return epochs
     return max(1, min(epochs, int((deadline - time.monotonic()) / per_epoch)))
@@ -193,21 +244,23 @@ def train_rotation(cfg: TrainConfig, prep: Prepared, model: keras.Model | None =
             return (faces, angles[:, None]), augment.angle_to_target(angles)
         return ArrayBatches(len(images), cfg.batch_size, make, seed, shuffle)
 
-    history = _fit_two_stages(train_model, bb, batches(prep.train_images, cfg.seed, True),
+    history = _fit_stages(train_model, bb, batches(prep.train_images, cfg.seed, True),
                               batches(prep.val_images, cfg.seed + 1, False),
                               "mse", [recipe.angle_error], cfg, "val_angle_error")
     return model, history
 
 
-def _attribute_batches(images, samples, cfg, seed, shuffle, with_age):
-    g, a = _gender_targets(samples), _age_targets(samples)
+def _attribute_batches(images, samples, cfg, seed, shuffle, age_output=None):
+    """Gender (and, with ``age_output``, age) batches; training batches are balanced as configured."""
+    g, a = _gender_targets(samples), _age_targets(samples, cfg.age_balance if shuffle else 0.0)
 
     def make(idx, rng):
         y = {"gender": g[idx]}
-        if with_age:
-            y["age_branches"] = a[idx]
+        if age_output:
+            y[age_output] = a[idx]
         return images[idx].astype(np.float32), y
-    return ArrayBatches(len(images), cfg.batch_size, make, seed, shuffle)
+    weights = sampling_weights(samples, cfg.balance) if shuffle else None
+    return ArrayBatches(len(images), cfg.batch_size, make, seed, shuffle, weights)
 
 
 def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbones.Backbone, list[dict]]:
@@ -216,10 +269,10 @@ def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbon
     model = recipe.build_gender_model(bb)
     face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
     train_model = keras.Model(face, {"gender": model(augment.face_augmenter(cfg.seed)(face))})
-    history = _fit_two_stages(
+    history = _fit_stages(
         train_model, bb,
-        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, False),
-        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, False),
+        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True),
+        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False),
         {"gender": recipe.gender_loss}, {"gender": [recipe.gender_accuracy]}, cfg, "val_loss")
     return model, bb, history
 
@@ -228,22 +281,25 @@ def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model | None
               bb: backbones.Backbone | None = None, model: keras.Model | None = None) -> tuple[keras.Model, list[dict]]:
     """Train the gender-conditioned age regressor on the trained gender model (gender keeps training too).
 
-    ``model``: a saved age regressor to continue training instead (``gender_model`` and ``bb`` unused).
+    ``model``: a saved age regressor to continue training instead (``gender_model`` and ``bb`` unused;
+    its own age head is kept).
     """
     if model is None:
-        model = recipe.build_age_model(gender_model)
+        model = recipe.build_age_model(gender_model, head=cfg.age_head)
     else:
         bb = backbones.from_model(cfg.backbone, model)
+    key = recipe.age_output(model)
+    loss = recipe.age_distribution_loss(cfg.age_sigma) if key == "age_distribution" else recipe.age_loss
     face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
     out = model(augment.face_augmenter(cfg.seed)(face))
-    train_model = keras.Model(face, {"gender": out["gender"], "age_branches": out["age_branches"]})
-    history = _fit_two_stages(
+    train_model = keras.Model(face, {"gender": out["gender"], key: out[key]})
+    history = _fit_stages(
         train_model, bb,
-        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, True),
-        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, True),
-        {"gender": recipe.gender_loss, "age_branches": recipe.age_loss},
-        {"gender": [recipe.gender_accuracy], "age_branches": [recipe.age_mae]}, cfg, "val_age_branches_age_mae",
-        loss_weights={"gender": 1.0, "age_branches": cfg.age_loss_weight})
+        _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, key),
+        _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, key),
+        {"gender": recipe.gender_loss, key: loss},
+        {"gender": [recipe.gender_accuracy], key: [recipe.age_mae]}, cfg, f"val_{key}_age_mae",
+        loss_weights={"gender": 1.0, key: cfg.age_loss_weight})
     return model, history
 
 
