@@ -64,6 +64,9 @@ def scan(
     detect_size: int | None = typer.Option(
         None, "--detect-size", min=64,
         help="Long side of the copy the face detector runs on (default 1200; raised when --min-face needs more)."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
+                                         help="Refuse images claiming more pixels than this (decompression "
+                                              "bombs), checked before decoding; listed as too large."),
     hidden: bool = typer.Option(False, "--hidden", help="Also scan hidden files and folders (names starting with '.')."),
     rescan: bool = typer.Option(False, "--rescan", help="Redo every photo, changed or not."),
     rescan_outdated: bool = typer.Option(False, "--rescan-outdated",
@@ -103,7 +106,8 @@ def scan(
     options = ScanOptions(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
         detector=detector, engine=engine, min_face=min_face, min_confidence=min_confidence,
-        decode_size=decode_size, detect_size=detect_size, batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
+        decode_size=decode_size, detect_size=detect_size, max_pixels=round(max_megapixels * 1_000_000),
+        batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch, verbose=verbose,
     )
     console = Console(stderr=True)
@@ -357,31 +361,37 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled data (as for train); its test split "
-                                    "(same seed and fractions as training) is evaluated."),
+    data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled data (as for train). Repeatable."),
     models: Path = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
-    seed: int = typer.Option(None, help="Split seed (default: the one in the models' age.train.json, else 1337)."),
-    split: str = typer.Option("test", help="Which split to measure: test (final numbers) or val."),
-    limit: int = typer.Option(None, help="Evaluate only the first N faces of the split (quick checks)."),
+    seed: int = typer.Option(None, help="Split seed (default: the one in the models' age.train.json, else 1337); "
+                             "also draws the --limit sample."),
+    split: str = typer.Option("test", help="What to measure: test (the split held out in training, final numbers), "
+                              "val (model selection) or all (every file, e.g. your own held-out folder)."),
+    limit: int = typer.Option(None, min=1, help="Measure a random sample of N files (drawn with the seed, "
+                              "the same files every run) for quick checks."),
+    detect: bool = typer.Option(False, "--detect", help="Measure what phototag scan computes: detect the faces in "
+                                "each file and run the chain on the one nearest the image centre (a file without "
+                                "a face is a miss, listed). Default: the files are face crops."),
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
     flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
                                       help="Average each prediction with the mirrored face's (as scan does)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure gender accuracy, age MAE/RMSE, rotation error and speed on held-out faces."""
+    """Measure gender accuracy, age MAE/RMSE by decade, rotation error and speed on held-out faces."""
     import json
 
+    if split not in ("test", "val", "all"):
+        raise typer.BadParameter("choose test, val or all", param_hint="--split")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.data import DataError
     from training.evaluate import evaluate as run_eval
     from training.evaluate import format_report
 
     from .models import ModelError
 
-    if split not in ("test", "val"):
-        raise typer.BadParameter("choose test or val", param_hint="--split")
     try:
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
-                          flip_average=flip_average)
+                          flip_average=flip_average, detect=detect)
     except (DataError, ModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -1,5 +1,8 @@
 """The SQLite index: schema, location and transactional writes (through sqlite-utils).
 
+Every write is one transaction (``db.atomic()``: sqlite-utils commits each statement on its own
+otherwise), so a photo's row and its faces change together or not at all.
+
 Tables
 ------
 ``photos``: one row per file seen. ``path`` is the absolute path for display and filtering
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from . import faults
 from .records import FRAME, Face, PhotoInfo
 
 ENV_DB = "PHOTOTAG_DB"
@@ -103,7 +107,12 @@ def open_index(db_path: str | os.PathLike | None = None, create: bool = True) ->
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create the tables and indexes if they do not exist."""
+    """Create the tables and indexes if they do not exist (in one transaction)."""
+    with db.atomic():
+        _create_tables(db)
+
+
+def _create_tables(db: sqlite_utils.Database) -> None:
     if "photos" not in db.table_names():
         db["photos"].create(PHOTO_COLUMNS, pk="id", not_null={"path", "path_key", "status"},
                             defaults={"missing": 0, "face_count": 0})
@@ -171,9 +180,10 @@ def record_photo(
         "model_version": model_version,
         "exif_status": exif_status,
     }
-    with db.conn:
+    with db.atomic():
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])
+        faults.point("index-between")
         db["faces"].insert_all(
             {
                 "photo_id": photo_id,
@@ -203,7 +213,7 @@ def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None,
     else:
         row = _photo_row(path, stat, None)
     row |= {"status": "failed", "error": error, "face_count": 0, "model_version": None}
-    with db.conn:
+    with db.atomic():
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])
     return photo_id
@@ -212,7 +222,7 @@ def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None,
 def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str | None,
                       exif_status: str) -> None:
     """Record a photo's new size/mtime/hash after phototag itself rewrote it, so the next scan skips it."""
-    with db.conn:
+    with db.atomic():
         db.execute(
             "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ? where path_key = ?",
             [stat.st_size, stat.st_mtime_ns, sha256, exif_status, path_key(path)],
@@ -239,7 +249,7 @@ def mark_missing(db: sqlite_utils.Database, seen_keys: set[bytes], under: Iterab
         ).fetchall():
             if key not in seen_keys:
                 stale.append(pid)
-    with db.conn:
+    with db.atomic():
         for pid in stale:
             if prune:
                 db.execute("delete from faces where photo_id = ?", [pid])

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from . import detectors, index, tags
-from .images import DEFAULT_DECODE_SIZE, DecodeError, decode, supported_extensions
+from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, decode, is_raw, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .walk import file_sha256, is_unchanged, load_index_state, walk
@@ -51,6 +51,7 @@ class ScanOptions:
     min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
     detect_size: int | None = None  # None: the detector's default
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     batch_size: int = 64
     include_hidden: bool = False
     rescan: bool = False
@@ -253,7 +254,8 @@ class _Scan:
             return photo
         photo.sha256 = hashlib.sha256(data).hexdigest()
         try:
-            photo.pixels, photo.info = decode(data, self.options.decode_size)
+            photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
+                                              raw=is_raw(photo.path))
         except DecodeError as e:
             photo.error = str(e)
         self.timings.decode += time.perf_counter() - t

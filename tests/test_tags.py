@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -14,7 +15,8 @@ import piexif
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from phototag import tags
+from phototag import policy, tags
+from phototag.atomic import Written
 from phototag.records import Face, PhotoInfo
 
 UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "crop_part1"
@@ -117,13 +119,13 @@ def test_stored_box_inverts_pillows_exif_transpose(orientation):
     left, top, right, bottom = displayed.getbbox()
     info = PhotoInfo(width=displayed.width, height=displayed.height, stored_width=60, stored_height=40,
                      orientation=orientation)
-    box = tags.stored_box((left, top, right - left, bottom - top), info)
+    box = policy.stored_box((left, top, right - left, bottom - top), info)
     assert box == pytest.approx((10 / 60, 5 / 40, 20 / 60, 12 / 40))
 
 
 def test_keywords_per_photo():
-    assert tags.photo_keywords(FACES) == OUR_KEYWORDS
-    assert tags.photo_keywords([]) == ["phototag", "faces: 0"]
+    assert policy.photo_keywords(FACES) == OUR_KEYWORDS
+    assert policy.photo_keywords([]) == ["phototag", "faces: 0"]
 
 
 # -- round trip -----------------------------------------------------------------------------------
@@ -393,3 +395,15 @@ def test_record_is_parsed_only_when_it_is_phototags(tmp_path):
     assert raw.endswith(b"}\nphototag: my own note, not JSON")
     tags.clean(photo)
     assert Image.open(photo).getexif().get_ifd(0x8769)[0x9286] == b"ASCII\0\0\0phototag: my own note, not JSON"
+
+
+def test_atomic_replace_returns_what_it_wrote(tmp_path):
+    photo = make_jpeg(tmp_path / "p.jpg", "plain")
+    before = photo.stat()
+    result = tags.write_faces(photo, FACES, INFO, "m1")
+    after = photo.stat()
+    assert result.status == "written"
+    assert result.file == Written(after.st_size, after.st_mtime_ns, after.st_ino,
+                                  hashlib.sha256(photo.read_bytes()).hexdigest())
+    assert after.st_mtime_ns == before.st_mtime_ns and after.st_ino != before.st_ino
+    assert tags.write_faces(photo, FACES, INFO, "m1").file is None  # unchanged
