@@ -1,12 +1,16 @@
-"""Decoding: orientation, reduced-scale JPEG decode, EXIF date, modes, per-file errors."""
+"""Decoding: orientation, reduced-scale JPEG decode, EXIF date, modes, HEIC, RAW, bombs, per-file errors."""
 
 import io
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from phototag.images import BASE_EXTENSIONS, DecodeError, decode, supported_extensions
+from phototag.images import (BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode,
+                             supported_extensions)
+from formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, set_exif_orientation, with_claimed_size,
+                     with_preview)
 from photos import exif_block, jpeg_bytes
 
 
@@ -93,12 +97,100 @@ def test_broken_files_raise_decode_error(data, reason):
         decode(data)
 
 
-def test_decompression_bomb_is_a_decode_error(monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(DecodeError, match="too large"):
-        decode(jpeg_bytes(marked(100, 100)))
+def test_the_pixel_limit_is_an_option():
+    with pytest.raises(TooLarge, match="100 x 100 pixels"):
+        decode(jpeg_bytes(marked(100, 100)), max_pixels=9999)
+    assert decode(jpeg_bytes(marked(100, 100)), max_pixels=10000)[0].shape == (100, 100, 3)
+
+
+@pytest.mark.parametrize("data, raw, claimed", [
+    (png_bomb(30000, 30000), False, "30000 x 30000"),
+    (jpeg_bomb(65000, 65000), False, "65000 x 65000"),
+    (with_claimed_size(dng_bytes(marked(64, 48)), 60000, 60000), True, "60000 x 60000"),
+])
+def test_decompression_bombs_are_refused_before_decoding(data, raw, claimed):
+    start = time.perf_counter()
+    with pytest.raises(TooLarge, match=claimed):
+        decode(data, raw=raw)
+    assert time.perf_counter() - start < 5  # nothing near the claimed size was allocated or decoded
 
 
 def test_supported_extensions():
-    assert BASE_EXTENSIONS <= supported_extensions()
+    assert BASE_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS == supported_extensions()
     assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"} <= BASE_EXTENSIONS
+    assert {".heic", ".heif"} <= HEIF_EXTENSIONS
+    assert {".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"} <= RAW_EXTENSIONS
+
+
+# Displayed-frame position of the red block of ``marked(300, 200)`` (centre (20, 30) as stored) for
+# each orientation: 1 as stored, 3 turned 180, 6 turned 90 clockwise, 8 turned 90 counter-clockwise.
+SHOWN = {1: ((300, 200), (20, 30)), 3: ((300, 200), (280, 170)), 6: ((200, 300), (170, 20)),
+         8: ((200, 300), (30, 280))}
+
+
+def assert_shown(pixels, orientation, scale=1.0):
+    (width, height), (x, y) = SHOWN[orientation]
+    assert (pixels.shape[1], pixels.shape[0]) == (round(width * scale), round(height * scale))
+    rx, ry = red_centre(pixels)
+    assert abs(rx / scale - x) < 3 and abs(ry / scale - y) < 3
+
+
+@pytest.mark.parametrize("orientation", [None, 1, 3, 6, 8])
+def test_heic_is_turned_exactly_once(orientation):
+    import pillow_heif
+
+    data = heic_bytes(marked(300, 200), orientation, taken="2022:08:01 10:11:12")
+    if orientation:  # the orientation is in the file twice: HEIF transform and EXIF
+        exif = Image.Exif()
+        exif.load(pillow_heif.open_heif(io.BytesIO(data)).info["exif"])
+        assert exif[274] == orientation
+    pixels, info = decode(data)
+    assert_shown(pixels, orientation or 1)
+    # libheif applied the transform; the recorded frame is the decoded one, with nothing left to apply
+    assert info.orientation == 1 and (info.width, info.height) == (info.stored_width, info.stored_height)
+    assert (info.width, info.height) == SHOWN[orientation or 1][0]
+    assert info.format == "HEIF" and info.taken_at == "2022-08-01T10:11:12"
+
+
+def test_heic_follows_its_own_transform_not_the_exif_orientation():
+    # HEIF standard: the EXIF orientation is informative; the irot/imir properties are what is shown.
+    pixels, _ = decode(set_exif_orientation(heic_bytes(marked(300, 200), 1), 6))
+    assert_shown(pixels, 1)
+    pixels, _ = decode(set_exif_orientation(heic_bytes(marked(300, 200), 6), 1))
+    assert_shown(pixels, 6)
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_raw_without_preview_is_demosaiced_at_half_size_and_turned(orientation):
+    pixels, info = decode(dng_bytes(marked(300, 200), orientation), raw=True)
+    assert_shown(pixels, orientation, scale=0.5)
+    assert info.scale == 0.5 and info.orientation == orientation and info.format == "RAW"
+    assert (info.width, info.height) == SHOWN[orientation][0] and (info.stored_width, info.stored_height) == (300, 200)
+    assert info.extra["decoded_from"] == "raw at half size"
+
+
+@pytest.mark.parametrize("raw_orientation, preview_orientation, shown", [
+    (1, None, 1), (6, None, 6), (8, None, 8),
+    (6, 6, 6),  # camera previews carry the orientation in their own EXIF too: turned once, not twice
+    (3, 6, 3),  # the raw's own orientation wins
+    (1, 6, 6),  # the raw says nothing: the preview's EXIF does
+])
+def test_raw_preview_is_decoded_and_turned_once(raw_orientation, preview_orientation, shown):
+    preview = camera_jpeg(marked(300, 200), preview_orientation)
+    pixels, info = decode(with_preview(dng_bytes(marked(300, 200), raw_orientation), preview), raw=True)
+    assert_shown(pixels, shown)
+    assert info.extra["decoded_from"] == "preview" and info.orientation == shown and info.scale == 1.0
+
+
+def test_small_raw_preview_is_not_used():
+    preview = jpeg_bytes(marked(300, 200).resize((150, 100)))
+    pixels, info = decode(with_preview(dng_bytes(marked(300, 200), 6), preview), raw=True)
+    assert info.extra["decoded_from"] == "raw at half size"
+    assert_shown(pixels, 6, scale=0.5)
+
+
+def test_broken_raw_is_a_decode_error():
+    with pytest.raises(DecodeError, match="RAW"):
+        decode(b"II*\0 certainly not a raw file", raw=True)
+    with pytest.raises(DecodeError, match="RAW"):
+        decode(jpeg_bytes(marked(40, 30)), raw=True)

@@ -7,6 +7,9 @@ Three layouts are read, each into a :class:`Samples` table (path, age, gender; a
 * a CSV file with the columns ``path,age,gender`` (either label may be empty; gender ``f``/``m``,
   ``female``/``male`` or ``1``/``0`` as in UTKFace); paths are relative to the CSV's folder.
 
+A folder with its own ``train/`` (and optionally ``val/``, ``test/``) subfolders, such as the CelebA
+crops, keeps that split (:func:`splits`); any other source is split by file name and seed.
+
 Problems (an empty folder, a file name that breaks the grammar, an unreadable image, a bad label)
 raise :class:`DataError` naming the files, instead of being skipped silently.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_(\d+)\.jpg\.chip\.jpg$")
 GENDER_WORDS = {"f": 1.0, "female": 1.0, "1": 1.0, "m": 0.0, "male": 0.0, "0": 0.0}
 MAX_AGE = 120
+SPLIT_NAMES = ("train", "val", "test")
 
 
 class DataError(ValueError):
@@ -36,31 +40,35 @@ class DataError(ValueError):
 class Samples:
     """Labelled image files. ``gender`` is 1.0 for female, 0.0 for male; NaN marks a missing label.
 
-    ``group`` ties together files that must stay on the same side of a split (duplicates).
+    ``group`` ties together files that must stay on the same side of a split (duplicates);
+    ``source`` names the data set each file came from (for balanced sampling).
     """
 
     paths: np.ndarray
     age: np.ndarray
     gender: np.ndarray
     group: np.ndarray
+    source: np.ndarray
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def take(self, index: np.ndarray) -> "Samples":
-        return Samples(self.paths[index], self.age[index], self.gender[index], self.group[index])
+        return Samples(*(getattr(self, f.name)[index] for f in fields(Samples)))
 
     @staticmethod
     def concat(parts: list["Samples"]) -> "Samples":
-        return Samples(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("paths", "age", "gender", "group")))
+        return Samples(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Samples)))
 
 
-def _samples(paths: list[str], age: list[float], gender: list[float], group: list[str] | None = None) -> Samples:
+def _samples(paths: list[str], age: list[float], gender: list[float], group: list[str] | None = None,
+             source: str = "") -> Samples:
     return Samples(
         np.array(paths, dtype=object),
         np.array(age, dtype=np.float32),
         np.array(gender, dtype=np.float32),
         np.array(group if group is not None else paths, dtype=object),
+        np.array([source] * len(paths), dtype=object),
     )
 
 
@@ -68,7 +76,7 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _problems(kind: str, names: list[str], limit: int = 5) -> str:
+def problems(kind: str, names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
     return f"{len(names)} {kind}: {shown}"
 
@@ -91,11 +99,11 @@ def read_utkface(folder: str | Path) -> Samples:
         ages.append(float(m.group(1)))
         genders.append(float(m.group(2)))
     if bad:
-        raise DataError(f"{folder}: " + _problems(
+        raise DataError(f"{folder}: " + problems(
             "file names do not follow UTKFace's {age}_{gender}_{race}_{datetime}.jpg.chip.jpg", bad))
     group_of = _duplicate_groups(folder)
     groups = [group_of.get(Path(p).relative_to(folder).as_posix(), p) for p in paths]
-    return _samples(paths, ages, genders, groups)
+    return _samples(paths, ages, genders, groups, str(folder))
 
 
 def _duplicate_groups(folder: Path) -> dict[str, str]:
@@ -121,7 +129,7 @@ def read_gender_folders(root: str | Path) -> Samples:
             raise DataError(f"{folder}: no images found")
         paths += [str(f) for f in files]
         genders += [1.0 if folder.name.lower() == "female" else 0.0] * len(files)
-    return _samples(paths, [np.nan] * len(paths), genders)
+    return _samples(paths, [np.nan] * len(paths), genders, source=str(root))
 
 
 def read_csv(path: str | Path) -> Samples:
@@ -156,10 +164,10 @@ def read_csv(path: str | Path) -> Samples:
         ages.append(age)
         genders.append(gender)
     if bad:
-        raise DataError(f"{path}: " + _problems("rows with a bad age (0-120) or gender (f/m/female/male/1/0)", bad))
+        raise DataError(f"{path}: " + problems("rows with a bad age (0-120) or gender (f/m/female/male/1/0)", bad))
     if missing:
-        raise DataError(f"{path}: " + _problems("files not found", missing))
-    return _samples(paths, ages, genders)
+        raise DataError(f"{path}: " + problems("files not found", missing))
+    return _samples(paths, ages, genders, source=str(path))
 
 
 def read_any(source: str | Path) -> Samples:
@@ -187,6 +195,21 @@ def split(samples: Samples, seed: int, val: float = 0.1, test: float = 0.1) -> t
     is_val = (pos >= test) & (pos < test + val)
     is_train = ~(is_test | is_val)
     return samples.take(np.flatnonzero(is_train)), samples.take(np.flatnonzero(is_val)), samples.take(np.flatnonzero(is_test))
+
+
+def splits(source: str | Path, seed: int, val: float = 0.1, test: float = 0.1
+           ) -> tuple[Samples, Samples, Samples]:
+    """Train, validation and test samples of one source: its own ``train/``, ``val/`` and ``test/``
+    subfolders when it has a ``train/`` one (a missing side is empty), else :func:`split`."""
+    source = Path(source)
+    if source.is_dir() and (source / "train").is_dir():
+        sides = []
+        for name in SPLIT_NAMES:
+            side = read_any(source / name) if (source / name).is_dir() else _samples([], [], [])
+            side.source[:] = str(source)
+            sides.append(side)
+        return tuple(sides)
+    return split(read_any(source), seed, val, test)
 
 
 def square(image: Image.Image) -> Image.Image:
@@ -223,7 +246,7 @@ def load_images(samples: Samples, size: int, cache_dir: str | Path | None = None
         except (OSError, ValueError) as exc:
             unreadable.append(f"{p} ({exc})")
     if unreadable:
-        raise DataError(_problems("unreadable images", unreadable))
+        raise DataError(problems("unreadable images", unreadable))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npy")

@@ -1,6 +1,8 @@
-"""Evaluate a model folder on the held-out test split of labelled face data.
+"""Evaluate a model folder on the held-out test split (or another split) of labelled face data.
 
-Reports gender accuracy; age MAE, RMSE and share within ±5 years, overall and by decade; rotation
+Two ways in: the files as face crops (as in training), or through detection, exactly as
+``phototag scan`` sees a photo (decode, detect, the chain on the face nearest the image centre;
+a file without a face is a miss). Reports gender accuracy; age MAE, RMSE and share within ±5 years, overall and by decade; rotation
 MAE and share within ±5° on test faces rotated by known angles (``scipy.ndimage.rotate``, an
 implementation independent of the training augmentation); and milliseconds per face for the
 chain (rotation → de-rotate → gender/age) on this machine.
@@ -17,7 +19,10 @@ import numpy as np
 from scipy import ndimage
 
 from phototag.chain import CONTEXT, FaceChain
+from phototag.faces import FaceDetector
+from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
+from phototag.records import Detection
 
 from . import data
 
@@ -46,11 +51,25 @@ def _rotation_report(true: np.ndarray, pred: np.ndarray, max_angle: float) -> di
             "within_5": round(float(np.mean(err <= 5)), 4), "p95": round(float(np.percentile(err, 95)), 2)}
 
 
-def test_split(sources: list[str | Path], seed: int, val: float = 0.1, test: float = 0.1, split: str = "test"
-               ) -> data.Samples:
-    """The chosen split (``test`` by default, ``val`` for model selection) of every source, concatenated."""
-    which = {"train": 0, "val": 1, "test": 2}[split]
-    return data.Samples.concat([data.split(data.read_any(s), seed, val, test)[which] for s in sources])
+SPLITS = ("test", "val", "train", "all")
+
+
+def select(sources: list[str | Path], seed: int, val: float = 0.1, test: float = 0.1, split: str = "test",
+           limit: int | None = None) -> data.Samples:
+    """The chosen split of every source, concatenated (``all``: every file, unsplit).
+
+    ``limit``: a random sample of that many files, drawn with ``seed`` (the same files every run).
+    """
+    if split == "all":
+        samples = data.Samples.concat([data.read_any(s) for s in sources])
+    else:
+        which = {"train": 0, "val": 1, "test": 2}[split]
+        samples = data.Samples.concat([data.splits(s, seed, val, test)[which] for s in sources])
+    if limit and limit < len(samples):
+        samples = samples.take(np.sort(np.random.default_rng(seed).choice(len(samples), limit, replace=False)))
+    if not len(samples):
+        raise data.DataError(f"the {split} split of {', '.join(map(str, sources))} is empty")
+    return samples
 
 
 def split_settings(model_dir: Path) -> dict:
@@ -60,30 +79,7 @@ def split_settings(model_dir: Path) -> dict:
     return {"seed": cfg.get("seed", 1337), "val": cfg.get("val_fraction", 0.1), "test": cfg.get("test_fraction", 0.1)}
 
 
-def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
-             limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64,
-             flip_average: bool = True) -> dict:
-    """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
-
-    The split uses the seed and fractions of the models' training run unless ``seed`` is given.
-    """
-    models = load_models(model_dir)
-    chain = FaceChain(models, batch_size=batch_size, flip_average=flip_average)
-    settings = split_settings(models.directory)
-    seed = settings["seed"] if seed is None else seed
-    samples = test_split(sources, seed, settings["val"], settings["test"], split=split)
-    if limit:
-        samples = samples.take(np.arange(min(limit, len(samples))))
-    if not len(samples):
-        raise data.DataError("the split is empty")
-    size = models.input_size
-    wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
-    faces = data.load_images(samples, size)
-    p_female, age = chain.attributes(faces)
-
-    report: dict = {"models": models.version, "split": split, "seed": seed, "samples": len(samples),
-                    "flip_average": flip_average,
-                    "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
+def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray, age: np.ndarray) -> None:
     has_gender = ~np.isnan(samples.gender)
     if has_gender.any():
         report["gender"] = {"n": int(has_gender.sum()), "accuracy": round(float(np.mean(
@@ -92,6 +88,87 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
     if has_age.any():
         report["age"] = _age_report(samples.age[has_age], age[has_age])
 
+
+def _central_face(detections: list[Detection], shape: tuple[int, ...]) -> Detection | None:
+    """The detection whose box centre is nearest the image centre."""
+    def distance(d: Detection) -> float:
+        x, y, w, h = d.box
+        return (x + w / 2 - shape[1] / 2) ** 2 + (y + h / 2 - shape[0] / 2) ** 2
+    return min(detections, key=distance, default=None)
+
+
+def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: FaceDetector, decode_size: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """As ``phototag scan`` does: decode each file, detect, run the chain on the face nearest the centre.
+
+    Returns P(female), age (NaN where no face was found), whether a face was found, and seconds spent.
+    """
+    n = len(samples)
+    p_female, age, found = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool)
+    pending: list[tuple[int, np.ndarray, Detection]] = []
+    started = time.perf_counter()
+
+    def flush():
+        results = chain.predict([(pixels, [det]) for _, pixels, det in pending])
+        for (i, _, _), (face,) in zip(pending, results):
+            p_female[i], age[i], found[i] = face.p_female, face.age, True
+        pending.clear()
+
+    unreadable = []
+    for i, path in enumerate(samples.paths):
+        try:
+            with open(path, "rb") as fh:
+                pixels, info = decode(fh.read(), decode_size)
+        except (OSError, DecodeError) as exc:
+            unreadable.append(f"{path} ({exc})")
+            continue
+        face = _central_face(detector.detect(pixels, info.scale), pixels.shape)
+        if face is not None:
+            pending.append((i, pixels, face))
+        if len(pending) >= chain.batch_size:
+            flush()
+    if pending:
+        flush()
+    if unreadable:
+        raise data.DataError(data.problems("unreadable images", unreadable))
+    return p_female, age, found, time.perf_counter() - started
+
+
+def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
+             limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64,
+             flip_average: bool = True, detect: bool = False) -> dict:
+    """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
+
+    The split uses the seed and fractions of the models' training run unless ``seed`` is given.
+    ``detect``: run face detection on each file and the chain on the face nearest its centre, as
+    ``phototag scan`` does (files without a face are misses, listed in the report); otherwise the
+    files are taken as face crops, and the rotation regressor is measured on them too.
+    """
+    models = load_models(model_dir)
+    chain = FaceChain(models, batch_size=batch_size, flip_average=flip_average)
+    settings = split_settings(models.directory)
+    seed = settings["seed"] if seed is None else seed
+    samples = select(sources, seed, settings["val"], settings["test"], split, limit)
+    report: dict = {"models": models.version, "split": split, "seed": seed, "samples": len(samples),
+                    "flip_average": flip_average, "through": "detection" if detect else "crops",
+                    "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
+    if detect:
+        detector = FaceDetector()
+        p_female, age, found, seconds = _detect_and_predict(samples, chain, detector, DEFAULT_DECODE_SIZE)
+        report["detection"] = {"found": int(found.sum()), "misses": int((~found).sum()),
+                               "missed": [Path(p).name for p in samples.paths[~found]]}
+        _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found])
+        if "gender" in report:  # a miss counts as a wrong answer here
+            has = ~np.isnan(samples.gender)
+            hit = found & ((p_female >= 0.5) == (samples.gender == 1))
+            report["gender"]["accuracy_with_misses"] = round(float(np.mean(hit[has])), 4)
+        report["ms_per_image"] = round(1000 * seconds / len(samples), 2)
+        return report
+
+    size = models.input_size
+    wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
+    faces = data.load_images(samples, size)
+    _attribute_report(report, samples, *chain.attributes(faces))
     rng = np.random.default_rng(seed)
     pad = (wide_size - size) // 2  # the faces with reflected context around, as a photo would have
     wide = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
@@ -111,9 +188,16 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
 
 def format_report(report: dict) -> str:
     """A plain-text table of an :func:`evaluate` report."""
-    lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} faces"]
+    lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} files"
+             f"  through {report['through']}"]
+    if "detection" in report:
+        d = report["detection"]
+        shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
+        lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
     if "gender" in report:
         lines.append(f"gender accuracy      {report['gender']['accuracy'] * 100:6.2f} %   (n={report['gender']['n']})")
+        if "accuracy_with_misses" in report["gender"]:
+            lines.append(f"  misses as errors   {report['gender']['accuracy_with_misses'] * 100:6.2f} %")
     if "age" in report:
         a = report["age"]
         lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
@@ -127,4 +211,6 @@ def format_report(report: dict) -> str:
                      f"95th percentile {r['p95']:.1f}°")
     if "ms_per_face" in report:
         lines.append(f"chain time           {report['ms_per_face']:6.2f} ms per face (rotation + de-rotate + gender/age)")
+    if "ms_per_image" in report:
+        lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
     return "\n".join(lines)

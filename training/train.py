@@ -102,7 +102,7 @@ class Prepared:
 
 def prepare(cfg: TrainConfig, input_size: int) -> Prepared:
     """Read every data source, split each deterministically and decode train + validation images."""
-    parts = [data.split(data.read_any(src), cfg.seed, cfg.val_fraction, cfg.test_fraction) for src in cfg.data]
+    parts = [data.splits(src, cfg.seed, cfg.val_fraction, cfg.test_fraction) for src in cfg.data]
     train = data.Samples.concat([p[0] for p in parts])
     val = data.Samples.concat([p[1] for p in parts])
     n_test = sum(len(p[2]) for p in parts)

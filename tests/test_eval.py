@@ -1,0 +1,107 @@
+"""phototag eval: split selection (seeded samples, whole folders, pre-split folders) and the detection mode."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from phototag.cli import app
+from phototag.records import Detection
+from training import data
+from training.evaluate import _central_face, select
+
+from conftest import CELEBA, UTKFACE, needs_shared_data
+from photos import face_files, face_labels, jpeg_bytes, paste_face, scene
+
+pytestmark = needs_shared_data
+
+
+def test_limit_draws_a_seeded_random_sample():
+    val = select([UTKFACE], seed=1337, split="val")
+    sample = select([UTKFACE], seed=1337, split="val", limit=50)
+    assert len(sample) == 50 and set(sample.paths) <= set(val.paths)
+    assert list(sample.paths) != list(val.paths[:50])  # not the first 50 files
+    assert list(select([UTKFACE], seed=1337, split="val", limit=50).paths) == list(sample.paths)
+    assert list(select([UTKFACE], seed=7, split="val", limit=50).paths) != list(sample.paths)
+    assert 20 < np.mean(sample.age) < 45  # the first files of the split are mostly children; a sample is not
+
+
+def _gender_folder(root: Path, sides: dict[str, int]) -> Path:
+    for side, n in sides.items():
+        for gender in ("male", "female"):
+            (root / side / gender).mkdir(parents=True)
+            for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:n]:
+                shutil.copy(f, root / side / gender / f.name)
+    return root
+
+
+def test_presplit_folders_keep_their_split_and_all_takes_everything(tmp_path):
+    root = _gender_folder(tmp_path / "celeba", {"train": 3, "val": 2})
+    train, val, test = data.splits(root, seed=1337)
+    assert (len(train), len(val), len(test)) == (6, 4, 0)
+    assert all("/val/" in p for p in val.paths) and set(train.source) == {str(root)}
+    assert len(select([root], seed=1, split="all")) == 10
+    assert len(select([root], seed=1, split="val")) == 4
+    with pytest.raises(data.DataError, match="test split .* is empty"):
+        select([root], seed=1, split="test")
+
+
+def test_central_face_is_chosen():
+    def det(x, y):
+        return Detection(box=(x - 10, y - 10, 20, 20), landmarks={}, confidence=0.9)
+    faces = [det(20, 20), det(95, 60), det(180, 100)]
+    assert _central_face(faces, (120, 200, 3)) is faces[1]
+    assert _central_face([], (120, 200, 3)) is None
+
+
+@pytest.fixture(scope="module")
+def labelled_photos(tmp_path_factory) -> Path:
+    """Three photos with one pasted face each and one without a face, labelled in a CSV file."""
+    root = tmp_path_factory.mktemp("labelled")
+    rng = random.Random(3)
+    rows = []
+    for i, face in enumerate(face_files()[100:400:100]):
+        canvas = scene(640, 480, rng)
+        paste_face(canvas, face, (320 + 40 * i, 240), 200)
+        (root / f"face{i}.jpg").write_bytes(jpeg_bytes(canvas))
+        age, female = face_labels(face)
+        rows.append(f"face{i}.jpg,{age},{'f' if female else 'm'}")
+    (root / "empty.jpg").write_bytes(jpeg_bytes(scene(640, 480, rng)))
+    rows.append("empty.jpg,30,m")  # male: a miss must not count as a right "not female"
+    (root / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_eval_through_detection_counts_misses(labelled_photos, tiny_model_dir):
+    args = ["eval", "--data", str(labelled_photos / "labels.csv"), "--models", str(tiny_model_dir),
+            "--split", "all", "--detect"]
+    result = CliRunner().invoke(app, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["through"] == "detection" and report["samples"] == 4
+    assert report["detection"] == {"found": 3, "misses": 1, "missed": ["empty.jpg"]}
+    g = report["gender"]
+    assert g["n"] == 3 and round(g["accuracy"] * 3, 3) in (0, 1, 2, 3)
+    assert g["accuracy_with_misses"] == pytest.approx(g["accuracy"] * 3 / 4, abs=1e-3)
+    assert report["age"]["n"] == 3 and report["age"]["mae"] >= 0 and "rotation" not in report
+    assert report["ms_per_image"] > 0
+
+    text = CliRunner().invoke(app, args)
+    assert text.exit_code == 0 and "misses 1: empty.jpg" in text.output and "misses as errors" in text.output
+
+
+def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_model_dir, tmp_path):
+    shutil.copytree(labelled_photos, tmp_path / "set")
+    (tmp_path / "set" / "face0.jpg").write_bytes(b"not a jpeg")
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "set" / "labels.csv"), "--models",
+                                      str(tiny_model_dir), "--split", "all", "--detect"])
+    assert result.exit_code == 2 and "face0.jpg" in result.output
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "set" / "labels.csv"), "--split", "train"])
+    assert result.exit_code == 2 and "--split" in result.output
