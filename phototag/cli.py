@@ -6,12 +6,17 @@ Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
 import typer
 
 from . import __version__
+
+SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
+MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
+MAX_BATCH = 65536
 
 app = typer.Typer(
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
@@ -27,8 +32,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def main() -> None:
+    """The ``phototag`` program: the app, with an OS error nothing else handled (such as output to a
+    full disk) reported in one line with exit code 1 instead of a traceback."""
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()
+    except OSError as e:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
+        typer.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
+        sys.exit(1)
+
+
 @app.callback()
-def main(
+def callback(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
@@ -44,17 +63,17 @@ def scan(
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB",
                                    help="Index file (default: $XDG_DATA_HOME/phototag/index.db)."),
     models: Path | None = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
-    min_face: int = typer.Option(0, "--min-face", min=0,
+    min_face: int = typer.Option(0, "--min-face", min=0, max=MAX_SIDE,
                                  help="Smallest face to find, in full-resolution pixels (longer box side). "
                                       "0: what --detect-size allows (20 px at the detection size)."),
     min_confidence: float = typer.Option(0.8, "--min-confidence", min=0.0, max=1.0,
                                          help="Smallest detector confidence to keep a face."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1,
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=MAX_BATCH,
                                    help="Faces (from many photos) per call of the rotation/gender/age models."),
-    decode_size: int = typer.Option(1600, "--decode-size", min=64,
+    decode_size: int = typer.Option(1600, "--decode-size", min=64, max=MAX_SIDE,
                                     help="Decode JPEGs at 1/2, 1/4 or 1/8 scale while the long side stays "
                                          "at least this many pixels; ages and genders are read from this image."),
-    detect_size: int = typer.Option(1200, "--detect-size", min=64,
+    detect_size: int = typer.Option(1200, "--detect-size", min=64, max=MAX_SIDE,
                                     help="Long side of the copy the face detector runs on (raised when "
                                          "--min-face needs more)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
@@ -74,6 +93,8 @@ def scan(
     sidecar: bool = typer.Option(False, "--sidecar", help="Also write the results to a sidecar file beside each photo."),
     touch: bool = typer.Option(False, "--touch", help="Give photos whose EXIF is rewritten a new modification time "
                                                       "(default: keep it, like exiftool -P)."),
+    wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
+                                                    "(default: stop with exit code 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -82,7 +103,11 @@ def scan(
     from the scanned folders are marked missing. Files that fail to decode are recorded with the
     reason and listed in the summary.
 
-    Exit code: 0 when the scan ran (per-file failures included), 2 for unusable arguments.
+    One scan per index at a time. Ctrl-C finishes the photo being written, prints the summary and
+    exits with 130; the next scan resumes.
+
+    Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
+    (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
     for path in paths:
         if not os.path.exists(path):
@@ -94,7 +119,7 @@ def scan(
 
     from rich.console import Console
 
-    from .index import default_db_path
+    from .index import IndexUnusable, default_db_path
     from .scan import RichProgress, ScanOptions, render_summary, scan as run_scan
 
     options = ScanOptions(
@@ -102,25 +127,29 @@ def scan(
         min_face=min_face, min_confidence=min_confidence, decode_size=decode_size, detect_size=detect_size,
         max_pixels=round(max_megapixels * 1_000_000), raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
-        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch,
+        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch, wait=wait,
     )
     console = Console(stderr=True)
-    if quiet or json_out:
-        summary = run_scan(options)
-    else:
-        with RichProgress(console) as progress:
-            summary = run_scan(options, progress)
+    try:
+        if quiet or json_out:
+            summary = run_scan(options)
+        else:
+            with RichProgress(console) as progress:
+                summary = run_scan(options, progress)
+    except IndexUnusable as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     if json_out:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     elif not quiet:
         render_summary(summary, console)
+    if summary.interrupted:
+        raise typer.Exit(130)
 
 
 def _read_index(db: Path | None):
     """Open an existing index for the query commands, or exit 1 saying how to create one."""
-    import sqlite3
-
-    from .index import default_db_path, open_index
+    from .index import IndexUnusable, default_db_path, open_index
 
     path = db or default_db_path()
     try:
@@ -128,8 +157,8 @@ def _read_index(db: Path | None):
     except FileNotFoundError:
         typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
         raise typer.Exit(1) from None
-    except sqlite3.DatabaseError as e:
-        typer.echo(f"Cannot read the index {path}: {e}", err=True)
+    except IndexUnusable as e:
+        typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -154,9 +183,9 @@ def query(
     min_gender_confidence: float | None = typer.Option(
         None, "--min-gender-confidence", min=0.0, max=1.0,
         help="Smallest gender confidence of the face: p_female for f, 1 - p_female for m, the larger without --gender."),
-    faces: int | None = typer.Option(None, "--faces", min=0, help="Photos with exactly N faces."),
-    min_faces: int | None = typer.Option(None, "--min-faces", min=0, help="Photos with at least N faces."),
-    max_faces: int | None = typer.Option(None, "--max-faces", min=0, help="Photos with at most N faces."),
+    faces: int | None = typer.Option(None, "--faces", min=0, max=SQL_INT_MAX, help="Photos with exactly N faces."),
+    min_faces: int | None = typer.Option(None, "--min-faces", min=0, max=SQL_INT_MAX, help="Photos with at least N faces."),
+    max_faces: int | None = typer.Option(None, "--max-faces", min=0, max=SQL_INT_MAX, help="Photos with at most N faces."),
     path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file; or a glob "
                                     "on the absolute path, where * also matches / (e.g. '*/2020/*.jpg')."),
     taken_after: str | None = typer.Option(None, "--taken-after", help="Photos taken on or after this EXIF date: "
@@ -173,7 +202,7 @@ def query(
         "path", "--sort", help="Order by path, taken (date taken, undated last), faces (face count) "
                                "or age (youngest matching face); ties by path."),
     reverse: bool = typer.Option(False, "--reverse", "-r", help="Reverse the order (undated photos stay last)."),
-    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most N photos."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, max=SQL_INT_MAX, help="At most N photos."),
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
 ) -> None:
     """List the photos with at least one face matching all the face filters, and all the photo filters.

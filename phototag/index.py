@@ -19,10 +19,12 @@ orientation applied, full resolution), named by ``frame``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,19 +96,68 @@ def path_key(path: str | os.PathLike | bytes) -> bytes:
     return os.fsencode(os.path.abspath(os.fsencode(path)))
 
 
+class IndexUnusable(RuntimeError):
+    """The index cannot be used (not SQLite, a read-only folder, a full disk, another scan using it)."""
+
+
+class IndexBusy(IndexUnusable):
+    """Another scan holds the index's lock."""
+
+
 def open_index(db_path: str | os.PathLike | None = None, create: bool = True) -> sqlite_utils.Database:
-    """Open (and create or migrate) the index. With ``create=False`` a missing file raises FileNotFoundError."""
+    """Open (and create or migrate) the index. With ``create=False`` a missing file raises FileNotFoundError;
+    a file that is not an index, or a folder it cannot be written in, raises IndexUnusable."""
     path = Path(db_path) if db_path is not None else default_db_path()
     if not create and not path.exists():
         raise FileNotFoundError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    db = sqlite_utils.Database(conn)
-    ensure_schema(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = sqlite_utils.Database(conn)
+        ensure_schema(db)
+    except (sqlite3.Error, OSError) as e:
+        raise IndexUnusable(f"cannot use the index {path}: {reason(e)}") from e
     return db
+
+
+def reason(error: Exception) -> str:
+    """A short, human reason for an SQLite or OS error."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+@contextlib.contextmanager
+def scan_lock(db_path: str | os.PathLike | None = None, wait: bool = False) -> Iterator[None]:
+    """Hold the index's scan lock (``INDEX.lock`` beside it, ``flock``): one scan per index at a time.
+
+    Another scan holding it raises IndexBusy, or with ``wait`` is waited for. The lock file stays
+    (removing it would race with a scan opening it); the lock goes with the process, also when killed.
+    """
+    path = Path(db_path) if db_path is not None else default_db_path()
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IndexUnusable(f"cannot use the index {path}: cannot create {lock_path}: {reason(e)}") from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise IndexBusy(f"another phototag scan is using the index {path}"
+                            + (f" (process {holder})" if holder else "")
+                            + "; try again when it has finished, or use --wait") from None
+        with contextlib.suppress(OSError):  # who holds it, for the message; a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:

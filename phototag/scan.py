@@ -9,8 +9,12 @@ chain (Pillow's decoders release the GIL).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +65,7 @@ class ScanOptions:
     exif: bool = True
     sidecar: bool = False
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
+    wait: bool = False  # wait for another scan of the same index instead of refusing
 
 
 @dataclass
@@ -94,6 +99,7 @@ class ScanSummary:
     outdated: int = 0  # unchanged photos tagged by other models, not redone
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     timings: Timings = field(default_factory=Timings)
 
     def to_dict(self) -> dict:
@@ -165,6 +171,19 @@ class _Scan:
         self.timings = self.summary.timings
 
     def run(self) -> ScanSummary:
+        opts = self.options
+        with index.scan_lock(opts.db_path, wait=opts.wait):
+            self.db = index.open_index(opts.db_path)
+            try:
+                with _Interrupts() as self.interrupts:
+                    self._run()
+            except KeyboardInterrupt:
+                self.summary.interrupted = True
+            except sqlite3.Error as e:
+                raise index.IndexUnusable(f"cannot write the index {opts.db_path}: {index.reason(e)}") from e
+        return self.summary
+
+    def _run(self) -> None:
         start = time.perf_counter()
         opts = self.options
         self.summary.device = tensorflow_device()
@@ -173,38 +192,38 @@ class _Scan:
         self.summary.model_version = self.chain.version
         self.detector = FaceDetector(opts.min_face, opts.min_confidence, opts.detect_size,
                                      device="GPU:0" if self.summary.device != "CPU" else "CPU:0")
-        self.db = index.open_index(opts.db_path)
-        todo, seen = self._plan()
-        self.progress.start(len(todo))
-        pending: list[_Photo] = []
-        for photo in _prefetch(self._load, todo, PREFETCH):
-            if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
-                self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
-                self.progress.advance(0)
-                continue
-            if photo.error:
-                self._record_failure(photo)
-                self.progress.advance(0)
-                continue
-            t = time.perf_counter()
-            photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
-            self.timings.detect += time.perf_counter() - t
-            if not photo.detections:
-                self._finish(photo, [])
-                continue
-            pending.append(photo)
-            if (sum(len(p.detections) for p in pending) >= opts.batch_size
-                    or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
-                self._flush(pending)
-                pending = []
-        self._flush(pending)
-        folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
-        index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped if k.reason == RAW_SIBLING},
-                              folders)
-        self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
-        self.summary.pruned = opts.prune
-        self.timings.total = time.perf_counter() - start
-        return self.summary
+        try:
+            todo, seen = self._plan()
+            self.progress.start(len(todo))
+            pending: list[_Photo] = []
+            for photo in _prefetch(self._load, todo, PREFETCH):
+                if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
+                    self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+                    self.progress.advance(0)
+                    continue
+                if photo.error:
+                    self._record_failure(photo)
+                    self.progress.advance(0)
+                    continue
+                t = time.perf_counter()
+                photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
+                self.timings.detect += time.perf_counter() - t
+                if not photo.detections:
+                    self._finish(photo, [])
+                    continue
+                pending.append(photo)
+                if (sum(len(p.detections) for p in pending) >= opts.batch_size
+                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                    self._flush(pending)
+                    pending = []
+            self._flush(pending)
+            folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
+            index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
+                                            if k.reason == RAW_SIBLING}, folders)
+            self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
+            self.summary.pruned = opts.prune
+        finally:
+            self.timings.total = time.perf_counter() - start
 
     def _plan(self) -> tuple[list[_Photo], set[bytes]]:
         """Walk the paths; return the photos to scan and the path keys of every image file found."""
@@ -268,7 +287,12 @@ class _Scan:
             self._finish(photo, [_to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _finish(self, photo: _Photo, faces: list[Face]) -> None:
-        """Write the photo's tags, then record it with the file's state after that write."""
+        """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
+        meanwhile takes effect when both are done."""
+        with self.interrupts.hold():
+            self._write_and_record(photo, faces)
+
+    def _write_and_record(self, photo: _Photo, faces: list[Face]) -> None:
         t = time.perf_counter()
         photo.pixels = None
         opts = self.options
@@ -305,6 +329,40 @@ def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, ve
     except Exception as e:  # a broken file must not stop the scan
         return "failed", f"{type(e).__name__}: {e}"
     return result.status, result.reason or ""
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual, except inside ``hold()``, which it ends first.
+    Only installed in the main thread over Python's default handler."""
+
+    def __init__(self):
+        self.holding = self.pending = False
+        self.previous = None
+
+    def __enter__(self) -> _Interrupts:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handler(self, signum, frame) -> None:
+        if not self.holding:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending:
+                raise KeyboardInterrupt
 
 
 def _to_full_resolution(face: Face, scale: float) -> Face:
@@ -400,5 +458,8 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
               for path, status, reason in summary.exif_problems]
+    if summary.interrupted:
+        lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
+                     "the next scan resumes with the rest")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)

@@ -58,6 +58,8 @@ class ExifBlock:
         ifd0_at = struct.unpack_from(order + "I", tiff, 4)[0]
         ifd0, ifd0_next = _read_ifd(tiff, ifd0_at, order)
         exif_at = next((_pointer(e, order) for e in ifd0 if e[0] == EXIF_POINTER), None)
+        if exif_at == ifd0_at or (ifd0_next and ifd0_next in (ifd0_at, exif_at)):
+            raise Refused("the EXIF block is damaged (a directory pointer points back at IFD0 or the Exif IFD)")
         exif = _read_ifd(tiff, exif_at, order)[0] if exif_at else []
         return cls(tiff, order, ifd0_at, ifd0, ifd0_next, exif_at, exif)
 

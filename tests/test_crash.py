@@ -3,18 +3,28 @@ points of the write path, two scans at once, bad indexes and numbers."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
+import struct
+import subprocess
+import sys
 
 import pytest
 import sqlite_utils
 from PIL import Image
+from typer.testing import CliRunner
 
-from phototag import index
+from phototag import index, tags
+from phototag.cli import app
+from phototag.records import PhotoInfo
 from phototag.scan import ScanOptions, scan
+from phototag.walk import file_sha256
 from photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+runner = CliRunner()
 
 
 def make_photos(folder, count: int = 2, seed: int = 3) -> list:
@@ -56,3 +66,95 @@ def test_a_photo_stopped_between_its_index_statements_is_redone(tmp_path, tiny_m
     assert (again.scanned, again.unchanged) == (1, 1)
     row = index.get_photo(db, second)
     assert row["sha256"] != before["sha256"] and len(index.faces_of(db, row["id"])) == row["face_count"]
+
+
+def test_ctrl_c_finishes_the_write_in_flight_and_says_the_next_scan_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    photos = make_photos(tmp_path / "photos", count=3)
+    write_faces, written = tags.write_faces, []
+
+    def interrupted_while_writing(path, *args, **kwargs):  # Ctrl-C arrives in the middle of the first write
+        if not written:
+            os.kill(os.getpid(), signal.SIGINT)
+        written.append(path)
+        return write_faces(path, *args, **kwargs)
+
+    monkeypatch.setattr(tags, "write_faces", interrupted_while_writing)
+    db_path = tmp_path / "index.db"
+    result = runner.invoke(app, ["scan", str(tmp_path / "photos"), "--db", str(db_path), "--models", str(tiny_model_dir)])
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.stderr and "the next scan resumes" in result.stderr
+    assert len(written) == 1
+    db = index.open_index(db_path, create=False)
+    row = index.get_photo(db, written[0])
+    assert row["exif_status"] == "written" and row["sha256"] == file_sha256(written[0])
+    assert tags.read_record(written[0]) is not None
+    monkeypatch.undo()
+    resumed = scan(ScanOptions(paths=[os.fsencode(tmp_path / "photos")], db_path=db_path, model_dir=tiny_model_dir))
+    assert (resumed.scanned, resumed.unchanged, resumed.interrupted) == (len(photos) - 1, 1, False)
+
+
+def test_a_second_scan_of_the_same_index_refuses(tmp_path, tiny_model_dir):
+    make_photos(tmp_path / "photos", count=1)
+    db_path = tmp_path / "index.db"
+    args = ["scan", str(tmp_path / "photos"), "--db", str(db_path), "--models", str(tiny_model_dir), "--json"]
+    with index.scan_lock(db_path):  # another scan is running
+        busy = runner.invoke(app, args)
+        assert busy.exit_code == 1
+        assert busy.stderr.strip().splitlines() == [
+            f"error: another phototag scan is using the index {db_path} (process {os.getpid()}); "
+            "try again when it has finished, or use --wait"]
+    done = runner.invoke(app, args + ["--wait"])
+    assert done.exit_code == 0 and json.loads(done.stdout)["scanned"] == 1
+
+
+@pytest.mark.parametrize("command", [["scan", "."], ["query"], ["stats"], ["show", "x.jpg"]])
+def test_an_index_that_is_not_sqlite_is_one_line_and_exit_1(tmp_path, command, tiny_model_dir):
+    db_path = tmp_path / "index.db"
+    db_path.write_bytes(b"Shopping list: milk, eggs.\n" * 100)
+    extra = ["--models", str(tiny_model_dir)] if command[0] == "scan" else []
+    result = runner.invoke(app, [*command, "--db", str(db_path), *extra])
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot use the index {db_path}: file is not a database"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in read-only folders")
+def test_an_index_in_a_read_only_folder_is_one_line_and_exit_1(tmp_path, tiny_model_dir):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    result = runner.invoke(app, ["scan", str(tmp_path), "--db", str(folder / "index.db"), "--models", str(tiny_model_dir)])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: cannot use the index {folder / 'index.db'}: ")
+
+
+@pytest.mark.parametrize("args", [["query", "--limit", "999999999999999999999"],
+                                  ["query", "--faces", "9223372036854775808"],
+                                  ["query", "--min-faces", "-1"],
+                                  ["scan", ".", "--detect-size", "99999999999999999999"]])
+def test_out_of_range_numbers_are_usage_errors(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+
+
+def test_an_exif_pointer_cycle_is_damaged_exif_reported_and_untouched(tmp_path):
+    photo = make_photos(tmp_path, count=1)[0]
+    data = photo.read_bytes()
+    # IFD0 holds a description and an Exif-IFD pointer back at IFD0 itself (offset 8).
+    ifd0 = struct.pack(">H", 2) + struct.pack(">HHI4s", 0x010E, 2, 4, b"abc\0") + struct.pack(">HHII", 0x8769, 4, 1, 8)
+    tiff = b"MM\0*" + struct.pack(">I", 8) + ifd0 + struct.pack(">I", 0)
+    photo.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\0\0" + tiff + data[2:])
+    before = photo.read_bytes()
+    result = tags.write_faces(photo, [], PhotoInfo(480, 360, 480, 360), "m1")
+    assert result.status == "failed" and "damaged" in result.reason
+    assert "damaged" in tags.clean(photo).failed
+    assert photo.read_bytes() == before
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_to_a_full_disk_is_one_line_and_exit_1(tmp_path):
+    index.open_index(tmp_path / "index.db")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", "from phototag.cli import main; main()", "stats", "--json",
+                               "--db", str(tmp_path / "index.db")], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1 and done.stderr == "error: No space left on device\n"
