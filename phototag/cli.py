@@ -349,8 +349,10 @@ def train(
     backbone: str = typer.Option("mobilenet_v2", help="ImageNet backbone: mobilenet_v2 (default, fast) or "
                                  "xception (the original recipe, 299 px, slow on CPU)."),
     input_size: int = typer.Option(None, help="Input size in pixels (default 128 for mobilenet_v2, 299 for xception)."),
-    pretrained: str = typer.Option(None, help="ImageNet weights: a .npz file (mobilenet_v2, see the shared weights' "
-                                   "README), a Keras weights file (xception), or 'imagenet' to download them."),
+    pretrained: str = typer.Option(None, help="Initial backbone weights: a .npz file (mobilenet_v2 ImageNet, see the "
+                                   "shared weights' README), a model saved by phototag train (mobilenet_v2, .keras, "
+                                   "e.g. models/age.keras; its backbone only), a Keras weights file (xception), or "
+                                   "'imagenet' to download them."),
     epochs1: int = typer.Option(3, help="Stage 1 epochs: new top trained with most of the backbone frozen."),
     epochs2: int = typer.Option(20, help="Stage 2 epochs: fine-tuning with only the first half frozen."),
     epochs3: int = typer.Option(0, min=0, help="Stage 3 epochs (optional, default none): fine-tuning with more of "
@@ -445,6 +447,10 @@ def evaluate(
     detect: bool = typer.Option(False, "--detect", help="Measure what phototag scan computes: detect the faces in "
                                 "each file and run the chain on the one nearest the image centre (a file without "
                                 "a face is a miss, listed). Default: the files are face crops."),
+    detector: Literal["yunet", "mtcnn"] = typer.Option("yunet", "--detector",
+                                                       help="With --detect: the face detector (as for scan)."),
+    engine: Literal["auto", "litert", "keras"] = typer.Option(
+        "auto", "--engine", help="What runs the models: litert (CPU), keras (TensorFlow) or auto (as for scan)."),
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
     flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
                                       help="Average each prediction with the mirrored face's (as scan does)."),
@@ -464,7 +470,7 @@ def evaluate(
 
     try:
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
-                          flip_average=flip_average, detect=detect)
+                          flip_average=flip_average, detect=detect, detector=detector, engine=engine)
     except (DataError, ModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

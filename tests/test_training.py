@@ -251,6 +251,7 @@ def test_distribution_loss_and_mae():
 
 def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, celeba_small, tmp_path, tiny_model_dir):
     from phototag.chain import FaceChain
+    from phototag.export import export_model
     from phototag.models import load_models, write_manifest
 
     out = tmp_path / "models"
@@ -268,18 +269,50 @@ def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, cel
     assert info["val_samples"] == len(data.splits(utk_small, 1337)[1]) + 8  # CelebA's own val/ folder
 
     shutil.copy(tiny_model_dir / "rotation.keras", out / "rotation.keras")
+    export_model(keras.saving.load_model(out / "rotation.keras"), out / "rotation.tflite")
     write_manifest(out, "tiny-distribution")
-    models = load_models(out)
+    models = load_models(out, engine="keras")
     faces = data.load_images(data.read_utkface(utk_small).take(np.arange(5)), 32)
-    raw = models.attributes.predict(faces.astype(np.float32), verbose=0)
+    raw = models.attributes(faces.astype(np.float32))
     assert raw["age_distribution"].shape == (5, 2, 101)
     assert np.allclose(raw["age_distribution"].sum(-1), 1, atol=1e-4)
     expected = (raw["age_distribution"] * np.arange(101)).sum(-1)
     assert np.allclose(raw["age_branches"], expected, atol=1e-3)
     p_female, age = FaceChain(models, batch_size=8, flip_average=False).attributes(faces)
     assert ((0 <= p_female) & (p_female <= 1)).all() and ((0 <= age) & (age <= 100)).all()
+    lite = load_models(out, engine="litert")  # the file phototag train exported for the scan's CPU runtime
+    p_lite, age_lite = FaceChain(lite, batch_size=8, flip_average=False).attributes(faces)
+    assert np.allclose(p_lite, p_female, atol=1e-4) and np.allclose(age_lite, age, atol=1e-2)
 
 
 def test_train_cli_rejects_an_unknown_age_head(utk_small):
     result = CliRunner().invoke(app, ["train", "age", "--data", str(utk_small), "--age-head", "gaussian"])
     assert result.exit_code == 2 and "--age-head" in result.output
+
+
+def test_pack_keeps_the_train_and_val_sides_and_leaves_test_out(utk_small, celeba_small, tmp_path):
+    from training.pack import pack
+
+    out = tmp_path / "gpu_data"
+    report = pack([utk_small, celeba_small], out, size=48, quality=80, limits={"celeba_gender": 6})
+    for source in (utk_small, celeba_small):
+        before, after = data.splits(source, 1337), data.splits(out / source.name, 1337)
+        names = [sorted(Path(p).name for p in side.paths) for side in after]
+        assert names[1] == sorted(Path(p).name for p in before[1].paths)  # the same validation faces
+        assert set(names[0]) <= {Path(p).name for p in before[0].paths} and names[2] == []
+    assert report["sources"]["celeba_gender"]["train"] == 6 and report["sources"]["utkface"]["test_not_packed"] > 0
+    assert all(max(Image.open(p).size) <= 48 for p in out.rglob("*.jpg"))
+    with pytest.raises(data.DataError, match="over the budget"):
+        pack([utk_small], tmp_path / "small", budget_mib=0.001)
+
+
+def test_backbone_from_a_saved_model_at_another_input_size(tiny_model_dir, tmp_path):
+    saved = keras.saving.load_model(tiny_model_dir / "age.keras", compile=False)
+    inner = next(layer for layer in saved.layers if isinstance(layer, keras.Model))
+    bb = backbones.build("mobilenet_v2", 48, str(tiny_model_dir / "age.keras"))
+    assert bb.input_size == 48
+    assert all(np.array_equal(a, b) for a, b in zip(bb.model.get_weights(), inner.get_weights()))
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="not a"):
+        backbones.build("mobilenet_v2", 48, str(tmp_path / "other.keras"))

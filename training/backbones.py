@@ -5,7 +5,9 @@ saved model needs nothing but the pixels) and returns a feature map.
 
 * ``mobilenet_v2`` (default, 128 px): weights from the torchvision ``.npz`` (``--pretrained``,
   loaded as its README prescribes: every BatchNorm epsilon 1e-5, torchvision mean/std
-  preprocessing) or from the Keras download when online (``pretrained="imagenet"``).
+  preprocessing), from the backbone of a model saved by ``phototag train`` (a ``.keras`` file,
+  e.g. the shipped ``models/age.keras``; any input size) or from the Keras download when online
+  (``pretrained="imagenet"``).
 * ``xception`` (the original recipe, 299 px): Keras download when online or a local ``.h5``/
   ``.weights.h5`` file; random initialisation only with a loud warning.
 
@@ -60,6 +62,24 @@ def load_npz_weights(model: keras.Model, path: str | Path) -> None:
         v.assign(weights[v.path])
 
 
+def load_saved_backbone(model: keras.Model, path: str | Path) -> None:
+    """Copy the backbone weights of a model saved by ``phototag train`` (built on torchvision's weights)."""
+    import phototag.layers  # noqa: F401 - custom layers of the saved models
+
+    saved = keras.saving.load_model(path, compile=False)
+    inner = next((layer for layer in saved.layers if isinstance(layer, keras.Model)), None)
+    weights = {v.path: v for v in inner.weights} if inner is not None else {}
+    missing = [v.path for v in model.weights if v.path not in weights]
+    preprocess = [layer for layer in saved.layers if layer.name == "preprocess"]
+    if missing or not preprocess or not isinstance(preprocess[0], keras.layers.Normalization):
+        raise ValueError(f"{path}: not a {model.name} model saved by phototag train from torchvision weights")
+    for layer, source in zip(model.layers, inner.layers):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.epsilon = source.epsilon
+    for v in model.weights:
+        v.assign(weights[v.path])
+
+
 def frozen_plan(name: str, n_layers: int) -> tuple[int, int]:
     """Layers frozen in stage 1 and stage 2: Xception's 115 then half; the same shares for other backbones."""
     stage1 = 115 if name == "xception" else round(n_layers * 115 / 132)
@@ -74,7 +94,8 @@ def from_model(name: str, model: keras.Model) -> Backbone:
 
 
 def mobilenet_v2(input_size: int = 128, pretrained: str | Path | None = None, include_top: bool = False) -> Backbone:
-    """MobileNetV2 (alpha 1.0). ``pretrained``: an ``.npz`` path, ``"imagenet"`` (download) or None (random)."""
+    """MobileNetV2 (alpha 1.0). ``pretrained``: an ``.npz`` path, a saved ``.keras`` model, ``"imagenet"``
+    (download) or None (random)."""
     shape = (input_size, input_size, 3)
     if pretrained == "imagenet":
         model = keras.applications.MobileNetV2(weights="imagenet", include_top=include_top, input_shape=shape)
@@ -83,6 +104,8 @@ def mobilenet_v2(input_size: int = 128, pretrained: str | Path | None = None, in
         model = keras.applications.MobileNetV2(weights=None, include_top=include_top, input_shape=shape)
         if pretrained is None:
             warnings.warn("mobilenet_v2: random initialisation (no --pretrained weights given)", stacklevel=2)
+        elif str(pretrained).endswith(".keras"):
+            load_saved_backbone(model, pretrained)
         else:
             load_npz_weights(model, pretrained)
         preprocess = _torch_preprocess()

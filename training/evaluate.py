@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from phototag.chain import CONTEXT, FaceChain
 from phototag import detectors
+from phototag.analyzer import FaceAnalyzer
+from phototag.chain import CONTEXT, FaceChain
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
@@ -97,7 +98,7 @@ def _central_face(detections: list[Detection], shape: tuple[int, ...]) -> Detect
     return min(detections, key=distance, default=None)
 
 
-def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: detectors.Detector, decode_size: int
+def _detect_and_predict(samples: data.Samples, analyzer: FaceAnalyzer, decode_size: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """As ``phototag scan`` does: decode each file, detect, run the chain on the face nearest the centre.
 
@@ -109,7 +110,7 @@ def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: detec
     started = time.perf_counter()
 
     def flush():
-        results = chain.predict([(pixels, [det]) for _, pixels, det in pending])
+        results = analyzer.predict([(pixels, [det]) for _, pixels, det in pending])
         for (i, _, _), (face,) in zip(pending, results):
             p_female[i], age[i], found[i] = face.p_female, face.age, True
         pending.clear()
@@ -122,10 +123,10 @@ def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: detec
         except (OSError, DecodeError) as exc:
             unreadable.append(f"{path} ({exc})")
             continue
-        face = _central_face(detector.detect(pixels, info.scale), pixels.shape)
+        face = _central_face(analyzer.detect(pixels, info.scale), pixels.shape)
         if face is not None:
             pending.append((i, pixels, face))
-        if len(pending) >= chain.batch_size:
+        if len(pending) >= analyzer.chain.batch_size:
             flush()
     if pending:
         flush()
@@ -136,25 +137,33 @@ def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: detec
 
 def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
              limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64,
-             flip_average: bool = True, detect: bool = False) -> dict:
+             flip_average: bool = True, detect: bool = False, detector: str = detectors.DEFAULT,
+             engine: str = "auto") -> dict:
     """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
 
     The split uses the seed and fractions of the models' training run unless ``seed`` is given.
-    ``detect``: run face detection on each file and the chain on the face nearest its centre, as
-    ``phototag scan`` does (files without a face are misses, listed in the report); otherwise the
-    files are taken as face crops, and the rotation regressor is measured on them too.
+    ``detect``: run ``detector`` on each file and the chain on the face nearest its centre with the
+    scan's :class:`~phototag.analyzer.FaceAnalyzer` (files without a face are misses, listed in the
+    report); otherwise the files are taken as face crops, and the rotation regressor is measured on
+    them too. ``engine``: how the models run (see :func:`phototag.models.load_models`).
     """
-    models = load_models(model_dir)
-    chain = FaceChain(models, batch_size=batch_size, flip_average=flip_average)
+    analyzer = None
+    if detect:
+        analyzer = FaceAnalyzer(detector, models=model_dir, engine=engine, batch_size=batch_size,
+                                flip_average=flip_average)
+        chain = analyzer.chain
+    else:
+        chain = FaceChain(load_models(model_dir, engine=engine), batch_size=batch_size, flip_average=flip_average)
+    models = chain.models
     settings = split_settings(models.directory)
     seed = settings["seed"] if seed is None else seed
     samples = select(sources, seed, settings["val"], settings["test"], split, limit)
     report: dict = {"models": models.version, "split": split, "seed": seed, "samples": len(samples),
                     "flip_average": flip_average, "through": "detection" if detect else "crops",
+                    "runtime": analyzer.describe() if analyzer else models.describe(),
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
     if detect:
-        detector = detectors.create()  # the scan's default
-        p_female, age, found, seconds = _detect_and_predict(samples, chain, detector, DEFAULT_DECODE_SIZE)
+        p_female, age, found, seconds = _detect_and_predict(samples, analyzer, DEFAULT_DECODE_SIZE)
         report["detection"] = {"found": int(found.sum()), "misses": int((~found).sum()),
                                "missed": [Path(p).name for p in samples.paths[~found]]}
         _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found])
@@ -189,7 +198,7 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
 def format_report(report: dict) -> str:
     """A plain-text table of an :func:`evaluate` report."""
     lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} files"
-             f"  through {report['through']}"]
+             f"  through {report['through']}", report["runtime"]]
     if "detection" in report:
         d = report["detection"]
         shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
