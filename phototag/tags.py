@@ -17,7 +17,7 @@ from pathlib import Path
 
 import piexif
 
-from . import policy
+from . import iptc, policy
 from .atomic import TEMP_SUFFIX, Refused, Written, check_writable, remove, replace
 from .containers import Photo, Unsupported
 from .records import Face, PhotoInfo
@@ -96,7 +96,7 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             new_keywords = policy.encode_keywords(keywords)
             new_comment = policy.join_comment(code, record, user, encoding)
             packet = Packet(photo.xmp)
-            _fill(packet, faces, info, model_version, elsewhere=user_keywords)
+            _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
             xmp = packet.to_bytes()
             exif_same = (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment)
             if exif_same and xmp == photo.xmp:
