@@ -9,7 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_tags import FACES, INFO, OUR_KEYWORDS, PHOTOTAG_FIELDS, all_tags, exiftool, exiftool_edit, make_jpeg, needs_exiftool
+from test_tags import (FACES, INFO, OUR_KEYWORDS, all_tags, exiftool, exiftool_edit, face_image, make_jpeg,
+                       needs_exiftool)
 
 from phototag import tags
 from phototag.records import PhotoInfo
@@ -272,8 +273,6 @@ def test_an_interrupted_write_leaves_the_original(tmp_path, monkeypatch, error):
 
 @needs_exiftool
 def test_webp_xmp_round_trip(tmp_path):
-    from test_tags import face_image
-
     photo = tmp_path / "p.webp"
     face_image().save(photo, quality=80)
     before = photo.read_bytes()
