@@ -5,6 +5,10 @@ file's state after that write; a scan stopped at any moment leaves a consistent 
 one carries on with the photos not yet recorded. Faces from many photos are batched into one call
 of the face chain. Reading and decoding the next photos runs in a thread beside detection and the
 chain (Pillow's decoders release the GIL).
+
+The detector and the models (a :class:`~phototag.analyzer.FaceAnalyzer`) are built only when
+there is a photo to scan, so a scan that finds nothing new never loads them (nor TensorFlow).
+Rendering for people is in :mod:`phototag.display`.
 """
 
 from __future__ import annotations
@@ -19,25 +23,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import tensorflow as tf
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from . import index, tags
-from .chain import FaceChain
-from .faces import DEFAULT_DETECT_SIZE, DEFAULT_MIN_CONFIDENCE, FaceDetector
+from . import detectors, index, tags
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, decode, is_raw, supported_extensions
-from .models import load_models
-from .records import Detection, Face, PhotoInfo
+from .models import model_version, shipped_model_dir
+from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .walk import file_sha256, is_unchanged, load_index_state, walk
+
+if TYPE_CHECKING:
+    from .analyzer import FaceAnalyzer
 
 PREFETCH = 2  # photos read and decoded ahead of detection
 MAX_PENDING_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
@@ -50,10 +49,12 @@ class ScanOptions:
     paths: list[bytes]
     db_path: Path | None = None
     model_dir: Path | None = None
+    detector: str = detectors.DEFAULT
+    engine: str = "auto"  # see phototag.models.load_models
     min_face: int = 0
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
-    detect_size: int = DEFAULT_DETECT_SIZE
+    detect_size: int | None = None  # None: the detector's default
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     batch_size: int = 64
     include_hidden: bool = False
@@ -64,6 +65,15 @@ class ScanOptions:
     sidecar: bool = False
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
+    verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
+
+    def analyzer(self) -> FaceAnalyzer:
+        """The detector and models these options ask for (loads them)."""
+        from .analyzer import FaceAnalyzer
+
+        return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
+                            min_confidence=self.min_confidence, detect_size=self.detect_size,
+                            batch_size=self.batch_size, verbose=self.verbose)
 
 
 @dataclass
@@ -71,6 +81,7 @@ class Timings:
     """Seconds spent per stage. ``decode`` (reading, hashing, decoding) runs in a thread beside the
     others, so the stages can add up to more than ``total``."""
 
+    startup: float = 0.0  # loading the detector and the models
     walk: float = 0.0  # finding files and change detection
     decode: float = 0.0
     detect: float = 0.0
@@ -83,7 +94,9 @@ class Timings:
 class ScanSummary:
     """What a scan did; ``to_dict`` is the ``--json`` output."""
 
-    device: str = ""
+    detector: str = ""  # empty when nothing needed the detector and the models
+    engine: str = ""  # what ran the models: "litert" or "keras"
+    device: str = ""  # where: "CPU" or "GPU: <names>"
     model_version: str = ""
     found: int = 0  # image files under the paths
     scanned: int = 0  # photos decoded, detected and recorded in this run
@@ -108,7 +121,8 @@ class ScanSummary:
 
 
 class ScanProgress(Protocol):
-    """Receives the scan's messages and progress."""
+    """Receives the scan's messages and progress: ``start`` once with the number of photos to scan,
+    then ``advance`` once per photo as soon as its faces are found (or it failed)."""
 
     def note(self, text: str) -> None: ...
 
@@ -141,24 +155,19 @@ class _Photo:
     error: str = ""
 
 
-def tensorflow_device() -> str:
-    """Where TensorFlow runs: ``CPU`` or ``GPU: <names>``."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-    return "GPU: " + ", ".join(names)
+def scan(options: ScanOptions, progress: ScanProgress | None = None,
+         analyzer: FaceAnalyzer | None = None) -> ScanSummary:
+    """Run a scan and return its summary. Per-file problems are recorded and listed, never raised.
 
-
-def scan(options: ScanOptions, progress: ScanProgress | None = None) -> ScanSummary:
-    """Run a scan and return its summary. Per-file problems are recorded and listed, never raised."""
-    return _Scan(options, progress or SilentProgress()).run()
+    ``analyzer``: the detector and models to use (built from ``options`` when there is work)."""
+    return _Scan(options, progress or SilentProgress(), analyzer).run()
 
 
 class _Scan:
-    def __init__(self, options: ScanOptions, progress: ScanProgress):
+    def __init__(self, options: ScanOptions, progress: ScanProgress, analyzer: FaceAnalyzer | None):
         self.options = options
         self.progress = progress
+        self.analyzer = analyzer
         self.summary = ScanSummary()
         self.timings = self.summary.timings
 
@@ -178,14 +187,13 @@ class _Scan:
     def _run(self) -> None:
         start = time.perf_counter()
         opts = self.options
-        self.summary.device = tensorflow_device()
-        self.progress.note(f"TensorFlow runs on {self.summary.device}")
-        self.chain = FaceChain(load_models(opts.model_dir), batch_size=opts.batch_size)
-        self.summary.model_version = self.chain.version
-        self.detector = FaceDetector(opts.min_face, opts.min_confidence, opts.detect_size,
-                                     device="GPU:0" if self.summary.device != "CPU" else "CPU:0")
+        self.version = (self.analyzer.version if self.analyzer is not None
+                        else model_version(opts.model_dir or shipped_model_dir()))
+        self.summary.model_version = self.version
         try:
             todo, seen = self._plan()
+            if todo:
+                self._start_analyzer()
             self.progress.start(len(todo))
             pending: list[_Photo] = []
             for photo in _prefetch(self._load, todo, PREFETCH):
@@ -194,8 +202,9 @@ class _Scan:
                     self.progress.advance(0)
                     continue
                 t = time.perf_counter()
-                photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
+                photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
                 self.timings.detect += time.perf_counter() - t
+                self.progress.advance(len(photo.detections))
                 if not photo.detections:
                     self._finish(photo, [])
                     continue
@@ -210,6 +219,16 @@ class _Scan:
             self.summary.pruned = opts.prune
         finally:
             self.timings.total = time.perf_counter() - start
+
+    def _start_analyzer(self) -> None:
+        t = time.perf_counter()
+        if self.analyzer is None:
+            self.analyzer = self.options.analyzer()
+        models = self.analyzer.chain.models
+        self.summary.detector, self.summary.engine, self.summary.device = (
+            self.analyzer.detector.name, models.engine, models.device)
+        self.progress.note(self.analyzer.describe())
+        self.timings.startup += time.perf_counter() - t
 
     def _plan(self) -> tuple[list[_Photo], set[bytes]]:
         """Walk the paths; return the photos to scan and the path keys of every image file found."""
@@ -232,7 +251,7 @@ class _Scan:
                 continue
             state = known.get(key)
             outdated = (state is not None and state.status == "done"
-                        and state.model_version != self.chain.version)
+                        and state.model_version != self.version)
             if opts.rescan or (opts.rescan_outdated and outdated) or not is_unchanged(self.db, path, st, state):
                 todo.append(_Photo(path, st))
             else:
@@ -266,10 +285,10 @@ class _Scan:
         if not pending:
             return
         t = time.perf_counter()
-        results = self.chain.predict([(p.pixels, p.detections) for p in pending])
+        results = self.analyzer.predict([(p.pixels, p.detections) for p in pending])
         self.timings.chain += time.perf_counter() - t
         for photo, faces in zip(pending, results):
-            self._finish(photo, [_to_full_resolution(f, photo.info.scale) for f in faces])
+            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _finish(self, photo: _Photo, faces: list[Face]) -> None:
         """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
@@ -283,7 +302,7 @@ class _Scan:
         opts = self.options
         status, sha256, st = "", photo.sha256, photo.stat
         if opts.exif:
-            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.chain.version,
+            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.version,
                                     keep_mtime=not self.options.touch)
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
             if status != "written" and status != "unchanged":
@@ -291,15 +310,14 @@ class _Scan:
             if status == "written":
                 st, sha256 = os.stat(photo.path), file_sha256(photo.path)
         if opts.sidecar:
-            side_status, reason = _write(tags.write_sidecar, photo.path, faces, photo.info, self.chain.version)
+            side_status, reason = _write(tags.write_sidecar, photo.path, faces, photo.info, self.version)
             if side_status not in ("written", "unchanged"):
                 self.summary.exif_problems.append(
                     (index.display_path(photo.path), f"sidecar {side_status}", reason))
-        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.chain.version, status)
+        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.version, status)
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
-        self.progress.advance(len(faces))
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)
@@ -350,14 +368,6 @@ class _Interrupts:
                 raise KeyboardInterrupt
 
 
-def _to_full_resolution(face: Face, scale: float) -> Face:
-    """A face found in an image decoded at ``scale`` with coordinates in full-resolution pixels."""
-    if scale == 1.0:
-        return face
-    return replace(face, box=tuple(v / scale for v in face.box),
-                   landmarks={k: (x / scale, y / scale) for k, (x, y) in face.landmarks.items()})
-
-
 def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
     """``map(func, items)`` computed up to ``depth`` items ahead in a thread."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -368,74 +378,3 @@ def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
                 yield queue.popleft().result()
         while queue:
             yield queue.popleft().result()
-
-
-class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.2f} photos/s" if task.speed else "", style="progress.data.speed")
-
-
-class RichProgress:
-    """A rich progress bar (photos, faces, rate, ETA) on a console; use as a context manager."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.faces = 0
-        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
-                            TextColumn("{task.fields[faces]} faces"), RateColumn(), TimeRemainingColumn(),
-                            console=console)
-        self.task = None
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
-
-    def note(self, text: str) -> None:
-        self.console.print(text)
-
-    def start(self, total: int) -> None:
-        self.task = self.bar.add_task("scan", total=total, faces=0)
-
-    def advance(self, faces: int) -> None:
-        self.faces += faces
-        self.bar.update(self.task, advance=1, faces=self.faces)
-
-
-def render_summary(summary: ScanSummary, console: Console) -> None:
-    """Print the summary table, then every failure and EXIF problem."""
-    t = summary.timings
-    table = Table(title="phototag scan", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
-    rows = [
-        ("image files found", summary.found),
-        ("scanned", summary.scanned),
-        ("skipped as unchanged", summary.unchanged),
-        ("failed", len(summary.failed)),
-        ("faces found", summary.faces),
-        ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
-    ]
-    rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
-    if summary.outdated:
-        rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
-    rows += [
-        ("time", f"{t.total:.1f} s"),
-        ("  decode / detect / chain / write", f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"),
-        ("device", summary.device),
-        ("models", summary.model_version),
-    ]
-    for label, value in rows:
-        table.add_row(label, str(value))
-    console.print(table)
-    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
-    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
-    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
-              for path, status, reason in summary.exif_problems]
-    if summary.interrupted:
-        lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
-                     "the next scan resumes with the rest")
-    for line in lines:
-        console.print(line, highlight=False, soft_wrap=True)
