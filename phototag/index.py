@@ -316,3 +316,18 @@ def faces_of(db: sqlite_utils.Database, photo_id: int) -> list[dict]:
     for r in rows:
         r["landmarks"] = json.loads(r["landmarks"]) if r["landmarks"] else {}
     return rows
+
+
+def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face], str] | None:
+    """A scanned photo as the index holds it: (what decoding told, its faces, the model version);
+    None unless its last scan succeeded. Lets tags be written again without decoding the photo."""
+    row = get_photo(db, path)
+    if row is None or row["status"] != "done":
+        return None
+    info = PhotoInfo(row["width"], row["height"], row["stored_width"], row["stored_height"],
+                     row["orientation"] or 1, row["taken_at"], row["format"] or "")
+    faces = [Face(box=(f["x"], f["y"], f["w"], f["h"]),
+                  landmarks={k: tuple(v) for k, v in f["landmarks"].items()}, confidence=f["confidence"],
+                  rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"])
+             for f in faces_of(db, row["id"])]
+    return info, faces, row["model_version"]
