@@ -86,6 +86,9 @@ def scan(
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
                                          help="Refuse images claiming more pixels than this (decompression "
                                               "bombs), checked before decoding; listed as too large."),
+    raw_pairs: Literal["jpeg", "both"] = typer.Option(
+        "jpeg", "--raw-pairs", help="RAW+JPEG pairs (same folder, same name): jpeg scans the JPEG and records the "
+                                    "RAW as its sibling, one photo in the index; both scans each file."),
     hidden: bool = typer.Option(False, "--hidden", help="Also scan hidden files and folders (names starting with '.')."),
     rescan: bool = typer.Option(False, "--rescan", help="Redo every photo, changed or not."),
     rescan_outdated: bool = typer.Option(False, "--rescan-outdated",
@@ -138,6 +141,7 @@ def scan(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
         detector=detector, engine=engine, min_face=min_face, min_confidence=min_confidence,
         decode_size=decode_size, detect_size=detect_size, max_pixels=round(max_megapixels * 1_000_000),
+        raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
         sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,

@@ -8,7 +8,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from .index import display_path
 from .scan import ScanSummary
+from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
 
 class RateColumn(ProgressColumn):
@@ -58,6 +60,13 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         ("scanned", summary.scanned),
         ("skipped as unchanged", summary.unchanged),
         ("failed", len(summary.failed)),
+    ]
+    for reason, by_extension in skipped_counts(summary.skipped).items():
+        counts = ", ".join(f"{ext or '(none)'} ×{n}" for ext, n in by_extension.items())
+        if reason == NEEDS_PACKAGE:
+            counts += f" ({'; '.join(sorted({k.detail for k in summary.skipped if k.reason == reason}))})"
+        rows.append((f"not scanned: {reason}", escape(counts)))
+    rows += [
         ("faces found", summary.faces),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
     ]
@@ -77,6 +86,8 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         table.add_row(label, str(value))
     console.print(table)
     lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
+    lines += [f"[yellow]not scanned[/yellow] {escape(display_path(k.path))}: {escape(k.detail)}"
+              for k in summary.skipped if k.reason == TOO_LARGE]
     lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
               for path, status, reason in summary.exif_problems]

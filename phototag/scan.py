@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from . import detectors, index, tags
-from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, decode, is_raw, supported_extensions
+from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .sidecar import NAMES, sidecar_path
-from .walk import file_sha256, is_unchanged, load_index_state, walk
+from .walk import RAW_SIBLING, TOO_LARGE, Skipped, file_sha256, is_unchanged, load_index_state, skipped_counts, walk
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
@@ -57,6 +57,7 @@ class ScanOptions:
     decode_size: int = DEFAULT_DECODE_SIZE
     detect_size: int | None = None  # None: the detector's default
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
+    raw_pairs: str = "jpeg"  # RAW+JPEG pairs: "jpeg" scans the JPEG and records the RAW as its sibling; "both"
     batch_size: int = 64
     include_hidden: bool = False
     rescan: bool = False
@@ -106,6 +107,7 @@ class ScanSummary:
     faces: int = 0  # faces found in the scanned photos
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
+    skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why
     missing: int = 0  # indexed photos under the scanned folders that are gone
     pruned: bool = False  # whether those were deleted from the index
     outdated: int = 0  # unchanged photos tagged by other models, not redone
@@ -119,6 +121,10 @@ class ScanSummary:
         d = asdict(self)
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         d["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        d["skipped"] = [{"path": index.display_path(k.path), "reason": k.reason, "extension": k.extension}
+                        | ({"detail": k.detail} if k.detail else {})
+                        | ({"partner": index.display_path(k.partner)} if k.partner else {}) for k in self.skipped]
+        d["skipped_counts"] = skipped_counts(self.skipped)
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
         return d
 
@@ -156,6 +162,7 @@ class _Photo:
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
     error: str = ""
+    too_large: bool = False
 
 
 def scan(options: ScanOptions, progress: ScanProgress | None = None,
@@ -201,6 +208,10 @@ class _Scan:
             self.progress.start(len(todo))
             pending: list[_Photo] = []
             for photo in _prefetch(self._load, todo, PREFETCH):
+                if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
+                    self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+                    self.progress.advance(0)
+                    continue
                 if photo.error:
                     self._record_failure(photo)
                     self.progress.advance(0)
@@ -219,6 +230,8 @@ class _Scan:
                     pending = []
             self._flush(pending)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
+            index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
+                                            if k.reason == RAW_SIBLING}, folders)
             self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
             self.summary.pruned = opts.prune
         finally:
@@ -246,7 +259,8 @@ class _Scan:
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
-        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable):
+        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
+                         on_skip=self.summary.skipped.append, pair_raw=opts.raw_pairs == "jpeg"):
             key = index.path_key(path)
             seen.add(key)
             try:
@@ -284,7 +298,7 @@ class _Scan:
             photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
                                               raw=is_raw(photo.path))
         except DecodeError as e:
-            photo.error = str(e)
+            photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
         self.timings.decode += time.perf_counter() - t
         return photo
 
