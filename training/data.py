@@ -7,8 +7,8 @@ Three layouts are read, each into a :class:`Samples` table (path, age, gender; a
 * a CSV file with the columns ``path,age,gender`` (either label may be empty; gender ``f``/``m``,
   ``female``/``male`` or ``1``/``0`` as in UTKFace); paths are relative to the CSV's folder.
 
-A folder with its own ``train/`` (and optionally ``val/``, ``test/``) subfolders, such as the CelebA
-crops, keeps that split (:func:`splits`); any other source is split by file name and seed.
+A folder with its own ``train/``, ``val/`` or ``test/`` subfolders, such as the CelebA crops,
+keeps that split (:func:`splits`); any other source is split by file name and seed.
 
 Problems (an empty folder, a file name that breaks the grammar, an unreadable image, a bad label)
 raise :class:`DataError` naming the files, instead of being skipped silently.
@@ -41,7 +41,8 @@ class Samples:
     """Labelled image files. ``gender`` is 1.0 for female, 0.0 for male; NaN marks a missing label.
 
     ``group`` ties together files that must stay on the same side of a split (duplicates);
-    ``source`` names the data set each file came from (for balanced sampling).
+    ``source`` names the data set each file came from, by its folder (or CSV file) name, so that a
+    data set packed in parts (:mod:`training.pack`) is still one source (for balanced sampling).
     """
 
     paths: np.ndarray
@@ -103,7 +104,7 @@ def read_utkface(folder: str | Path) -> Samples:
             "file names do not follow UTKFace's {age}_{gender}_{race}_{datetime}.jpg.chip.jpg", bad))
     group_of = _duplicate_groups(folder)
     groups = [group_of.get(Path(p).relative_to(folder).as_posix(), p) for p in paths]
-    return _samples(paths, ages, genders, groups, str(folder))
+    return _samples(paths, ages, genders, groups, folder.name)
 
 
 def _duplicate_groups(folder: Path) -> dict[str, str]:
@@ -129,7 +130,7 @@ def read_gender_folders(root: str | Path) -> Samples:
             raise DataError(f"{folder}: no images found")
         paths += [str(f) for f in files]
         genders += [1.0 if folder.name.lower() == "female" else 0.0] * len(files)
-    return _samples(paths, [np.nan] * len(paths), genders, source=str(root))
+    return _samples(paths, [np.nan] * len(paths), genders, source=root.name)
 
 
 def read_csv(path: str | Path) -> Samples:
@@ -167,7 +168,7 @@ def read_csv(path: str | Path) -> Samples:
         raise DataError(f"{path}: " + problems("rows with a bad age (0-120) or gender (f/m/female/male/1/0)", bad))
     if missing:
         raise DataError(f"{path}: " + problems("files not found", missing))
-    return _samples(paths, ages, genders, source=str(path))
+    return _samples(paths, ages, genders, source=path.name)
 
 
 def read_any(source: str | Path) -> Samples:
@@ -200,13 +201,13 @@ def split(samples: Samples, seed: int, val: float = 0.1, test: float = 0.1) -> t
 def splits(source: str | Path, seed: int, val: float = 0.1, test: float = 0.1
            ) -> tuple[Samples, Samples, Samples]:
     """Train, validation and test samples of one source: its own ``train/``, ``val/`` and ``test/``
-    subfolders when it has a ``train/`` one (a missing side is empty), else :func:`split`."""
+    subfolders when it has any of them (a missing side is empty), else :func:`split`."""
     source = Path(source)
-    if source.is_dir() and (source / "train").is_dir():
+    if source.is_dir() and any((source / name).is_dir() for name in SPLIT_NAMES):
         sides = []
         for name in SPLIT_NAMES:
             side = read_any(source / name) if (source / name).is_dir() else _samples([], [], [])
-            side.source[:] = str(source)
+            side.source[:] = source.name
             sides.append(side)
         return tuple(sides)
     return split(read_any(source), seed, val, test)

@@ -3,11 +3,14 @@
 The device tool copies the working tree plus git-ignored folders named in its ``carry`` list, 64 MiB
 in all, so the faces are re-encoded (JPEG, long side at most ``size`` px, never enlarged) into a
 git-ignored folder (``gpu_data/`` by default; never commit it: the images' terms forbid
-redistribution). File names and layout are kept, so ``phototag train`` there reads the same train
-and validation sides as here: UTKFace splits by file name, and the test files are simply not packed
-(``test_samples_held_out`` is 0 there); folders with their own ``train/``/``val/`` keep them.
+redistribution), split into parts of at most ``--part-mib`` that travel one per call (the device
+keeps what earlier calls carried while it stays warm). File names and layout are kept, so
+``phototag train --data gpu_data/part1/utkface --data gpu_data/part2/utkface ...`` there reads the
+same train and validation sides as here: UTKFace splits by file name (and a data set's parts are
+one source, by folder name), the test files are simply not packed (``test_samples_held_out`` is
+0 there), and folders with their own ``train/``/``val/`` keep them. See models/README.md.
 
-    python -m training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --budget-mib 38
+    python -m training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --part-mib 16
 """
 
 from __future__ import annotations
@@ -35,15 +38,16 @@ def _encode(path: str, size: int, quality: int) -> bytes:
 
 
 def pack(sources: list[str | Path], out: str | Path, size: int = 128, quality: int = 85, seed: int = 1337,
-         limits: dict[str, int] | None = None, budget_mib: float | None = None) -> dict:
-    """Re-encode the train and validation sides of ``sources`` into ``out/<source name>/...``.
+         limits: dict[str, int] | None = None, part_mib: float | None = None) -> dict:
+    """Re-encode the train and validation sides of ``sources`` into ``out/part<k>/<source name>/...``.
 
-    ``limits``: at most this many training faces of a source (by folder name), a seeded sample.
-    Raises DataError when the packed files exceed ``budget_mib``; returns what was packed.
+    A part is closed when it would exceed ``part_mib`` (None: one part), so that each part fits one
+    transfer. ``limits``: at most this many training faces of a source (by folder name), a seeded
+    sample. Returns what was packed, also written to ``out/PACKED.json``.
     """
     out = Path(out)
-    report: dict = {"size": size, "quality": quality, "seed": seed, "sources": {}}
-    total = 0
+    report: dict = {"size": size, "quality": quality, "seed": seed, "sources": {}, "parts": [0]}
+    budget = part_mib * 2**20 if part_mib else None
     for source in map(Path, sources):
         if not source.is_dir():
             raise data.DataError(f"{source}: only folders can be packed")
@@ -52,29 +56,32 @@ def pack(sources: list[str | Path], out: str | Path, size: int = 128, quality: i
         if limit is not None and limit < len(train):
             train = train.take(np.sort(np.random.default_rng(seed).choice(len(train), limit, replace=False)))
         packed = data.Samples.concat([train, val])
-        written = 0
+        in_part: dict[int, set[str]] = {}
         for path in packed.paths:
+            encoded = _encode(path, size, quality)
+            if budget and report["parts"][-1] and report["parts"][-1] + len(encoded) > budget:
+                report["parts"].append(0)
+            part = len(report["parts"])
             relative = Path(path).relative_to(source)
-            target = out / source.name / relative
+            target = out / f"part{part}" / source.name / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_encode(path, size, quality))
-            written += target.stat().st_size
+            target.write_bytes(encoded)
+            report["parts"][-1] += len(encoded)
+            in_part.setdefault(part, set()).add(relative.as_posix())
         groups = source / "duplicate_groups.csv"
-        if groups.exists():
-            kept = {Path(p).relative_to(source).as_posix() for p in packed.paths}
-            with open(groups, newline="") as fh, open(out / source.name / groups.name, "w", newline="") as dst:
-                rows = [r for r in csv.DictReader(fh) if r["file"] in kept]
-                writer = csv.DictWriter(dst, ["group", "file"])
-                writer.writeheader()
-                writer.writerows(rows)
+        if groups.exists():  # each part lists its own files; a group's side depends only on its name
+            with open(groups, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            for part, kept in in_part.items():
+                with open(out / f"part{part}" / source.name / groups.name, "w", newline="") as dst:
+                    writer = csv.DictWriter(dst, ["group", "file"])
+                    writer.writeheader()
+                    writer.writerows(r for r in rows if r["file"] in kept)
         report["sources"][source.name] = {"train": len(train), "val": len(val), "test_not_packed": len(test),
-                                          "bytes": written}
-        total += written
-    report["bytes"] = total
+                                          "parts": sorted(in_part)}
+    report["bytes"] = sum(report["parts"])
+    out.mkdir(parents=True, exist_ok=True)
     (out / "PACKED.json").write_text(json.dumps(report, indent=2) + "\n")
-    if budget_mib is not None and total > budget_mib * 2**20:
-        raise data.DataError(f"{out}: packed {total / 2**20:.1f} MiB, over the budget of {budget_mib} MiB "
-                             "(lower --size or --quality, or limit a source)")
     return report
 
 
@@ -87,14 +94,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1337, help="split seed (as phototag train)")
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                         help="at most N training faces of the source folder NAME (e.g. celeba_gender=8000)")
-    parser.add_argument("--budget-mib", type=float, help="fail when the packed files exceed this")
+    parser.add_argument("--part-mib", type=float, help="start a new part folder before one exceeds this many MiB")
     args = parser.parse_args()
     limits = {k: int(v) for k, v in (item.split("=", 1) for item in args.limit)}
-    report = pack(args.data, args.out, args.size, args.quality, args.seed, limits, args.budget_mib)
+    report = pack(args.data, args.out, args.size, args.quality, args.seed, limits, args.part_mib)
     for name, r in report["sources"].items():
-        print(f"{name}: {r['train']} train + {r['val']} val faces, {r['bytes'] / 2**20:.1f} MiB "
+        print(f"{name}: {r['train']} train + {r['val']} val faces in parts {r['parts']} "
               f"({r['test_not_packed']} test faces not packed)")
-    print(f"total {report['bytes'] / 2**20:.1f} MiB in {args.out}")
+    for k, size in enumerate(report["parts"], start=1):
+        print(f"{args.out}/part{k}: {size / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":
