@@ -292,6 +292,7 @@ def clean(
 ) -> None:
     """Remove exactly what phototag wrote: its keywords and record from the EXIF, its face regions
     and keywords from the sidecars. The user's own keywords, comments and other metadata stay.
+    Temporary files left by killed phototag writes in these folders are removed too.
 
     Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
     """
@@ -302,12 +303,14 @@ def clean(
     from rich.table import Table
     from rich.text import Text
 
-    from . import tags
+    from . import atomic, tags
     from .index import display_path
 
     table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
     changed = failed = 0
+    folders = {path for path in paths if path.is_dir()}
     for path in tags.files_under(paths):
+        folders.add(path.parent)
         result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
         if result.failed:
             failed += 1
@@ -318,8 +321,11 @@ def clean(
     console = Console(highlight=False)
     if table.row_count:
         console.print(table)
+    temps = 0 if dry_run else sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
     verb = "Would clean" if dry_run else "Cleaned"
-    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed." if failed else "."), markup=False)
+    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed" if failed else "")
+                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  markup=False)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -31,13 +31,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from . import index, tags
+from . import atomic, index, tags
+from .atomic import Written
 from .chain import FaceChain
 from .faces import DEFAULT_DETECT_SIZE, DEFAULT_MIN_CONFIDENCE, FaceDetector
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, decode, is_raw, supported_extensions
 from .models import load_models
 from .records import Detection, Face, PhotoInfo
-from .walk import file_sha256, is_unchanged, load_index_state, walk
+from .walk import is_unchanged, load_index_state, walk
 
 PREFETCH = 2  # photos read and decoded ahead of detection
 MAX_PENDING_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
@@ -97,6 +98,9 @@ class ScanSummary:
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
+    confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
+    changed: list[str] = field(default_factory=list)  # changed while being scanned, twice: left for the next scan
+    temp_files_removed: int = 0  # temporary files left by killed writes, removed
     timings: Timings = field(default_factory=Timings)
 
     def to_dict(self) -> dict:
@@ -133,8 +137,9 @@ class _Photo:
     """A photo on its way through the scan."""
 
     path: bytes
-    stat: os.stat_result
-    sha256: str = ""
+    stat: os.stat_result | None
+    retried: bool = False  # read again because it changed between reading and writing
+    read: Written | None = None  # the file as read: what the pixels were decoded from
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
@@ -161,6 +166,7 @@ class _Scan:
         self.progress = progress
         self.summary = ScanSummary()
         self.timings = self.summary.timings
+        self.retry: list[_Photo] = []
 
     def run(self) -> ScanSummary:
         opts = self.options
@@ -187,29 +193,36 @@ class _Scan:
         try:
             todo, seen = self._plan()
             self.progress.start(len(todo))
-            pending: list[_Photo] = []
-            for photo in _prefetch(self._load, todo, PREFETCH):
-                if photo.error:
-                    self._record_failure(photo)
-                    self.progress.advance(0)
-                    continue
-                t = time.perf_counter()
-                photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
-                self.timings.detect += time.perf_counter() - t
-                if not photo.detections:
-                    self._finish(photo, [])
-                    continue
-                pending.append(photo)
-                if (sum(len(p.detections) for p in pending) >= opts.batch_size
-                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
-                    self._flush(pending)
-                    pending = []
-            self._flush(pending)
+            self._process(todo)
+            retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
+            self._process([_Photo(p.path, None, retried=True) for p in retry])
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
             self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
             self.summary.pruned = opts.prune
         finally:
             self.timings.total = time.perf_counter() - start
+
+    def _process(self, todo: list[_Photo]) -> None:
+        """Decode, detect, run the chain on, write and record the photos."""
+        opts = self.options
+        pending: list[_Photo] = []
+        for photo in _prefetch(self._load, todo, PREFETCH):
+            if photo.error:
+                self._record_failure(photo)
+                self.progress.advance(0)
+                continue
+            t = time.perf_counter()
+            photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
+            self.timings.detect += time.perf_counter() - t
+            if not photo.detections:
+                self._finish(photo, [])
+                continue
+            pending.append(photo)
+            if (sum(len(p.detections) for p in pending) >= opts.batch_size
+                    or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                self._flush(pending)
+                pending = []
+        self._flush(pending)
 
     def _plan(self) -> tuple[list[_Photo], set[bytes]]:
         """Walk the paths; return the photos to scan and the path keys of every image file found."""
@@ -222,9 +235,11 @@ class _Scan:
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
+        folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
         for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable):
             key = index.path_key(path)
             seen.add(key)
+            folders.add(os.path.dirname(path))
             try:
                 st = os.stat(path)
             except OSError as e:
@@ -238,7 +253,9 @@ class _Scan:
             else:
                 self.summary.unchanged += 1
                 self.summary.outdated += outdated
+                self.summary.confirmed += state.unconfirmed
         self.summary.found = len(seen)
+        self.summary.temp_files_removed = sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
         self.timings.walk += time.perf_counter() - t
         return todo, seen
 
@@ -247,12 +264,13 @@ class _Scan:
         t = time.perf_counter()
         try:
             with open(photo.path, "rb") as f:
-                photo.stat = os.fstat(f.fileno())
+                st = os.fstat(f.fileno())
                 data = f.read()
         except OSError as e:
             photo.error = f"cannot read: {e.strerror or e}"
             return photo
-        photo.sha256 = hashlib.sha256(data).hexdigest()
+        photo.stat = st
+        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
         try:
             photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
                                               raw=is_raw(photo.path))
@@ -278,24 +296,43 @@ class _Scan:
             self._write_and_record(photo, faces)
 
     def _write_and_record(self, photo: _Photo, faces: list[Face]) -> None:
+        """The write protocol: the sidecar; then the EXIF rewrite, whose result (faces and the new
+        file's size, mtime, hash) is recorded as unconfirmed just before the rename and confirmed
+        after it; else the photo is recorded as it was read. A photo that is no longer the file
+        that was read is not written and goes back to be read again (once)."""
         t = time.perf_counter()
         photo.pixels = None
         opts = self.options
-        status, sha256, st = "", photo.sha256, photo.stat
+        path, shown = photo.path, index.display_path(photo.path)
+
+        def record(file: Written, exif_status: str, unconfirmed: bool = False) -> None:
+            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.chain.version,
+                               exif_status, unconfirmed=unconfirmed)
+
+        if opts.sidecar:
+            side_status, reason = _write(tags.write_sidecar, path, faces, photo.info, self.chain.version)
+            if side_status not in ("written", "unchanged"):
+                self.summary.exif_problems.append((shown, f"sidecar {side_status}", reason))
+        status = ""
         if opts.exif:
-            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.chain.version,
-                                    keep_mtime=not self.options.touch)
+            status, reason = _write(tags.write_faces, path, faces, photo.info, self.chain.version,
+                                    keep_mtime=not opts.touch, read=photo.read,
+                                    before_rename=lambda new: record(new, "written", unconfirmed=True))
+            if status == "changed":
+                self.timings.write += time.perf_counter() - t
+                if photo.retried:
+                    self.summary.changed.append(shown)
+                    self.progress.advance(0)
+                else:
+                    self.retry.append(photo)
+                return
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
             if status != "written" and status != "unchanged":
-                self.summary.exif_problems.append((index.display_path(photo.path), status, reason))
-            if status == "written":
-                st, sha256 = os.stat(photo.path), file_sha256(photo.path)
-        if opts.sidecar:
-            side_status, reason = _write(tags.write_sidecar, photo.path, faces, photo.info, self.chain.version)
-            if side_status not in ("written", "unchanged"):
-                self.summary.exif_problems.append(
-                    (index.display_path(photo.path), f"sidecar {side_status}", reason))
-        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.chain.version, status)
+                self.summary.exif_problems.append((shown, status, reason))
+        if status == "written":
+            index.confirm(self.db, path)
+        else:
+            record(photo.read, status)
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
@@ -421,6 +458,10 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
+    if summary.confirmed:
+        rows.append(("interrupted rewrites found complete", summary.confirmed))
+    if summary.temp_files_removed:
+        rows.append(("temporary files of killed writes removed", summary.temp_files_removed))
     rows += [
         ("time", f"{t.total:.1f} s"),
         ("  decode / detect / chain / write", f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"),
@@ -434,6 +475,8 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
               for path, status, reason in summary.exif_problems]
+    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
+              for path in summary.changed]
     if summary.interrupted:
         lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
                      "the next scan resumes with the rest")

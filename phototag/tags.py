@@ -9,9 +9,10 @@ changed meanwhile are left alone and reported.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ USER_COMMENT = piexif.ExifIFD.UserComment
 
 @dataclass
 class WriteResult:
-    """What a write did: ``written``, ``unchanged``, ``unsupported`` or ``failed`` (``reason`` says why).
+    """What a write did: ``written``, ``unchanged``, ``changed`` (the file is not the one read),
+    ``unsupported`` or ``failed`` (``reason`` says why).
 
     ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``.
     """
@@ -70,11 +72,19 @@ class CleanResult:
 
 
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
-                keep_mtime: bool = True) -> WriteResult:
-    """Put the faces' keywords and record into the photo's EXIF; never raises for a bad or odd file."""
+                keep_mtime: bool = True, read: Written | None = None,
+                before_rename: Callable[[Written], None] | None = None) -> WriteResult:
+    """Put the faces' keywords and record into the photo's EXIF; never raises for a bad or odd file.
+
+    ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
+    inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
+    the new file will be just before it replaces the old one.
+    """
     path = Path(os.fsdecode(path))
     try:
         with Photo.open(path) as photo:
+            if read is not None and not _is_file(photo, read):
+                return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
             exif = ExifBlock.parse(photo.tiff or EMPTY_TIFF)
             code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
@@ -91,12 +101,18 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             tiff = exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
                               {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)})
             written = replace(path, photo.with_exif(tiff), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime)
+                              keep_times=keep_mtime, before_rename=before_rename)
         return WriteResult("written", file=written)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
     except (Refused, OSError, struct.error) as error:
         return WriteResult("failed", _reason(error))
+
+
+def _is_file(photo: Photo, read: Written) -> bool:
+    st = photo.stat
+    return ((st.st_size, st.st_mtime_ns, st.st_ino) == (read.size, read.mtime_ns, read.inode)
+            and hashlib.sha256(photo.data).hexdigest() == read.sha256)
 
 
 def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str) -> WriteResult:
