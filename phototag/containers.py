@@ -1,7 +1,10 @@
-"""The containers phototag writes into: where a JPEG's or WebP's EXIF lives, and the file with it replaced.
+"""The containers phototag writes into: where a JPEG's or WebP's EXIF and XMP live, and the file with
+them replaced.
 
-Only the APP1 Exif segment (JPEG) or the EXIF chunk and VP8X flags (WebP) change; the image data, the
-other segments and chunks, the thumbnail, ICC profile and XMP are copied byte for byte.
+Only the APP1 Exif and APP1 XMP segments (JPEG) or the EXIF and XMP chunks and the VP8X flags (WebP)
+change; the image data, the other segments and chunks (extended XMP, IPTC, ICC profile, MPF...) and
+the thumbnail are copied byte for byte. A new EXIF segment goes after SOI (and a leading JFIF APP0),
+a new XMP segment right after the EXIF one.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .atomic import Refused
-from .tiff import ExifBlock
 
-JPEG_EXIF_MAX = 0xFFFF - 2 - 6  # APP1 length field counts itself; then "Exif\0\0"
-VP8X_ALPHA, VP8X_EXIF = 0x10, 0x08
+JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
+JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+VP8X_ALPHA, VP8X_EXIF, VP8X_XMP = 0x10, 0x08, 0x04
 WEBP_EARLY_CHUNKS = (b"VP8X", b"ICCP", b"ANIM", b"ALPH", b"VP8 ", b"VP8L", b"ANMF")
 
 
 class Unsupported(ValueError):
-    """A format phototag does not write EXIF into."""
+    """A format phototag does not write its tags into."""
 
 
 def _kind(head: bytes) -> str:
@@ -40,7 +43,7 @@ def _kind(head: bytes) -> str:
 
 
 class Photo:
-    """A JPEG or WebP file mapped into memory, with where its EXIF lives."""
+    """A JPEG or WebP file mapped into memory, with its EXIF (a TIFF block) and XMP packet, if any."""
 
     def __init__(self, data, st: os.stat_result):
         self.data = data
@@ -48,18 +51,20 @@ class Photo:
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
         if self.kind == "JPEG":
-            self.start, self.end = _jpeg_exif_span(data)
-            self.tiff = bytes(data[self.start + 10:self.end]) if self.end > self.start else None
+            self.exif_span, self.xmp_span, self.insert_at = _jpeg_spans(data)
+            self.density = _jfif_density(data, self.insert_at)
+            self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
+            self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
         elif self.kind == "WebP":
+            self.density = None
             self.chunks, self.riff_end = _webp_chunks(data)
-            exif = next((c for c in self.chunks if c[0] == b"EXIF"), None)
-            payload = bytes(data[exif[1] + 8:exif[1] + 8 + _u32le(data, exif[1] + 4)]) if exif else b""
-            self.prefix = b"Exif\0\0" if payload.startswith(b"Exif\0\0") else b""
-            self.tiff = payload[len(self.prefix):] if exif else None
+            payload = _webp_payload(data, self.chunks, b"EXIF")
+            self.prefix = b"Exif\0\0" if (payload or b"").startswith(b"Exif\0\0") else b""
+            self.tiff = payload[len(self.prefix):] if payload is not None else None
+            self.xmp = _webp_payload(data, self.chunks, b"XMP ")
             self.lacks_vp8x = self.chunks[0][0] != b"VP8X"
         else:
-            raise Unsupported(f"EXIF is not written into {self.kind} files; the results are in the index "
-                              "(and in the sidecar with --sidecar)")
+            raise Unsupported(f"tags are not written into {self.kind} files")
 
     @classmethod
     @contextlib.contextmanager
@@ -71,21 +76,28 @@ class Photo:
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 yield cls(data, st)
 
-    def with_exif(self, tiff: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
-        """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` (None: removed)."""
-        if self.kind == "JPEG":
-            segment = b""
-            if tiff is not None:
-                if len(tiff) > JPEG_EXIF_MAX:
-                    raise Refused(f"the EXIF block would be {len(tiff)} bytes, over the JPEG APP1 limit of 64 KiB")
-                segment = b"\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\0\0" + tiff
-            return [self.data[:self.start], segment, self.data[self.end:]]
-        return _webp_with_exif(self, tiff, drop_vp8x)
+    def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
+        """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
+        (None: removed). Raises ``Refused`` when either does not fit its JPEG segment."""
+        if self.kind == "WebP":
+            return _webp_with(self, tiff, xmp, drop_vp8x)
+        exif_segment = _jpeg_segment(JPEG_EXIF, tiff, "EXIF block")
+        xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet")
+        exif_span = self.exif_span or (self.insert_at, self.insert_at)
+        xmp_span = self.xmp_span or (exif_span[1], exif_span[1])
+        edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)])
+        pieces, pos = [], 0
+        for start, end, _, segment in edits:
+            pieces += [self.data[pos:start], segment]
+            pos = end
+        return pieces + [self.data[pos:]]
 
 
-def _jpeg_exif_span(data) -> tuple[int, int]:
-    """Byte range of the first APP1 Exif segment, or an empty range where one belongs (after SOI/APP0)."""
+def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, int]:
+    """Byte ranges of the first APP1 Exif and APP1 XMP segments (None: absent), and where a new EXIF
+    segment belongs (after SOI and a leading APP0)."""
     pos = insert_at = 2
+    exif = xmp = None
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
             raise Refused("the JPEG is damaged before its image data")
@@ -94,18 +106,44 @@ def _jpeg_exif_span(data) -> tuple[int, int]:
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # SOS, EOI
-            return insert_at, insert_at
+            return exif, xmp, insert_at
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue
         end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
         if end > len(data):
             raise Refused("the JPEG is damaged (a segment runs past the end)")
-        if marker == 0xE1 and data[pos + 4:pos + 10] == b"Exif\0\0":
-            return pos, end
+        if marker == 0xE1 and exif is None and data[pos + 4:pos + 4 + len(JPEG_EXIF)] == JPEG_EXIF:
+            exif = (pos, end)
+        if marker == 0xE1 and xmp is None and data[pos + 4:pos + 4 + len(JPEG_XMP)] == JPEG_XMP:
+            xmp = (pos, end)
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
         pos = end
+
+
+def _jfif_density(data, app0_end: int) -> tuple[int, int, int] | None:
+    """(x, y, unit: 0 none, 1 dpi, 2 dpcm) from a leading JFIF APP0 segment, or None."""
+    if app0_end > 2 and data[6:11] == b"JFIF\0" and app0_end >= 18:
+        unit, x, y = struct.unpack_from(">BHH", data, 13)
+        if unit <= 2 and x and y:
+            return x, y, unit
+    return None
+
+
+def _jpeg_payload(data, span: tuple[int, int] | None, header: int) -> bytes | None:
+    return None if span is None else bytes(data[span[0] + 4 + header:span[1]])
+
+
+def _jpeg_segment(header: bytes, payload: bytes | None, what: str) -> bytes:
+    """An APP1 segment holding ``payload`` after ``header`` (b"" for None)."""
+    if payload is None:
+        return b""
+    size = 2 + len(header) + len(payload)
+    if size > 0xFFFF:
+        raise Refused(f"the {what} would be {len(payload)} bytes, over the 64 KiB one JPEG APP1 segment "
+                      f"holds ({0xFFFF - 2 - len(header)} bytes)")
+    return b"\xff\xe1" + struct.pack(">H", size) + header + payload
 
 
 def _u32le(data, at: int) -> int:
@@ -130,29 +168,41 @@ def _webp_chunks(data) -> tuple[list[tuple[bytes, int, int]], int]:
     return chunks, riff_end
 
 
-def _webp_with_exif(photo: Photo, tiff: bytes | None, drop_vp8x: bool) -> list[bytes]:
+def _webp_payload(data, chunks: list[tuple[bytes, int, int]], fourcc: bytes) -> bytes | None:
+    chunk = next((c for c in chunks if c[0] == fourcc), None)
+    return None if chunk is None else bytes(data[chunk[1] + 8:chunk[1] + 8 + _u32le(data, chunk[1] + 4)])
+
+
+def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+
+
+def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: bool) -> list[bytes]:
     data = photo.data
     names = [c[0] for c in photo.chunks]
     body = [bytes(data[start:end]) for _, start, end in photo.chunks]
-    new = None
-    if tiff is not None:
-        payload = photo.prefix + tiff
-        new = b"EXIF" + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
-    if b"EXIF" in names:
-        at = names.index(b"EXIF")
-        del names[at], body[at]
-    if new is not None:
-        at = names.index(b"XMP ") if b"XMP " in names else 1 + max(
-            (i for i, n in enumerate(names) if n in WEBP_EARLY_CHUNKS), default=0)
-        names.insert(at, b"EXIF")
-        body.insert(at, new)
-    if names[0] != b"VP8X" and new is not None:
+    new = {b"EXIF": None if tiff is None else _webp_chunk(b"EXIF", photo.prefix + tiff),
+           b"XMP ": None if xmp is None else _webp_chunk(b"XMP ", xmp)}
+    for fourcc, chunk in new.items():  # in place, else EXIF before XMP, both after the image
+        if fourcc in names:
+            at = names.index(fourcc)
+            if chunk is None:
+                del names[at], body[at]
+            else:
+                body[at] = chunk
+        elif chunk is not None:
+            at = 1 + max((i for i, n in enumerate(names) if n in WEBP_EARLY_CHUNKS or n == b"EXIF"), default=0)
+            names.insert(at, fourcc)
+            body.insert(at, chunk)
+    has = {fourcc: fourcc in names for fourcc in new}
+    if names[0] != b"VP8X" and any(has.values()):
         names.insert(0, b"VP8X")
         body.insert(0, _vp8x_for(body[0]))
     if names[0] == b"VP8X":
-        flags = body[0][8] & ~VP8X_EXIF | (VP8X_EXIF if new is not None else 0)
+        flags = body[0][8] & ~(VP8X_EXIF | VP8X_XMP)
+        flags |= (VP8X_EXIF if has[b"EXIF"] else 0) | (VP8X_XMP if has[b"XMP "] else 0)
         body[0] = body[0][:8] + bytes([flags]) + body[0][9:]
-        if drop_vp8x and new is None and names[1:] in ([b"VP8 "], [b"VP8L"]) and not flags & ~VP8X_ALPHA:
+        if drop_vp8x and names[1:] in ([b"VP8 "], [b"VP8L"]) and not flags & ~VP8X_ALPHA:
             del body[0]
     header = b"RIFF" + struct.pack("<I", 4 + sum(map(len, body))) + b"WEBP"
     return [header, *body, data[photo.riff_end:]]
@@ -171,11 +221,3 @@ def _vp8x_for(image_chunk: bytes) -> bytes:
         raise Refused("unknown WebP layout")
     return (b"VP8X" + struct.pack("<I", 10) + bytes([VP8X_ALPHA if alpha else 0, 0, 0, 0])
             + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
-
-
-def read_exif(path: Path) -> ExifBlock | None:
-    try:
-        with Photo.open(path) as photo:
-            return ExifBlock.parse(photo.tiff) if photo.tiff else None
-    except (Unsupported, Refused, struct.error):
-        return None

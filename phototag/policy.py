@@ -22,7 +22,7 @@ import json
 
 from .atomic import Refused
 from .records import Face, PhotoInfo
-from .sidecar import Region
+from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, Region
 
 SCHEMA_VERSION = 1
 RECORD_MARK = "phototag:"
@@ -46,9 +46,57 @@ _TO_STORED = {
 def photo_keywords(faces: list[Face]) -> list[str]:
     """The human-readable keywords for a photo's faces."""
     words = ["phototag", f"faces: {len(faces)}"]
-    words += sorted({GENDER_WORDS[f.gender] for f in faces if f.gender in GENDER_WORDS})
+    words += _genders(faces)
     decades = sorted({int(max(f.age, 0.0)) // 10 * 10 for f in faces})
     return words + [f"age {d}-{d + 9}" for d in decades]
+
+
+def keyword_paths(faces: list[Face]) -> list[str]:
+    """The same keywords as paths under ``phototag`` (``phototag|gender|female``), for lr:hierarchicalSubject."""
+    paths = [f"phototag|faces|faces {len(faces)}"]
+    paths += [f"phototag|gender|{w}" for w in _genders(faces)]
+    return paths + [f"phototag|age|{w}" for w in photo_keywords(faces) if w.startswith("age ")]
+
+
+def xmp_additions(faces: list[Face], user: dict[str, list[str] | None],
+                  elsewhere: list[str]) -> dict[str, list[str]]:
+    """What phototag appends to each XMP bag, given the user's values in it (None: the bag is absent)
+    and the user's keywords in other fields (XPKeywords, IPTC).
+
+    ``dc:subject`` gets phototag's keywords and the user's keywords from elsewhere. The hierarchy bags
+    get phototag's paths and every flat keyword of the user's that no path of theirs names, as a
+    top-level entry: digiKam and Immich read only the first non-empty of these fields, so adding a
+    hierarchy must not hide the user's keywords. ``digiKam:TagsList`` only where the file has one.
+    """
+    subject = user[SUBJECT] or []
+    flat = _unique(subject + elsewhere)
+    paths = keyword_paths(faces)
+    additions = {SUBJECT: _missing(subject, flat + photo_keywords(faces))}
+    for name, sep in ((HIERARCHY, "|"), (TAGS_LIST, "/")):
+        if name == TAGS_LIST and user[name] is None:
+            additions[name] = []
+            continue
+        existing = user[name] or []
+        named = {part.casefold() for path in existing for part in path.split(sep)}
+        carried = [k for k in flat if k.casefold() not in named and sep not in k]
+        additions[name] = _missing(existing, carried + [p.replace("|", sep) for p in paths])
+    return additions
+
+
+def _genders(faces: list[Face]) -> list[str]:
+    return sorted({GENDER_WORDS[f.gender] for f in faces if f.gender in GENDER_WORDS})
+
+
+def _unique(words: list[str]) -> list[str]:
+    """``words`` without case-insensitive repeats, in order."""
+    seen: set[str] = set()
+    return [w for w in words if not (w.casefold() in seen or seen.add(w.casefold()))]
+
+
+def _missing(existing: list[str], candidates: list[str]) -> list[str]:
+    """The candidates not already in ``existing`` (case-insensitively), each once."""
+    present = {k.casefold() for k in existing}
+    return [k for k in _unique(candidates) if k.casefold() not in present]
 
 
 def stored_box(box: tuple[float, float, float, float], info: PhotoInfo) -> tuple[float, float, float, float]:

@@ -1,10 +1,10 @@
-"""Write each photo's faces into its EXIF (JPEG, WebP) or an XMP sidecar, safely, and remove them again.
+"""Write each photo's faces into its EXIF and XMP (JPEG, WebP) or an XMP sidecar, safely, and remove them.
 
 This module puts the stages together: ``policy`` decides what is written, ``containers`` and ``tiff``
-edit the file's bytes, ``sidecar`` the XMP document, and ``atomic`` replaces the file (a temporary
-file in the same folder, fsync, rename, fsync of the folder). Permission bits, owner (where allowed)
-and by default the access/modification times are kept. Files that are read-only, hard-linked or
-changed meanwhile are left alone and reported.
+edit the file's bytes, ``xmp`` the XMP packet (embedded or in a sidecar), and ``atomic`` replaces the
+file: one temporary file in the same folder for EXIF and XMP together, fsync, rename, fsync of the
+folder. Permission bits, owner (where allowed) and by default the access/modification times are
+kept. Files that are read-only, hard-linked or changed meanwhile are left alone and reported.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import piexif
 
 from . import policy
 from .atomic import TEMP_SUFFIX, Refused, Written, check_writable, remove, replace
-from .containers import Photo, Unsupported, read_exif
+from .containers import Photo, Unsupported
 from .records import Face, PhotoInfo
-from .sidecar import NotXmp, Sidecar, sidecar_path
-from .tiff import EMPTY_TIFF, ExifBlock
+from .sidecar import NAMES, sidecar_path
+from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags
+from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 
 XP_KEYWORDS = piexif.ImageIFD.XPKeywords
 USER_COMMENT = piexif.ExifIFD.UserComment
+BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 
 
 @dataclass
@@ -46,26 +48,30 @@ class WriteResult:
 class CleanResult:
     """What ``clean`` removed from one photo (or would remove, in a dry run)."""
 
-    keywords: list[str] = field(default_factory=list)  # phototag keywords taken out of XPKeywords
+    keywords: list[str] = field(default_factory=list)  # phototag keywords taken out of XPKeywords / dc:subject
     record: bool = False  # phototag's EXIF record
+    xmp: bool = False  # phototag's parts of the embedded XMP
+    regions: int = 0  # face regions taken out of the embedded XMP and the sidecar
     sidecar_keywords: list[str] = field(default_factory=list)
-    regions: int = 0  # face regions taken out of the sidecar
     sidecar_deleted: bool = False  # the sidecar held nothing else
     failed: str = ""
 
     @property
     def changed(self) -> bool:
-        return bool(self.keywords or self.record or self.sidecar_keywords or self.regions or self.sidecar_deleted)
+        return bool(self.keywords or self.record or self.xmp or self.sidecar_keywords or self.regions
+                    or self.sidecar_deleted)
 
     def summary(self) -> str:
         """One line for people."""
         parts = []
         if self.record:
             parts.append("EXIF record")
+        if self.xmp:
+            parts.append("XMP")
         if self.keywords or self.sidecar_keywords:
             parts.append("keywords " + ", ".join(dict.fromkeys(self.keywords + self.sidecar_keywords)))
         if self.regions:
-            parts.append(f"{self.regions} sidecar region(s)")
+            parts.append(f"{self.regions} face region(s)")
         if self.sidecar_deleted:
             parts.append("sidecar file")
         return "; ".join(parts)
@@ -74,7 +80,8 @@ class CleanResult:
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                 keep_mtime: bool = True, read: Written | None = None,
                 before_rename: Callable[[Written], None] | None = None) -> WriteResult:
-    """Put the faces' keywords and record into the photo's EXIF; never raises for a bad or odd file.
+    """Put the faces' keywords, record and regions into the photo's EXIF and XMP (one atomic write);
+    never raises for a bad or odd file.
 
     ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
     inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
@@ -89,23 +96,34 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             exif = ExifBlock.parse(photo.tiff or EMPTY_TIFF)
             code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
             current = policy.decode_keywords(exif.get(XP_KEYWORDS))
-            ours = policy.photo_keywords(faces)
-            keywords, added = policy.merge_keywords(current, policy.own_keywords(previous), ours)
+            user_keywords = policy.without(current, policy.own_keywords(previous))
+            keywords, added = policy.merge_keywords(current, policy.own_keywords(previous),
+                                                    policy.photo_keywords(faces))
             record = policy.exif_record(faces, info, model_version, added)
-            if photo.lacks_vp8x or (previous or {}).get("webp_vp8x"):
-                record["webp_vp8x"] = True
+            for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None)):
+                if now or (previous or {}).get(flag):
+                    record[flag] = True  # phototag added the VP8X header / the EXIF block: clean removes it
             new_keywords = policy.encode_keywords(keywords)
             new_comment = policy.join_comment(code, record, user, encoding)
-            if (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment):
+            packet = Packet(photo.xmp)
+            _fill(packet, faces, info, model_version, elsewhere=user_keywords)
+            xmp = packet.to_bytes()
+            exif_same = (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment)
+            if exif_same and xmp == photo.xmp:
                 return WriteResult("unchanged")
-            tiff = exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
-                              {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)})
-            written = replace(path, photo.with_exif(tiff), like=photo.stat, expect=photo.stat,
+            ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)}
+            exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}
+            if photo.tiff is None:
+                required = required_tags(exif.order, (info.stored_width, info.stored_height), photo.density)
+                ifd0_changes.update(required[0])
+                exif_changes.update(required[1])
+            tiff = photo.tiff if exif_same else exif.patch(ifd0_changes, exif_changes)
+            written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
                               keep_times=keep_mtime, before_rename=before_rename)
         return WriteResult("written", file=written)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
-    except (Refused, OSError, struct.error) as error:
+    except (Refused, NotXmp, OSError, struct.error) as error:
         return WriteResult("failed", _reason(error))
 
 
@@ -115,19 +133,17 @@ def _is_file(photo: Photo, read: Written) -> bool:
             and hashlib.sha256(photo.data).hexdigest() == read.sha256)
 
 
-def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str) -> WriteResult:
-    """Write or update ``photo.ext.xmp`` with the keywords and MWG face regions; works for every format."""
+def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
+                  name: str = NAMES[0]) -> WriteResult:
+    """Write or update the photo's XMP sidecar (``name``: its naming convention) with the keywords,
+    keyword paths and MWG face regions; works for every format."""
     path = Path(os.fsdecode(path))
-    target = sidecar_path(Path(os.path.realpath(path)))
+    target = sidecar_path(Path(os.path.realpath(path)), name)
     try:
         existing = target.read_bytes() if target.exists() else None
-        doc = Sidecar(existing)
-        _, added = policy.merge_keywords(doc.keywords(), doc.own_keywords(), policy.photo_keywords(faces))
-        doc.replace_own_keywords(added)
-        regions = [policy.face_region(face, info) for face in faces]
-        doc.replace_own_regions(regions, (info.stored_width, info.stored_height))
-        doc.set_properties({"Schema": str(policy.SCHEMA_VERSION), "Model": model_version})
-        data = doc.to_bytes()
+        packet = Packet(existing)
+        _fill(packet, faces, info, model_version, elsewhere=[])
+        data = packet.to_bytes()
         if data == existing:
             return WriteResult("unchanged")
         if existing is None:
@@ -143,7 +159,7 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str) 
 
 def read_record(path) -> dict | None:
     """phototag's record from the photo's EXIF, or None (no record, or a format without EXIF support)."""
-    exif = read_exif(Path(os.fsdecode(path)))
+    exif = _read_exif(Path(os.fsdecode(path)))
     try:
         return None if exif is None else policy.split_comment(_comment(exif), exif.order)[1]
     except Refused:
@@ -152,20 +168,35 @@ def read_record(path) -> dict | None:
 
 def read_keywords(path) -> list[str]:
     """The photo's ``XPKeywords`` (all of them, the user's and phototag's)."""
-    exif = read_exif(Path(os.fsdecode(path)))
+    exif = _read_exif(Path(os.fsdecode(path)))
     return [] if exif is None else policy.decode_keywords(exif.get(XP_KEYWORDS))
 
 
 def clean(path, *, dry_run: bool = False, keep_mtime: bool = True) -> CleanResult:
-    """Remove exactly what phototag wrote to the photo and its sidecar; ``dry_run`` only reports it."""
+    """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it."""
     path = Path(os.fsdecode(path))
     result = CleanResult()
     try:
-        _clean_exif(path, result, dry_run, keep_mtime)
-        _clean_sidecar(path, result, dry_run)
+        _clean_photo(path, result, dry_run, keep_mtime)
+        for name in NAMES:
+            _clean_sidecar(sidecar_path(Path(os.path.realpath(path)), name), result, dry_run)
     except (Refused, NotXmp, OSError, struct.error) as error:
         result.failed = _reason(error)
     return result
+
+
+def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str, elsewhere: list[str]) -> None:
+    """Put phototag's keywords, keyword paths, regions and version into an XMP packet, in place of its
+    earlier ones; ``elsewhere``: the user's keywords in other fields of the file."""
+    user = {}
+    for bag in BAGS:
+        values = packet.items(bag)
+        user[bag] = None if values is None else policy.without(values, packet.own(bag))
+    for bag, added in policy.xmp_additions(faces, user, elsewhere).items():
+        packet.replace_own(bag, added)
+    regions = [policy.face_region(face, info) for face in faces]
+    packet.replace_own_regions(regions, (info.stored_width, info.stored_height))
+    packet.set_properties({"Schema": str(policy.SCHEMA_VERSION), "Model": model_version})
 
 
 def files_under(paths: Iterable[Path]) -> Iterator[Path]:
@@ -184,55 +215,76 @@ def files_under(paths: Iterable[Path]) -> Iterator[Path]:
 # -- clean -----------------------------------------------------------------------------------------
 
 
-def _clean_exif(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
+def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
     try:
         with Photo.open(path) as photo:
+            tiff, record, remaining = photo.tiff, None, []
             if photo.tiff:
-                _clean_photo(path, photo, result, dry_run, keep_mtime)
+                exif = ExifBlock.parse(photo.tiff)
+                code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
+            if record is not None:
+                current = policy.decode_keywords(exif.get(XP_KEYWORDS))
+                remaining = policy.without(current, policy.own_keywords(record))
+                result.keywords = policy.without(current, remaining)
+                result.record = True
+                keywords = (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None
+                ifd0_changes = {XP_KEYWORDS: keywords}
+                exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
+                if record.get("exif_created"):
+                    ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
+                    exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
+                tiff = exif.patch(ifd0_changes, exif_changes)
+                if ExifBlock.parse(tiff).is_empty():
+                    tiff = None
+            xmp = photo.xmp
+            if xmp is not None:
+                packet = Packet(xmp)
+                keywords, regions = packet.remove_own()
+                cleaned = packet.to_bytes()
+                if cleaned != Packet(xmp).to_bytes():
+                    result.xmp = True
+                    ours = [k for k in keywords if k not in remaining]  # not the user's, carried over
+                    result.keywords = list(dict.fromkeys(result.keywords + ours))
+                    result.regions += regions
+                    xmp = None if packet.is_empty() else cleaned
+            if dry_run or not (result.record or result.xmp):
+                return
+            check_writable(path)
+            pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")))
+            replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime)
     except Unsupported:
         return
 
 
-def _clean_photo(path: Path, photo: Photo, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
-    exif = ExifBlock.parse(photo.tiff)
-    code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
-    if record is None:
-        return
-    current = policy.decode_keywords(exif.get(XP_KEYWORDS))
-    remaining = policy.without(current, policy.own_keywords(record))
-    result.keywords = policy.without(current, remaining)
-    result.record = True
-    if dry_run:
-        return
-    check_writable(path)
-    keywords = (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None
-    tiff = exif.patch({XP_KEYWORDS: keywords},
-                      {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None})
-    if ExifBlock.parse(tiff).is_empty():
-        tiff = None
-    pieces = photo.with_exif(tiff, drop_vp8x=bool(record.get("webp_vp8x")))
-    replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime)
-
-
-def _clean_sidecar(path: Path, result: CleanResult, dry_run: bool) -> None:
-    target = sidecar_path(Path(os.path.realpath(path)))
+def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:
     if not target.exists():
         return
     existing = target.read_bytes()
-    doc = Sidecar(existing)
-    result.sidecar_keywords, result.regions = doc.remove_own()
-    data = doc.to_bytes()
-    if data == Sidecar(existing).to_bytes():
+    packet = Packet(existing)
+    keywords, regions = packet.remove_own()
+    data = packet.to_bytes()
+    if data == Packet(existing).to_bytes():
         return
-    result.sidecar_deleted = doc.is_empty()
+    result.sidecar_keywords = list(dict.fromkeys(result.sidecar_keywords + keywords))
+    result.regions += regions
+    deleted = packet.is_empty()
+    result.sidecar_deleted |= deleted
     if dry_run:
         return
     check_writable(target)
-    if result.sidecar_deleted:
+    if deleted:
         remove(target)
     else:
         before = target.stat()
         replace(target, [data], like=before, expect=before, keep_times=False)
+
+
+def _read_exif(path: Path) -> ExifBlock | None:
+    try:
+        with Photo.open(path) as photo:
+            return ExifBlock.parse(photo.tiff) if photo.tiff else None
+    except (Unsupported, Refused, struct.error):
+        return None
 
 
 def _comment(exif: ExifBlock) -> bytes | None:

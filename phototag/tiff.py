@@ -27,6 +27,30 @@ THUMB_OFFSET = piexif.ImageIFD.JPEGInterchangeFormat
 THUMB_LENGTH = piexif.ImageIFD.JPEGInterchangeFormatLength
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 EMPTY_TIFF = b"MM\0*" + struct.pack(">IHI", 8, 0, 0)
+IFD0_REQUIRED = (piexif.ImageIFD.XResolution, piexif.ImageIFD.YResolution, piexif.ImageIFD.ResolutionUnit,
+                 piexif.ImageIFD.YCbCrPositioning)
+EXIF_REQUIRED = (piexif.ExifIFD.ExifVersion, piexif.ExifIFD.ComponentsConfiguration,
+                 piexif.ExifIFD.FlashpixVersion, piexif.ExifIFD.ColorSpace, piexif.ExifIFD.PixelXDimension,
+                 piexif.ExifIFD.PixelYDimension)
+
+
+def required_tags(order: str, size: tuple[int, int],
+                  density: tuple[int, int, int] | None) -> tuple[dict, dict]:
+    """(IFD0, Exif IFD) entries that EXIF 2.32 requires in a JPEG's block, for a block phototag creates:
+    the resolution from the JFIF header (``density``: x, y, JFIF unit) like exiftool, else 72 dpi;
+    EXIF version 2.32, YCbCr components, colour space uncalibrated, the stored pixel size."""
+    x, y, unit = density or (72, 72, 1)
+    rational, short, undefined, long = (piexif.TYPES.Rational, piexif.TYPES.Short, piexif.TYPES.Undefined,
+                                        piexif.TYPES.Long)
+    ifd0 = dict(zip(IFD0_REQUIRED, [(rational, struct.pack(order + "II", x, 1)),
+                                    (rational, struct.pack(order + "II", y, 1)),
+                                    (short, struct.pack(order + "H", unit + 1)),
+                                    (short, struct.pack(order + "H", 1))]))
+    exif = dict(zip(EXIF_REQUIRED, [(undefined, b"0232"), (undefined, b"\1\2\3\0"), (undefined, b"0100"),
+                                    (short, struct.pack(order + "H", 0xFFFF)),
+                                    (long, struct.pack(order + "I", size[0])),
+                                    (long, struct.pack(order + "I", size[1]))]))
+    return ifd0, exif
 
 
 @dataclass

@@ -81,13 +81,14 @@ def make_jpeg(path: Path, kind: str = "plain") -> Path:
 
 
 def jpeg_parts(data: bytes) -> tuple[list[bytes], bytes]:
-    """(header segments except APP1 Exif, everything from SOS on), parsed independently of phototag."""
+    """(header segments except APP1 Exif and XMP, everything from SOS on), parsed independently of phototag."""
     segments, pos = [], 2
     while data[pos + 1] != 0xDA:
         end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
         segments.append(data[pos:end])
         pos = end
-    others = [s for s in segments if not (s[:2] == b"\xff\xe1" and s[4:10] == b"Exif\0\0")]
+    ours = (b"Exif\0\0", b"http://ns.adobe.com/xap/1.0/\0")
+    others = [s for s in segments if not (s[:2] == b"\xff\xe1" and s[4:].startswith(ours))]
     return others, data[pos:]
 
 
@@ -96,9 +97,13 @@ def exif_block(data: bytes) -> bytes:
     return data[start:start - 8 + struct.unpack(">H", data[start - 8:start - 6])[0]]
 
 
-def all_tags(*paths: Path) -> list[dict]:
-    """Every tag exiftool sees in each file, except the file system's and the two phototag writes."""
-    skip = ("SourceFile", "System:", "ExifTool:", "IFD0:XPKeywords", "ExifIFD:UserComment")
+PHOTOTAG_FIELDS = ("IFD0:XPKeywords", "ExifIFD:UserComment", "XMP-dc:Subject", "XMP-lr:", "XMP-mwg-rs:",
+                   "XMP-phototag:", "XMP-x:XMPToolkit")
+
+
+def all_tags(*paths: Path, skip: tuple[str, ...] = PHOTOTAG_FIELDS) -> list[dict]:
+    """Every tag exiftool sees in each file, except the file system's and the fields ``skip`` names."""
+    skip = ("SourceFile", "System:", "ExifTool:", *skip)
     return [{k: v for k, v in info.items() if not k.startswith(skip)}
             for info in exiftool("-a", "-G1", "-u", "-b", "-n", *paths)]
 
@@ -158,7 +163,7 @@ def test_round_trip_through_exiftool_and_pillow(tmp_path):
 
 @needs_exiftool
 @pytest.mark.parametrize("kind", ["plain", "camera", "thumbnail_xmp", "progressive", "little_endian"])
-def test_only_the_exif_segment_changes(tmp_path, kind):
+def test_only_the_exif_and_xmp_segments_change(tmp_path, kind):
     photo = make_jpeg(tmp_path / "p.jpg", kind)
     original = tmp_path / "original.jpg"
     shutil.copy2(photo, original)
@@ -169,11 +174,15 @@ def test_only_the_exif_segment_changes(tmp_path, kind):
     after = photo.read_bytes()
     assert jpeg_parts(after) == jpeg_parts(before)  # JFIF, ICC, XMP segments and image data, byte for byte
     tags_before, tags_after = all_tags(original, photo)
-    if kind == "plain":  # phototag created the EXIF block: only its byte order is new
+    if kind == "plain":  # phototag created the EXIF block, with the tags the standard requires
         assert tags_after.pop("File:ExifByteOrder") == "MM"
-    else:
-        warnings_before, warnings_after = warnings(original, photo)
-        assert warnings_after == warnings_before
+        for tag in ("XResolution", "YResolution", "ResolutionUnit", "YCbCrPositioning"):
+            assert tags_after.pop(f"IFD0:{tag}") is not None
+        for tag in ("ExifVersion", "ComponentsConfiguration", "FlashpixVersion", "ColorSpace"):
+            assert tags_after.pop(f"ExifIFD:{tag}") is not None
+        assert (tags_after.pop("ExifIFD:ExifImageWidth"), tags_after.pop("ExifIFD:ExifImageHeight")) == (200, 200)
+    warnings_before, warnings_after = warnings(original, photo)
+    assert warnings_after == warnings_before  # plain: none before, none after
     assert tags_after == tags_before  # every other tag (thumbnail and MakerNote included) as it was
     if kind == "camera":  # the MakerNote stays at its offset, so offsets inside it stay valid
         assert exif_block(after).index(MAKERNOTE) == exif_block(before).index(MAKERNOTE)
@@ -268,11 +277,12 @@ def test_webp_round_trip(tmp_path):
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
 
     after = webp_chunks(photo.read_bytes())
-    assert {k: v for k, v in after.items() if k not in (b"EXIF", b"VP8X")} == {
-        k: v for k, v in before.items() if k not in (b"EXIF", b"VP8X")}
-    assert after[b"VP8X"] == before[b"VP8X"]
-    seen = exiftool("-XPKeywords", "-Make", "-UserComment", photo)[0]
+    assert {k: v for k, v in after.items() if k not in (b"EXIF", b"VP8X", b"XMP ")} == {
+        k: v for k, v in before.items() if k not in (b"EXIF", b"VP8X", b"XMP ")}
+    assert after[b"VP8X"] == bytes([before[b"VP8X"][0] | 0x04]) + before[b"VP8X"][1:]  # the XMP flag
+    seen = exiftool("-XPKeywords", "-Make", "-UserComment", "-XMP-dc:Subject", photo)[0]
     assert seen["XPKeywords"] == ";".join(OUR_KEYWORDS) and seen["Make"] == "Canon"
+    assert seen["Subject"] == OUR_KEYWORDS
     with Image.open(photo) as image:
         image.load()
         assert image.getexif()[0x010F] == "Canon"

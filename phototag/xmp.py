@@ -1,0 +1,335 @@
+"""An XMP packet being edited: phototag's keywords, keyword paths and face regions in it, and nothing else.
+
+One document type serves the sidecar file and the packet embedded in a JPEG or WebP. The user's XML
+is edited in place with lxml: namespace prefixes stay those of the document (no process-wide prefix
+registry), whitespace, comments and other namespaces are kept, and only the elements phototag adds
+get indentation of their own.
+
+What phototag writes, and how it marks it so ``remove_own`` takes exactly that out again:
+
+* values added to the bags ``dc:subject``, ``lr:hierarchicalSubject`` and ``digiKam:TagsList`` are
+  listed in ``phototag:Keywords``, ``phototag:Hierarchy`` and ``phototag:TagsList``;
+* its face regions (MWG Guidelines 2.0, section 5.9: type ``Face``, ``stArea`` x/y the *centre* of the
+  box, w/h its size, normalised to the image **as stored**, ``AppliedToDimensions`` the stored pixel
+  size) carry ``mwg-rs:Extensions`` with properties in the phototag namespace, and no ``mwg-rs:Name``;
+* new properties go into an ``rdf:Description`` of phototag's own, removed again when it empties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+NS = {
+    "x": "adobe:ns:meta/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "lr": "http://ns.adobe.com/lightroom/1.0/",
+    "digiKam": "http://www.digikam.org/ns/1.0/",
+    "mwg-rs": "http://www.metadataworkinggroup.com/schemas/regions/",
+    "stArea": "http://ns.adobe.com/xmp/sType/Area#",
+    "stDim": "http://ns.adobe.com/xap/1.0/sType/Dimensions#",
+    "phototag": "http://ns.phototag.invalid/1.0/",
+}
+PHOTOTAG_NS = NS["phototag"]
+PACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+PACKET_END = '\n<?xpacket end="w"?>'
+_ARRAYS = ("Bag", "Seq", "Alt")
+_INDENT = " "
+
+
+def _q(name: str) -> str:
+    """``"rdf:li"`` -> ``"{http://...}li"``."""
+    prefix, local = name.split(":")
+    return f"{{{NS[prefix]}}}{local}"
+
+
+RDF, DESCRIPTION, LI, ABOUT, PARSE_TYPE = (_q(n) for n in (
+    "rdf:RDF", "rdf:Description", "rdf:li", "rdf:about", "rdf:parseType"))
+REGIONS, REGION_LIST, APPLIED_TO = (_q(n) for n in (
+    "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions"))
+SUBJECT, HIERARCHY, TAGS_LIST = "dc:subject", "lr:hierarchicalSubject", "digiKam:TagsList"
+OWN_MARKERS = {SUBJECT: "phototag:Keywords", HIERARCHY: "phototag:Hierarchy", TAGS_LIST: "phototag:TagsList"}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False, huge_tree=False)
+
+
+@dataclass
+class Region:
+    """One face region: centre and size normalised to the stored image, plus phototag's data."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    description: str
+    extensions: dict[str, str] = field(default_factory=dict)  # local name -> value, phototag namespace
+
+
+class NotXmp(ValueError):
+    """The data is not an XMP document phototag can edit safely."""
+
+
+class Packet:
+    """An XMP document being edited in memory (``data`` None: a new, empty one)."""
+
+    def __init__(self, data: bytes | None = None):
+        if data and data.strip(b"\0 \t\r\n"):
+            try:
+                self.root = etree.fromstring(data.rstrip(b"\0"), _PARSER)
+            except etree.XMLSyntaxError as error:
+                raise NotXmp(f"not valid XML: {error}") from error
+            self.rdf = self.root if self.root.tag == RDF else self.root.find(f".//{RDF}")
+            if self.rdf is None:
+                raise NotXmp("no rdf:RDF element")
+        else:
+            self.root = etree.Element(_q("x:xmpmeta"), {_q("x:xmptk"): "phototag"},
+                                      nsmap={"x": NS["x"], "rdf": NS["rdf"]})
+            self.rdf = _add(self.root, "rdf:RDF")
+
+    # -- bags of keywords -----------------------------------------------------------------------
+
+    def items(self, name: str) -> list[str] | None:
+        """The values of a bag property (``SUBJECT``, ``HIERARCHY``, ``TAGS_LIST``); None when absent."""
+        element = self._property(_q(name))
+        return None if element is None else _items(element)
+
+    def own(self, name: str) -> list[str]:
+        """The values phototag added to a bag property."""
+        return self.items(OWN_MARKERS[name]) or []
+
+    def replace_own(self, name: str, added: list[str]) -> list[str]:
+        """Take phototag's earlier values out of a bag property, append ``added``; returns those removed."""
+        previous = self.own(name)
+        element = self._property(_q(name))
+        removed = _remove_items(element, previous) if element is not None else []
+        if added:
+            if element is None:
+                element = _add(self._own_description(), name)
+            _append_items(element, added)
+        if element is not None and not _items(element):
+            _drop(element)
+        self._set_bag(OWN_MARKERS[name], added)
+        return removed
+
+    # -- regions --------------------------------------------------------------------------------
+
+    def replace_own_regions(self, regions: list[Region], stored_size: tuple[int, int]) -> int:
+        """Swap phototag's face regions for ``regions`` (other tools' regions stay); returns how many went."""
+        holder = self._property(REGIONS)
+        removed = 0
+        if holder is not None:
+            fields = _struct_fields(holder)
+            region_list = fields.find(REGION_LIST)
+            if region_list is not None:
+                bag = _container(region_list)
+                for li in [li for li in bag.findall(LI) if _is_own(li)]:
+                    _drop(li)
+                    removed += 1
+                if not bag.findall(LI) and not regions:
+                    _drop(region_list)
+            if not regions and all(child.tag == APPLIED_TO for child in fields):
+                _drop(holder)
+                return removed
+        if regions:
+            if holder is None:
+                holder = _add(self._own_description(), "mwg-rs:Regions", {PARSE_TYPE: "Resource"})
+            fields = _struct_fields(holder)
+            if fields.find(APPLIED_TO) is None:
+                _add_dimensions(fields, stored_size)
+            region_list = fields.find(REGION_LIST)
+            if region_list is None:
+                region_list = _add(fields, "mwg-rs:RegionList")
+            bag = _container(region_list)
+            for region in regions:
+                _add_region(bag, region)
+        return removed
+
+    # -- phototag's own properties --------------------------------------------------------------
+
+    def set_properties(self, values: dict[str, str]) -> None:
+        """Set simple properties in the phototag namespace."""
+        for name, value in values.items():
+            element = self._property(_q(f"phototag:{name}"))
+            if element is None:
+                element = _add(self._own_description(), f"phototag:{name}")
+            element.text = value
+
+    def remove_own(self) -> tuple[list[str], int]:
+        """Remove everything phototag wrote; returns (keywords taken out of dc:subject, regions removed)."""
+        keywords = self.replace_own(SUBJECT, [])
+        for name in (HIERARCHY, TAGS_LIST):
+            self.replace_own(name, [])
+        regions = self.replace_own_regions([], (0, 0))
+        for description in self.rdf.findall(DESCRIPTION):
+            own = _is_own_description(description)
+            for child in [c for c in description if _in_own_ns(c.tag)]:
+                _drop(child)
+            for name in [a for a in description.attrib if _in_own_ns(a)]:
+                del description.attrib[name]
+            if own and not len(description):
+                _drop(description)
+        return keywords, regions
+
+    def is_empty(self) -> bool:
+        """True when no description holds any property (the document carries nothing)."""
+        for child in self.rdf:
+            if child.tag != DESCRIPTION or len(child) or set(child.attrib) - {ABOUT}:
+                return False
+        return True
+
+    def to_bytes(self) -> bytes:
+        """The document as an XMP packet (UTF-8)."""
+        return (PACKET_BEGIN + etree.tostring(self.root, encoding="unicode", with_tail=False) + PACKET_END).encode()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _own_description(self) -> etree._Element:
+        """phototag's rdf:Description (created on first use, declaring the namespaces not yet in scope)."""
+        for description in self.rdf.findall(DESCRIPTION):
+            if _is_own_description(description):
+                return description
+        scope = self.rdf.nsmap
+        nsmap = {p: uri for p, uri in NS.items() if p not in ("x", "rdf") and uri not in scope.values()}
+        nsmap = {(p if p not in scope else f"{p}-pt"): uri for p, uri in nsmap.items()}
+        about = next((d.get(ABOUT) for d in self.rdf.findall(DESCRIPTION) if d.get(ABOUT) is not None), "")
+        description = etree.SubElement(self.rdf, DESCRIPTION, {ABOUT: about, _q("phototag:Own"): "1"},
+                                       nsmap=nsmap)
+        _place(description)
+        return description
+
+    def _property(self, tag: str) -> etree._Element | None:
+        for description in self.rdf.findall(DESCRIPTION):
+            element = description.find(tag)
+            if element is not None:
+                return element
+        return None
+
+    def _set_bag(self, name: str, values: list[str]) -> None:
+        element = self._property(_q(name))
+        if element is not None and _items(element) == values:
+            return
+        if element is not None:
+            _drop(element) if not values else _remove_items(element, _items(element))
+        elif values:
+            element = _add(self._own_description(), name)
+        if values:
+            _append_items(element, values)
+
+
+def _is_own_description(description: etree._Element) -> bool:
+    return description.get(_q("phototag:Own")) is not None
+
+
+def _add(parent: etree._Element, name: str, attrib: dict | None = None, text: str | None = None) -> etree._Element:
+    """Append a new ``prefix:local`` element, declaring its namespace only when it is not in scope."""
+    prefix, local = name.split(":")
+    uri = NS[prefix]
+    scope = parent.nsmap
+    nsmap = None
+    if uri not in scope.values():
+        nsmap = {prefix if prefix not in scope else f"{prefix}-pt": uri}
+    element = etree.SubElement(parent, f"{{{uri}}}{local}", attrib or {}, nsmap=nsmap)
+    element.text = text
+    _place(element)
+    return element
+
+
+def _place(element: etree._Element) -> None:
+    """Indent a just-appended element like its siblings, leaving the parent's closing line as it was."""
+    parent = element.getparent()
+    depth = sum(1 for _ in element.iterancestors())
+    inner = "\n" + _INDENT * depth
+    previous = element.getprevious()
+    if previous is None:
+        element.tail = parent.text if parent.text and not parent.text.strip() else "\n" + _INDENT * (depth - 1)
+        parent.text = inner
+    else:
+        element.tail = previous.tail
+        previous.tail = parent.text if parent.text and not parent.text.strip() else inner
+
+
+def _drop(element: etree._Element) -> None:
+    """Remove an element, leaving its parent's whitespace as it was before ``_place`` put it there."""
+    parent = element.getparent()
+    if element.getnext() is None:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = element.tail
+        else:
+            closing = "\n" + _INDENT * (sum(1 for _ in element.iterancestors()) - 1)
+            parent.text = None if element.tail in (None, closing) else element.tail
+    parent.remove(element)
+
+
+def _struct_fields(element: etree._Element) -> etree._Element:
+    """The element whose children are a struct's fields (``parseType="Resource"`` or a nested Description)."""
+    nested = element.find(DESCRIPTION)
+    return nested if nested is not None and element.get(PARSE_TYPE) != "Resource" else element
+
+
+def _find_container(element: etree._Element) -> etree._Element | None:
+    """An array property's rdf:Bag, rdf:Seq or rdf:Alt."""
+    for kind in _ARRAYS:
+        found = element.find(f"{{{NS['rdf']}}}{kind}")
+        if found is not None:
+            return found
+    return None
+
+
+def _container(element: etree._Element) -> etree._Element:
+    """An array property's container, created as an rdf:Bag when missing."""
+    found = _find_container(element)
+    return found if found is not None else _add(element, "rdf:Bag")
+
+
+def _items(element: etree._Element) -> list[str]:
+    bag = _find_container(element)
+    return [] if bag is None else [(li.text or "").strip() for li in bag.findall(LI)]
+
+
+def _append_items(element: etree._Element, values: list[str]) -> None:
+    bag = _container(element)
+    for value in values:
+        _add(bag, "rdf:li", text=value)
+
+
+def _remove_items(element: etree._Element, values: list[str]) -> list[str]:
+    """Remove one ``rdf:li`` per value (the last one with that text); returns the values removed."""
+    bag = _find_container(element)
+    removed = []
+    for value in values:
+        matches = [] if bag is None else [li for li in bag.findall(LI) if (li.text or "").strip() == value]
+        if matches:
+            _drop(matches[-1])
+            removed.append(value)
+    return removed
+
+
+def _in_own_ns(name) -> bool:
+    """Whether a tag or attribute name is in the phototag namespace (comments' tags are not strings)."""
+    return isinstance(name, str) and name.startswith(f"{{{PHOTOTAG_NS}}}")
+
+
+def _is_own(li: etree._Element) -> bool:
+    """A region phototag wrote: something in it is in the phototag namespace."""
+    return any(_in_own_ns(e.tag) or any(map(_in_own_ns, e.attrib)) for e in li.iter())
+
+
+def _add_dimensions(fields: etree._Element, stored_size: tuple[int, int]) -> None:
+    dims = _add(fields, "mwg-rs:AppliedToDimensions", {PARSE_TYPE: "Resource"})
+    for name, value in (("w", stored_size[0]), ("h", stored_size[1]), ("unit", "pixel")):
+        _add(dims, f"stDim:{name}", text=str(value))
+
+
+def _add_region(bag: etree._Element, region: Region) -> None:
+    li = _add(bag, "rdf:li", {PARSE_TYPE: "Resource"})
+    _add(li, "mwg-rs:Type", text="Face")
+    _add(li, "mwg-rs:Description", text=region.description)
+    area = _add(li, "mwg-rs:Area", {PARSE_TYPE: "Resource"})
+    for name in ("x", "y", "w", "h"):
+        _add(area, f"stArea:{name}", text=f"{getattr(region, name):.6f}")
+    _add(area, "stArea:unit", text="normalized")
+    extensions = _add(li, "mwg-rs:Extensions", {PARSE_TYPE: "Resource"})
+    for name, value in region.extensions.items():
+        _add(extensions, f"phototag:{name}", text=value)
