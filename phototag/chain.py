@@ -73,16 +73,16 @@ class FaceChain:
         return self.models.version
 
     def _predict(self, model, faces: np.ndarray):
-        """Run ``model`` on uint8 faces in fixed-size batches (padded, so the graph is traced once)."""
+        """Run ``model`` (a runner) on uint8 faces in fixed-size batches (padded, so the graph is traced
+        or the interpreter allocated once)."""
         outputs = []
         for start in range(0, len(faces), self.batch_size):
             chunk = faces[start:start + self.batch_size].astype(np.float32)
             n = len(chunk)
             if n < self.batch_size:
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.float32)])
-            out = model.predict_on_batch(chunk)
-            outputs.append({k: np.asarray(v)[:n] for k, v in out.items()} if isinstance(out, dict)
-                           else np.asarray(out)[:n])
+            out = model(chunk)
+            outputs.append({k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n])
         if isinstance(outputs[0], dict):
             return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
         return np.concatenate(outputs)

@@ -63,22 +63,32 @@ def scan(
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB",
                                    help="Index file (default: $XDG_DATA_HOME/phototag/index.db)."),
     models: Path | None = typer.Option(None, "--models", help="Model folder (default: the shipped models)."),
+    detector: Literal["yunet", "mtcnn"] = typer.Option(
+        "yunet", "--detector", help="Face detector: yunet (OpenCV, fast, finds faces tilted up to about 60 "
+                                    "degrees) or mtcnn (TensorFlow, slower; for comparison)."),
+    engine: Literal["auto", "litert", "keras"] = typer.Option(
+        "auto", "--engine", help="What runs the rotation/gender/age models: litert (CPU), keras "
+                                 "(TensorFlow, GPU when there is one) or auto (keras on a GPU, else litert)."),
     min_face: int = typer.Option(0, "--min-face", min=0, max=MAX_SIDE,
                                  help="Smallest face to find, in full-resolution pixels (longer box side). "
-                                      "0: what --detect-size allows (20 px at the detection size)."),
-    min_confidence: float = typer.Option(0.8, "--min-confidence", min=0.0, max=1.0,
-                                         help="Smallest detector confidence to keep a face."),
+                                      "0: what --detect-size allows (about 24 px at the detection size)."),
+    min_confidence: float | None = typer.Option(
+        None, "--min-confidence", min=0.0, max=1.0,
+        help="Smallest detector score to keep a face (default: 0.6 for yunet, 0.8 for mtcnn)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=MAX_BATCH,
                                    help="Faces (from many photos) per call of the rotation/gender/age models."),
     decode_size: int = typer.Option(1600, "--decode-size", min=64, max=MAX_SIDE,
                                     help="Decode JPEGs at 1/2, 1/4 or 1/8 scale while the long side stays "
                                          "at least this many pixels; ages and genders are read from this image."),
-    detect_size: int = typer.Option(1200, "--detect-size", min=64, max=MAX_SIDE,
-                                    help="Long side of the copy the face detector runs on (raised when "
-                                         "--min-face needs more)."),
+    detect_size: int | None = typer.Option(
+        None, "--detect-size", min=64, max=MAX_SIDE,
+        help="Long side of the copy the face detector runs on (default 1200; raised when --min-face needs more)."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
                                          help="Refuse images claiming more pixels than this (decompression "
                                               "bombs), checked before decoding; listed as too large."),
+    raw_pairs: Literal["jpeg", "both"] = typer.Option(
+        "jpeg", "--raw-pairs", help="RAW+JPEG pairs (same folder, same name): jpeg scans the JPEG and records the "
+                                    "RAW as its sibling, one photo in the index; both scans each file."),
     hidden: bool = typer.Option(False, "--hidden", help="Also scan hidden files and folders (names starting with '.')."),
     rescan: bool = typer.Option(False, "--rescan", help="Redo every photo, changed or not."),
     rescan_outdated: bool = typer.Option(False, "--rescan-outdated",
@@ -94,6 +104,8 @@ def scan(
                                                     "(default: stop with exit code 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show TensorFlow's, LiteRT's and OpenCV's own start-up messages."),
 ) -> None:
     """Find the faces in photos and tag each with rotation, gender and age, in EXIF and the index.
     Unchanged photos (same size and modification time, or same content) are skipped; photos gone
@@ -111,20 +123,21 @@ def scan(
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
     if models is not None and not models.is_dir():
         raise typer.BadParameter(f"not a folder: {models}", param_hint="--models")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     import json
 
     from rich.console import Console
 
+    from .display import RichProgress, render_summary
     from .index import IndexUnusable, default_db_path
-    from .scan import RichProgress, ScanOptions, render_summary, scan as run_scan
+    from .scan import ScanOptions, scan as run_scan
 
     options = ScanOptions(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
-        min_face=min_face, min_confidence=min_confidence, decode_size=decode_size, detect_size=detect_size,
-        max_pixels=round(max_megapixels * 1_000_000),
+        detector=detector, engine=engine, min_face=min_face, min_confidence=min_confidence,
+        decode_size=decode_size, detect_size=detect_size, max_pixels=round(max_megapixels * 1_000_000),
+        raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
-        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch, wait=wait,
+        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch, wait=wait, verbose=verbose,
     )
     console = Console(stderr=True)
     try:

@@ -17,6 +17,9 @@ photo is scanned again.
 
 ``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
 orientation applied, full resolution), named by ``frame``.
+
+``siblings``: the RAW file of a RAW+JPEG pair whose JPEG was scanned in its place (one photo, one
+``photos`` row), by ``path_key``, with the ``photo_id`` of that JPEG.
 """
 
 from __future__ import annotations
@@ -188,6 +191,9 @@ def _create_tables(db: sqlite_utils.Database) -> None:
         db["faces"].create_index(["gender", "age", "p_female", "photo_id"])
         db["faces"].create_index(["gender", "p_female", "age", "photo_id"])
         db["faces"].create_index(["age", "p_female", "photo_id"])
+    db.execute("create table if not exists siblings (path_key blob primary key, path text not null, "
+               "photo_id integer not null references photos(id) on delete cascade)")
+    db.execute("create index if not exists siblings_photo_id on siblings(photo_id)")
     if "meta" not in db.table_names():
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
@@ -340,3 +346,29 @@ def faces_of(db: sqlite_utils.Database, photo_id: int) -> list[dict]:
     for r in rows:
         r["landmarks"] = json.loads(r["landmarks"]) if r["landmarks"] else {}
     return rows
+
+
+def record_siblings(db: sqlite_utils.Database, pairs: dict[bytes, bytes], under: Iterable[bytes]) -> None:
+    """Record RAW+JPEG pairs (``pairs``: RAW path -> the photo scanned in its place), in one transaction.
+
+    The siblings recorded before below the folders ``under`` are replaced; a RAW that had a
+    ``photos`` row of its own (scanned alone before) loses it, so the pair counts as one photo.
+    """
+    with db.atomic():
+        for root in under:
+            prefix = root.rstrip(b"/") + b"/"
+            db.execute("delete from siblings where substr(path_key, 1, ?) = ?", [len(prefix), prefix])
+        for raw, photo in pairs.items():
+            row = db.execute("select id from photos where path_key = ?", [path_key(photo)]).fetchone()
+            if row is None:
+                continue
+            key = path_key(raw)
+            db.execute("delete from faces where photo_id in (select id from photos where path_key = ?)", [key])
+            db.execute("delete from photos where path_key = ?", [key])
+            db.execute("insert or replace into siblings (path_key, path, photo_id) values (?, ?, ?)",
+                       [key, display_path(key), row[0]])
+
+
+def siblings_of(db: sqlite_utils.Database, photo_id: int) -> list[str]:
+    """The display paths of a photo's RAW siblings."""
+    return [r[0] for r in db.execute("select path from siblings where photo_id = ? order by path", [photo_id])]

@@ -28,31 +28,41 @@ class ModelError(RuntimeError):
 
 @dataclass
 class ModelSet:
-    """The loaded rotation and attribute (gender + age) models."""
+    """The rotation and attribute (gender + age) models, each a runner of :mod:`phototag.runtime`."""
 
-    rotation: "keras.Model"  # noqa: F821 - keras is imported lazily
-    attributes: "keras.Model"  # noqa: F821
+    rotation: "runtime.KerasRunner | runtime.LiteRunner"  # noqa: F821
+    attributes: "runtime.KerasRunner | runtime.LiteRunner"  # noqa: F821
     version: str
     directory: Path
     manifest: dict
+    engine: str = "keras"  # "keras" or "litert"
+    device: str = "CPU"  # "CPU" or "GPU: <names>"
 
     @property
     def input_size(self) -> int:
-        return int(self.attributes.input_shape[1])
+        return self.attributes.input_size
 
     @property
     def rotation_input_size(self) -> int:
-        return int(self.rotation.input_shape[1])
+        return self.rotation.input_size
+
+    def describe(self) -> str:
+        return f"{'LiteRT' if self.engine == 'litert' else 'Keras/TensorFlow'} on {self.device}"
 
 
-def shipped_model_dir() -> Path:
-    """``$PHOTOTAG_MODELS``, else the models installed with the package (or ``models/`` in a checkout)."""
-    if os.environ.get(ENV_MODELS):
-        return Path(os.environ[ENV_MODELS])
+def package_model_dir() -> Path:
+    """The models installed with the package (or ``models/`` in a checkout)."""
     installed = Path(str(resources.files("phototag"))) / "shipped_models"
     if (installed / MANIFEST).exists():
         return installed
     return Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_model_dir() -> Path:
+    """``$PHOTOTAG_MODELS``, else the models installed with the package."""
+    if os.environ.get(ENV_MODELS):
+        return Path(os.environ[ENV_MODELS])
+    return package_model_dir()
 
 
 def read_manifest(model_dir: str | Path) -> dict:
@@ -81,21 +91,54 @@ def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) 
     return manifest
 
 
-def load_models(model_dir: str | Path | None = None) -> ModelSet:
-    """Load the models of ``model_dir`` (default: the shipped ones) for inference (no network needed)."""
-    import keras
+def runtime_path(model_file: Path) -> Path:
+    """The LiteRT file exported beside a Keras model file (``rotation.keras`` -> ``rotation.tflite``)."""
+    return model_file.with_suffix(".tflite")
 
-    from . import layers  # noqa: F401 - registers the custom layers the saved models use
+
+def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbose: bool = False) -> ModelSet:
+    """Load the models of ``model_dir`` (default: the shipped ones) for inference (no network needed).
+
+    ``engine``: ``litert`` (the exported ``.tflite`` files, CPU), ``keras`` (TensorFlow, GPU when
+    there is one) or ``auto``: Keras on a GPU, else LiteRT when the ``.tflite`` files exist.
+    TensorFlow's and LiteRT's start-up messages are hidden unless ``verbose``.
+    """
+    from . import runtime
 
     model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
     manifest = read_manifest(model_dir)
-    loaded = {}
-    for key in ("rotation", "age"):
-        path = model_dir / manifest["models"][key]["file"]
+    paths = {key: model_dir / manifest["models"][key]["file"] for key in ("rotation", "age")}
+    for path in paths.values():
         if not path.exists():
             raise ModelError(f"{path}: model file missing")
-        try:
-            loaded[key] = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
-            raise ModelError(f"{path}: cannot load model ({exc})") from exc
-    return ModelSet(loaded["rotation"], loaded["age"], model_version(model_dir, manifest), model_dir, manifest)
+    if engine not in runtime.ENGINES:
+        raise ModelError(f"unknown engine {engine!r} (choose from {', '.join(runtime.ENGINES)})")
+    with runtime.native_output_hidden(not verbose):
+        gpus = runtime.tensorflow_gpus() if engine != "litert" else []
+        if engine == "auto":
+            have_files = all(runtime_path(p).exists() for p in paths.values())
+            engine = "litert" if not gpus and have_files and runtime.litert_available() else "keras"
+        loaded = {key: _load_runner(path, engine) for key, path in paths.items()}
+    device = "GPU: " + ", ".join(gpus) if gpus and engine == "keras" else "CPU"
+    return ModelSet(loaded["rotation"], loaded["age"], model_version(model_dir, manifest), model_dir, manifest,
+                    engine=engine, device=device)
+
+
+def _load_runner(path: Path, engine: str):
+    from . import runtime
+
+    try:
+        if engine == "litert":
+            lite = runtime_path(path)
+            if not lite.exists():
+                raise ModelError(f"{lite}: no LiteRT file (export it with `phototag export-runtime`)")
+            return runtime.LiteRunner(lite)
+        import keras
+
+        from . import layers  # noqa: F401 - registers the custom layers the saved models use
+
+        return runtime.KerasRunner(keras.saving.load_model(path, compile=False, safe_mode=True))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
+        raise ModelError(f"{path}: cannot load model ({exc})") from exc

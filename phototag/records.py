@@ -6,7 +6,7 @@ applied (``ImageOps.exif_transpose``), in pixels, origin top-left.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 FRAME = "displayed"  # the frame every stored coordinate is in
 
@@ -46,3 +46,11 @@ class PhotoInfo:
     format: str = ""  # Pillow format name, e.g. "JPEG"
     scale: float = 1.0  # decoded pixels per displayed pixel (< 1 when decoded reduced with draft)
     extra: dict = field(default_factory=dict)
+
+
+def to_full_resolution(face: Face, scale: float) -> Face:
+    """A face found in an image decoded at ``scale`` with coordinates in full-resolution pixels."""
+    if scale == 1.0:
+        return face
+    return replace(face, box=tuple(v / scale for v in face.box),
+                   landmarks={k: (x / scale, y / scale) for k, (x, y) in face.landmarks.items()})

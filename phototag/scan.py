@@ -1,10 +1,16 @@
 """``phototag scan``: walk -> decode -> detect -> face chain -> EXIF -> index, with progress and a summary.
 
-Each photo is written to the index in its own transaction, after its EXIF was written, with the
-file's state after that write; a scan stopped at any moment leaves a consistent index and the next
-one carries on with the photos not yet recorded. Faces from many photos are batched into one call
+Each photo is written to the index in its own transaction. When its file is rewritten, the row
+(faces and the new file's size, mtime and hash) is recorded as unconfirmed just before the rename
+and confirmed after it (see :mod:`phototag.index`), so a scan stopped at any moment, even by
+kill -9, leaves file and index reconcilable, and the next one carries on with the photos not yet
+recorded. Faces from many photos are batched into one call
 of the face chain. Reading and decoding the next photos runs in a thread beside detection and the
 chain (Pillow's decoders release the GIL).
+
+The detector and the models (a :class:`~phototag.analyzer.FaceAnalyzer`) are built only when
+there is a photo to scan, so a scan that finds nothing new never loads them (nor TensorFlow).
+Rendering for people is in :mod:`phototag.display`.
 """
 
 from __future__ import annotations
@@ -19,26 +25,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import tensorflow as tf
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from . import atomic, index, tags
+from . import atomic, detectors, index, tags
 from .atomic import Written
-from .chain import FaceChain
-from .faces import DEFAULT_DETECT_SIZE, DEFAULT_MIN_CONFIDENCE, FaceDetector
-from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, decode, is_raw, supported_extensions
-from .models import load_models
-from .records import Detection, Face, PhotoInfo
-from .walk import is_unchanged, load_index_state, walk
+from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
+from .models import model_version, shipped_model_dir
+from .records import Detection, Face, PhotoInfo, to_full_resolution
+from .walk import RAW_SIBLING, TOO_LARGE, Skipped, is_unchanged, load_index_state, skipped_counts, walk
+
+if TYPE_CHECKING:
+    from .analyzer import FaceAnalyzer
 
 PREFETCH = 2  # photos read and decoded ahead of detection
 MAX_PENDING_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
@@ -51,11 +52,14 @@ class ScanOptions:
     paths: list[bytes]
     db_path: Path | None = None
     model_dir: Path | None = None
+    detector: str = detectors.DEFAULT
+    engine: str = "auto"  # see phototag.models.load_models
     min_face: int = 0
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
-    detect_size: int = DEFAULT_DETECT_SIZE
+    detect_size: int | None = None  # None: the detector's default
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
+    raw_pairs: str = "jpeg"  # RAW+JPEG pairs: "jpeg" scans the JPEG and records the RAW as its sibling; "both"
     batch_size: int = 64
     include_hidden: bool = False
     rescan: bool = False
@@ -65,6 +69,15 @@ class ScanOptions:
     sidecar: bool = False
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
+    verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
+
+    def analyzer(self) -> FaceAnalyzer:
+        """The detector and models these options ask for (loads them)."""
+        from .analyzer import FaceAnalyzer
+
+        return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
+                            min_confidence=self.min_confidence, detect_size=self.detect_size,
+                            batch_size=self.batch_size, verbose=self.verbose)
 
 
 @dataclass
@@ -72,6 +85,7 @@ class Timings:
     """Seconds spent per stage. ``decode`` (reading, hashing, decoding) runs in a thread beside the
     others, so the stages can add up to more than ``total``."""
 
+    startup: float = 0.0  # loading the detector and the models
     walk: float = 0.0  # finding files and change detection
     decode: float = 0.0
     detect: float = 0.0
@@ -84,7 +98,9 @@ class Timings:
 class ScanSummary:
     """What a scan did; ``to_dict`` is the ``--json`` output."""
 
-    device: str = ""
+    detector: str = ""  # empty when nothing needed the detector and the models
+    engine: str = ""  # what ran the models: "litert" or "keras"
+    device: str = ""  # where: "CPU" or "GPU: <names>"
     model_version: str = ""
     found: int = 0  # image files under the paths
     scanned: int = 0  # photos decoded, detected and recorded in this run
@@ -92,6 +108,7 @@ class ScanSummary:
     faces: int = 0  # faces found in the scanned photos
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
+    skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why
     missing: int = 0  # indexed photos under the scanned folders that are gone
     pruned: bool = False  # whether those were deleted from the index
     outdated: int = 0  # unchanged photos tagged by other models, not redone
@@ -107,12 +124,17 @@ class ScanSummary:
         d = asdict(self)
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         d["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        d["skipped"] = [{"path": index.display_path(k.path), "reason": k.reason, "extension": k.extension}
+                        | ({"detail": k.detail} if k.detail else {})
+                        | ({"partner": index.display_path(k.partner)} if k.partner else {}) for k in self.skipped]
+        d["skipped_counts"] = skipped_counts(self.skipped)
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
         return d
 
 
 class ScanProgress(Protocol):
-    """Receives the scan's messages and progress."""
+    """Receives the scan's messages and progress: ``start`` once with the number of photos to scan,
+    then ``advance`` once per photo as soon as its faces are found (or it failed)."""
 
     def note(self, text: str) -> None: ...
 
@@ -144,26 +166,22 @@ class _Photo:
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
     error: str = ""
+    too_large: bool = False
 
 
-def tensorflow_device() -> str:
-    """Where TensorFlow runs: ``CPU`` or ``GPU: <names>``."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-    return "GPU: " + ", ".join(names)
+def scan(options: ScanOptions, progress: ScanProgress | None = None,
+         analyzer: FaceAnalyzer | None = None) -> ScanSummary:
+    """Run a scan and return its summary. Per-file problems are recorded and listed, never raised.
 
-
-def scan(options: ScanOptions, progress: ScanProgress | None = None) -> ScanSummary:
-    """Run a scan and return its summary. Per-file problems are recorded and listed, never raised."""
-    return _Scan(options, progress or SilentProgress()).run()
+    ``analyzer``: the detector and models to use (built from ``options`` when there is work)."""
+    return _Scan(options, progress or SilentProgress(), analyzer).run()
 
 
 class _Scan:
-    def __init__(self, options: ScanOptions, progress: ScanProgress):
+    def __init__(self, options: ScanOptions, progress: ScanProgress, analyzer: FaceAnalyzer | None):
         self.options = options
         self.progress = progress
+        self.analyzer = analyzer
         self.summary = ScanSummary()
         self.timings = self.summary.timings
         self.retry: list[_Photo] = []
@@ -184,19 +202,20 @@ class _Scan:
     def _run(self) -> None:
         start = time.perf_counter()
         opts = self.options
-        self.summary.device = tensorflow_device()
-        self.progress.note(f"TensorFlow runs on {self.summary.device}")
-        self.chain = FaceChain(load_models(opts.model_dir), batch_size=opts.batch_size)
-        self.summary.model_version = self.chain.version
-        self.detector = FaceDetector(opts.min_face, opts.min_confidence, opts.detect_size,
-                                     device="GPU:0" if self.summary.device != "CPU" else "CPU:0")
+        self.version = (self.analyzer.version if self.analyzer is not None
+                        else model_version(opts.model_dir or shipped_model_dir()))
+        self.summary.model_version = self.version
         try:
             todo, seen = self._plan()
+            if todo:
+                self._start_analyzer()
             self.progress.start(len(todo))
             self._process(todo)
             retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
             self._process([_Photo(p.path, None, retried=True) for p in retry])
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
+            index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
+                                            if k.reason == RAW_SIBLING}, folders)
             self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
             self.summary.pruned = opts.prune
         finally:
@@ -207,13 +226,18 @@ class _Scan:
         opts = self.options
         pending: list[_Photo] = []
         for photo in _prefetch(self._load, todo, PREFETCH):
+            if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
+                self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+                self.progress.advance(0)
+                continue
             if photo.error:
                 self._record_failure(photo)
                 self.progress.advance(0)
                 continue
             t = time.perf_counter()
-            photo.detections = self.detector.detect(photo.pixels, photo.info.scale)
+            photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
             self.timings.detect += time.perf_counter() - t
+            self.progress.advance(len(photo.detections))
             if not photo.detections:
                 self._finish(photo, [])
                 continue
@@ -223,6 +247,16 @@ class _Scan:
                 self._flush(pending)
                 pending = []
         self._flush(pending)
+
+    def _start_analyzer(self) -> None:
+        t = time.perf_counter()
+        if self.analyzer is None:
+            self.analyzer = self.options.analyzer()
+        models = self.analyzer.chain.models
+        self.summary.detector, self.summary.engine, self.summary.device = (
+            self.analyzer.detector.name, models.engine, models.device)
+        self.progress.note(self.analyzer.describe())
+        self.timings.startup += time.perf_counter() - t
 
     def _plan(self) -> tuple[list[_Photo], set[bytes]]:
         """Walk the paths; return the photos to scan and the path keys of every image file found."""
@@ -236,7 +270,8 @@ class _Scan:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
         folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
-        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable):
+        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
+                         on_skip=self.summary.skipped.append, pair_raw=opts.raw_pairs == "jpeg"):
             key = index.path_key(path)
             seen.add(key)
             folders.add(os.path.dirname(path))
@@ -247,7 +282,7 @@ class _Scan:
                 continue
             state = known.get(key)
             outdated = (state is not None and state.status == "done"
-                        and state.model_version != self.chain.version)
+                        and state.model_version != self.version)
             if opts.rescan or (opts.rescan_outdated and outdated) or not is_unchanged(self.db, path, st, state):
                 todo.append(_Photo(path, st))
             else:
@@ -275,7 +310,7 @@ class _Scan:
             photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
                                               raw=is_raw(photo.path))
         except DecodeError as e:
-            photo.error = str(e)
+            photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
         self.timings.decode += time.perf_counter() - t
         return photo
 
@@ -284,10 +319,10 @@ class _Scan:
         if not pending:
             return
         t = time.perf_counter()
-        results = self.chain.predict([(p.pixels, p.detections) for p in pending])
+        results = self.analyzer.predict([(p.pixels, p.detections) for p in pending])
         self.timings.chain += time.perf_counter() - t
         for photo, faces in zip(pending, results):
-            self._finish(photo, [_to_full_resolution(f, photo.info.scale) for f in faces])
+            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _finish(self, photo: _Photo, faces: list[Face]) -> None:
         """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
@@ -306,23 +341,22 @@ class _Scan:
         path, shown = photo.path, index.display_path(photo.path)
 
         def record(file: Written, exif_status: str, unconfirmed: bool = False) -> None:
-            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.chain.version,
+            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.version,
                                exif_status, unconfirmed=unconfirmed)
 
         if opts.sidecar:
-            side_status, reason = _write(tags.write_sidecar, path, faces, photo.info, self.chain.version)
+            side_status, reason = _write(tags.write_sidecar, path, faces, photo.info, self.version)
             if side_status not in ("written", "unchanged"):
                 self.summary.exif_problems.append((shown, f"sidecar {side_status}", reason))
         status = ""
         if opts.exif:
-            status, reason = _write(tags.write_faces, path, faces, photo.info, self.chain.version,
+            status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
                                     keep_mtime=not opts.touch, read=photo.read,
                                     before_rename=lambda new: record(new, "written", unconfirmed=True))
             if status == "changed":
                 self.timings.write += time.perf_counter() - t
                 if photo.retried:
                     self.summary.changed.append(shown)
-                    self.progress.advance(0)
                 else:
                     self.retry.append(photo)
                 return
@@ -336,7 +370,6 @@ class _Scan:
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
-        self.progress.advance(len(faces))
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)
@@ -387,14 +420,6 @@ class _Interrupts:
                 raise KeyboardInterrupt
 
 
-def _to_full_resolution(face: Face, scale: float) -> Face:
-    """A face found in an image decoded at ``scale`` with coordinates in full-resolution pixels."""
-    if scale == 1.0:
-        return face
-    return replace(face, box=tuple(v / scale for v in face.box),
-                   landmarks={k: (x / scale, y / scale) for k, (x, y) in face.landmarks.items()})
-
-
 def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
     """``map(func, items)`` computed up to ``depth`` items ahead in a thread."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -405,80 +430,3 @@ def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
                 yield queue.popleft().result()
         while queue:
             yield queue.popleft().result()
-
-
-class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.2f} photos/s" if task.speed else "", style="progress.data.speed")
-
-
-class RichProgress:
-    """A rich progress bar (photos, faces, rate, ETA) on a console; use as a context manager."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.faces = 0
-        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
-                            TextColumn("{task.fields[faces]} faces"), RateColumn(), TimeRemainingColumn(),
-                            console=console)
-        self.task = None
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
-
-    def note(self, text: str) -> None:
-        self.console.print(text)
-
-    def start(self, total: int) -> None:
-        self.task = self.bar.add_task("scan", total=total, faces=0)
-
-    def advance(self, faces: int) -> None:
-        self.faces += faces
-        self.bar.update(self.task, advance=1, faces=self.faces)
-
-
-def render_summary(summary: ScanSummary, console: Console) -> None:
-    """Print the summary table, then every failure and EXIF problem."""
-    t = summary.timings
-    table = Table(title="phototag scan", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
-    rows = [
-        ("image files found", summary.found),
-        ("scanned", summary.scanned),
-        ("skipped as unchanged", summary.unchanged),
-        ("failed", len(summary.failed)),
-        ("faces found", summary.faces),
-        ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
-    ]
-    rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
-    if summary.outdated:
-        rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
-    if summary.confirmed:
-        rows.append(("interrupted rewrites found complete", summary.confirmed))
-    if summary.temp_files_removed:
-        rows.append(("temporary files of killed writes removed", summary.temp_files_removed))
-    rows += [
-        ("time", f"{t.total:.1f} s"),
-        ("  decode / detect / chain / write", f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"),
-        ("device", summary.device),
-        ("models", summary.model_version),
-    ]
-    for label, value in rows:
-        table.add_row(label, str(value))
-    console.print(table)
-    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
-    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
-    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
-              for path, status, reason in summary.exif_problems]
-    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
-              for path in summary.changed]
-    if summary.interrupted:
-        lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
-                     "the next scan resumes with the rest")
-    for line in lines:
-        console.print(line, highlight=False, soft_wrap=True)

@@ -7,14 +7,61 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import sqlite_utils
 
+from .images import is_raw, missing_package
 from .index import update_file_state
 
 HASH_CHUNK = 1 << 20
+
+
+# Why a file under the scanned paths was not scanned (``Skipped.reason``).
+VIDEO = "video"
+LIVE_PHOTO = "Live Photo video"
+SIDECAR = "sidecar or metadata file"
+ANIMATION = "GIF or animation"
+UNSUPPORTED_IMAGE = "image format not supported"
+NEEDS_PACKAGE = "format needs a package"
+NOT_A_PHOTO = "not a photo"
+NOT_A_FILE = "not a regular file"
+BROKEN_LINK = "broken symbolic link"
+HIDDEN = "hidden (--hidden scans it)"
+RAW_SIBLING = "RAW beside its JPEG (--raw-pairs both scans it)"
+TOO_LARGE = "too large"  # decided when decoding (see images.TooLarge)
+
+VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv", ".3gp", ".mts", ".m2ts", ".wmv", ".webm",
+                              ".mpg", ".mpeg"})
+SIDECAR_EXTENSIONS = frozenset({".xmp", ".aae", ".thm"})
+ANIMATION_EXTENSIONS = frozenset({".gif", ".apng"})
+OTHER_IMAGE_EXTENSIONS = frozenset({".bmp", ".avif", ".jxl", ".psd", ".svg", ".ico", ".jp2", ".exr", ".crw",
+                                    ".x3f", ".3fr", ".iiq", ".mrw", ".erf"})
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or hidden folder) under the scanned paths that is not scanned, and why."""
+
+    path: bytes
+    reason: str
+    detail: str = ""  # e.g. the package a format needs, the claimed size of a huge image
+    partner: bytes | None = None  # RAW_SIBLING: the photo scanned in its place
+
+    @property
+    def extension(self) -> str:
+        """The lower-case extension (``.mov``), or "" for none."""
+        return os.path.splitext(self.path)[1].lower().decode("utf-8", "replace")
+
+
+def skipped_counts(skipped: Iterable[Skipped]) -> dict[str, dict[str, int]]:
+    """How many files were skipped for each reason, by extension (most frequent first)."""
+    counts: dict[str, Counter] = {}
+    for k in skipped:
+        counts.setdefault(k.reason, Counter())[k.extension] += 1
+    return {reason: dict(c.most_common()) for reason, c in counts.items()}
 
 
 def walk(
@@ -22,23 +69,35 @@ def walk(
     extensions: Iterable[str],
     include_hidden: bool = False,
     on_error: Callable[[bytes, OSError], None] | None = None,
+    *,
+    on_skip: Callable[[Skipped], None] | None = None,
+    pair_raw: bool = False,
 ) -> Iterator[bytes]:
     """Yield the absolute paths of image files under ``paths`` (files or folders), in a stable order.
 
     Folders are walked depth-first with entries sorted by name; symbolic links are followed but
     each real folder is visited once, so link loops end. Names starting with ``.`` are skipped
     unless ``include_hidden`` (a path given explicitly is always used). Files are chosen by
-    extension, case-insensitively. Unreadable folders are passed to ``on_error``.
+    extension, case-insensitively. Unreadable folders are passed to ``on_error``, every other
+    entry that is not yielded to ``on_skip`` with the reason. ``pair_raw``: a RAW file with a
+    non-RAW photo of the same name (case aside) in its folder is skipped as that photo's sibling.
     """
     wanted = {e.lower().encode() for e in extensions}
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[bytes] = set()
+    skip = on_skip or (lambda skipped: None)
     for root in paths:
         root = os.path.abspath(os.fsencode(root))
         if os.path.isdir(root):
-            files = _walk_dir(root, wanted, include_hidden, seen_dirs, on_error)
+            files = _walk_dir(root, wanted, include_hidden, seen_dirs, on_error, skip, pair_raw)
+        elif os.path.islink(root) and not os.path.exists(root):
+            skip(Skipped(root, BROKEN_LINK))
+            files = iter(())
+        elif _has_extension(root, wanted):
+            files = iter([root])
         else:
-            files = iter([root]) if _has_extension(root, wanted) else iter(())
+            skip(_not_a_photo(root, {}))
+            files = iter(())
         for path in files:
             if path not in seen_files:
                 seen_files.add(path)
@@ -46,7 +105,8 @@ def walk(
 
 
 def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: set[tuple[int, int]],
-              on_error: Callable[[bytes, OSError], None] | None) -> Iterator[bytes]:
+              on_error: Callable[[bytes, OSError], None] | None, skip: Callable[[Skipped], None],
+              pair_raw: bool) -> Iterator[bytes]:
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -61,19 +121,51 @@ def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: 
             if on_error:
                 on_error(folder, e)
             continue
+        photos = {}  # lower-case stem -> the first non-RAW photo with it
+        for entry in entries:
+            stem, ext = os.path.splitext(entry.name)
+            if ext.lower() in wanted and not is_raw(entry.name) and (include_hidden or not stem.startswith(b".")):
+                photos.setdefault(stem.lower(), entry.path)
         subfolders = []
         for entry in entries:
             if entry.name.startswith(b".") and not include_hidden:
+                skip(Skipped(entry.path, HIDDEN))
                 continue
             try:
                 if entry.is_dir():
                     subfolders.append(entry.path)
-                elif entry.is_file() and _has_extension(entry.name, wanted):
+                elif not entry.is_file():
+                    skip(Skipped(entry.path, BROKEN_LINK if entry.is_symlink() and not os.path.exists(entry.path)
+                                 else NOT_A_FILE))
+                elif not _has_extension(entry.name, wanted):
+                    skip(_not_a_photo(entry.path, photos))
+                elif pair_raw and is_raw(entry.name) and (partner := photos.get(os.path.splitext(entry.name)[0].lower())):
+                    skip(Skipped(entry.path, RAW_SIBLING, partner=partner))
+                else:
                     yield entry.path
             except OSError as e:
                 if on_error:
                     on_error(entry.path, e)
         stack.extend(reversed(subfolders))
+
+
+def _not_a_photo(path: bytes, photos: dict[bytes, bytes]) -> Skipped:
+    """Why a file with an extension that is not scanned is left out (``photos``: its folder's photos by stem)."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    ext = ext.lower().decode("utf-8", "replace")
+    if ext in VIDEO_EXTENSIONS:
+        if ext == ".mov" and stem.lower() in photos:
+            return Skipped(path, LIVE_PHOTO, partner=photos[stem.lower()])
+        return Skipped(path, VIDEO)
+    if package := missing_package(ext):
+        return Skipped(path, NEEDS_PACKAGE, detail=f"pip install {package}")
+    if ext in SIDECAR_EXTENSIONS:
+        return Skipped(path, SIDECAR)
+    if ext in ANIMATION_EXTENSIONS:
+        return Skipped(path, ANIMATION)
+    if ext in OTHER_IMAGE_EXTENSIONS:
+        return Skipped(path, UNSUPPORTED_IMAGE)
+    return Skipped(path, NOT_A_PHOTO)
 
 
 def _has_extension(name: bytes, wanted: set[bytes]) -> bool:

@@ -32,3 +32,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         recipe.build_age_model(gender).save(out / "age.keras")
     write_manifest(out, "tiny-untrained")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_analyzer(tiny_model_dir):
+    """YuNet and the tiny models, built once and handed to the scans of the tests."""
+    from phototag.analyzer import FaceAnalyzer
+
+    return FaceAnalyzer(models=tiny_model_dir)

@@ -1,5 +1,6 @@
 """Scanning every format a real library holds: sideways HEIC and RAW photos come out upright, with
-faces where they are and results in exiftool-readable sidecars."""
+faces where they are and results in exiftool-readable sidecars; RAW+JPEG pairs count once; every
+file not scanned is named with its reason; decompression bombs are refused."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 from phototag import index
 from phototag.scan import ScanOptions, scan
-from formats import camera_jpeg, dng_bytes, heic_bytes, with_preview
-from photos import FACE_FRACTION, UTKFACE_DIR, face_files, paste_face, scene, write
+from formats import camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, with_preview
+from photos import FACE_FRACTION, UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene, write
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 
@@ -85,3 +86,87 @@ def test_heic_and_raw_are_never_rewritten_and_get_readable_sidecars(library, sca
         assert "phototag" in tags["Subject"]
         regions = tags["RegionInfo"]["RegionList"]
         assert len(regions) == 1 and regions[0]["Type"] == "Face"
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """A RAW+JPEG pair, a Live Photo, a video, a GIF, a text file, two bombs and a broken link."""
+    root = tmp_path_factory.mktemp("mixed")
+    rng = random.Random(13)
+    faces = iter(face_files()[50:])
+    canvas = scene(800, 600, rng)
+    paste_face(canvas, next(faces), (400, 300), 220)
+    write(root / "IMG_0100.JPG", jpeg_bytes(canvas))
+    write(root / "IMG_0100.CR2", dng_bytes(canvas))  # LibRaw reads the content, whatever the name
+    canvas = scene(800, 600, rng)
+    paste_face(canvas, next(faces), (400, 300), 220)
+    write(root / "IMG_0200.HEIC", heic_bytes(canvas))
+    write(root / "IMG_0200.MOV", b"\0\0\0\x14ftypqt  not really a movie")
+    write(root / "clips" / "birthday.mp4", b"\0\0\0\x18ftypmp42 not really a movie")
+    write(root / "party.gif", b"GIF89a")
+    write(root / "notes.txt", b"not a photo\n")
+    write(root / "bombs" / "huge.png", png_bomb(30000, 30000))
+    write(root / "bombs" / "huge.jpg", jpeg_bomb(65000, 65000))
+    os.symlink(root / "deleted.jpg", root / "link.jpg")
+    return root
+
+
+def scan_cli(*args, json_out=True):
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    result = CliRunner().invoke(app, ["scan", *map(str, args), *(["--json"] if json_out else [])],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout) if json_out else result.output
+
+
+def test_every_file_not_scanned_is_counted_by_reason_and_extension(mixed, tiny_model_dir, tmp_path):
+    db_path = tmp_path / "index.db"
+    summary = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert summary["scanned"] == 2 and summary["failed"] == [] and summary["faces"] == 2
+    assert summary["skipped_counts"] == {
+        "RAW beside its JPEG (--raw-pairs both scans it)": {".cr2": 1},
+        "Live Photo video": {".mov": 1},
+        "broken symbolic link": {".jpg": 1},
+        "not a photo": {".txt": 1},
+        "GIF or animation": {".gif": 1},
+        "video": {".mp4": 1},
+        "too large": {".jpg": 1, ".png": 1},
+    }
+    by_name = {os.path.basename(k["path"]): k for k in summary["skipped"]}
+    assert by_name["IMG_0100.CR2"]["partner"].endswith("IMG_0100.JPG")
+    assert by_name["IMG_0200.MOV"]["partner"].endswith("IMG_0200.HEIC")
+    assert "30000 x 30000" in by_name["huge.png"]["detail"] and "65000 x 65000" in by_name["huge.jpg"]["detail"]
+
+    db = index.open_index(db_path, create=False)
+    assert db.execute("select count(*) from photos").fetchone()[0] == 2  # the pair is one photo
+    jpeg = index.get_photo(db, mixed / "IMG_0100.JPG")
+    assert index.siblings_of(db, jpeg["id"]) == [str(mixed / "IMG_0100.CR2")]
+
+    text = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif", json_out=False)
+    assert "not scanned: video" in text and ".mp4 ×1" in text and "not scanned: Live Photo video" in text
+    assert "65000 x 65000 pixels" in text and ".jpg ×1, .png ×1" in text
+
+
+def test_raw_pairs_both_scans_each_and_the_default_counts_the_pair_once_again(mixed, tiny_model_dir, tmp_path):
+    db_path = tmp_path / "index.db"
+    both = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--raw-pairs", "both")
+    assert both["scanned"] == 3 and both["faces"] == 3
+    db = index.open_index(db_path, create=False)
+    raw = index.get_photo(db, mixed / "IMG_0100.CR2")
+    assert raw["status"] == "done" and raw["format"] == "RAW" and raw["face_count"] == 1
+
+    again = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert again["scanned"] == 0 and again["missing"] == 0
+    assert index.get_photo(db, mixed / "IMG_0100.CR2") is None
+    assert db.execute("select count(*) from photos").fetchone()[0] == 2
+    assert db.execute("select count(*) from faces").fetchone()[0] == 2
+
+
+def test_the_pixel_limit_is_a_scan_option(mixed, tiny_model_dir, tmp_path):
+    summary = scan_cli(mixed / "IMG_0100.JPG", "--db", tmp_path / "index.db", "--models", tiny_model_dir,
+                       "--no-exif", "--max-megapixels", "0.4")
+    assert summary["scanned"] == 0 and summary["skipped_counts"] == {"too large": {".jpg": 1}}
+    assert "800 x 600 pixels" in summary["skipped"][0]["detail"]

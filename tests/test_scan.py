@@ -9,12 +9,12 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from phototag import index, tags
+from phototag import detectors, index, tags
+from phototag.chain import FaceChain
 from phototag.cli import app
-from phototag.faces import FaceDetector
 from phototag.images import decode
 from phototag.models import MANIFEST
-from phototag.scan import FaceChain, ScanOptions, scan
+from phototag.scan import ScanOptions, scan
 from photos import FACE_FRACTION, UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
@@ -30,9 +30,16 @@ def run_scan(*args):
 
 
 def scan_json(*args) -> dict:
+    """``phototag scan ARGS --json`` through the CLI (builds its own detector and models)."""
     result = run_scan(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def scan_dict(analyzer, *paths, db, **options) -> dict:
+    """The library's scan with a ready analyzer; the summary as ``--json`` prints it."""
+    options = ScanOptions(paths=[os.fsencode(p) for p in paths], db_path=db, **options)
+    return scan(options, analyzer=analyzer).to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +131,54 @@ def test_second_scan_skips_everything(library, first_scan, tiny_model_dir):
     again = scan_json(library.root, "--db", db_path, "--models", tiny_model_dir)
     assert again["scanned"] == 0 and again["failed"] == []
     assert again["unchanged"] == first["found"] and again["missing"] == 0 and again["outdated"] == 0
+    assert again["detector"] == "" and again["engine"] == ""  # nothing to do: no models loaded
+
+
+HEAVY_MODULES = ("tensorflow", "keras", "cv2", "ai_edge_litert", "mtcnn")
+NO_OP_RESCAN = f"""
+import sys
+from phototag.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    print(sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY_MODULES!r})), file=sys.stderr)
+"""
+
+
+def test_a_rescan_with_nothing_to_do_imports_no_tensorflow(library, first_scan, tiny_model_dir):
+    import subprocess
+    import sys
+
+    db_path, first = first_scan
+    result = subprocess.run([sys.executable, "-c", NO_OP_RESCAN, "scan", str(library.root), "--db", str(db_path),
+                             "--models", str(tiny_model_dir), "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["unchanged"] == first["found"]
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_progress_advances_per_photo_as_detection_finishes(copy, tmp_path, tiny_analyzer, monkeypatch):
+    events = []
+
+    class Recorder:
+        def note(self, text):
+            pass
+
+        def start(self, total):
+            events.append(("start", total))
+
+        def advance(self, faces):
+            events.append(("photo", faces))
+
+    predict = type(tiny_analyzer).predict
+    monkeypatch.setattr(type(tiny_analyzer), "predict",
+                        lambda self, items: events.append(("chain", len(items))) or predict(self, items))
+    options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", exif=False, batch_size=64)
+    summary = scan(options, Recorder(), analyzer=tiny_analyzer)
+    photos = [e for e in events if e[0] == "photo"]
+    assert events[0] == ("start", summary.found) and len(photos) == summary.found
+    assert sum(n for _, n in photos) == summary.faces
+    # One chain batch holds every face (batch size 64), yet the bar moved for each photo before it.
+    assert [e[0] for e in events].count("chain") == 1 and events[-1][0] == "chain"
 
 
 @pytest.fixture
@@ -133,7 +188,7 @@ def copy(library, tmp_path):
     return root
 
 
-def test_modification_times_are_kept_unless_touch(copy, tmp_path, tiny_model_dir):
+def test_modification_times_are_kept_unless_touch(copy, tmp_path, tiny_analyzer):
     kept, touched = copy / "2023" / "tilted.jpg", tmp_path / "tilted.jpg"
     shutil.copy(kept, touched)
     old = 1_500_000_000_000_000_000
@@ -141,40 +196,40 @@ def test_modification_times_are_kept_unless_touch(copy, tmp_path, tiny_model_dir
         tags.clean(photo)  # the library's files may carry an earlier scan's tags
         assert tags.read_record(photo) is None
         os.utime(photo, ns=(old, old))
-    scan_json(kept, "--db", tmp_path / "a.db", "--models", tiny_model_dir)
-    scan_json(touched, "--db", tmp_path / "b.db", "--models", tiny_model_dir, "--touch")
+    scan_dict(tiny_analyzer, kept, db=tmp_path / "a.db")
+    scan_dict(tiny_analyzer, touched, db=tmp_path / "b.db", touch=True)
     assert tags.read_record(kept) is not None and tags.read_record(touched) is not None
     assert os.stat(kept).st_mtime_ns == old and os.stat(touched).st_mtime_ns > old
 
 
-def test_changed_and_deleted_files(copy, tmp_path, tiny_model_dir):
+def test_changed_and_deleted_files(copy, tmp_path, tiny_analyzer):
     db_path = tmp_path / "index.db"
-    first = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    first = scan_dict(tiny_analyzer, copy, db=db_path, exif=False)
     changed, deleted = copy / "2023" / "group.jpg", copy / "2023" / "tilted.jpg"
     canvas = scene(800, 600, random.Random(3))
     paste_face(canvas, sorted(UTKFACE_DIR.glob("*.jpg"))[0], (400, 300), 240)
     changed.write_bytes(jpeg_bytes(canvas))
     deleted.unlink()
 
-    second = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    second = scan_dict(tiny_analyzer, copy, db=db_path, exif=False)
     assert second["scanned"] == 1 and second["missing"] == 1 and second["faces"] == 1
     assert second["unchanged"] == first["found"] - 2
     db = index.open_index(db_path, create=False)
     assert index.get_photo(db, changed)["face_count"] == 1
     assert index.get_photo(db, deleted)["missing"] == 1
 
-    pruned = scan_json(copy, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--prune")
+    pruned = scan_dict(tiny_analyzer, copy, db=db_path, exif=False, prune=True)
     assert pruned["scanned"] == 0 and pruned["missing"] == 1 and pruned["pruned"]
     assert index.get_photo(db, deleted) is None
 
 
-def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir):
+def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir, tiny_analyzer):
     db_path = tmp_path / "index.db"
     photos = copy / "2023"
-    first = scan_json(photos, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--sidecar")
+    first = scan_dict(tiny_analyzer, photos, db=db_path, exif=False, sidecar=True)
     assert first["scanned"] == 3 and first["exif"] == {}
     assert (photos / "group.jpg.xmp").exists()
-    assert scan_json(photos, "--db", db_path, "--models", tiny_model_dir, "--no-exif", "--rescan")["scanned"] == 3
+    assert scan_dict(tiny_analyzer, photos, db=db_path, exif=False, rescan=True)["scanned"] == 3
 
     newer = tmp_path / "newer-models"
     shutil.copytree(tiny_model_dir, newer)
@@ -186,7 +241,7 @@ def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir):
     assert redone["scanned"] == 3 and redone["outdated"] == 0 and redone["model_version"].startswith("newer-")
 
 
-def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_model_dir, monkeypatch):
+def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_analyzer, monkeypatch):
     predict, calls = FaceChain.predict, []
 
     def interrupted_after_two_batches(self, items):
@@ -196,9 +251,8 @@ def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_model
         return predict(self, items)
 
     monkeypatch.setattr(FaceChain, "predict", interrupted_after_two_batches)
-    options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", model_dir=tiny_model_dir,
-                          batch_size=1, exif=False)
-    assert scan(options).interrupted
+    options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", batch_size=1, exif=False)
+    assert scan(options, analyzer=tiny_analyzer).interrupted
     db = index.open_index(tmp_path / "index.db", create=False)
     done = db.execute("select count(*) from photos where status = 'done'").fetchone()[0]
     assert done == 2
@@ -206,7 +260,7 @@ def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_model
         r[0] for r in db.execute("select face_count from photos").fetchall())
 
     monkeypatch.undo()
-    resumed = scan(options)
+    resumed = scan(options, analyzer=tiny_analyzer)
     assert resumed.unchanged == done and resumed.scanned + len(resumed.failed) == resumed.found - done
 
 
@@ -214,7 +268,7 @@ def test_human_summary_and_quiet(copy, tmp_path, tiny_model_dir):
     db_path = tmp_path / "index.db"
     result = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--no-exif")
     assert result.exit_code == 0
-    assert "TensorFlow runs on " in result.stderr and "skipped as unchanged" in result.stderr
+    assert "detector yunet; models " in result.stderr and "skipped as unchanged" in result.stderr
     assert "truncated.jpg" in result.stderr and result.stdout == ""
     quiet = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--quiet")
     assert quiet.exit_code == 0 and quiet.output == ""
@@ -236,10 +290,10 @@ def test_min_face_is_in_full_resolution_pixels(library):
     path = next(p for p in library.faces if p.endswith(b"group.jpg"))
     pixels, info = decode(open(path, "rb").read(), decode_size=400)  # 800 x 600 decoded at 1/2
     assert info.scale == 0.5
-    widths = [max(d.box[2:]) / info.scale for d in FaceDetector().detect(pixels, info.scale)]
+    widths = [max(d.box[2:]) / info.scale for d in detectors.create().detect(pixels, info.scale)]
     assert len(widths) == 3
     cut = sorted(widths)[1] - 1  # keeps the two larger faces
-    kept = FaceDetector(min_face=round(cut)).detect(pixels, info.scale)
+    kept = detectors.create(min_face=round(cut)).detect(pixels, info.scale)
     assert len(kept) == 2 and all(max(d.box[2:]) / info.scale >= cut for d in kept)
 
 

@@ -1,13 +1,16 @@
-"""Finding files (order, filters, hidden folders, links, odd names) and change detection."""
+"""Finding files (order, filters, hidden folders, links, odd names, RAW+JPEG pairs), naming the files left
+out, and change detection."""
 
 import os
 
 import pytest
 
-from phototag import index
-from phototag.images import BASE_EXTENSIONS
+from phototag import images, index
+from phototag.images import BASE_EXTENSIONS, supported_extensions
 from phototag.records import PhotoInfo
-from phototag.walk import file_sha256, is_unchanged, load_index_state, walk
+from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE, NOT_A_PHOTO,
+                           RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, file_sha256, is_unchanged,
+                           load_index_state, skipped_counts, walk)
 
 
 def touch(path, data=b"x"):
@@ -124,3 +127,60 @@ def test_new_and_missing_files_count_as_changed(db, tmp_path):
     record(db, path)
     index.mark_missing(db, set(), [os.fsencode(tmp_path)])
     assert not is_unchanged(db, path, os.stat(path), load_index_state(db)[index.path_key(path)])
+
+
+def skipped_by_name(root, **kwargs):
+    skipped = []
+    found = names(walk([root], supported_extensions(), on_skip=skipped.append, **kwargs), root)
+    return found, {os.path.relpath(k.path, os.fsencode(root)): k for k in skipped}
+
+
+def test_every_file_left_out_is_named_with_a_reason(tmp_path):
+    for rel in ["IMG_0001.HEIC", "IMG_0001.MOV", "clip.mp4", "IMG_0002.mov", "IMG_0001.HEIC.xmp", "party.gif",
+                "scan.bmp", "notes.txt", "Makefile", ".DS_Store", ".cache/a.jpg", "sub/b.jpg"]:
+        touch(tmp_path / rel)
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "link.jpg")
+    os.mkfifo(tmp_path / "pipe")
+    found, skipped = skipped_by_name(tmp_path)
+    assert found == [b"IMG_0001.HEIC", b"sub/b.jpg"]
+    reasons = {name: k.reason for name, k in skipped.items()}
+    assert reasons == {
+        b"IMG_0001.MOV": LIVE_PHOTO, b"clip.mp4": VIDEO, b"IMG_0002.mov": VIDEO, b"IMG_0001.HEIC.xmp": SIDECAR,
+        b"party.gif": ANIMATION, b"scan.bmp": UNSUPPORTED_IMAGE, b"notes.txt": NOT_A_PHOTO,
+        b"Makefile": NOT_A_PHOTO, b".DS_Store": HIDDEN, b".cache": HIDDEN, b"link.jpg": BROKEN_LINK,
+        b"pipe": NOT_A_FILE}
+    assert skipped[b"IMG_0001.MOV"].partner == os.fsencode(tmp_path / "IMG_0001.HEIC")
+    assert skipped[b"IMG_0001.MOV"].extension == ".mov" and skipped[b"Makefile"].extension == ""
+    counts = skipped_counts(skipped.values())
+    assert counts[VIDEO] == {".mp4": 1, ".mov": 1} or counts[VIDEO] == {".mov": 1, ".mp4": 1}
+    assert counts[HIDDEN] == {"": 2}
+
+
+def test_files_given_explicitly_are_named_too(tmp_path):
+    skipped = []
+    touch(tmp_path / "clip.mov")
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "link.jpg")
+    assert list(walk([tmp_path / "clip.mov", tmp_path / "link.jpg"], supported_extensions(),
+                     on_skip=skipped.append)) == []
+    assert [k.reason for k in skipped] == [VIDEO, BROKEN_LINK]
+
+
+def test_a_format_whose_package_is_missing_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "RAW_AVAILABLE", False)
+    touch(tmp_path / "DSC_0001.NEF")
+    found, skipped = skipped_by_name(tmp_path)
+    assert found == [] and skipped[b"DSC_0001.NEF"].reason == NEEDS_PACKAGE
+    assert skipped[b"DSC_0001.NEF"].detail == "pip install rawpy"
+
+
+def test_raw_jpeg_pairs(tmp_path):
+    for rel in ["IMG_0001.CR2", "IMG_0001.JPG", "IMG_0002.cr2", "IMG_0003.NEF", "img_0003.jpg", "IMG_0004.dng",
+                "IMG_0004.heic", "other/IMG_0002.jpg"]:
+        touch(tmp_path / rel)
+    found, skipped = skipped_by_name(tmp_path, pair_raw=True)
+    assert found == [b"IMG_0001.JPG", b"IMG_0002.cr2", b"IMG_0004.heic", b"img_0003.jpg", b"other/IMG_0002.jpg"]
+    assert {name: (k.reason, os.path.basename(k.partner)) for name, k in skipped.items()} == {
+        b"IMG_0001.CR2": (RAW_SIBLING, b"IMG_0001.JPG"), b"IMG_0003.NEF": (RAW_SIBLING, b"img_0003.jpg"),
+        b"IMG_0004.dng": (RAW_SIBLING, b"IMG_0004.heic")}
+    both, skipped = skipped_by_name(tmp_path)
+    assert len(both) == 8 and skipped == {}

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from phototag.chain import CONTEXT, FaceChain
-from phototag.faces import FaceDetector
+from phototag import detectors
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
@@ -97,7 +97,7 @@ def _central_face(detections: list[Detection], shape: tuple[int, ...]) -> Detect
     return min(detections, key=distance, default=None)
 
 
-def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: FaceDetector, decode_size: int
+def _detect_and_predict(samples: data.Samples, chain: FaceChain, detector: detectors.Detector, decode_size: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """As ``phototag scan`` does: decode each file, detect, run the chain on the face nearest the centre.
 
@@ -153,7 +153,7 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
                     "flip_average": flip_average, "through": "detection" if detect else "crops",
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
     if detect:
-        detector = FaceDetector()
+        detector = detectors.create()  # the scan's default
         p_female, age, found, seconds = _detect_and_predict(samples, chain, detector, DEFAULT_DECODE_SIZE)
         report["detection"] = {"found": int(found.sum()), "misses": int((~found).sum()),
                                "missed": [Path(p).name for p in samples.paths[~found]]}

@@ -1,0 +1,107 @@
+"""Face detectors behind one interface: ``create(name, ...)`` returns a :class:`Detector`.
+
+Every detector returns :class:`~phototag.records.Detection` records (box, five landmarks, score)
+in phototag's convention: landmarks ``left_eye``, ``right_eye``, ``nose``, ``mouth_left``,
+``mouth_right`` where *left* and *right* are the sides of the image (``left_eye`` is the eye on
+the image's left, the person's right eye), coordinates in the pixels of the image passed in.
+
+``yunet`` (default): OpenCV's YuNet (``cv2.FaceDetectorYN``), fast and finds faces tilted up to
+about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package, kept for comparison.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..records import Detection
+
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+NAMES = ("yunet", "mtcnn")
+DEFAULT = "yunet"
+DUPLICATE_IOU = 0.4  # boxes overlapping more than this are one face (two scales, quarter turns)
+
+
+class Detector:
+    """A face detector run on a copy whose long side is at most ``detect_size``.
+
+    ``min_face``: smallest face (longer box side) to report, in full-resolution displayed pixels;
+    0 means whatever the detection size allows. ``min_confidence``: the detector's score.
+    Subclasses set ``name``, ``min_input_face`` (smallest face, in detector pixels, that they find
+    reliably) and implement :meth:`_detect` on the resized copy.
+    """
+
+    name = ""
+    min_input_face = 20
+    default_confidence = 0.8
+    default_detect_size = 1200
+
+    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None):
+        self.min_face = min_face
+        self.min_confidence = self.default_confidence if min_confidence is None else min_confidence
+        self.detect_size = detect_size or self.default_detect_size
+
+    def detection_factor(self, shape: tuple[int, ...], scale: float) -> float:
+        """How much to shrink an image of ``shape`` (decoded at ``scale``) before detection."""
+        factor = min(1.0, self.detect_size / max(shape[0], shape[1]))
+        if self.min_face:
+            factor = max(factor, self.min_input_face / (self.min_face * scale))
+        return min(1.0, factor)
+
+    def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """Faces in an RGB uint8 image decoded at ``scale`` (decoded px per full-resolution px),
+        left to right, in the image's own pixel coordinates."""
+        factor = self.detection_factor(rgb.shape, scale)
+        found = [_scaled(d, 1 / factor) for d in self._detect(resized(rgb, factor))]
+        kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
+        return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
+
+
+def create(name: str = DEFAULT, min_face: int = 0, min_confidence: float | None = None,
+           detect_size: int | None = None, device: str = "CPU:0") -> Detector:
+    """The detector called ``name`` (one of :data:`NAMES`); ``device`` is for MTCNN (TensorFlow)."""
+    if name == "yunet":
+        from .yunet import YuNetDetector
+
+        return YuNetDetector(min_face, min_confidence, detect_size)
+    if name == "mtcnn":
+        from .mtcnn import MTCNNDetector
+
+        return MTCNNDetector(min_face, min_confidence, detect_size, device=device)
+    raise ValueError(f"unknown detector {name!r} (choose from {', '.join(NAMES)})")
+
+
+def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """``rgb`` scaled by ``factor`` (bilinear; unchanged when ``factor`` is 1)."""
+    if factor >= 1.0:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+
+
+def _scaled(det: Detection, f: float) -> Detection:
+    x, y, w, h = det.box
+    return Detection(box=(x * f, y * f, w * f, h * f),
+                     landmarks={k: (px * f, py * f) for k, (px, py) in det.landmarks.items()},
+                     confidence=det.confidence)
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_duplicates(detections: list[Detection], threshold: float = DUPLICATE_IOU) -> list[Detection]:
+    """Keep the best-scoring of the detections whose boxes overlap by more than ``threshold``."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.confidence):
+        if all(iou(det.box, k.box) <= threshold for k in kept):
+            kept.append(det)
+    return kept

@@ -1,0 +1,123 @@
+"""Both detectors on real faces (UTKFace crops pasted onto scenes at known places and angles)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phototag import detectors
+from photos import UTKFACE_DIR, face_files, paste_face, scene
+
+pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+
+# Where the landmarks of an aligned UTKFace crop are, as a share of its side from the crop's centre
+# (measured with MTCNN on UTKFace crops; the chain frames faces the same way).
+EYES_Y, MOUTH_Y = -0.21, 0.18
+TOLERANCE = 0.08  # of the crop side
+
+
+@pytest.fixture(scope="module", params=detectors.NAMES)
+def detector(request):
+    return detectors.create(request.param)
+
+
+def photo(angles, side=160, seed=5):
+    """An 1100 x 400 scene with a face per angle, left to right; returns pixels and the faces."""
+    rng = random.Random(seed)
+    pool = face_files()
+    rng.shuffle(pool)
+    canvas = scene(250 * len(angles), 400, rng)
+    pasted = [paste_face(canvas, pool[i], (125 + 250 * i, 200), side, angle) for i, angle in enumerate(angles)]
+    return np.asarray(canvas), pasted
+
+
+def upright_offsets(det, face):
+    """Landmarks of ``det`` in the pasted face's own upright frame, in shares of its side."""
+    t = math.radians(face.angle)
+    out = {}
+    for name, (x, y) in det.landmarks.items():
+        dx, dy = x - face.center[0], y - face.center[1]
+        # undo the counter-clockwise (as displayed) rotation
+        out[name] = ((math.cos(t) * dx - math.sin(t) * dy) / face.size, (math.sin(t) * dx + math.cos(t) * dy) / face.size)
+    return out
+
+
+def check_faces(found, pasted):
+    assert len(found) == len(pasted), [d.box for d in found]
+    for det, face in zip(found, pasted):  # both left to right
+        assert math.dist((det.box[0] + det.box[2] / 2, det.box[1] + det.box[3] / 2), face.center) < 0.2 * face.size
+        lm = upright_offsets(det, face)
+        assert set(lm) == set(detectors.LANDMARKS)
+        for eye in ("left_eye", "right_eye"):
+            assert abs(lm[eye][1] - EYES_Y) < TOLERANCE, (face.angle, lm)
+        for corner in ("mouth_left", "mouth_right"):
+            assert abs(lm[corner][1] - MOUTH_Y) < TOLERANCE, (face.angle, lm)
+        # "left" is the image's left side (the person's right) in the face's upright frame
+        assert lm["left_eye"][0] < -0.05 < 0.05 < lm["right_eye"][0], lm
+        assert lm["mouth_left"][0] < 0 < lm["mouth_right"][0], lm
+        assert lm["left_eye"][1] < lm["nose"][1] < lm["mouth_left"][1], lm
+        assert 0 < det.confidence <= 1
+
+
+def test_upright_faces_and_their_landmarks(detector):
+    pixels, pasted = photo([0.0, 0.0, 0.0, 0.0])
+    check_faces(detector.detect(pixels), pasted)
+
+
+def grid_photo(seed=6):
+    """Four upright faces on a 700 x 700 scene, far enough from the edges to survive any rotation."""
+    rng = random.Random(seed)
+    pool = face_files()
+    rng.shuffle(pool)
+    canvas = scene(700, 700, rng)
+    for i, centre in enumerate([(200, 200), (500, 200), (200, 500), (500, 500)]):
+        paste_face(canvas, pool[i], centre, 160)
+    return canvas
+
+
+@pytest.mark.parametrize("angle", [-60, -45, -30, 30, 45, 60])
+def test_yunet_finds_tilted_faces_with_their_landmarks_in_order(angle):
+    """The photo turned by ``angle``: the same four faces where the turn moved them, their landmarks
+    in the same order along the turned face's axes (YuNet's landmarks lean towards upright on
+    strongly tilted faces, by up to ~0.4 of the face at 60 degrees, so positions are not compared)."""
+    canvas = grid_photo()
+    yunet = detectors.create("yunet")
+    upright = yunet.detect(np.asarray(canvas))
+    assert len(upright) == 4
+    tilted = yunet.detect(np.asarray(canvas.rotate(angle, resample=Image.Resampling.BICUBIC)))
+    assert len(tilted) == 4
+    t = math.radians(angle)
+    across, down = np.array([math.cos(t), -math.sin(t)]), np.array([math.sin(t), math.cos(t)])  # turned axes
+
+    def centre(d):
+        return np.array([d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2])
+
+    for face in upright:
+        offset = centre(face) - 350
+        expected = 350 + offset[0] * across + offset[1] * down
+        match = min(tilted, key=lambda d: np.linalg.norm(centre(d) - expected))
+        assert np.linalg.norm(centre(match) - expected) < 0.25 * 160
+        lm = {k: np.array(v) for k, v in match.landmarks.items()}
+        assert (lm["right_eye"] - lm["left_eye"]) @ across > 0 and (lm["mouth_right"] - lm["mouth_left"]) @ across > 0
+        assert (lm["mouth_left"] - lm["left_eye"]) @ down > 0 and (lm["mouth_right"] - lm["right_eye"]) @ down > 0
+
+
+def test_yunet_finds_small_and_large_faces():
+    rng = random.Random(3)
+    pool = face_files()
+    canvas = scene(1800, 1200, rng)
+    pasted = [paste_face(canvas, pool[0], (300, 600), 80), paste_face(canvas, pool[1], (1150, 600), 900)]
+    check_faces(detectors.create("yunet").detect(np.asarray(canvas)), pasted)
+
+
+def test_no_faces_in_a_scene():
+    assert detectors.create("yunet").detect(np.asarray(scene(1200, 800, random.Random(4)))) == []
+
+
+def test_unknown_detector():
+    with pytest.raises(ValueError, match="unknown detector"):
+        detectors.create("haar")
