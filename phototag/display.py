@@ -35,7 +35,8 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        if self.task is not None:
+            self.bar.stop()
 
     def note(self, text: str) -> None:
         self.console.print(text, highlight=False)

@@ -257,3 +257,12 @@ def test_stale_temp_files_are_removed_by_the_next_scan_and_clean(tmp_path, tiny_
         result = runner.invoke(app, ["clean", str(folder)])
         assert result.exit_code == 0 and "1 temporary file" in result.stdout
         assert not stale[0].exists() and busy.exists()
+
+
+def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
+    (tmp_path / "index.db").write_text("not an index\n")
+    code = ("import sys\nfrom phototag.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    print(e.code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, "scan", str(tmp_path), "--db", str(tmp_path / "index.db")],
+                          capture_output=True, text=True)
+    assert done.stdout == "1 False\n" and done.stderr.startswith("error: cannot use the index")
