@@ -398,6 +398,28 @@ def train(
     Console().print(table)
 
 
+@app.command("export")
+def export(
+    models: Path = typer.Argument(..., help="Model folder with a manifest and its .keras files."),
+) -> None:
+    """Write the LiteRT (.tflite) file beside each .keras model of a model folder, for the fast CPU
+    runtime of `phototag scan` (`phototag train` already writes them)."""
+    if not models.is_dir():
+        raise typer.BadParameter(f"not a folder: {models}", param_hint="MODELS")
+    from .export import export_models
+    from .models import ModelError
+    from .runtime import native_output_hidden
+
+    try:
+        with native_output_hidden():
+            written = export_models(models)
+    except ModelError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    for path in written:
+        typer.echo(str(path))
+
+
 @app.command("eval")
 def evaluate(
     data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled data (as for train). Repeatable."),
