@@ -145,6 +145,14 @@ def test_every_file_not_scanned_is_counted_by_reason_and_extension(mixed, tiny_m
     jpeg = index.get_photo(db, mixed / "IMG_0100.JPG")
     assert index.siblings_of(db, jpeg["id"]) == [str(mixed / "IMG_0100.CR2")]
 
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    for name in ("IMG_0100.JPG", "IMG_0100.CR2"):  # show finds the photo by either file of the pair
+        shown = json.loads(CliRunner().invoke(app, ["show", str(mixed / name), "--db", str(db_path), "--json"]).stdout)
+        assert shown["path"] == str(mixed / "IMG_0100.JPG") and shown["siblings"] == [str(mixed / "IMG_0100.CR2")]
+
     text = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif", json_out=False)
     assert "not scanned: video" in text and ".mp4 ×1" in text and "not scanned: Live Photo video" in text
     assert "65000 x 65000 pixels" in text and ".jpg ×1, .png ×1" in text
