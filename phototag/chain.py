@@ -73,13 +73,13 @@ class FaceChain:
         return self.models.version
 
     def _predict(self, model, faces: np.ndarray):
-        """Run ``model`` (a runner) on uint8 faces in fixed-size batches (padded, so the graph is traced
-        or the interpreter allocated once)."""
+        """Run ``model`` (a runner) on uint8 faces in batches; for Keras padded to the batch size so
+        the graph is traced once (LiteRT re-sizes cheaply and is not padded)."""
         outputs = []
         for start in range(0, len(faces), self.batch_size):
             chunk = faces[start:start + self.batch_size].astype(np.float32)
             n = len(chunk)
-            if n < self.batch_size:
+            if n < self.batch_size and model.fixed_batch:
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.float32)])
             out = model(chunk)
             outputs.append({k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n])

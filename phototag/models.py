@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+MODEL_KEYS = ("rotation", "age")
 ENV_MODELS = "PHOTOTAG_MODELS"
 
 
@@ -76,7 +77,7 @@ def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
     """``name-hash``: the manifest's name and the first 10 hex digits of the model files' SHA-256."""
     manifest = manifest or read_manifest(model_dir)
     digest = hashlib.sha256()
-    for key in ("rotation", "age"):
+    for key in MODEL_KEYS:
         digest.update((Path(model_dir) / manifest["models"][key]["file"]).read_bytes())
     return f"{manifest.get('name', 'phototag')}-{digest.hexdigest()[:10]}"
 
@@ -107,7 +108,7 @@ def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbo
 
     model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
     manifest = read_manifest(model_dir)
-    paths = {key: model_dir / manifest["models"][key]["file"] for key in ("rotation", "age")}
+    paths = {key: model_dir / manifest["models"][key]["file"] for key in MODEL_KEYS}
     for path in paths.values():
         if not path.exists():
             raise ModelError(f"{path}: model file missing")
@@ -131,7 +132,7 @@ def _load_runner(path: Path, engine: str):
         if engine == "litert":
             lite = runtime_path(path)
             if not lite.exists():
-                raise ModelError(f"{lite}: no LiteRT file (export it with `phototag export-runtime`)")
+                raise ModelError(f"{lite}: no LiteRT file (write it with `phototag export`)")
             return runtime.LiteRunner(lite)
         import keras
 

@@ -60,6 +60,8 @@ def litert_available() -> bool:
 class KerasRunner:
     """A Keras model (TensorFlow, GPU when there is one)."""
 
+    fixed_batch = True  # every new batch size traces the graph again
+
     def __init__(self, model):
         self.model = model
         self.input_size = int(model.input_shape[1])
@@ -71,6 +73,8 @@ class KerasRunner:
 
 class LiteRunner:
     """A LiteRT (TFLite) model on the CPU through its serving signature (XNNPACK delegate)."""
+
+    fixed_batch = False  # a new batch size only re-allocates the tensors
 
     def __init__(self, path: Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter

@@ -18,6 +18,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from phototag.export import export_model
+from phototag.models import MODEL_KEYS, runtime_path
+
 from . import augment, backbones, data, recipe
 
 MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}
@@ -251,6 +254,8 @@ def _save(model: keras.Model, out: Path, name: str, cfg: TrainConfig, prep: Prep
           seconds: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILES[name])
+    if name in MODEL_KEYS:  # the scan's fast CPU runtime file, beside the .keras file
+        export_model(model, runtime_path(out / MODEL_FILES[name]))
     info = {
         "model": name, "file": MODEL_FILES[name], "config": asdict(cfg), "backend": keras.backend.backend(),
         "keras": keras.__version__, "hardware": _hardware(), "train_samples": len(prep.train),

@@ -1,0 +1,97 @@
+"""The fast CPU runtime: LiteRT files give Keras' predictions, and need no TensorFlow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phototag.chain import FaceChain
+from phototag.models import load_models, shipped_model_dir
+from phototag.runtime import NVIDIA_DRIVER
+from photos import UTKFACE_DIR, face_files
+
+
+def real_crops(size: int, count: int = 12) -> np.ndarray:
+    """UTKFace crops at ``size`` px, every other one turned by 30 degrees (uint8)."""
+    crops = []
+    for i, path in enumerate(face_files()[:count]):
+        face = Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        crops.append(np.asarray(face.rotate(30 * (i % 2), resample=Image.Resampling.BILINEAR)))
+    return np.stack(crops)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return {engine: load_models(engine=engine) for engine in ("keras", "litert")}
+
+
+@pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+def test_shipped_litert_models_equal_keras_on_real_faces(shipped):
+    keras_models, lite = shipped["keras"], shipped["litert"]
+    assert (keras_models.engine, lite.engine) == ("keras", "litert") and keras_models.version == lite.version
+    crops = real_crops(lite.input_size).astype(np.float32)
+    assert np.allclose(keras_models.rotation(crops), lite.rotation(crops), atol=1e-4)
+    expected, got = keras_models.attributes(crops), lite.attributes(crops)
+    assert np.allclose(expected["gender"], got["gender"], atol=1e-4)
+    assert np.allclose(expected["age"], got["age"], atol=0.01)  # years
+
+
+@pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+def test_the_chain_predicts_the_same_through_both_engines(shipped):
+    results = {}
+    for engine, models in shipped.items():
+        chain = FaceChain(models, batch_size=8)  # 12 faces: a full and a padded batch
+        wide = int(np.ceil(models.input_size * 1.5 / 2) * 2)
+        angles, _, p_female, age = chain.predict_crops(real_crops(models.rotation_input_size), real_crops(wide))
+        results[engine] = angles, p_female, age
+    (a_k, p_k, age_k), (a_l, p_l, age_l) = results["keras"], results["litert"]
+    assert np.abs(a_k - a_l).max() < 0.05 and np.abs(p_k - p_l).max() < 1e-3 and np.abs(age_k - age_l).max() < 0.05
+    assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
+
+
+def test_export_keeps_the_weights_custom_layers_and_output_names(tmp_path):
+    """``export_model`` (what ``phototag train`` calls) on a small model shaped like the age model:
+    a custom GenderMix layer and named outputs; LiteRT predicts what Keras does."""
+    import keras
+
+    from phototag.export import export_model
+    from phototag.layers import GenderMix
+    from phototag.models import runtime_path
+    from phototag.runtime import KerasRunner, LiteRunner
+
+    keras.utils.set_random_seed(3)
+    face = keras.Input((24, 24, 3), name="face")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(face / 255.0))
+    gender = keras.layers.Dense(1, activation="sigmoid", name="gender")(x)
+    branches = keras.layers.Dense(2, name="age_branches")(x)
+    age = GenderMix(name="age")(gender, branches)
+    model = keras.Model(face, {"gender": gender, "age_branches": branches, "age": age})
+    path = export_model(model, runtime_path(tmp_path / "age.keras"))
+    assert path == tmp_path / "age.tflite"
+    batch = np.random.default_rng(0).uniform(0, 255, (5, 24, 24, 3)).astype(np.float32)
+    expected, got = KerasRunner(model)(batch), LiteRunner(path)(batch)
+    assert set(got) == {"gender", "age_branches", "age"} and LiteRunner(path).input_size == 24
+    for key in expected:
+        assert np.allclose(expected[key], got[key], atol=1e-5), key
+    assert np.std(got["age"]) > 0  # real weights, not zeros
+
+
+AUTO_ENGINE = """
+import sys
+import numpy as np
+from phototag import FaceAnalyzer
+analyzer = FaceAnalyzer()
+faces = analyzer.analyze(np.zeros((200, 300, 3), np.uint8))
+print(analyzer.chain.models.engine, analyzer.chain.models.device, len(faces), "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(NVIDIA_DRIVER.exists(), reason="a machine with an NVIDIA driver may use TensorFlow")
+def test_on_a_cpu_the_default_analyzer_runs_without_tensorflow():
+    result = subprocess.run([sys.executable, "-c", AUTO_ENGINE], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["litert", "CPU", "0", "False"], result.stdout + result.stderr
+    assert result.stderr == ""  # no start-up noise
