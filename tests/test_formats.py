@@ -51,7 +51,7 @@ def library(tmp_path_factory):
 def scanned(library, tiny_model_dir, tmp_path_factory):
     root, _ = library
     db_path = tmp_path_factory.mktemp("index") / "index.db"
-    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir, sidecar=True))
+    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir))
     return summary, index.open_index(db_path, create=False)
 
 
@@ -75,7 +75,7 @@ def test_sideways_heic_and_raw_come_out_upright_with_their_faces(library, scanne
 def test_heic_and_raw_are_never_rewritten_and_get_readable_sidecars(library, scanned):
     _, pasted = library
     summary, _ = scanned
-    assert summary.exif == {"unsupported": 3}
+    assert summary.exif == {"unsupported": 3} and summary.sidecars == {"written": 3}  # the default for them
     if shutil.which("exiftool") is None:
         pytest.skip("exiftool is not installed")
     for path in pasted:
