@@ -55,6 +55,7 @@ class ScanOptions:
     min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
     detect_size: int | None = None  # None: the detector's default
+    any_angle: bool = False  # also detect on the photo turned by quarter turns
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     raw_pairs: str = "jpeg"  # RAW+JPEG pairs: "jpeg" scans the JPEG and records the RAW as its sibling; "both"
     batch_size: int = 64
@@ -74,7 +75,7 @@ class ScanOptions:
 
         return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
                             min_confidence=self.min_confidence, detect_size=self.detect_size,
-                            batch_size=self.batch_size, verbose=self.verbose)
+                            any_angle=self.any_angle, batch_size=self.batch_size, verbose=self.verbose)
 
 
 @dataclass
