@@ -99,8 +99,14 @@ def scan(
     prune: bool = typer.Option(False, "--prune",
                                help="Delete photos gone from the scanned folders from the index "
                                     "(default: mark them missing)."),
-    no_exif: bool = typer.Option(False, "--no-exif", help="Do not write the results into the photos' EXIF."),
-    sidecar: bool = typer.Option(False, "--sidecar", help="Also write the results to a sidecar file beside each photo."),
+    no_exif: bool = typer.Option(False, "--no-exif", help="Do not write the results into the photos (EXIF, XMP); sidecars only with --sidecar."),
+    sidecar: bool | None = typer.Option(
+        None, "--sidecar/--no-sidecar", show_default=False,
+        help="Write an XMP sidecar beside every photo (--no-sidecar: none). Default: only for formats the tags "
+             "cannot be written into (HEIC, RAW, PNG, TIFF...). Unchanged photos lacking one get it from the index."),
+    sidecar_name: Literal["photo.jpg.xmp", "photo.xmp"] = typer.Option(
+        "photo.jpg.xmp", "--sidecar-name",
+        help="Sidecar naming: photo.jpg.xmp (digiKam, Immich) or photo.xmp (Lightroom, darktable)."),
     touch: bool = typer.Option(False, "--touch", help="Give photos whose EXIF is rewritten a new modification time "
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
@@ -141,7 +147,8 @@ def scan(
         max_pixels=round(max_megapixels * 1_000_000),
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
-        prune=prune, exif=not no_exif, sidecar=sidecar, touch=touch, wait=wait, verbose=verbose,
+        prune=prune, exif=not no_exif, sidecar=sidecar,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,
     )
     console = Console(stderr=True)
     try:
@@ -306,9 +313,12 @@ def clean(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed; change no file."),
     touch: bool = typer.Option(False, "--touch", help="Set the cleaned photos' modification time to now "
                                                       "(default: keep it)."),
+    hidden: bool = typer.Option(False, "--hidden", help="Also clean hidden files and folders (names starting "
+                                                        "with '.')."),
 ) -> None:
-    """Remove exactly what phototag wrote: its keywords and record from the EXIF, its face regions
-    and keywords from the sidecars. The user's own keywords, comments and other metadata stay.
+    """Remove exactly what phototag wrote: its keywords, record, keyword paths and face regions from
+    the EXIF and XMP, and from the sidecars (both naming conventions). The user's own keywords,
+    comments and other metadata stay. Folders are walked like ``phototag scan`` walks them.
 
     Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
     """
@@ -320,11 +330,19 @@ def clean(
     from rich.text import Text
 
     from . import tags
+    from .images import supported_extensions
     from .index import display_path
+    from .walk import walk
 
     table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
     changed = failed = 0
-    for path in tags.files_under(paths):
+
+    def unreadable(path: bytes, error: OSError) -> None:
+        nonlocal failed
+        failed += 1
+        table.add_row(Text(display_path(path)), Text(f"failed: {error.strerror or error}", style="red"))
+
+    for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
         result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
         if result.failed:
             failed += 1

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .atomic import Refused
+from .iptc import PHOTOSHOP
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
@@ -51,12 +52,13 @@ class Photo:
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
         if self.kind == "JPEG":
-            self.exif_span, self.xmp_span, self.insert_at = _jpeg_spans(data)
+            self.exif_span, self.xmp_span, app13_span, self.insert_at = _jpeg_spans(data)
             self.density = _jfif_density(data, self.insert_at)
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
+            self.app13 = _jpeg_payload(data, app13_span, 0)
         elif self.kind == "WebP":
-            self.density = None
+            self.density = self.app13 = None
             self.chunks, self.riff_end = _webp_chunks(data)
             payload = _webp_payload(data, self.chunks, b"EXIF")
             self.prefix = b"Exif\0\0" if (payload or b"").startswith(b"Exif\0\0") else b""
@@ -93,11 +95,11 @@ class Photo:
         return pieces + [self.data[pos:]]
 
 
-def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, int]:
-    """Byte ranges of the first APP1 Exif and APP1 XMP segments (None: absent), and where a new EXIF
-    segment belongs (after SOI and a leading APP0)."""
+def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[int, int] | None, int]:
+    """Byte ranges of the first APP1 Exif, APP1 XMP and APP13 Photoshop segments (None: absent), and
+    where a new EXIF segment belongs (after SOI and a leading APP0)."""
     pos = insert_at = 2
-    exif = xmp = None
+    exif = xmp = app13 = None
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
             raise Refused("the JPEG is damaged before its image data")
@@ -106,7 +108,7 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, i
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # SOS, EOI
-            return exif, xmp, insert_at
+            return exif, xmp, app13, insert_at
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue
@@ -117,6 +119,8 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, i
             exif = (pos, end)
         if marker == 0xE1 and xmp is None and data[pos + 4:pos + 4 + len(JPEG_XMP)] == JPEG_XMP:
             xmp = (pos, end)
+        if marker == 0xED and app13 is None and data[pos + 4:pos + 4 + len(PHOTOSHOP)] == PHOTOSHOP:
+            app13 = (pos, end)
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
         pos = end

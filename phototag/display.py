@@ -71,6 +71,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
     ]
     rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
+    rows += [(f"sidecars {status}", n) for status, n in sorted(summary.sidecars.items())]
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
     rows.append(("time", f"{t.total:.1f} s"))

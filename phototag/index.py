@@ -348,3 +348,18 @@ def record_siblings(db: sqlite_utils.Database, pairs: dict[bytes, bytes], under:
 def siblings_of(db: sqlite_utils.Database, photo_id: int) -> list[str]:
     """The display paths of a photo's RAW siblings."""
     return [r[0] for r in db.execute("select path from siblings where photo_id = ? order by path", [photo_id])]
+
+
+def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face], str] | None:
+    """A scanned photo as the index holds it: (what decoding told, its faces, the model version);
+    None unless its last scan succeeded. Lets tags be written again without decoding the photo."""
+    row = get_photo(db, path)
+    if row is None or row["status"] != "done":
+        return None
+    info = PhotoInfo(row["width"], row["height"], row["stored_width"], row["stored_height"],
+                     row["orientation"] or 1, row["taken_at"], row["format"] or "")
+    faces = [Face(box=(f["x"], f["y"], f["w"], f["h"]),
+                  landmarks={k: tuple(v) for k, v in f["landmarks"].items()}, confidence=f["confidence"],
+                  rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"])
+             for f in faces_of(db, row["id"])]
+    return info, faces, row["model_version"]

@@ -33,6 +33,7 @@ from . import detectors, index, tags
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
+from .sidecar import NAMES, sidecar_path
 from .walk import RAW_SIBLING, TOO_LARGE, Skipped, file_sha256, is_unchanged, load_index_state, skipped_counts, walk
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class ScanOptions:
     rescan_outdated: bool = False
     prune: bool = False
     exif: bool = True
-    sidecar: bool = False
+    sidecar: bool | None = None  # True: a sidecar for every photo, False: none, None: for formats not written into
+    sidecar_name: str = NAMES[0]  # see phototag.sidecar.NAMES
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
@@ -114,6 +116,7 @@ class ScanSummary:
     outdated: int = 0  # unchanged photos tagged by other models, not redone
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     timings: Timings = field(default_factory=Timings)
 
@@ -202,6 +205,7 @@ class _Scan:
         self.summary.model_version = self.version
         try:
             todo, seen = self._plan()
+            self._write_missing_sidecars()
             if todo:
                 self._start_analyzer()
             self.progress.start(len(todo))
@@ -288,6 +292,7 @@ class _Scan:
         known = load_index_state(self.db)
         todo: list[_Photo] = []
         seen: set[bytes] = set()
+        self.sidecars_missing: list[bytes] = []  # unchanged photos whose sidecar is to be written
 
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
@@ -309,6 +314,9 @@ class _Scan:
             else:
                 self.summary.unchanged += 1
                 self.summary.outdated += outdated
+                if (state.status == "done" and self._wants_sidecar(state.exif_status or "")
+                        and not sidecar_path(os.fsdecode(os.path.realpath(path)), opts.sidecar_name).exists()):
+                    self.sidecars_missing.append(path)
         self.summary.found = len(seen)
         self.timings.walk += time.perf_counter() - t
         return todo, seen
@@ -351,15 +359,33 @@ class _Scan:
                 self.summary.exif_problems.append((index.display_path(photo.path), status, reason))
             if status == "written":
                 st, sha256 = os.stat(photo.path), file_sha256(photo.path)
-        if opts.sidecar:
-            side_status, reason = _write(tags.write_sidecar, photo.path, faces, photo.info, self.version)
-            if side_status not in ("written", "unchanged"):
-                self.summary.exif_problems.append(
-                    (index.display_path(photo.path), f"sidecar {side_status}", reason))
+        if self._wants_sidecar(status):
+            self._write_sidecar(photo.path, faces, photo.info, self.version)
         index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.version, status)
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
+
+    def _wants_sidecar(self, exif_status: str) -> bool:
+        """Whether a photo gets a sidecar: as ``--sidecar/--no-sidecar`` say, else where the tags could
+        not be written into the photo because of its format."""
+        opts = self.options
+        return opts.sidecar if opts.sidecar is not None else opts.exif and exif_status == "unsupported"
+
+    def _write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> None:
+        status, reason = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name)
+        self.summary.sidecars[status] = self.summary.sidecars.get(status, 0) + 1
+        if status not in ("written", "unchanged"):
+            self.summary.exif_problems.append((index.display_path(path), f"sidecar {status}", reason))
+
+    def _write_missing_sidecars(self) -> None:
+        """Sidecars for unchanged photos that lack one, from what the index holds (no decoding)."""
+        for path in self.sidecars_missing:
+            with self.interrupts.hold():
+                scanned = index.scanned_photo(self.db, path)
+                if scanned is not None:
+                    info, faces, version = scanned
+                    self._write_sidecar(path, faces, info, version)
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import piexif
 
-from . import policy
-from .atomic import TEMP_SUFFIX, Refused, Written, check_writable, remove, replace
+from . import iptc, policy
+from .atomic import Refused, Written, check_writable, remove, replace
 from .containers import Photo, Unsupported
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
@@ -96,7 +95,7 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             new_keywords = policy.encode_keywords(keywords)
             new_comment = policy.join_comment(code, record, user, encoding)
             packet = Packet(photo.xmp)
-            _fill(packet, faces, info, model_version, elsewhere=user_keywords)
+            _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
             xmp = packet.to_bytes()
             exif_same = (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment)
             if exif_same and xmp == photo.xmp:
@@ -181,19 +180,6 @@ def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str
     regions = [policy.face_region(face, info) for face in faces]
     packet.replace_own_regions(regions, (info.stored_width, info.stored_height))
     packet.set_properties({"Schema": str(policy.SCHEMA_VERSION), "Model": model_version})
-
-
-def files_under(paths: Iterable[Path]) -> Iterator[Path]:
-    """The files named and those in the folders named (recursively, sorted), sidecars and temp files left out."""
-    for path in paths:
-        if not path.is_dir():
-            yield path
-            continue
-        for folder, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                if not name.endswith((".xmp", TEMP_SUFFIX)):
-                    yield Path(folder, name)
 
 
 # -- clean -----------------------------------------------------------------------------------------

@@ -221,32 +221,34 @@ def _is_own_description(description: etree._Element) -> bool:
     return description.get(_q("phototag:Own")) is not None
 
 
-def _add(parent: etree._Element, name: str, attrib: dict | None = None, text: str | None = None) -> etree._Element:
-    """Append a new ``prefix:local`` element, declaring its namespace only when it is not in scope."""
+def _add(parent: etree._Element, name: str, attrib: dict | None = None, text: str | None = None,
+         declare: tuple[str, ...] = ()) -> etree._Element:
+    """Append a new ``prefix:local`` element, declaring its namespace (and those of ``declare``) only
+    when not in scope, under the preferred prefix unless the document uses that for something else."""
     prefix, local = name.split(":")
-    uri = NS[prefix]
     scope = parent.nsmap
-    nsmap = None
-    if uri not in scope.values():
-        nsmap = {prefix if prefix not in scope else f"{prefix}-pt": uri}
-    element = etree.SubElement(parent, f"{{{uri}}}{local}", attrib or {}, nsmap=nsmap)
+    nsmap = {}
+    for p in (prefix, *declare):
+        if NS[p] not in scope.values():
+            nsmap[p if p not in scope else f"{p}-pt"] = NS[p]
+    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{local}", attrib or {}, nsmap=nsmap or None)
     element.text = text
     _place(element)
     return element
 
 
 def _place(element: etree._Element) -> None:
-    """Indent a just-appended element like its siblings, leaving the parent's closing line as it was."""
+    """Lay out a just-appended element like its siblings (or one indentation step inside its parent),
+    leaving the parent's closing line as it was."""
     parent = element.getparent()
-    depth = sum(1 for _ in element.iterancestors())
-    inner = "\n" + _INDENT * depth
     previous = element.getprevious()
-    if previous is None:
-        element.tail = parent.text if parent.text and not parent.text.strip() else "\n" + _INDENT * (depth - 1)
-        parent.text = inner
-    else:
+    if previous is not None:
         element.tail = previous.tail
-        previous.tail = parent.text if parent.text and not parent.text.strip() else inner
+        previous.tail = parent.text if _blank(parent.text) else "\n" + _indent_of(previous)
+    else:
+        base = _indent_of(parent)
+        element.tail = parent.text if _blank(parent.text) else "\n" + base
+        parent.text = "\n" + base + _unit(parent.getroottree().getroot())
 
 
 def _drop(element: etree._Element) -> None:
@@ -257,9 +259,30 @@ def _drop(element: etree._Element) -> None:
         if previous is not None:
             previous.tail = element.tail
         else:
-            closing = "\n" + _INDENT * (sum(1 for _ in element.iterancestors()) - 1)
-            parent.text = None if element.tail in (None, closing) else element.tail
+            parent.text = None if element.tail == "\n" + _indent_of(parent) else element.tail
     parent.remove(element)
+
+
+def _blank(text: str | None) -> bool:
+    return text is not None and "\n" in text and not text.strip()
+
+
+def _indent_of(element: etree._Element) -> str:
+    """The whitespace in front of an element's start tag on its line."""
+    previous, parent = element.getprevious(), element.getparent()
+    before = previous.tail if previous is not None else (parent.text if parent is not None else None)
+    return before.rsplit("\n", 1)[-1] if _blank(before) else ""
+
+
+def _unit(root: etree._Element) -> str:
+    """The document's indentation step: the first increase from a parent's indentation to a child's."""
+    for element in root.iter(etree.Element):
+        parent = element.getparent()
+        if parent is not None:
+            inner, outer = _indent_of(element), _indent_of(parent)
+            if len(inner) > len(outer) and inner.startswith(outer):
+                return inner[len(outer):]
+    return _INDENT
 
 
 def _struct_fields(element: etree._Element) -> etree._Element:
@@ -323,7 +346,7 @@ def _add_dimensions(fields: etree._Element, stored_size: tuple[int, int]) -> Non
 
 
 def _add_region(bag: etree._Element, region: Region) -> None:
-    li = _add(bag, "rdf:li", {PARSE_TYPE: "Resource"})
+    li = _add(bag, "rdf:li", {PARSE_TYPE: "Resource"}, declare=("mwg-rs", "stArea", "phototag"))
     _add(li, "mwg-rs:Type", text="Face")
     _add(li, "mwg-rs:Description", text=region.description)
     area = _add(li, "mwg-rs:Area", {PARSE_TYPE: "Resource"})

@@ -66,3 +66,22 @@ def test_help_describes_every_option():
     for option, words in (("--dry-run", "change no file"), ("--touch", "modification time to now"),
                           ("paths", "folders to clean")):
         assert option in text and words in text
+
+
+def test_clean_reaches_photos_through_a_linked_folder_and_skips_hidden_ones(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    linked = make_jpeg(real / "a.jpg", "plain")
+    tags.write_faces(linked, FACES, INFO, "m1")
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "album").symlink_to(real, target_is_directory=True)
+    (library / ".hidden").mkdir()
+    hidden = make_jpeg(library / ".hidden" / "b.jpg", "plain")
+    tags.write_faces(hidden, FACES, INFO, "m1")
+
+    done = runner.invoke(app, ["clean", str(library)])
+    assert done.exit_code == 0 and "Cleaned 1 file(s)." in done.output, done.output
+    assert tags.read_record(linked) is None and tags.read_record(hidden) is not None
+    assert "Cleaned 1 file(s)." in runner.invoke(app, ["clean", "--hidden", str(library)]).output
+    assert tags.read_record(hidden) is None

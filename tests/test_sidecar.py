@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from test_tags import FACES, OUR_KEYWORDS, exiftool, exiftool_edit, face_image, needs_exiftool
+from test_tags import FACES, OUR_KEYWORDS, exiftool, exiftool_edit, face_image, make_jpeg, needs_exiftool
 
 from phototag import tags
 from phototag.records import Face, PhotoInfo
@@ -76,3 +78,44 @@ def test_a_sidecar_that_is_not_xmp_is_left_alone(tmp_path):
     result = tags.write_sidecar(photo, FACES, PhotoInfo(200, 200, 200, 200), "m1")
     assert result.status == "failed" and "XML" in result.reason
     assert sidecar_path(photo).read_text() == "<not xml"
+
+
+# -- which photos get a sidecar in a scan ---------------------------------------------------------
+
+
+def scan_folder(root, analyzer, **options):
+    from phototag.scan import ScanOptions, scan
+
+    return scan(ScanOptions(paths=[os.fsencode(root)], db_path=root.parent / "index.db", **options),
+                analyzer=analyzer)
+
+
+@needs_exiftool
+def test_a_scan_gives_sidecars_to_formats_it_cannot_write_into_and_adds_missing_ones_later(tmp_path, tiny_analyzer):
+    root = tmp_path / "library"
+    root.mkdir()
+    jpeg = make_jpeg(root / "a.jpg", "plain")
+    png = root / "b.png"
+    face_image().save(png)
+
+    first = scan_folder(root, tiny_analyzer)  # default: embedded in the JPEG, a sidecar for the PNG
+    assert first.exif == {"written": 1, "unsupported": 1} and first.sidecars == {"written": 1}
+    assert sidecar_path(png).exists() and not sidecar_path(jpeg).exists()
+    assert "phototag" in exiftool("-XMP-dc:Subject", sidecar_path(png))[0]["Subject"]
+
+    # --sidecar --sidecar-name photo.xmp on the scanned library: no rescan, the sidecars come from the index
+    again = scan_folder(root, tiny_analyzer, sidecar=True, sidecar_name="photo.xmp")
+    assert (again.scanned, again.unchanged, again.sidecars) == (0, 2, {"written": 2}), again.exif_problems
+    subject = exiftool("-XMP-dc:Subject", jpeg)[0]["Subject"]
+    assert exiftool("-XMP-dc:Subject", sidecar_path(jpeg, "photo.xmp"))[0]["Subject"] == subject
+    assert sidecar_path(png, "photo.xmp").read_bytes() == sidecar_path(png).read_bytes()  # same as a scan's
+
+    assert scan_folder(root, tiny_analyzer, sidecar=True, sidecar_name="photo.xmp").sidecars == {}
+    other = root / "c.png"
+    face_image().save(other)
+    assert scan_folder(root, tiny_analyzer, sidecar=False).sidecars == {} and not sidecar_path(other).exists()
+    assert scan_folder(root, tiny_analyzer, exif=False).sidecars == {}  # --no-exif writes nothing
+
+    result = tags.clean(png)  # clean takes phototag's part out of both kinds of sidecar
+    assert not sidecar_path(png).exists() and not sidecar_path(png, "photo.xmp").exists()
+    assert result.sidecar_deleted

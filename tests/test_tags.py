@@ -97,8 +97,8 @@ def exif_block(data: bytes) -> bytes:
     return data[start:start - 8 + struct.unpack(">H", data[start - 8:start - 6])[0]]
 
 
-PHOTOTAG_FIELDS = ("IFD0:XPKeywords", "ExifIFD:UserComment", "XMP-dc:Subject", "XMP-lr:", "XMP-mwg-rs:",
-                   "XMP-phototag:", "XMP-x:XMPToolkit")
+PHOTOTAG_FIELDS = ("IFD0:XPKeywords", "ExifIFD:UserComment", "XMP-dc:Subject", "XMP-lr:", "XMP-digiKam:TagsList",
+                   "XMP-mwg-rs:", "XMP-phototag:", "XMP-x:XMPToolkit")
 
 
 def all_tags(*paths: Path, skip: tuple[str, ...] = PHOTOTAG_FIELDS) -> list[dict]:
