@@ -102,11 +102,17 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
     """Write or update the photo's XMP sidecar (``name``: its naming convention) with the keywords,
     keyword paths and MWG face regions; works for every format."""
     path = Path(os.fsdecode(path))
-    target = sidecar_path(Path(os.path.realpath(path)), name)
+    real = Path(os.path.realpath(path))
+    target = sidecar_path(real, name)
     try:
         existing = target.read_bytes() if target.exists() else None
         packet = Packet(existing)
+        owner = packet.property("Photo")
+        if owner not in (None, real.name):  # photo.jpg and photo.png share photo.xmp
+            raise Refused(f"{target.name} holds phototag's tags of {owner} "
+                          "(--sidecar-name photo.jpg.xmp avoids that)")
         _fill(packet, faces, info, model_version, elsewhere=[])
+        packet.set_properties({"Photo": real.name})
         data = packet.to_bytes()
         if data == existing:
             return WriteResult("unchanged")

@@ -147,6 +147,11 @@ class Packet:
 
     # -- phototag's own properties --------------------------------------------------------------
 
+    def property(self, name: str) -> str | None:
+        """A simple property in the phototag namespace, or None."""
+        element = self._property(_q(f"phototag:{name}"))
+        return None if element is None else element.text
+
     def set_properties(self, values: dict[str, str]) -> None:
         """Set simple properties in the phototag namespace."""
         for name, value in values.items():
