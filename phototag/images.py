@@ -22,6 +22,7 @@ file claiming 65000 x 65000 pixels is refused without allocating them.
 from __future__ import annotations
 
 import io
+import warnings
 from datetime import datetime
 
 import numpy as np
@@ -182,8 +183,6 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
         sizes = raw.sizes
         _check_size(sizes.raw_width, sizes.raw_height, max_pixels)
         width, height = sizes.width, sizes.height
-        taken = raw.other.timestamp
-        taken_at = taken.isoformat() if taken.year > 1970 else None
         preview = _preview(raw)
         if preview is not None and max(preview[1]) >= min(decode_size or max(width, height), max(width, height)):
             jpeg, (preview_width, _) = preview
@@ -191,7 +190,7 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
             pixels, shown = _decode_pillow(jpeg, decode_size, max_pixels,
                                            orientation=_FLIP_TO_ORIENTATION.get(sizes.flip) if sizes.flip else None)
             orientation, scale, source = shown.orientation, shown.scale * preview_width / width, "preview"
-            taken_at = shown.taken_at or taken_at
+            taken_at = shown.taken_at or _tiff_taken_at(data)
         else:
             try:  # LibRaw applies the flip itself
                 pixels = np.ascontiguousarray(raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8))
@@ -199,6 +198,8 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
                 raise DecodeError(f"cannot demosaic the RAW ({_reason(e)})") from e
             orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
             scale, source = max(pixels.shape[:2]) / max(width, height), "raw at half size"
+            taken = raw.other.timestamp  # LibRaw's date (it unpacks the raw, so only read here)
+            taken_at = _tiff_taken_at(data) or (taken.isoformat() if taken.year > 1970 else None)
     transposed = orientation in (5, 6, 7, 8)
     info = PhotoInfo(
         width=height if transposed else width,
@@ -228,6 +229,20 @@ def _preview(raw) -> tuple[bytes, tuple[int, int]] | None:
         with Image.open(io.BytesIO(thumb.data)) as im:
             return thumb.data, im.size
     except Exception:  # a damaged preview: demosaic the raw instead
+        return None
+
+
+def _tiff_taken_at(data: bytes) -> str | None:
+    """The EXIF date of a TIFF-based RAW (DNG, NEF, CR2, ARW, ...) read by Pillow from its header, or None."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):  # CR3, RAF, ORF, RW2 have headers of their own
+        return None
+    exif = Image.Exif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exif.load(data)
+            return _taken_at(exif)
+    except Exception:  # an IFD Pillow cannot parse
         return None
 
 
@@ -263,7 +278,7 @@ def _draft(im: Image.Image, decode_size: int | None) -> float:
 def _taken_at(exif: Image.Exif) -> str | None:
     """EXIF DateTimeOriginal (with OffsetTimeOriginal when present) as ISO 8601, or None."""
     sub = exif.get_ifd(ExifTags.IFD.Exif)
-    raw = sub.get(ExifTags.Base.DateTimeOriginal)
+    raw = sub.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTimeOriginal)  # IFD0: some DNGs
     if not isinstance(raw, str):
         return None
     try:

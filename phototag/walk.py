@@ -139,7 +139,7 @@ def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: 
                                  else NOT_A_FILE))
                 elif not _has_extension(entry.name, wanted):
                     skip(_not_a_photo(entry.path, photos))
-                elif pair_raw and is_raw(entry.name) and (partner := photos.get(os.path.splitext(entry.name)[0].lower())):
+                elif pair_raw and is_raw(entry.name) and (partner := photos.get(_stem(entry.name))):
                     skip(Skipped(entry.path, RAW_SIBLING, partner=partner))
                 else:
                     yield entry.path
@@ -166,6 +166,10 @@ def _not_a_photo(path: bytes, photos: dict[bytes, bytes]) -> Skipped:
     if ext in OTHER_IMAGE_EXTENSIONS:
         return Skipped(path, UNSUPPORTED_IMAGE)
     return Skipped(path, NOT_A_PHOTO)
+
+
+def _stem(name: bytes) -> bytes:
+    return os.path.splitext(name)[0].lower()
 
 
 def _has_extension(name: bytes, wanted: set[bytes]) -> bool:

@@ -51,7 +51,7 @@ def library(tmp_path_factory):
 def scanned(library, tiny_model_dir, tmp_path_factory):
     root, _ = library
     db_path = tmp_path_factory.mktemp("index") / "index.db"
-    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir, sidecar=True))
+    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir))
     return summary, index.open_index(db_path, create=False)
 
 
@@ -75,7 +75,7 @@ def test_sideways_heic_and_raw_come_out_upright_with_their_faces(library, scanne
 def test_heic_and_raw_are_never_rewritten_and_get_readable_sidecars(library, scanned):
     _, pasted = library
     summary, _ = scanned
-    assert summary.exif == {"unsupported": 3}
+    assert summary.exif == {"unsupported": 3} and summary.sidecars == {"written": 3}  # the default for them
     if shutil.which("exiftool") is None:
         pytest.skip("exiftool is not installed")
     for path in pasted:
@@ -144,6 +144,14 @@ def test_every_file_not_scanned_is_counted_by_reason_and_extension(mixed, tiny_m
     assert db.execute("select count(*) from photos").fetchone()[0] == 2  # the pair is one photo
     jpeg = index.get_photo(db, mixed / "IMG_0100.JPG")
     assert index.siblings_of(db, jpeg["id"]) == [str(mixed / "IMG_0100.CR2")]
+
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    for name in ("IMG_0100.JPG", "IMG_0100.CR2"):  # show finds the photo by either file of the pair
+        shown = json.loads(CliRunner().invoke(app, ["show", str(mixed / name), "--db", str(db_path), "--json"]).stdout)
+        assert shown["path"] == str(mixed / "IMG_0100.JPG") and shown["siblings"] == [str(mixed / "IMG_0100.CR2")]
 
     text = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif", json_out=False)
     assert "not scanned: video" in text and ".mp4 ×1" in text and "not scanned: Live Photo video" in text

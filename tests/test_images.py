@@ -182,6 +182,14 @@ def test_raw_preview_is_decoded_and_turned_once(raw_orientation, preview_orienta
     assert info.extra["decoded_from"] == "preview" and info.orientation == shown and info.scale == 1.0
 
 
+@pytest.mark.parametrize("preview", [False, True])
+def test_raw_date_taken(preview):
+    data = dng_bytes(marked(300, 200), taken="2019:06:07 08:09:10")
+    _, info = decode(with_preview(data, camera_jpeg(marked(300, 200))) if preview else data, raw=True)
+    assert info.taken_at == "2019-06-07T08:09:10"
+    assert info.extra["decoded_from"] == ("preview" if preview else "raw at half size")
+
+
 def test_small_raw_preview_is_not_used():
     preview = jpeg_bytes(marked(300, 200).resize((150, 100)))
     pixels, info = decode(with_preview(dng_bytes(marked(300, 200), 6), preview), raw=True)
