@@ -83,6 +83,9 @@ def scan(
     detect_size: int | None = typer.Option(
         None, "--detect-size", min=64, max=MAX_SIDE,
         help="Long side of the copy the face detector runs on (default 1200; raised when --min-face needs more)."),
+    any_angle: bool = typer.Option(False, "--any-angle",
+                                   help="Also find faces turned by 90, 180 or 270 degrees (photos whose EXIF "
+                                        "orientation is missing or wrong); detection takes four times as long."),
     max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
                                          help="Refuse images claiming more pixels than this (decompression "
                                               "bombs), checked before decoding; listed as too large."),
@@ -140,7 +143,8 @@ def scan(
     options = ScanOptions(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
         detector=detector, engine=engine, min_face=min_face, min_confidence=min_confidence,
-        decode_size=decode_size, detect_size=detect_size, max_pixels=round(max_megapixels * 1_000_000),
+        decode_size=decode_size, detect_size=detect_size, any_angle=any_angle,
+        max_pixels=round(max_megapixels * 1_000_000),
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,

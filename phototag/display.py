@@ -79,6 +79,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         rows.append(("  start-up / walk", f"{t.startup:.1f} / {t.walk:.1f} s"))
         rows.append(("  decode / detect / chain / write",
                      f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"))
+        rows.append(("  waiting for decode or chain", f"{t.waiting:.1f} s"))
     if summary.engine:
         rows += [("detector", summary.detector), ("models run on", f"{summary.engine} on {summary.device}")]
     rows.append(("models", summary.model_version))

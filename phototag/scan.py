@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -56,6 +56,7 @@ class ScanOptions:
     min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
     detect_size: int | None = None  # None: the detector's default
+    any_angle: bool = False  # also detect on the photo turned by quarter turns
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     raw_pairs: str = "jpeg"  # RAW+JPEG pairs: "jpeg" scans the JPEG and records the RAW as its sibling; "both"
     batch_size: int = 64
@@ -76,13 +77,14 @@ class ScanOptions:
 
         return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
                             min_confidence=self.min_confidence, detect_size=self.detect_size,
-                            batch_size=self.batch_size, verbose=self.verbose)
+                            any_angle=self.any_angle, batch_size=self.batch_size, verbose=self.verbose)
 
 
 @dataclass
 class Timings:
-    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) runs in a thread beside the
-    others, so the stages can add up to more than ``total``."""
+    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) and ``chain`` run in threads
+    of their own beside detection and writing, so the stages can add up to more than ``total``;
+    ``waiting`` is the time the main thread (detect, write) waited for them."""
 
     startup: float = 0.0  # loading the detector and the models
     walk: float = 0.0  # finding files and change detection
@@ -90,6 +92,7 @@ class Timings:
     detect: float = 0.0
     chain: float = 0.0
     write: float = 0.0  # EXIF and index writes
+    waiting: float = 0.0
     total: float = 0.0
 
 
@@ -206,29 +209,8 @@ class _Scan:
             if todo:
                 self._start_analyzer()
             self.progress.start(len(todo))
-            pending: list[_Photo] = []
-            for photo in _prefetch(self._load, todo, PREFETCH):
-                if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
-                    self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
-                    self.progress.advance(0)
-                    continue
-                if photo.error:
-                    self._record_failure(photo)
-                    self.progress.advance(0)
-                    continue
-                t = time.perf_counter()
-                photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
-                self.timings.detect += time.perf_counter() - t
-                self.progress.advance(len(photo.detections))
-                if not photo.detections:
-                    self._finish(photo, [])
-                    continue
-                pending.append(photo)
-                if (sum(len(p.detections) for p in pending) >= opts.batch_size
-                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
-                    self._flush(pending)
-                    pending = []
-            self._flush(pending)
+            with ThreadPoolExecutor(max_workers=1) as chain_thread:
+                self._scan_photos(todo, chain_thread)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
             index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
                                             if k.reason == RAW_SIBLING}, folders)
@@ -236,6 +218,62 @@ class _Scan:
             self.summary.pruned = opts.prune
         finally:
             self.timings.total = time.perf_counter() - start
+
+    def _scan_photos(self, todo: list[_Photo], chain_thread: ThreadPoolExecutor) -> None:
+        """Decode (prefetch thread), detect (here), run the chain on batches of faces (chain thread)
+        and finish the photos (here), so that the three overlap and the slowest sets the pace."""
+        opts = self.options
+        pending: list[_Photo] = []  # detected, waiting for a chain batch
+        batches: deque[tuple[list[_Photo], Future]] = deque()  # submitted to the chain thread, in order
+        photos = _prefetch(self._load, todo, PREFETCH)
+        while True:
+            t = time.perf_counter()
+            photo = next(photos, None)
+            self.timings.waiting += time.perf_counter() - t
+            if photo is None:
+                break
+            if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
+                self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+                self.progress.advance(0)
+                continue
+            if photo.error:
+                self._record_failure(photo)
+                self.progress.advance(0)
+                continue
+            t = time.perf_counter()
+            photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
+            self.timings.detect += time.perf_counter() - t
+            self.progress.advance(len(photo.detections))
+            if not photo.detections:
+                self._finish(photo, [])
+            else:
+                pending.append(photo)
+                if (sum(len(p.detections) for p in pending) >= opts.batch_size
+                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                    batches.append((pending, chain_thread.submit(self._chain, pending)))
+                    pending = []
+            # finish what the chain has done; wait when a second batch is queued behind the running one
+            while batches and (batches[0][1].done() or len(batches) > 1):
+                self._finish_batch(*batches.popleft())
+        if pending:
+            batches.append((pending, chain_thread.submit(self._chain, pending)))
+        while batches:
+            self._finish_batch(*batches.popleft())
+
+    def _chain(self, photos: list[_Photo]) -> list[list[Face]]:
+        """The chain's faces for a batch of photos (runs in the chain thread)."""
+        t = time.perf_counter()
+        try:
+            return self.analyzer.predict([(p.pixels, p.detections) for p in photos])
+        finally:
+            self.timings.chain += time.perf_counter() - t
+
+    def _finish_batch(self, photos: list[_Photo], results: Future) -> None:
+        t = time.perf_counter()
+        faces_per_photo = results.result()  # re-raises what the chain raised
+        self.timings.waiting += time.perf_counter() - t
+        for photo, faces in zip(photos, faces_per_photo):
+            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _start_analyzer(self) -> None:
         t = time.perf_counter()
@@ -301,16 +339,6 @@ class _Scan:
             photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
         self.timings.decode += time.perf_counter() - t
         return photo
-
-    def _flush(self, pending: list[_Photo]) -> None:
-        """Run the face chain on the pending photos' faces at once, then finish each photo."""
-        if not pending:
-            return
-        t = time.perf_counter()
-        results = self.analyzer.predict([(p.pixels, p.detections) for p in pending])
-        self.timings.chain += time.perf_counter() - t
-        for photo, faces in zip(pending, results):
-            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _finish(self, photo: _Photo, faces: list[Face]) -> None:
         """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
