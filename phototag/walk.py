@@ -37,7 +37,7 @@ VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv", ".3gp", ".
                               ".mpg", ".mpeg"})
 SIDECAR_EXTENSIONS = frozenset({".xmp", ".aae", ".thm"})
 ANIMATION_EXTENSIONS = frozenset({".gif", ".apng"})
-OTHER_IMAGE_EXTENSIONS = frozenset({".bmp", ".avif", ".jxl", ".psd", ".svg", ".ico", ".jp2", ".exr", ".crw",
+OTHER_IMAGE_EXTENSIONS = frozenset({".bmp", ".jxl", ".psd", ".svg", ".ico", ".jp2", ".exr", ".crw",
                                     ".x3f", ".3fr", ".iiq", ".mrw", ".erf"})
 
 
