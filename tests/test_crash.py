@@ -134,7 +134,8 @@ def test_an_index_in_a_read_only_folder_is_one_line_and_exit_1(tmp_path, tiny_mo
 @pytest.mark.parametrize("args", [["query", "--limit", "999999999999999999999"],
                                   ["query", "--faces", "9223372036854775808"],
                                   ["query", "--min-faces", "-1"],
-                                  ["scan", ".", "--detect-size", "99999999999999999999"]])
+                                  ["scan", ".", "--detect-size", "99999999999999999999"],
+                                  ["scan", ".", "--max-megapixels", "inf"]])
 def test_out_of_range_numbers_are_usage_errors(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
