@@ -7,6 +7,8 @@ converted back by dividing by it.
 Where the orientation comes from:
 
 - JPEG, PNG, WebP, TIFF: the EXIF orientation.
+- AVIF (Pillow 11.3 and later): Pillow turns the container's transforms into the EXIF orientation,
+  which is then applied as for JPEG.
 - HEIC/HEIF: the container's own transforms (``irot``/``imir``), which libheif applies while
   decoding. Phones also write the EXIF orientation, but the HEIF standard makes it informative
   only; pillow-heif resets it to 1 on reading, so it is never applied a second time. The recorded
@@ -26,12 +28,13 @@ import warnings
 from datetime import datetime
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, features
 
 from .records import PhotoInfo
 
 BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+AVIF_EXTENSIONS = frozenset({".avif"})
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
 DEFAULT_DECODE_SIZE = 1200  # long side below which a JPEG is not reduced any further (the detection size)
 DEFAULT_MAX_PIXELS = 200_000_000  # larger images are refused (decompression bombs)
@@ -81,11 +84,15 @@ def _rawpy_available() -> bool:
 
 
 RAW_AVAILABLE = _rawpy_available()
+AVIF_AVAILABLE = bool(features.check("avif"))
 
 
 def missing_package(extension: str) -> str | None:
-    """The package a photo format needs that is not installed (``pillow-heif``, ``rawpy``), or None."""
+    """The package a photo format needs that is not installed (``pillow-heif``, ``rawpy``, a Pillow
+    with AVIF), or None."""
     extension = extension.lower()
+    if extension in AVIF_EXTENSIONS and not AVIF_AVAILABLE:
+        return "'pillow>=11.3'"
     if extension in HEIF_EXTENSIONS and not HEIF_AVAILABLE:
         return "pillow-heif"
     if extension in RAW_EXTENSIONS and not RAW_AVAILABLE:
@@ -96,6 +103,7 @@ def missing_package(extension: str) -> str | None:
 def supported_extensions() -> frozenset[str]:
     """Lower-case file extensions (with the dot) that are decoded with the installed packages."""
     return (BASE_EXTENSIONS | (HEIF_EXTENSIONS if HEIF_AVAILABLE else frozenset())
+            | (AVIF_EXTENSIONS if AVIF_AVAILABLE else frozenset())
             | (RAW_EXTENSIONS if RAW_AVAILABLE else frozenset()))
 
 
