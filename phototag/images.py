@@ -37,7 +37,7 @@ BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", "
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 AVIF_EXTENSIONS = frozenset({".avif"})
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
-DEFAULT_DECODE_SIZE = 1600  # long side below which a JPEG is not reduced any further
+DEFAULT_DECODE_SIZE = 1200  # long side below which a JPEG is not reduced any further (the detection size)
 DEFAULT_MAX_PIXELS = 200_000_000  # larger images are refused (decompression bombs)
 
 # phototag checks every image against its own limit (``max_pixels``) before decoding, for every
