@@ -100,3 +100,13 @@ def test_on_a_cpu_the_default_analyzer_runs_without_tensorflow():
                             text=True, check=True)
     assert result.stdout.split() == ["litert", "CPU", "1", "False"], result.stdout + result.stderr
     assert result.stderr == ""  # no start-up noise (LiteRT's "Created delegate", OpenCV's warning)
+
+
+def test_export_command_needs_a_model_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "missing")]).exit_code == 2
+    result = CliRunner().invoke(app, ["export", str(tmp_path)])
+    assert result.exit_code == 1 and "no model manifest" in result.output
