@@ -77,7 +77,7 @@ def scan(
         help="Smallest detector score to keep a face (default: 0.6 for yunet, 0.8 for mtcnn)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=MAX_BATCH,
                                    help="Faces (from many photos) per call of the rotation/gender/age models."),
-    decode_size: int = typer.Option(1600, "--decode-size", min=64, max=MAX_SIDE,
+    decode_size: int = typer.Option(1200, "--decode-size", min=64, max=MAX_SIDE,
                                     help="Decode JPEGs at 1/2, 1/4 or 1/8 scale while the long side stays "
                                          "at least this many pixels; ages and genders are read from this image."),
     detect_size: int | None = typer.Option(

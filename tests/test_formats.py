@@ -178,3 +178,15 @@ def test_the_pixel_limit_is_a_scan_option(mixed, tiny_model_dir, tmp_path):
                        "--no-exif", "--max-megapixels", "0.4")
     assert summary["scanned"] == 0 and summary["skipped_counts"] == {"too large": {".jpg": 1}}
     assert "800 x 600 pixels" in summary["skipped"][0]["detail"]
+
+
+def test_the_one_call_api_reads_raw_and_heic_too(library, tiny_model_dir):
+    from phototag.analyzer import FaceAnalyzer
+
+    _, pasted = library
+    analyzer = FaceAnalyzer(models=tiny_model_dir)
+    for path, face in pasted.items():
+        faces = analyzer.analyze_file(os.fsdecode(path))
+        assert len(faces) == 1, path
+        centre = (faces[0].box[0] + faces[0].box[2] / 2, faces[0].box[1] + faces[0].box[3] / 2)
+        assert math.dist(centre, face.center) < 0.25 * face.size, (path, centre, face.center)
