@@ -160,9 +160,10 @@ def scan_command(library: Library, db: Path, models: Path) -> list[str]:
             "--rescan-outdated", "--json"]
 
 
-def run_killed(command: list[str], kind: str, hits: int, delay: float, edit=None) -> bool:
+def run_killed(command: list[str], kind: str, hits: int, delay: float, edit=None) -> tuple[bool, float]:
     """Run a scan and kill it (aimed: at the ``hits``-th pass of the point ``kind``; random: after
-    ``delay`` s); return whether it was killed."""
+    ``delay`` s); return whether it was killed and how long it ran."""
+    started = time.perf_counter()
     env = dict(os.environ)
     if kind != "random":
         env[ENV] = f"{kind}:{hits}"
@@ -178,7 +179,7 @@ def run_killed(command: list[str], kind: str, hits: int, delay: float, edit=None
         timer.cancel()
     if editor:
         editor.join()  # the edit is complete before the next scan
-    return child.returncode == -signal.SIGKILL
+    return child.returncode == -signal.SIGKILL, time.perf_counter() - started
 
 
 def check(library: Library, db_path: Path, figures: Figures) -> None:
@@ -262,17 +263,19 @@ def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tupl
     log(f"first scan: {summary['scanned']} photos, {summary['faces']} faces; "
         f"named as not scanned: {', '.join(sorted(skipped))}")
     check(library, db, figures)
-    for r in range(kills):
+    r = 0
+    while sum(figures.kills.values()) < kills and r < 3 * kills:  # rounds until that many kills happened
         kind = POINTS[r % len(POINTS)] if r < aimed else "random"
         command = scan_command(library, db, models[r % 2])
         before = library.hashes()
         edit = (lambda r=r: library.edit(2, str(r))) if r % 3 == 2 else None
-        killed = run_killed(command, kind, rng.randint(1, photos), rng.uniform(0.2, 1.0) * duration, edit)
+        killed, elapsed = run_killed(command, kind, rng.randint(1, photos), rng.uniform(0.1, 1.0) * duration, edit)
         figures.edits += 2 if edit else 0
         if killed:
             figures.kills[kind] = figures.kills.get(kind, 0) + 1
         else:
             figures.missed += 1
+            duration = elapsed  # a whole rescan: the span random kills are drawn from
         after = library.hashes()
         figures.writes_killed_runs += sum(before[p] != after[p] for p in before)
         figures.temp_after_kill += len(library.temp_files())
@@ -283,7 +286,8 @@ def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tupl
         figures.confirmed += summary["confirmed"]
         check(library, db, figures)
         figures.rounds += 1
-        log(f"round {r + 1:2d}: {kind:13s} {'killed' if killed else 'finished first'}; next scan: "
+        r += 1
+        log(f"round {r:2d}: {kind:13s} {'killed' if killed else 'finished first'}; next scan: "
             f"{summary['scanned']} scanned, {summary['exif'].get('written', 0)} written, "
             f"{summary['confirmed']} confirmed, {summary['temp_files_removed']} temp files removed")
     for name, code, tracebacks in bad_inputs(work, library) if bad else []:
@@ -317,7 +321,7 @@ def report(figures: Figures, photos: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=30)
-    parser.add_argument("--kills", type=int, default=40)
+    parser.add_argument("--kills", type=int, default=40, help="kills to make happen (rounds go on until then)")
     parser.add_argument("--aimed", type=int, default=12, help="how many of the kills are aimed (cycling the points)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
