@@ -4,8 +4,8 @@ Face framing matches the training crops (UTKFace "aligned & cropped"): measured 
 UTKFace 200 px crops, the eye-centre to mouth-centre distance is 0.39 of the crop side and the
 eye centre sits 0.29 of the side below the top edge. The crop is placed from the landmarks along
 the face's own axis, so it is centred on the face whatever its rotation; the rotation regressor
-sees this square, then a 1.5× wider square is rotated back (``scipy.ndimage.rotate(face, -angle)``)
-and its centre is what the gender/age model sees (no empty corners).
+sees this square, then a 1.5× wider square is rotated back (Pillow, bilinear) and its centre is
+what the gender/age model sees (the rotated corners stay outside it at any angle).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from .models import ModelSet
 from .records import Detection, Face
@@ -64,9 +63,9 @@ def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np
 
 def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
     """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size`` square."""
-    upright = ndimage.rotate(wide, -angle, reshape=False, order=1, mode="nearest")
+    upright = Image.fromarray(wide).rotate(-angle, resample=Image.Resampling.BILINEAR)
     start = (wide.shape[0] - size) // 2
-    return upright[start:start + size, start:start + size]
+    return np.asarray(upright.crop((start, start, start + size, start + size)))
 
 
 class FaceChain:

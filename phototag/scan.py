@@ -1,8 +1,10 @@
 """``phototag scan``: walk -> decode -> detect -> face chain -> EXIF -> index, with progress and a summary.
 
-Each photo is written to the index in its own transaction, after its EXIF was written, with the
-file's state after that write; a scan stopped at any moment leaves a consistent index and the next
-one carries on with the photos not yet recorded. Faces from many photos are batched into one call
+Each photo is written to the index in its own transaction. When its file is rewritten, the row
+(faces and the new file's size, mtime and hash) is recorded as unconfirmed just before the rename
+and confirmed after it (see :mod:`phototag.index`), so a scan stopped at any moment, even by
+kill -9, leaves file and index reconcilable, and the next one carries on with the photos not yet
+recorded. Faces from many photos are batched into one call
 of the face chain. Reading and decoding the next photos runs in a thread beside detection and the
 chain (Pillow's decoders release the GIL).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import signal
 import sqlite3
@@ -29,12 +32,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from . import detectors, index, tags
+from . import atomic, detectors, index, tags
+from .atomic import Written
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .sidecar import NAMES, sidecar_path
-from .walk import RAW_SIBLING, TOO_LARGE, Skipped, file_sha256, is_unchanged, load_index_state, skipped_counts, walk
+from .walk import RAW_SIBLING, TOO_LARGE, Skipped, is_unchanged, load_index_state, skipped_counts, walk
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
@@ -118,6 +122,9 @@ class ScanSummary:
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
+    confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
+    changed: list[str] = field(default_factory=list)  # changed while being scanned, twice: left for the next scan
+    temp_files_removed: int = 0  # temporary files left by killed writes, removed
     timings: Timings = field(default_factory=Timings)
 
     def to_dict(self) -> dict:
@@ -159,8 +166,9 @@ class _Photo:
     """A photo on its way through the scan."""
 
     path: bytes
-    stat: os.stat_result
-    sha256: str = ""
+    stat: os.stat_result | None
+    retried: bool = False  # read again because it changed between reading and writing
+    read: Written | None = None  # the file as read: what the pixels were decoded from
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
@@ -183,6 +191,7 @@ class _Scan:
         self.analyzer = analyzer
         self.summary = ScanSummary()
         self.timings = self.summary.timings
+        self.retry: list[_Photo] = []
 
     def run(self) -> ScanSummary:
         opts = self.options
@@ -211,6 +220,12 @@ class _Scan:
             self.progress.start(len(todo))
             with ThreadPoolExecutor(max_workers=1) as chain_thread:
                 self._scan_photos(todo, chain_thread)
+                if retry := self._raws_of_failed_photos():
+                    seen.update(index.path_key(p.path) for p in retry)
+                    self.summary.found += len(retry)
+                    self._scan_photos(retry, chain_thread)
+                retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
+                self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
             index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
                                             if k.reason == RAW_SIBLING}, folders)
@@ -297,10 +312,22 @@ class _Scan:
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
-        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
-                         on_skip=self.summary.skipped.append, pair_raw=opts.raw_pairs == "jpeg"):
+        revived: list[bytes] = []  # RAWs whose JPEG could not be scanned: scanned in its place
+
+        def skipped(k: Skipped) -> None:
+            partner = known.get(index.path_key(k.partner)) if k.reason == RAW_SIBLING else None
+            if partner is not None and partner.status == "failed":
+                revived.append(k.path)
+            else:
+                self.summary.skipped.append(k)
+
+        folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
+        found = walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
+                     on_skip=skipped, pair_raw=opts.raw_pairs == "jpeg")
+        for path in itertools.chain(found, revived):  # ``revived`` fills up during the walk
             key = index.path_key(path)
             seen.add(key)
+            folders.add(os.path.dirname(path))
             try:
                 st = os.stat(path)
             except OSError as e:
@@ -314,10 +341,12 @@ class _Scan:
             else:
                 self.summary.unchanged += 1
                 self.summary.outdated += outdated
+                self.summary.confirmed += state.unconfirmed
                 if (state.status == "done" and self._wants_sidecar(state.exif_status or "")
                         and not sidecar_path(os.fsdecode(os.path.realpath(path)), opts.sidecar_name).exists()):
                     self.sidecars_missing.append(path)
         self.summary.found = len(seen)
+        self.summary.temp_files_removed = sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
         self.timings.walk += time.perf_counter() - t
         return todo, seen
 
@@ -326,12 +355,13 @@ class _Scan:
         t = time.perf_counter()
         try:
             with open(photo.path, "rb") as f:
-                photo.stat = os.fstat(f.fileno())
+                st = os.fstat(f.fileno())
                 data = f.read()
         except OSError as e:
             photo.error = f"cannot read: {e.strerror or e}"
             return photo
-        photo.sha256 = hashlib.sha256(data).hexdigest()
+        photo.stat = st
+        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
         try:
             photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
                                               raw=is_raw(photo.path))
@@ -347,21 +377,40 @@ class _Scan:
             self._write_and_record(photo, faces)
 
     def _write_and_record(self, photo: _Photo, faces: list[Face]) -> None:
+        """The write protocol: the EXIF rewrite, whose result (faces and the new file's size, mtime,
+        hash) is recorded as unconfirmed just before the rename; the sidecar; then the row is
+        confirmed, or (nothing rewritten) the photo recorded as it was read. A photo that is no
+        longer the file that was read is not written and goes back to be read again (once)."""
         t = time.perf_counter()
         photo.pixels = None
         opts = self.options
-        status, sha256, st = "", photo.sha256, photo.stat
+        path, shown = photo.path, index.display_path(photo.path)
+
+        def record(file: Written, exif_status: str, unconfirmed: bool = False) -> None:
+            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.version,
+                               exif_status, unconfirmed=unconfirmed)
+
+        status = ""
         if opts.exif:
-            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.version,
-                                    keep_mtime=not self.options.touch)
+            status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
+                                    keep_mtime=not opts.touch, read=photo.read,
+                                    before_rename=lambda new: record(new, "written", unconfirmed=True))
+            if status == "changed":
+                self.timings.write += time.perf_counter() - t
+                if photo.retried:
+                    self.summary.changed.append(shown)
+                else:
+                    self.retry.append(photo)
+                return
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
             if status != "written" and status != "unchanged":
-                self.summary.exif_problems.append((index.display_path(photo.path), status, reason))
-            if status == "written":
-                st, sha256 = os.stat(photo.path), file_sha256(photo.path)
+                self.summary.exif_problems.append((shown, status, reason))
         if self._wants_sidecar(status):
-            self._write_sidecar(photo.path, faces, photo.info, self.version)
-        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.version, status)
+            self._write_sidecar(path, faces, photo.info, self.version)
+        if status == "written":
+            index.confirm(self.db, path)
+        else:
+            record(photo.read, status)
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
@@ -386,6 +435,20 @@ class _Scan:
                 if scanned is not None:
                     info, faces, version = scanned
                     self._write_sidecar(path, faces, info, version)
+
+    def _raws_of_failed_photos(self) -> list[_Photo]:
+        """The RAW siblings of the photos that failed in this run, taken out of the skipped files to
+        be scanned in their place."""
+        failed = {path for path, _ in self.summary.failed}
+        retry = [k for k in self.summary.skipped if k.reason == RAW_SIBLING and index.display_path(k.partner) in failed]
+        self.summary.skipped = [k for k in self.summary.skipped if k not in retry]
+        photos = []
+        for k in retry:
+            try:
+                photos.append(_Photo(k.path, os.stat(k.path)))
+            except OSError as e:
+                self._record_failure(_Photo(k.path, None, error=f"cannot stat: {e.strerror or e}"))
+        return photos
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)

@@ -9,8 +9,10 @@ kept. Files that are read-only, hard-linked or changed meanwhile are left alone 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 
 @dataclass
 class WriteResult:
-    """What a write did: ``written``, ``unchanged``, ``unsupported`` or ``failed`` (``reason`` says why).
+    """What a write did: ``written``, ``unchanged``, ``changed`` (the file is not the one read),
+    ``unsupported`` or ``failed`` (``reason`` says why).
 
     ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``.
     """
@@ -75,12 +78,20 @@ class CleanResult:
 
 
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
-                keep_mtime: bool = True) -> WriteResult:
+                keep_mtime: bool = True, read: Written | None = None,
+                before_rename: Callable[[Written], None] | None = None) -> WriteResult:
     """Put the faces' keywords, record and regions into the photo's EXIF and XMP (one atomic write);
-    never raises for a bad or odd file."""
+    never raises for a bad or odd file.
+
+    ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
+    inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
+    the new file will be just before it replaces the old one.
+    """
     path = Path(os.fsdecode(path))
     try:
         with Photo.open(path) as photo:
+            if read is not None and not _is_file(photo, read):
+                return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
             tiff, user_keywords = _tagged_exif(photo, faces, info, model_version)
             packet = Packet(photo.xmp)
@@ -89,12 +100,18 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             if (tiff, xmp) == (photo.tiff, photo.xmp):
                 return WriteResult("unchanged")
             written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime)
+                              keep_times=keep_mtime, before_rename=before_rename)
         return WriteResult("written", file=written)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
     except (Refused, NotXmp, OSError, struct.error) as error:
         return WriteResult("failed", _reason(error))
+
+
+def _is_file(photo: Photo, read: Written) -> bool:
+    st = photo.stat
+    return ((st.st_size, st.st_mtime_ns, st.st_ino) == (read.size, read.mtime_ns, read.inode)
+            and hashlib.sha256(photo.data).hexdigest() == read.sha256)
 
 
 def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, *,

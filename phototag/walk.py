@@ -196,23 +196,27 @@ class IndexedState:
     model_version: str | None
     exif_status: str | None
     missing: bool
+    unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
 
 
 def load_index_state(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
     """The remembered state of every file in the index, by path key."""
     rows = db.execute(
-        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing from photos"
+        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
+        " from photos"
     ).fetchall()
-    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
 
 
 def is_unchanged(db: sqlite_utils.Database, path: bytes, st: os.stat_result, known: IndexedState | None) -> bool:
     """Whether ``path`` is the file the index describes: same size and mtime, or, when only the
     mtime differs, the same content hash (then the new mtime is stored so the next check is cheap).
-    A file the index marks missing counts as changed, so that it is scanned again."""
-    if known is None or known.missing or known.size != st.st_size:
+    A file the index marks missing counts as changed, so that it is scanned again. A row whose
+    rewrite was not confirmed is decided by the hash alone: the expected one means the rewrite took
+    place (it is confirmed now), any other that it did not, or that the file was changed since."""
+    if known is None or known.missing or known.size != st.st_size and not known.unconfirmed:
         return False
-    if known.mtime_ns == st.st_mtime_ns:
+    if known.mtime_ns == st.st_mtime_ns and not known.unconfirmed:
         return True
     if known.sha256 is None or file_sha256(path) != known.sha256:
         return False
