@@ -16,7 +16,7 @@ import numpy as np
 
 from . import detectors
 from .chain import FaceChain
-from .images import decode
+from .images import decode_file
 from .models import load_models
 from .records import Detection, Face, to_full_resolution
 from .runtime import native_output_hidden
@@ -27,6 +27,7 @@ class FaceAnalyzer:
 
     ``detector``: ``yunet`` or ``mtcnn`` (or a :class:`~phototag.detectors.Detector`);
     ``min_face``, ``min_confidence``, ``detect_size``: the detector's limits (None: its defaults);
+    ``any_angle``: also find faces turned by 90, 180 or 270 degrees (see :func:`detectors.create`);
     ``models``: a model folder (default: the shipped models); ``engine``: ``auto``, ``litert`` or
     ``keras`` (see :func:`phototag.models.load_models`); ``batch_size``: faces per model call;
     ``flip_average``: average each model with the mirrored face; ``verbose``: let the libraries'
@@ -35,12 +36,12 @@ class FaceAnalyzer:
 
     def __init__(self, detector: str | detectors.Detector = detectors.DEFAULT, *, models: str | Path | None = None,
                  engine: str = "auto", min_face: int = 0, min_confidence: float | None = None,
-                 detect_size: int | None = None, batch_size: int = 64, flip_average: bool = True,
-                 verbose: bool = False):
+                 detect_size: int | None = None, any_angle: bool = False, batch_size: int = 64,
+                 flip_average: bool = True, verbose: bool = False):
         with native_output_hidden(not verbose):
             model_set = load_models(models, engine=engine, verbose=verbose)
             if isinstance(detector, str):
-                detector = detectors.create(detector, min_face, min_confidence, detect_size,
+                detector = detectors.create(detector, min_face, min_confidence, detect_size, any_angle,
                                             device="GPU:0" if model_set.device != "CPU" else "CPU:0")
         self.detector = detector
         self.chain = FaceChain(model_set, batch_size=batch_size, flip_average=flip_average)
@@ -69,6 +70,6 @@ class FaceAnalyzer:
     def analyze_file(self, path: str | Path) -> list[Face]:
         """The faces of an image file, in full-resolution pixels of the displayed frame (EXIF
         orientation applied)."""
-        pixels, info = decode(Path(path).read_bytes())
+        pixels, info = decode_file(path)
         detections = self.detect(pixels, info.scale)
         return [to_full_resolution(f, info.scale) for f in self.predict([(pixels, detections)])[0]]

@@ -4,8 +4,8 @@ Face framing matches the training crops (UTKFace "aligned & cropped"): measured 
 UTKFace 200 px crops, the eye-centre to mouth-centre distance is 0.39 of the crop side and the
 eye centre sits 0.29 of the side below the top edge. The crop is placed from the landmarks along
 the face's own axis, so it is centred on the face whatever its rotation; the rotation regressor
-sees this square, then a 1.5× wider square is rotated back (``scipy.ndimage.rotate(face, -angle)``)
-and its centre is what the gender/age model sees (no empty corners).
+sees this square, then a 1.5× wider square is rotated back (Pillow, bilinear) and its centre is
+what the gender/age model sees (the rotated corners stay outside it at any angle).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from .models import ModelSet
 from .records import Detection, Face
@@ -42,6 +41,19 @@ def face_square(det: Detection) -> tuple[float, float, float]:
     return x + w / 2, y + h / 2, max(h / BOX_HEIGHT_SHARE, w, 1.0)
 
 
+def quarter_turns(det: Detection) -> int:
+    """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks: the
+    direction from the mouth to the eyes, to the nearest 90 degrees (0 without landmarks)."""
+    lm = det.landmarks
+    try:
+        eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
+        mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
+    except KeyError:
+        return 0
+    up = eyes - mouth
+    return round(math.degrees(math.atan2(-up[0], -up[1])) / 90) % 4
+
+
 def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np.ndarray:
     """Axis-aligned square of ``side`` pixels centred on (cx, cy), resampled to ``size``; outside is black."""
     half = side / 2
@@ -51,9 +63,9 @@ def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np
 
 def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
     """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size`` square."""
-    upright = ndimage.rotate(wide, -angle, reshape=False, order=1, mode="nearest")
+    upright = Image.fromarray(wide).rotate(-angle, resample=Image.Resampling.BILINEAR)
     start = (wide.shape[0] - size) // 2
-    return upright[start:start + size, start:start + size]
+    return np.asarray(upright.crop((start, start, start + size, start + size)))
 
 
 class FaceChain:
@@ -106,10 +118,19 @@ class FaceChain:
             p_female, age = (p_female + mirrored["gender"][:, 0]) / 2, (age + mirrored["age"][:, 0]) / 2
         return p_female, age
 
-    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray
+    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Angles, de-rotated faces, probabilities of female and ages for prepared crops."""
+        """Angles, de-rotated faces, probabilities of female and ages for prepared crops.
+
+        ``turns``: quarter turns (counter-clockwise) each face is from upright, as far as the detector
+        tells; its rotation crop is turned back by them before the regressor (trained within ±90°)
+        measures the rest, so the angles cover the full circle, in (-180, 180].
+        """
+        if turns is not None and turns.any():
+            rotation_crops = np.stack([np.rot90(c, -int(k)) for c, k in zip(rotation_crops, turns)])
         angles = self.angles(rotation_crops)
+        if turns is not None:
+            angles = 180 - (180 - angles - 90 * turns) % 360
         size = self.models.input_size
         upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
         p_female, age = self.attributes(upright)
@@ -119,18 +140,20 @@ class FaceChain:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide_size = int(math.ceil(size * CONTEXT / 2) * 2)
-        rotation_crops, wide_crops, owners = [], [], []
+        rotation_crops, wide_crops, turns, owners = [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))
                 wide_crops.append(crop(image, cx, cy, side * wide_size / size, wide_size))
+                turns.append(quarter_turns(det))
                 owners.append((i, det))
         results: list[list[Face]] = [[] for _ in items]
         if not owners:
             return results
-        angles, _, p_female, ages = self.predict_crops(np.stack(rotation_crops), np.stack(wide_crops))
+        angles, _, p_female, ages = self.predict_crops(np.stack(rotation_crops), np.stack(wide_crops),
+                                                       np.array(turns))
         for (i, det), angle, p, age in zip(owners, angles, p_female, ages):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= 0.5 else "m",

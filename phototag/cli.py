@@ -77,13 +77,16 @@ def scan(
         help="Smallest detector score to keep a face (default: 0.6 for yunet, 0.8 for mtcnn)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=MAX_BATCH,
                                    help="Faces (from many photos) per call of the rotation/gender/age models."),
-    decode_size: int = typer.Option(1600, "--decode-size", min=64, max=MAX_SIDE,
+    decode_size: int = typer.Option(1200, "--decode-size", min=64, max=MAX_SIDE,
                                     help="Decode JPEGs at 1/2, 1/4 or 1/8 scale while the long side stays "
                                          "at least this many pixels; ages and genders are read from this image."),
     detect_size: int | None = typer.Option(
         None, "--detect-size", min=64, max=MAX_SIDE,
         help="Long side of the copy the face detector runs on (default 1200; raised when --min-face needs more)."),
-    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
+    any_angle: bool = typer.Option(False, "--any-angle",
+                                   help="Also find faces turned by 90, 180 or 270 degrees (photos whose EXIF "
+                                        "orientation is missing or wrong); detection takes four times as long."),
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, max=1e6,
                                          help="Refuse images claiming more pixels than this (decompression "
                                               "bombs), checked before decoding; listed as too large."),
     raw_pairs: Literal["jpeg", "both"] = typer.Option(
@@ -140,7 +143,8 @@ def scan(
     options = ScanOptions(
         paths=[os.fsencode(p) for p in paths], db_path=db or default_db_path(), model_dir=models,
         detector=detector, engine=engine, min_face=min_face, min_confidence=min_confidence,
-        decode_size=decode_size, detect_size=detect_size, max_pixels=round(max_megapixels * 1_000_000),
+        decode_size=decode_size, detect_size=detect_size, any_angle=any_angle,
+        max_pixels=round(max_megapixels * 1_000_000),
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
@@ -315,6 +319,7 @@ def clean(
     """Remove exactly what phototag wrote: its keywords, record, keyword paths and face regions from
     the EXIF and XMP, and from the sidecars (both naming conventions). The user's own keywords,
     comments and other metadata stay. Folders are walked like ``phototag scan`` walks them.
+    Temporary files left by killed phototag writes in these folders are removed too.
 
     Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
     """
@@ -325,13 +330,14 @@ def clean(
     from rich.table import Table
     from rich.text import Text
 
-    from . import tags
+    from . import atomic, tags
     from .images import supported_extensions
     from .index import display_path
     from .walk import walk
 
     table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
     changed = failed = 0
+    folders = {os.path.abspath(os.fsencode(path)) for path in paths if path.is_dir()}
 
     def unreadable(path: bytes, error: OSError) -> None:
         nonlocal failed
@@ -339,6 +345,7 @@ def clean(
         table.add_row(Text(display_path(path)), Text(f"failed: {error.strerror or error}", style="red"))
 
     for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
+        folders.add(os.path.dirname(path))
         result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
         if result.failed:
             failed += 1
@@ -349,8 +356,11 @@ def clean(
     console = Console(highlight=False)
     if table.row_count:
         console.print(table)
+    temps = 0 if dry_run else sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
     verb = "Would clean" if dry_run else "Cleaned"
-    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed." if failed else "."), markup=False)
+    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed" if failed else "")
+                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  markup=False)
     raise typer.Exit(1 if failed else 0)
 
 

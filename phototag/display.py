@@ -35,7 +35,8 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        if self.task is not None:
+            self.bar.stop()
 
     def note(self, text: str) -> None:
         self.console.print(text, highlight=False)
@@ -74,11 +75,16 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     rows += [(f"sidecars {status}", n) for status, n in sorted(summary.sidecars.items())]
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
+    if summary.confirmed:
+        rows.append(("interrupted rewrites found complete", summary.confirmed))
+    if summary.temp_files_removed:
+        rows.append(("temporary files of killed writes removed", summary.temp_files_removed))
     rows.append(("time", f"{t.total:.1f} s"))
     if summary.scanned or summary.failed:
         rows.append(("  start-up / walk", f"{t.startup:.1f} / {t.walk:.1f} s"))
         rows.append(("  decode / detect / chain / write",
                      f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"))
+        rows.append(("  waiting for decode or chain", f"{t.waiting:.1f} s"))
     if summary.engine:
         rows += [("detector", summary.detector), ("models run on", f"{summary.engine} on {summary.device}")]
     rows.append(("models", summary.model_version))
@@ -91,6 +97,8 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
               for path, status, reason in summary.exif_problems]
+    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
+              for path in summary.changed]
     if summary.interrupted:
         lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
                      "the next scan resumes with the rest")

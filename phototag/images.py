@@ -7,6 +7,8 @@ converted back by dividing by it.
 Where the orientation comes from:
 
 - JPEG, PNG, WebP, TIFF: the EXIF orientation.
+- AVIF (Pillow 11.3 and later): Pillow turns the container's transforms into the EXIF orientation,
+  which is then applied as for JPEG.
 - HEIC/HEIF: the container's own transforms (``irot``/``imir``), which libheif applies while
   decoding. Phones also write the EXIF orientation, but the HEIF standard makes it informative
   only; pillow-heif resets it to 1 on reading, so it is never applied a second time. The recorded
@@ -22,17 +24,20 @@ file claiming 65000 x 65000 pixels is refused without allocating them.
 from __future__ import annotations
 
 import io
+import os
+import warnings
 from datetime import datetime
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, features
 
 from .records import PhotoInfo
 
 BASE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+AVIF_EXTENSIONS = frozenset({".avif"})
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
-DEFAULT_DECODE_SIZE = 1600  # long side below which a JPEG is not reduced any further
+DEFAULT_DECODE_SIZE = 1200  # long side below which a JPEG is not reduced any further (the detection size)
 DEFAULT_MAX_PIXELS = 200_000_000  # larger images are refused (decompression bombs)
 
 # phototag checks every image against its own limit (``max_pixels``) before decoding, for every
@@ -80,11 +85,15 @@ def _rawpy_available() -> bool:
 
 
 RAW_AVAILABLE = _rawpy_available()
+AVIF_AVAILABLE = bool(features.check("avif"))
 
 
 def missing_package(extension: str) -> str | None:
-    """The package a photo format needs that is not installed (``pillow-heif``, ``rawpy``), or None."""
+    """The package a photo format needs that is not installed (``pillow-heif``, ``rawpy``, a Pillow
+    with AVIF), or None."""
     extension = extension.lower()
+    if extension in AVIF_EXTENSIONS and not AVIF_AVAILABLE:
+        return "'pillow>=11.3'"
     if extension in HEIF_EXTENSIONS and not HEIF_AVAILABLE:
         return "pillow-heif"
     if extension in RAW_EXTENSIONS and not RAW_AVAILABLE:
@@ -95,6 +104,7 @@ def missing_package(extension: str) -> str | None:
 def supported_extensions() -> frozenset[str]:
     """Lower-case file extensions (with the dot) that are decoded with the installed packages."""
     return (BASE_EXTENSIONS | (HEIF_EXTENSIONS if HEIF_AVAILABLE else frozenset())
+            | (AVIF_EXTENSIONS if AVIF_AVAILABLE else frozenset())
             | (RAW_EXTENSIONS if RAW_AVAILABLE else frozenset()))
 
 
@@ -117,6 +127,14 @@ def decode(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *, max_pi
     if raw:
         return decode_raw(data, decode_size, max_pixels=max_pixels)
     return _decode_pillow(data, decode_size, max_pixels)
+
+
+def decode_file(path: str | os.PathLike | bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, PhotoInfo]:
+    """``decode`` of a file's content, RAW or not as its extension says."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode(data, decode_size, max_pixels=max_pixels, raw=is_raw(os.fsencode(path)))
 
 
 def _decode_pillow(data: bytes, decode_size: int | None, max_pixels: int,
@@ -182,8 +200,6 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
         sizes = raw.sizes
         _check_size(sizes.raw_width, sizes.raw_height, max_pixels)
         width, height = sizes.width, sizes.height
-        taken = raw.other.timestamp
-        taken_at = taken.isoformat() if taken.year > 1970 else None
         preview = _preview(raw)
         if preview is not None and max(preview[1]) >= min(decode_size or max(width, height), max(width, height)):
             jpeg, (preview_width, _) = preview
@@ -191,7 +207,7 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
             pixels, shown = _decode_pillow(jpeg, decode_size, max_pixels,
                                            orientation=_FLIP_TO_ORIENTATION.get(sizes.flip) if sizes.flip else None)
             orientation, scale, source = shown.orientation, shown.scale * preview_width / width, "preview"
-            taken_at = shown.taken_at or taken_at
+            taken_at = shown.taken_at or _tiff_taken_at(data)
         else:
             try:  # LibRaw applies the flip itself
                 pixels = np.ascontiguousarray(raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8))
@@ -199,6 +215,8 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
                 raise DecodeError(f"cannot demosaic the RAW ({_reason(e)})") from e
             orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
             scale, source = max(pixels.shape[:2]) / max(width, height), "raw at half size"
+            taken = raw.other.timestamp  # LibRaw's date (it unpacks the raw, so only read here)
+            taken_at = _tiff_taken_at(data) or (taken.isoformat() if taken.year > 1970 else None)
     transposed = orientation in (5, 6, 7, 8)
     info = PhotoInfo(
         width=height if transposed else width,
@@ -228,6 +246,20 @@ def _preview(raw) -> tuple[bytes, tuple[int, int]] | None:
         with Image.open(io.BytesIO(thumb.data)) as im:
             return thumb.data, im.size
     except Exception:  # a damaged preview: demosaic the raw instead
+        return None
+
+
+def _tiff_taken_at(data: bytes) -> str | None:
+    """The EXIF date of a TIFF-based RAW (DNG, NEF, CR2, ARW, ...) read by Pillow from its header, or None."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):  # CR3, RAF, ORF, RW2 have headers of their own
+        return None
+    exif = Image.Exif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exif.load(data)
+            return _taken_at(exif)
+    except Exception:  # an IFD Pillow cannot parse
         return None
 
 
@@ -263,7 +295,7 @@ def _draft(im: Image.Image, decode_size: int | None) -> float:
 def _taken_at(exif: Image.Exif) -> str | None:
     """EXIF DateTimeOriginal (with OffsetTimeOriginal when present) as ISO 8601, or None."""
     sub = exif.get_ifd(ExifTags.IFD.Exif)
-    raw = sub.get(ExifTags.Base.DateTimeOriginal)
+    raw = sub.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTimeOriginal)  # IFD0: some DNGs
     if not isinstance(raw, str):
         return None
     try:

@@ -8,7 +8,12 @@ Tables
 ``photos``: one row per file seen. ``path`` is the absolute path for display and filtering
 (bytes that are not valid UTF-8 are shown as ``\\xNN``); ``path_key`` is the exact file-system
 name (``os.fsencode``) and is the real key. ``status`` is ``done`` or ``failed`` (``error``
-says why); ``missing`` is 1 when the file was gone at the last scan.
+says why); ``missing`` is 1 when the file was gone at the last scan. ``size``, ``mtime_ns`` and
+``sha256`` describe the file the row's faces belong to. ``unconfirmed`` is 1 while phototag's own
+rewrite of the file is under way: the row (faces and the new file's size, mtime, hash) is recorded
+before the new file is renamed in, and confirmed after; the next scan confirms it when the file's
+hash is the expected one, else the rename never happened (or the user changed the file) and the
+photo is scanned again.
 
 ``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
 orientation applied, full resolution), named by ``frame``.
@@ -31,6 +36,7 @@ from pathlib import Path
 import sqlite_utils
 
 from . import faults
+from .atomic import Written
 from .records import FRAME, Face, PhotoInfo
 
 ENV_DB = "PHOTOTAG_DB"
@@ -56,6 +62,7 @@ PHOTO_COLUMNS = {
     "model_version": str,
     "exif_status": str,
     "missing": int,
+    "unconfirmed": int,
     "scanned_at": str,
 }
 
@@ -169,12 +176,14 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
 def _create_tables(db: sqlite_utils.Database) -> None:
     if "photos" not in db.table_names():
         db["photos"].create(PHOTO_COLUMNS, pk="id", not_null={"path", "path_key", "status"},
-                            defaults={"missing": 0, "face_count": 0})
+                            defaults={"missing": 0, "face_count": 0, "unconfirmed": 0})
         db["photos"].create_index(["path_key"], unique=True)
         db["photos"].create_index(["path"])
         db["photos"].create_index(["taken_at"])
         db["photos"].create_index(["face_count"])
         db["photos"].create_index(["status", "missing", "face_count"])  # covers the stats counts
+    elif "unconfirmed" not in db["photos"].columns_dict:  # an index from before the write protocol
+        db["photos"].add_column("unconfirmed", int, not_null_default=0)
     if "faces" not in db.table_names():
         db["faces"].create(FACE_COLUMNS, pk="id", foreign_keys=[("photo_id", "photos", "id")])
         db["faces"].create_index(["photo_id"])
@@ -199,14 +208,16 @@ def get_photo(db: sqlite_utils.Database, path) -> dict | None:
     return rows[0] if rows else None
 
 
-def _photo_row(path, stat: os.stat_result, sha256: str | None) -> dict:
+def _photo_row(path, stat: os.stat_result | Written, sha256: str | None) -> dict:
+    size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
     return {
         "path": display_path(os.path.abspath(os.fsencode(path))),
         "path_key": path_key(path),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+        "size": size,
+        "mtime_ns": mtime_ns,
         "sha256": sha256,
         "missing": 0,
+        "unconfirmed": 0,
         "scanned_at": now_iso(),
     }
 
@@ -214,14 +225,19 @@ def _photo_row(path, stat: os.stat_result, sha256: str | None) -> dict:
 def record_photo(
     db: sqlite_utils.Database,
     path,
-    stat: os.stat_result,
+    stat: os.stat_result | Written,
     sha256: str | None,
     info: PhotoInfo,
     faces: Iterable[Face],
     model_version: str,
     exif_status: str = "",
+    unconfirmed: bool = False,
 ) -> int:
-    """Store a successfully scanned photo and its faces in one transaction; return its id."""
+    """Store a successfully scanned photo and its faces in one transaction; return its id.
+
+    ``stat`` and ``sha256`` describe the file; ``unconfirmed``: it is the file phototag is about to
+    rename in (see ``confirm``).
+    """
     faces = list(faces)
     row = _photo_row(path, stat, sha256) | {
         "width": info.width,
@@ -236,6 +252,7 @@ def record_photo(
         "face_count": len(faces),
         "model_version": model_version,
         "exif_status": exif_status,
+        "unconfirmed": int(unconfirmed),
     }
     with db.atomic():
         photo_id = _upsert(db, row)
@@ -278,12 +295,19 @@ def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None,
 
 def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str | None,
                       exif_status: str) -> None:
-    """Record a photo's new size/mtime/hash after phototag itself rewrote it, so the next scan skips it."""
+    """Record that ``path`` (with this size/mtime/hash) is the file its row describes, confirmed."""
     with db.atomic():
         db.execute(
-            "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ? where path_key = ?",
+            "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ?, unconfirmed = 0"
+            " where path_key = ?",
             [stat.st_size, stat.st_mtime_ns, sha256, exif_status, path_key(path)],
         )
+
+
+def confirm(db: sqlite_utils.Database, path) -> None:
+    """The file recorded as ``unconfirmed`` is in place."""
+    with db.atomic():
+        db.execute("update photos set unconfirmed = 0 where path_key = ?", [path_key(path)])
 
 
 def _upsert(db: sqlite_utils.Database, row: dict) -> int:

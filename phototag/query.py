@@ -34,7 +34,7 @@ import sqlite_utils
 from rich.table import Table
 from rich.text import Text
 
-from .index import faces_of, get_photo
+from .index import faces_of, get_photo, path_key, siblings_of
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
@@ -278,10 +278,15 @@ def build_faces_query(q: Query, photo_ids: list[int]) -> tuple[str, list]:
 
 
 def photo_detail(db: sqlite_utils.Database, path) -> dict | None:
-    """The photos row of ``path`` with all its ``faces``, or None if it is not in the index."""
+    """The photos row of ``path`` with all its ``faces`` and RAW ``siblings``, or None if it is not in
+    the index. The RAW of a RAW+JPEG pair gives the JPEG's row."""
     photo = get_photo(db, path)
+    if photo is None:
+        row = db.execute("SELECT photo_id FROM siblings WHERE path_key = ?", [path_key(path)]).fetchone()
+        photo = next(iter(db.query("SELECT * FROM photos WHERE id = ?", [row[0]])), None) if row else None
     if photo is not None:
         photo["faces"] = faces_of(db, photo["id"])
+        photo["siblings"] = siblings_of(db, photo["id"])
     return photo
 
 
@@ -359,6 +364,7 @@ def detail_record(photo: dict) -> dict:
             "model_version", "scanned_at")
     return {k: photo[k] for k in keys} | {
         "missing": bool(photo["missing"]),
+        "siblings": photo.get("siblings", []),
         "faces": [face_record(f) | {"landmarks": f["landmarks"]} for f in photo["faces"]],
     }
 
@@ -371,6 +377,7 @@ def detail_summary(photo: dict) -> str:
     else:
         taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
         lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
+    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ class Detection:
 class Face(Detection):
     """A detected face with the chain's predictions."""
 
-    rotation: float = 0.0  # degrees, positive = counter-clockwise as displayed
+    rotation: float = 0.0  # degrees in (-180, 180], positive = counter-clockwise as displayed
     gender: str = ""  # "f" or "m"
     p_female: float = 0.0  # probability that the face is female
     age: float = 0.0  # years

@@ -85,6 +85,7 @@ class LiteRunner:
         self.input_size = int(details["shape_signature"][1])
         outputs = list(self.runner.get_output_details())
         self.single_output = outputs == ["output_0"]
+        self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # applies the delegate now
 
     def __call__(self, batch: np.ndarray):
         out = self.runner(**{self.input_name: np.ascontiguousarray(batch, np.float32)})

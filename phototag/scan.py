@@ -1,8 +1,10 @@
 """``phototag scan``: walk -> decode -> detect -> face chain -> EXIF -> index, with progress and a summary.
 
-Each photo is written to the index in its own transaction, after its EXIF was written, with the
-file's state after that write; a scan stopped at any moment leaves a consistent index and the next
-one carries on with the photos not yet recorded. Faces from many photos are batched into one call
+Each photo is written to the index in its own transaction. When its file is rewritten, the row
+(faces and the new file's size, mtime and hash) is recorded as unconfirmed just before the rename
+and confirmed after it (see :mod:`phototag.index`), so a scan stopped at any moment, even by
+kill -9, leaves file and index reconcilable, and the next one carries on with the photos not yet
+recorded. Faces from many photos are batched into one call
 of the face chain. Reading and decoding the next photos runs in a thread beside detection and the
 chain (Pillow's decoders release the GIL).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import signal
 import sqlite3
@@ -22,19 +25,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from . import detectors, index, tags
+from . import atomic, detectors, index, tags
+from .atomic import Written
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .sidecar import NAMES, sidecar_path
-from .walk import RAW_SIBLING, TOO_LARGE, Skipped, file_sha256, is_unchanged, load_index_state, skipped_counts, walk
+from .walk import RAW_SIBLING, TOO_LARGE, Skipped, is_unchanged, load_index_state, skipped_counts, walk
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
@@ -56,6 +60,7 @@ class ScanOptions:
     min_confidence: float | None = None  # None: the detector's default
     decode_size: int = DEFAULT_DECODE_SIZE
     detect_size: int | None = None  # None: the detector's default
+    any_angle: bool = False  # also detect on the photo turned by quarter turns
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     raw_pairs: str = "jpeg"  # RAW+JPEG pairs: "jpeg" scans the JPEG and records the RAW as its sibling; "both"
     batch_size: int = 64
@@ -76,13 +81,14 @@ class ScanOptions:
 
         return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
                             min_confidence=self.min_confidence, detect_size=self.detect_size,
-                            batch_size=self.batch_size, verbose=self.verbose)
+                            any_angle=self.any_angle, batch_size=self.batch_size, verbose=self.verbose)
 
 
 @dataclass
 class Timings:
-    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) runs in a thread beside the
-    others, so the stages can add up to more than ``total``."""
+    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) and ``chain`` run in threads
+    of their own beside detection and writing, so the stages can add up to more than ``total``;
+    ``waiting`` is the time the main thread (detect, write) waited for them."""
 
     startup: float = 0.0  # loading the detector and the models
     walk: float = 0.0  # finding files and change detection
@@ -90,6 +96,7 @@ class Timings:
     detect: float = 0.0
     chain: float = 0.0
     write: float = 0.0  # EXIF and index writes
+    waiting: float = 0.0
     total: float = 0.0
 
 
@@ -115,6 +122,9 @@ class ScanSummary:
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
+    confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
+    changed: list[str] = field(default_factory=list)  # changed while being scanned, twice: left for the next scan
+    temp_files_removed: int = 0  # temporary files left by killed writes, removed
     timings: Timings = field(default_factory=Timings)
 
     def to_dict(self) -> dict:
@@ -156,8 +166,9 @@ class _Photo:
     """A photo on its way through the scan."""
 
     path: bytes
-    stat: os.stat_result
-    sha256: str = ""
+    stat: os.stat_result | None
+    retried: bool = False  # read again because it changed between reading and writing
+    read: Written | None = None  # the file as read: what the pixels were decoded from
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
@@ -180,6 +191,7 @@ class _Scan:
         self.analyzer = analyzer
         self.summary = ScanSummary()
         self.timings = self.summary.timings
+        self.retry: list[_Photo] = []
 
     def run(self) -> ScanSummary:
         opts = self.options
@@ -206,29 +218,14 @@ class _Scan:
             if todo:
                 self._start_analyzer()
             self.progress.start(len(todo))
-            pending: list[_Photo] = []
-            for photo in _prefetch(self._load, todo, PREFETCH):
-                if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
-                    self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
-                    self.progress.advance(0)
-                    continue
-                if photo.error:
-                    self._record_failure(photo)
-                    self.progress.advance(0)
-                    continue
-                t = time.perf_counter()
-                photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
-                self.timings.detect += time.perf_counter() - t
-                self.progress.advance(len(photo.detections))
-                if not photo.detections:
-                    self._finish(photo, [])
-                    continue
-                pending.append(photo)
-                if (sum(len(p.detections) for p in pending) >= opts.batch_size
-                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
-                    self._flush(pending)
-                    pending = []
-            self._flush(pending)
+            with ThreadPoolExecutor(max_workers=1) as chain_thread:
+                self._scan_photos(todo, chain_thread)
+                if retry := self._raws_of_failed_photos():
+                    seen.update(index.path_key(p.path) for p in retry)
+                    self.summary.found += len(retry)
+                    self._scan_photos(retry, chain_thread)
+                retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
+                self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
             index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
                                             if k.reason == RAW_SIBLING}, folders)
@@ -236,6 +233,62 @@ class _Scan:
             self.summary.pruned = opts.prune
         finally:
             self.timings.total = time.perf_counter() - start
+
+    def _scan_photos(self, todo: list[_Photo], chain_thread: ThreadPoolExecutor) -> None:
+        """Decode (prefetch thread), detect (here), run the chain on batches of faces (chain thread)
+        and finish the photos (here), so that the three overlap and the slowest sets the pace."""
+        opts = self.options
+        pending: list[_Photo] = []  # detected, waiting for a chain batch
+        batches: deque[tuple[list[_Photo], Future]] = deque()  # submitted to the chain thread, in order
+        photos = _prefetch(self._load, todo, PREFETCH)
+        while True:
+            t = time.perf_counter()
+            photo = next(photos, None)
+            self.timings.waiting += time.perf_counter() - t
+            if photo is None:
+                break
+            if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
+                self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+                self.progress.advance(0)
+                continue
+            if photo.error:
+                self._record_failure(photo)
+                self.progress.advance(0)
+                continue
+            t = time.perf_counter()
+            photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
+            self.timings.detect += time.perf_counter() - t
+            self.progress.advance(len(photo.detections))
+            if not photo.detections:
+                self._finish(photo, [])
+            else:
+                pending.append(photo)
+                if (sum(len(p.detections) for p in pending) >= opts.batch_size
+                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                    batches.append((pending, chain_thread.submit(self._chain, pending)))
+                    pending = []
+            # finish what the chain has done; wait when a second batch is queued behind the running one
+            while batches and (batches[0][1].done() or len(batches) > 1):
+                self._finish_batch(*batches.popleft())
+        if pending:
+            batches.append((pending, chain_thread.submit(self._chain, pending)))
+        while batches:
+            self._finish_batch(*batches.popleft())
+
+    def _chain(self, photos: list[_Photo]) -> list[list[Face]]:
+        """The chain's faces for a batch of photos (runs in the chain thread)."""
+        t = time.perf_counter()
+        try:
+            return self.analyzer.predict([(p.pixels, p.detections) for p in photos])
+        finally:
+            self.timings.chain += time.perf_counter() - t
+
+    def _finish_batch(self, photos: list[_Photo], results: Future) -> None:
+        t = time.perf_counter()
+        faces_per_photo = results.result()  # re-raises what the chain raised
+        self.timings.waiting += time.perf_counter() - t
+        for photo, faces in zip(photos, faces_per_photo):
+            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
 
     def _start_analyzer(self) -> None:
         t = time.perf_counter()
@@ -259,10 +312,22 @@ class _Scan:
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
-        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
-                         on_skip=self.summary.skipped.append, pair_raw=opts.raw_pairs == "jpeg"):
+        revived: list[bytes] = []  # RAWs whose JPEG could not be scanned: scanned in its place
+
+        def skipped(k: Skipped) -> None:
+            partner = known.get(index.path_key(k.partner)) if k.reason == RAW_SIBLING else None
+            if partner is not None and partner.status == "failed":
+                revived.append(k.path)
+            else:
+                self.summary.skipped.append(k)
+
+        folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
+        found = walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
+                     on_skip=skipped, pair_raw=opts.raw_pairs == "jpeg")
+        for path in itertools.chain(found, revived):  # ``revived`` fills up during the walk
             key = index.path_key(path)
             seen.add(key)
+            folders.add(os.path.dirname(path))
             try:
                 st = os.stat(path)
             except OSError as e:
@@ -276,10 +341,12 @@ class _Scan:
             else:
                 self.summary.unchanged += 1
                 self.summary.outdated += outdated
+                self.summary.confirmed += state.unconfirmed
                 if (state.status == "done" and self._wants_sidecar(state.exif_status or "")
                         and not sidecar_path(os.fsdecode(os.path.realpath(path)), opts.sidecar_name).exists()):
                     self.sidecars_missing.append(path)
         self.summary.found = len(seen)
+        self.summary.temp_files_removed = sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
         self.timings.walk += time.perf_counter() - t
         return todo, seen
 
@@ -288,12 +355,13 @@ class _Scan:
         t = time.perf_counter()
         try:
             with open(photo.path, "rb") as f:
-                photo.stat = os.fstat(f.fileno())
+                st = os.fstat(f.fileno())
                 data = f.read()
         except OSError as e:
             photo.error = f"cannot read: {e.strerror or e}"
             return photo
-        photo.sha256 = hashlib.sha256(data).hexdigest()
+        photo.stat = st
+        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
         try:
             photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
                                               raw=is_raw(photo.path))
@@ -302,16 +370,6 @@ class _Scan:
         self.timings.decode += time.perf_counter() - t
         return photo
 
-    def _flush(self, pending: list[_Photo]) -> None:
-        """Run the face chain on the pending photos' faces at once, then finish each photo."""
-        if not pending:
-            return
-        t = time.perf_counter()
-        results = self.analyzer.predict([(p.pixels, p.detections) for p in pending])
-        self.timings.chain += time.perf_counter() - t
-        for photo, faces in zip(pending, results):
-            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
-
     def _finish(self, photo: _Photo, faces: list[Face]) -> None:
         """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
         meanwhile takes effect when both are done."""
@@ -319,21 +377,40 @@ class _Scan:
             self._write_and_record(photo, faces)
 
     def _write_and_record(self, photo: _Photo, faces: list[Face]) -> None:
+        """The write protocol: the EXIF rewrite, whose result (faces and the new file's size, mtime,
+        hash) is recorded as unconfirmed just before the rename; the sidecar; then the row is
+        confirmed, or (nothing rewritten) the photo recorded as it was read. A photo that is no
+        longer the file that was read is not written and goes back to be read again (once)."""
         t = time.perf_counter()
         photo.pixels = None
         opts = self.options
-        status, sha256, st = "", photo.sha256, photo.stat
+        path, shown = photo.path, index.display_path(photo.path)
+
+        def record(file: Written, exif_status: str, unconfirmed: bool = False) -> None:
+            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.version,
+                               exif_status, unconfirmed=unconfirmed)
+
+        status = ""
         if opts.exif:
-            status, reason = _write(tags.write_faces, photo.path, faces, photo.info, self.version,
-                                    keep_mtime=not self.options.touch)
+            status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
+                                    keep_mtime=not opts.touch, read=photo.read,
+                                    before_rename=lambda new: record(new, "written", unconfirmed=True))
+            if status == "changed":
+                self.timings.write += time.perf_counter() - t
+                if photo.retried:
+                    self.summary.changed.append(shown)
+                else:
+                    self.retry.append(photo)
+                return
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
             if status != "written" and status != "unchanged":
-                self.summary.exif_problems.append((index.display_path(photo.path), status, reason))
-            if status == "written":
-                st, sha256 = os.stat(photo.path), file_sha256(photo.path)
+                self.summary.exif_problems.append((shown, status, reason))
         if self._wants_sidecar(status):
-            self._write_sidecar(photo.path, faces, photo.info, self.version)
-        index.record_photo(self.db, photo.path, st, sha256, photo.info, faces, self.version, status)
+            self._write_sidecar(path, faces, photo.info, self.version)
+        if status == "written":
+            index.confirm(self.db, path)
+        else:
+            record(photo.read, status)
         self.timings.write += time.perf_counter() - t
         self.summary.scanned += 1
         self.summary.faces += len(faces)
@@ -358,6 +435,20 @@ class _Scan:
                 if scanned is not None:
                     info, faces, version = scanned
                     self._write_sidecar(path, faces, info, version)
+
+    def _raws_of_failed_photos(self) -> list[_Photo]:
+        """The RAW siblings of the photos that failed in this run, taken out of the skipped files to
+        be scanned in their place."""
+        failed = {path for path, _ in self.summary.failed}
+        retry = [k for k in self.summary.skipped if k.reason == RAW_SIBLING and index.display_path(k.partner) in failed]
+        self.summary.skipped = [k for k in self.summary.skipped if k not in retry]
+        photos = []
+        for k in retry:
+            try:
+                photos.append(_Photo(k.path, os.stat(k.path)))
+            except OSError as e:
+                self._record_failure(_Photo(k.path, None, error=f"cannot stat: {e.strerror or e}"))
+        return photos
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)

@@ -9,8 +9,10 @@ kept. Files that are read-only, hard-linked or changed meanwhile are left alone 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 
 @dataclass
 class WriteResult:
-    """What a write did: ``written``, ``unchanged``, ``unsupported`` or ``failed`` (``reason`` says why).
+    """What a write did: ``written``, ``unchanged``, ``changed`` (the file is not the one read),
+    ``unsupported`` or ``failed`` (``reason`` says why).
 
     ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``.
     """
@@ -75,40 +78,29 @@ class CleanResult:
 
 
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
-                keep_mtime: bool = True) -> WriteResult:
+                keep_mtime: bool = True, read: Written | None = None,
+                before_rename: Callable[[Written], None] | None = None) -> WriteResult:
     """Put the faces' keywords, record and regions into the photo's EXIF and XMP (one atomic write);
-    never raises for a bad or odd file."""
+    never raises for a bad or odd file.
+
+    ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
+    inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
+    the new file will be just before it replaces the old one.
+    """
     path = Path(os.fsdecode(path))
     try:
         with Photo.open(path) as photo:
+            if read is not None and not _is_file(photo, read):
+                return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
-            exif = ExifBlock.parse(photo.tiff or EMPTY_TIFF)
-            code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
-            current = policy.decode_keywords(exif.get(XP_KEYWORDS))
-            user_keywords = policy.without(current, policy.own_keywords(previous))
-            keywords, added = policy.merge_keywords(current, policy.own_keywords(previous),
-                                                    policy.photo_keywords(faces))
-            record = policy.exif_record(faces, info, model_version, added)
-            for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None)):
-                if now or (previous or {}).get(flag):
-                    record[flag] = True  # phototag added the VP8X header / the EXIF block: clean removes it
-            new_keywords = policy.encode_keywords(keywords)
-            new_comment = policy.join_comment(code, record, user, encoding)
+            tiff, user_keywords = _tagged_exif(photo, faces, info, model_version)
             packet = Packet(photo.xmp)
             _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
             xmp = packet.to_bytes()
-            exif_same = (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment)
-            if exif_same and xmp == photo.xmp:
+            if (tiff, xmp) == (photo.tiff, photo.xmp):
                 return WriteResult("unchanged")
-            ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)}
-            exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}
-            if photo.tiff is None:
-                required = required_tags(exif.order, (info.stored_width, info.stored_height), photo.density)
-                ifd0_changes.update(required[0])
-                exif_changes.update(required[1])
-            tiff = photo.tiff if exif_same else exif.patch(ifd0_changes, exif_changes)
             written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime)
+                              keep_times=keep_mtime, before_rename=before_rename)
         return WriteResult("written", file=written)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
@@ -116,16 +108,28 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
         return WriteResult("failed", _reason(error))
 
 
+def _is_file(photo: Photo, read: Written) -> bool:
+    st = photo.stat
+    return ((st.st_size, st.st_mtime_ns, st.st_ino) == (read.size, read.mtime_ns, read.inode)
+            and hashlib.sha256(photo.data).hexdigest() == read.sha256)
+
+
 def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                   name: str = NAMES[0]) -> WriteResult:
     """Write or update the photo's XMP sidecar (``name``: its naming convention) with the keywords,
     keyword paths and MWG face regions; works for every format."""
     path = Path(os.fsdecode(path))
-    target = sidecar_path(Path(os.path.realpath(path)), name)
+    real = Path(os.path.realpath(path))
+    target = sidecar_path(real, name)
     try:
         existing = target.read_bytes() if target.exists() else None
         packet = Packet(existing)
+        owner = packet.property("Photo")
+        if owner not in (None, real.name):  # photo.jpg and photo.png share photo.xmp
+            raise Refused(f"{target.name} holds phototag's tags of {owner} "
+                          "(--sidecar-name photo.jpg.xmp avoids that)")
         _fill(packet, faces, info, model_version, elsewhere=[])
+        packet.set_properties({"Photo": real.name})
         data = packet.to_bytes()
         if data == existing:
             return WriteResult("unchanged")
@@ -168,6 +172,33 @@ def clean(path, *, dry_run: bool = False, keep_mtime: bool = True) -> CleanResul
     return result
 
 
+def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version: str) -> tuple[bytes, list[str]]:
+    """(the photo's EXIF block with phototag's keywords and record, the same bytes when they are there
+    already; the user's own XPKeywords)."""
+    exif = ExifBlock.parse(photo.tiff) if photo.tiff else _created_block(photo, info)
+    code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
+    current = policy.decode_keywords(exif.get(XP_KEYWORDS))
+    own = policy.own_keywords(previous)
+    keywords, added = policy.merge_keywords(current, own, policy.photo_keywords(faces))
+    record = policy.exif_record(faces, info, model_version, added)
+    for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None)):
+        if now or (previous or {}).get(flag):
+            record[flag] = True  # phototag added the VP8X header / the EXIF block: clean removes it
+    new_keywords = policy.encode_keywords(keywords)
+    new_comment = policy.join_comment(code, record, user, encoding)
+    if (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment):
+        return photo.tiff, policy.without(current, own)
+    return exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
+                      {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}), policy.without(current, own)
+
+
+def _created_block(photo: Photo, info: PhotoInfo) -> ExifBlock:
+    """A new EXIF block holding the tags the standard requires; phototag's own go in next."""
+    empty = ExifBlock.parse(EMPTY_TIFF)
+    required = required_tags(empty.order, (info.stored_width, info.stored_height), photo.density)
+    return ExifBlock.parse(empty.patch(*required))
+
+
 def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str, elsewhere: list[str]) -> None:
     """Put phototag's keywords, keyword paths, regions and version into an XMP packet, in place of its
     earlier ones; ``elsewhere``: the user's keywords in other fields of the file."""
@@ -188,35 +219,8 @@ def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str
 def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
     try:
         with Photo.open(path) as photo:
-            tiff, record, remaining = photo.tiff, None, []
-            if photo.tiff:
-                exif = ExifBlock.parse(photo.tiff)
-                code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
-            if record is not None:
-                current = policy.decode_keywords(exif.get(XP_KEYWORDS))
-                remaining = policy.without(current, policy.own_keywords(record))
-                result.keywords = policy.without(current, remaining)
-                result.record = True
-                keywords = (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None
-                ifd0_changes = {XP_KEYWORDS: keywords}
-                exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
-                if record.get("exif_created"):
-                    ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
-                    exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
-                tiff = exif.patch(ifd0_changes, exif_changes)
-                if ExifBlock.parse(tiff).is_empty():
-                    tiff = None
-            xmp = photo.xmp
-            if xmp is not None:
-                packet = Packet(xmp)
-                keywords, regions = packet.remove_own()
-                cleaned = packet.to_bytes()
-                if cleaned != Packet(xmp).to_bytes():
-                    result.xmp = True
-                    ours = [k for k in keywords if k not in remaining]  # not the user's, carried over
-                    result.keywords = list(dict.fromkeys(result.keywords + ours))
-                    result.regions += regions
-                    xmp = None if packet.is_empty() else cleaned
+            tiff, record, remaining = _cleaned_exif(photo, result)
+            xmp = _cleaned_xmp(photo, result, remaining)
             if dry_run or not (result.record or result.xmp):
                 return
             check_writable(path)
@@ -224,6 +228,44 @@ def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: boo
             replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime)
     except Unsupported:
         return
+
+
+def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict | None, list[str]]:
+    """(the EXIF block without phototag's keywords and record (None: nothing left), the record, the
+    user's XPKeywords)."""
+    if not photo.tiff:
+        return photo.tiff, None, []
+    exif = ExifBlock.parse(photo.tiff)
+    code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
+    if record is None:
+        return photo.tiff, None, []
+    current = policy.decode_keywords(exif.get(XP_KEYWORDS))
+    remaining = policy.without(current, policy.own_keywords(record))
+    result.keywords = policy.without(current, remaining)
+    result.record = True
+    ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None}
+    exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
+    if record.get("exif_created"):
+        ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
+        exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
+    tiff = exif.patch(ifd0_changes, exif_changes)
+    return (None if ExifBlock.parse(tiff).is_empty() else tiff), record, remaining
+
+
+def _cleaned_xmp(photo: Photo, result: CleanResult, user_keywords: list[str]) -> bytes | None:
+    """The XMP packet without phototag's parts (None: nothing left)."""
+    if photo.xmp is None:
+        return None
+    packet = Packet(photo.xmp)
+    keywords, regions = packet.remove_own()
+    cleaned = packet.to_bytes()
+    if cleaned == Packet(photo.xmp).to_bytes():
+        return photo.xmp
+    result.xmp = True
+    ours = [k for k in keywords if k not in user_keywords]  # not the user's, carried over
+    result.keywords = list(dict.fromkeys(result.keywords + ours))
+    result.regions += regions
+    return None if packet.is_empty() else cleaned
 
 
 def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:

@@ -37,7 +37,7 @@ VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv", ".3gp", ".
                               ".mpg", ".mpeg"})
 SIDECAR_EXTENSIONS = frozenset({".xmp", ".aae", ".thm"})
 ANIMATION_EXTENSIONS = frozenset({".gif", ".apng"})
-OTHER_IMAGE_EXTENSIONS = frozenset({".bmp", ".avif", ".jxl", ".psd", ".svg", ".ico", ".jp2", ".exr", ".crw",
+OTHER_IMAGE_EXTENSIONS = frozenset({".bmp", ".jxl", ".psd", ".svg", ".ico", ".jp2", ".exr", ".crw",
                                     ".x3f", ".3fr", ".iiq", ".mrw", ".erf"})
 
 
@@ -139,7 +139,7 @@ def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: 
                                  else NOT_A_FILE))
                 elif not _has_extension(entry.name, wanted):
                     skip(_not_a_photo(entry.path, photos))
-                elif pair_raw and is_raw(entry.name) and (partner := photos.get(os.path.splitext(entry.name)[0].lower())):
+                elif pair_raw and is_raw(entry.name) and (partner := photos.get(_stem(entry.name))):
                     skip(Skipped(entry.path, RAW_SIBLING, partner=partner))
                 else:
                     yield entry.path
@@ -168,6 +168,10 @@ def _not_a_photo(path: bytes, photos: dict[bytes, bytes]) -> Skipped:
     return Skipped(path, NOT_A_PHOTO)
 
 
+def _stem(name: bytes) -> bytes:
+    return os.path.splitext(name)[0].lower()
+
+
 def _has_extension(name: bytes, wanted: set[bytes]) -> bool:
     return os.path.splitext(name)[1].lower() in wanted
 
@@ -192,23 +196,27 @@ class IndexedState:
     model_version: str | None
     exif_status: str | None
     missing: bool
+    unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
 
 
 def load_index_state(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
     """The remembered state of every file in the index, by path key."""
     rows = db.execute(
-        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing from photos"
+        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
+        " from photos"
     ).fetchall()
-    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
 
 
 def is_unchanged(db: sqlite_utils.Database, path: bytes, st: os.stat_result, known: IndexedState | None) -> bool:
     """Whether ``path`` is the file the index describes: same size and mtime, or, when only the
     mtime differs, the same content hash (then the new mtime is stored so the next check is cheap).
-    A file the index marks missing counts as changed, so that it is scanned again."""
-    if known is None or known.missing or known.size != st.st_size:
+    A file the index marks missing counts as changed, so that it is scanned again. A row whose
+    rewrite was not confirmed is decided by the hash alone: the expected one means the rewrite took
+    place (it is confirmed now), any other that it did not, or that the file was changed since."""
+    if known is None or known.missing or known.size != st.st_size and not known.unconfirmed:
         return False
-    if known.mtime_ns == st.st_mtime_ns:
+    if known.mtime_ns == st.st_mtime_ns and not known.unconfirmed:
         return True
     if known.sha256 is None or file_sha256(path) != known.sha256:
         return False

@@ -51,7 +51,6 @@ REGIONS, REGION_LIST, APPLIED_TO = (_q(n) for n in (
     "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions"))
 SUBJECT, HIERARCHY, TAGS_LIST = "dc:subject", "lr:hierarchicalSubject", "digiKam:TagsList"
 OWN_MARKERS = {SUBJECT: "phototag:Keywords", HIERARCHY: "phototag:Hierarchy", TAGS_LIST: "phototag:TagsList"}
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False, huge_tree=False)
 
 
 @dataclass
@@ -76,7 +75,8 @@ class Packet:
     def __init__(self, data: bytes | None = None):
         if data and data.strip(b"\0 \t\r\n"):
             try:
-                self.root = etree.fromstring(data.rstrip(b"\0"), _PARSER)
+                parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+                self.root = etree.fromstring(data.rstrip(b"\0"), parser)
             except etree.XMLSyntaxError as error:
                 raise NotXmp(f"not valid XML: {error}") from error
             self.rdf = self.root if self.root.tag == RDF else self.root.find(f".//{RDF}")
@@ -146,6 +146,11 @@ class Packet:
         return removed
 
     # -- phototag's own properties --------------------------------------------------------------
+
+    def property(self, name: str) -> str | None:
+        """A simple property in the phototag namespace, or None."""
+        element = self._property(_q(f"phototag:{name}"))
+        return None if element is None else element.text
 
     def set_properties(self, values: dict[str, str]) -> None:
         """Set simple properties in the phototag namespace."""

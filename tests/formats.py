@@ -41,7 +41,7 @@ def set_exif_orientation(data: bytes, orientation: int) -> bytes:
     return data[:at] + struct.pack(">H", orientation) + data[at + 2:]
 
 
-def dng_bytes(image: Image.Image, orientation: int = 1, bits: int = 12) -> bytes:
+def dng_bytes(image: Image.Image, orientation: int = 1, bits: int = 12, taken: str | None = None) -> bytes:
     """A DNG written by pidng: the picture sampled through an RGGB colour filter, linear light."""
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
@@ -66,6 +66,8 @@ def dng_bytes(image: Image.Image, orientation: int = 1, bits: int = 12) -> bytes
         (Tag.DNGBackwardVersion, DNGVersion.V1_2),
     ]:
         tags.set(tag, value)
+    if taken:
+        tags.set(Tag.DateTimeOriginal, taken)
     writer = RAW2DNG()
     writer.options(tags, path="", compress=False)
     return bytes(writer.convert(cfa, filename=""))

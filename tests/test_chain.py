@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phototag.chain import EYE_HEIGHT, EYE_MOUTH_SHARE, FaceChain, crop, derotate, face_square
+from phototag.chain import EYE_HEIGHT, EYE_MOUTH_SHARE, FaceChain, crop, derotate, face_square, quarter_turns
 from phototag.models import load_models
 from phototag.records import Detection
 
@@ -37,6 +37,11 @@ def test_face_square_is_rotation_aware():
     dx, dy = upright[0] - 200, upright[1] - 200
     expected = (200 + np.cos(t) * dx + np.sin(t) * dy, 200 - np.sin(t) * dx + np.cos(t) * dy)
     assert rotated[:2] == pytest.approx(expected, abs=1e-6)
+
+
+def test_quarter_turns_from_the_landmarks():
+    assert [quarter_turns(detection(angle=a)) for a in (0, 30, -40, 80, 180, -170, -90)] == [0, 0, 0, 1, 2, 2, 3]
+    assert quarter_turns(Detection(box=(0, 0, 10, 10), landmarks={}, confidence=1.0)) == 0
 
 
 def test_face_square_without_landmarks_uses_the_box():

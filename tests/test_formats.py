@@ -51,7 +51,7 @@ def library(tmp_path_factory):
 def scanned(library, tiny_model_dir, tmp_path_factory):
     root, _ = library
     db_path = tmp_path_factory.mktemp("index") / "index.db"
-    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir, sidecar=True))
+    summary = scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, model_dir=tiny_model_dir))
     return summary, index.open_index(db_path, create=False)
 
 
@@ -75,7 +75,7 @@ def test_sideways_heic_and_raw_come_out_upright_with_their_faces(library, scanne
 def test_heic_and_raw_are_never_rewritten_and_get_readable_sidecars(library, scanned):
     _, pasted = library
     summary, _ = scanned
-    assert summary.exif == {"unsupported": 3}
+    assert summary.exif == {"unsupported": 3} and summary.sidecars == {"written": 3}  # the default for them
     if shutil.which("exiftool") is None:
         pytest.skip("exiftool is not installed")
     for path in pasted:
@@ -145,6 +145,14 @@ def test_every_file_not_scanned_is_counted_by_reason_and_extension(mixed, tiny_m
     jpeg = index.get_photo(db, mixed / "IMG_0100.JPG")
     assert index.siblings_of(db, jpeg["id"]) == [str(mixed / "IMG_0100.CR2")]
 
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    for name in ("IMG_0100.JPG", "IMG_0100.CR2"):  # show finds the photo by either file of the pair
+        shown = json.loads(CliRunner().invoke(app, ["show", str(mixed / name), "--db", str(db_path), "--json"]).stdout)
+        assert shown["path"] == str(mixed / "IMG_0100.JPG") and shown["siblings"] == [str(mixed / "IMG_0100.CR2")]
+
     text = scan_cli(mixed, "--db", db_path, "--models", tiny_model_dir, "--no-exif", json_out=False)
     assert "not scanned: video" in text and ".mp4 ×1" in text and "not scanned: Live Photo video" in text
     assert "65000 x 65000 pixels" in text and ".jpg ×1, .png ×1" in text
@@ -170,3 +178,36 @@ def test_the_pixel_limit_is_a_scan_option(mixed, tiny_model_dir, tmp_path):
                        "--no-exif", "--max-megapixels", "0.4")
     assert summary["scanned"] == 0 and summary["skipped_counts"] == {"too large": {".jpg": 1}}
     assert "800 x 600 pixels" in summary["skipped"][0]["detail"]
+
+
+def test_the_one_call_api_reads_raw_and_heic_too(library, tiny_model_dir):
+    from phototag.analyzer import FaceAnalyzer
+
+    _, pasted = library
+    analyzer = FaceAnalyzer(models=tiny_model_dir)
+    for path, face in pasted.items():
+        faces = analyzer.analyze_file(os.fsdecode(path))
+        assert len(faces) == 1, path
+        centre = (faces[0].box[0] + faces[0].box[2] / 2, faces[0].box[1] + faces[0].box[3] / 2)
+        assert math.dist(centre, face.center) < 0.25 * face.size, (path, centre, face.center)
+
+
+def test_the_raw_of_a_broken_jpeg_is_scanned_in_its_place(tiny_model_dir, tmp_path):
+    root = tmp_path / "pair"
+    canvas = scene(800, 600, random.Random(14))
+    paste_face(canvas, face_files()[60], (400, 300), 220)
+    whole = jpeg_bytes(canvas)
+    write(root / "IMG_0300.JPG", whole[:len(whole) // 3])  # the card was pulled while writing it
+    write(root / "IMG_0300.NEF", dng_bytes(canvas))
+    db_path = tmp_path / "index.db"
+    first = scan_cli(root, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert first["scanned"] == 1 and first["faces"] == 1 and len(first["failed"]) == 1
+    assert first["skipped"] == [] and first["found"] == 2
+    db = index.open_index(db_path, create=False)
+    assert index.get_photo(db, root / "IMG_0300.NEF")["status"] == "done"
+    assert index.get_photo(db, root / "IMG_0300.JPG")["status"] == "failed"
+
+    again = scan_cli(root, "--db", db_path, "--models", tiny_model_dir, "--no-exif")  # still in its place
+    assert again["unchanged"] == 2 and again["skipped"] == [] and again["missing"] == 0
+    assert index.get_photo(db, root / "IMG_0300.NEF")["face_count"] == 1
+    assert index.siblings_of(db, index.get_photo(db, root / "IMG_0300.JPG")["id"]) == []

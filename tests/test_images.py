@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phototag.images import (BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode,
+from phototag.images import (AVIF_AVAILABLE, AVIF_EXTENSIONS, BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode,
                              supported_extensions)
 from formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, set_exif_orientation, with_claimed_size,
                      with_preview)
@@ -116,7 +116,8 @@ def test_decompression_bombs_are_refused_before_decoding(data, raw, claimed):
 
 
 def test_supported_extensions():
-    assert BASE_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS == supported_extensions()
+    assert BASE_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS | (AVIF_EXTENSIONS if AVIF_AVAILABLE else set()) \
+        == supported_extensions()
     assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"} <= BASE_EXTENSIONS
     assert {".heic", ".heif"} <= HEIF_EXTENSIONS
     assert {".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"} <= RAW_EXTENSIONS
@@ -152,6 +153,16 @@ def test_heic_is_turned_exactly_once(orientation):
     assert info.format == "HEIF" and info.taken_at == "2022-08-01T10:11:12"
 
 
+@pytest.mark.skipif(not AVIF_AVAILABLE, reason="this Pillow has no AVIF support")
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_avif_is_turned_exactly_once(orientation):
+    out = io.BytesIO()
+    marked(300, 200).save(out, "AVIF", exif=exif_block(orientation))  # Pillow writes irot/imir and the EXIF
+    pixels, info = decode(out.getvalue())
+    assert_shown(pixels, orientation)
+    assert info.orientation == orientation and info.format == "AVIF"
+
+
 def test_heic_follows_its_own_transform_not_the_exif_orientation():
     # HEIF standard: the EXIF orientation is informative; the irot/imir properties are what is shown.
     pixels, _ = decode(set_exif_orientation(heic_bytes(marked(300, 200), 1), 6))
@@ -180,6 +191,14 @@ def test_raw_preview_is_decoded_and_turned_once(raw_orientation, preview_orienta
     pixels, info = decode(with_preview(dng_bytes(marked(300, 200), raw_orientation), preview), raw=True)
     assert_shown(pixels, shown)
     assert info.extra["decoded_from"] == "preview" and info.orientation == shown and info.scale == 1.0
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_raw_date_taken(preview):
+    data = dng_bytes(marked(300, 200), taken="2019:06:07 08:09:10")
+    _, info = decode(with_preview(data, camera_jpeg(marked(300, 200))) if preview else data, raw=True)
+    assert info.taken_at == "2019-06-07T08:09:10"
+    assert info.extra["decoded_from"] == ("preview" if preview else "raw at half size")
 
 
 def test_small_raw_preview_is_not_used():

@@ -83,15 +83,30 @@ def test_export_keeps_the_weights_custom_layers_and_output_names(tmp_path):
 AUTO_ENGINE = """
 import sys
 import numpy as np
+from PIL import Image
 from phototag import FaceAnalyzer
+canvas = np.zeros((300, 400, 3), np.uint8)
+canvas[50:250, 100:300] = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 analyzer = FaceAnalyzer()
-faces = analyzer.analyze(np.zeros((200, 300, 3), np.uint8))
+faces = analyzer.analyze(canvas)
 print(analyzer.chain.models.engine, analyzer.chain.models.device, len(faces), "tensorflow" in sys.modules)
 """
 
 
 @pytest.mark.skipif(NVIDIA_DRIVER.exists(), reason="a machine with an NVIDIA driver may use TensorFlow")
+@pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 def test_on_a_cpu_the_default_analyzer_runs_without_tensorflow():
-    result = subprocess.run([sys.executable, "-c", AUTO_ENGINE], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["litert", "CPU", "0", "False"], result.stdout + result.stderr
-    assert result.stderr == ""  # no start-up noise
+    result = subprocess.run([sys.executable, "-c", AUTO_ENGINE, str(face_files()[0])], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["litert", "CPU", "1", "False"], result.stdout + result.stderr
+    assert result.stderr == ""  # no start-up noise (LiteRT's "Created delegate", OpenCV's warning)
+
+
+def test_export_command_needs_a_model_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from phototag.cli import app
+
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "missing")]).exit_code == 2
+    result = CliRunner().invoke(app, ["export", str(tmp_path)])
+    assert result.exit_code == 1 and "no model manifest" in result.output

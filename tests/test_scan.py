@@ -330,3 +330,40 @@ def test_shipped_models_measure_the_pasted_rotations(rotated_faces):
             errors.append(abs((face["rotation"] - p.angle + 180) % 360 - 180))
     assert len(errors) == len(ROTATED)
     assert sorted(errors)[len(errors) // 2] < ROTATION_MEDIAN_TOLERANCE and max(errors) < ROTATION_MAX_TOLERANCE, errors
+
+
+@pytest.fixture(scope="module")
+def turned_photos(tmp_path_factory):
+    """Photos stored turned by 90 and 180 degrees without an orientation tag, scanned with
+    --any-angle and the shipped models; returns the pasted faces (where and how turned) and the index."""
+    root = tmp_path_factory.mktemp("turned")
+    rng = random.Random(21)
+    pool = face_files()
+    rng.shuffle(pool)
+    pasted = {}
+    for turns in (1, 2):
+        canvas = scene(900, 500, rng)
+        faces = [paste_face(canvas, pool[2 * turns + i], (220 + 460 * i, 250), 220) for i in range(2)]
+        turned = canvas.rotate(90 * turns, expand=True)  # counter-clockwise
+        for face in faces:
+            x, y = face.center
+            face.center = (y, canvas.width - x) if turns == 1 else (canvas.width - x, canvas.height - y)
+            face.angle = 90.0 * turns
+        path = root / f"turned{turns}.jpg"
+        path.write_bytes(jpeg_bytes(turned))
+        pasted[os.fsencode(path)] = faces
+    db_path = root / "index.db"
+    from phototag import FaceAnalyzer
+
+    scan(ScanOptions(paths=[os.fsencode(root)], db_path=db_path, exif=False), analyzer=FaceAnalyzer(any_angle=True))
+    return pasted, index.open_index(db_path, create=False)
+
+
+def test_any_angle_finds_turned_faces_and_their_rotation(turned_photos):
+    pasted_by_path, db = turned_photos
+    for path, pasted in pasted_by_path.items():
+        faces = index.faces_of(db, index.get_photo(db, path)["id"])
+        assert len(faces) == len(pasted), faces
+        for p in pasted:
+            face = next(f for f in faces if matches(f, p))
+            assert abs((face["rotation"] - p.angle + 180) % 360 - 180) < ROTATION_MAX_TOLERANCE, (face, p)

@@ -119,3 +119,16 @@ def test_a_scan_gives_sidecars_to_formats_it_cannot_write_into_and_adds_missing_
     result = tags.clean(png)  # clean takes phototag's part out of both kinds of sidecar
     assert not sidecar_path(png).exists() and not sidecar_path(png, "photo.xmp").exists()
     assert result.sidecar_deleted
+
+
+def test_two_photos_sharing_a_photo_xmp_sidecar_are_told_apart(tmp_path):
+    jpeg, png = tmp_path / "a.jpg", tmp_path / "a.png"
+    face_image().save(jpeg)
+    face_image().save(png)
+    info = PhotoInfo(200, 200, 200, 200)
+    assert tags.write_sidecar(jpeg, FACES, info, "m1", name="photo.xmp").status == "written"
+    before = sidecar_path(jpeg, "photo.xmp").read_bytes()
+    result = tags.write_sidecar(png, FACES[:1], info, "m1", name="photo.xmp")
+    assert result.status == "failed" and "a.jpg" in result.reason
+    assert sidecar_path(png, "photo.xmp").read_bytes() == before
+    assert tags.write_sidecar(jpeg, FACES, info, "m1", name="photo.xmp").status == "unchanged"

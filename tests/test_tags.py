@@ -209,8 +209,9 @@ def test_unicode_comment_kept_exactly(tmp_path):
 # -- idempotence and clean --------------------------------------------------------------------------
 
 
-def test_idempotent_and_replaces_its_own_keywords(tmp_path):
-    photo = make_jpeg(tmp_path / "p.jpg", "camera")
+@pytest.mark.parametrize("kind", ["camera", "plain"])
+def test_idempotent_and_replaces_its_own_keywords(tmp_path, kind):
+    photo = make_jpeg(tmp_path / "p.jpg", kind)
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
     first = photo.read_bytes()
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "unchanged"

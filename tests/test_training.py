@@ -162,6 +162,7 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     assert [s["stage"] for s in info["stages"]] == [1, 2] and info["test_samples_held_out"] > 0
 
     assert (out / "manifest.json").exists()
+    assert (out / "rotation.tflite").exists() and (out / "age.tflite").exists()  # the CPU runtime files
     report = evaluate(out, [str(utk_small)], seed=cfg.seed, rotation_angles=(60.0,))
     assert report["samples"] == info["test_samples_held_out"]
     assert 0 <= report["gender"]["accuracy"] <= 1 and report["age"]["mae"] >= 0

@@ -5,6 +5,7 @@ idempotent rewrites, clean, refusals and interrupted writes."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def digikam_keywords(seen: dict[str, list[str]]) -> list[str]:
     return []
 
 
+def validation(path: Path) -> int:
+    """How many warnings ``exiftool -validate`` reports."""
+    verdict = exiftool("-validate", path)[0]["Validate"]
+    return 0 if verdict == "OK" else int(verdict.split()[0])
+
+
 def leaves(paths: list[str]) -> set[str]:
     return {p.rsplit("/", 1)[-1] for p in paths}
 
@@ -152,8 +159,12 @@ def leaves(paths: list[str]) -> set[str]:
 def test_every_reader_finds_phototags_keywords_and_the_users(tmp_path, kind):
     photo = make(tmp_path / "p.jpg", kind)
     before_mwg, before_exiv2 = mwg(photo), exiv2_read(photo)
+    original = tmp_path / "original.jpg"
+    shutil.copy(photo, original)
 
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+
+    assert validation(photo) <= validation(original)  # exiftool -validate: no new warnings
 
     after_mwg, after_exiv2 = mwg(photo), exiv2_read(photo)
     # Lightroom, Apple Photos, Windows, PhotoPrism: dc:subject (MWG Keywords); Windows also XPKeywords
@@ -282,6 +293,20 @@ def test_webp_xmp_round_trip(tmp_path):
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "unchanged"
     tags.clean(photo)
     assert photo.read_bytes() == before
+
+
+@needs_exiftool
+def test_webp_keeps_another_tools_xmp_and_clean_restores_it(tmp_path):
+    photo = tmp_path / "p.webp"
+    face_image().save(photo, quality=80)
+    exiftool_edit(photo, "-XMP-dc:Subject=beach", "-XMP-xmp:Rating=5")
+    original = all_tags(photo, skip=())[0]
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    seen = exiftool("-XMP-dc:Subject", "-XMP-xmp:Rating", "-HierarchicalSubject", photo)[0]
+    assert seen["Subject"] == ["beach"] + OUR_KEYWORDS and seen["Rating"] == 5
+    assert seen["HierarchicalSubject"] == ["beach"] + OUR_PATHS
+    tags.clean(photo)
+    assert all_tags(photo, skip=())[0] == original
 
 
 # -- sidecars -------------------------------------------------------------------------------------

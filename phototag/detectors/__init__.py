@@ -2,8 +2,8 @@
 
 Every detector returns :class:`~phototag.records.Detection` records (box, five landmarks, score)
 in phototag's convention: landmarks ``left_eye``, ``right_eye``, ``nose``, ``mouth_left``,
-``mouth_right`` where *left* and *right* are the sides of the image (``left_eye`` is the eye on
-the image's left, the person's right eye), coordinates in the pixels of the image passed in.
+``mouth_right`` where *left* and *right* are the sides of the image when the face is upright
+(``left_eye`` is the person's right eye), coordinates in the pixels of the image passed in.
 
 ``yunet`` (default): OpenCV's YuNet (``cv2.FaceDetectorYN``), fast and finds faces tilted up to
 about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package, kept for comparison.
@@ -12,7 +12,6 @@ about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package, kept for
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from ..records import Detection
 
@@ -36,10 +35,12 @@ class Detector:
     default_confidence = 0.8
     default_detect_size = 1200
 
-    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None):
+    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None,
+                 any_angle: bool = False):
         self.min_face = min_face
         self.min_confidence = self.default_confidence if min_confidence is None else min_confidence
         self.detect_size = detect_size or self.default_detect_size
+        self.any_angle = any_angle
 
     def detection_factor(self, shape: tuple[int, ...], scale: float) -> float:
         """How much to shrink an image of ``shape`` (decoded at ``scale``) before detection."""
@@ -52,7 +53,13 @@ class Detector:
         """Faces in an RGB uint8 image decoded at ``scale`` (decoded px per full-resolution px),
         left to right, in the image's own pixel coordinates."""
         factor = self.detection_factor(rgb.shape, scale)
-        found = [_scaled(d, 1 / factor) for d in self._detect(resized(rgb, factor))]
+        small = resized(rgb, factor)
+        found = self._detect(small)
+        if self.any_angle:  # also on the image turned by 90, 180 and 270 degrees, mapped back
+            for turns in (1, 2, 3):
+                found += [_turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
+            found = merge_duplicates(found)
+        found = [_scaled(d, 1 / factor) for d in found]
         kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
         return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
 
@@ -61,25 +68,28 @@ class Detector:
 
 
 def create(name: str = DEFAULT, min_face: int = 0, min_confidence: float | None = None,
-           detect_size: int | None = None, device: str = "CPU:0") -> Detector:
-    """The detector called ``name`` (one of :data:`NAMES`); ``device`` is for MTCNN (TensorFlow)."""
+           detect_size: int | None = None, any_angle: bool = False, device: str = "CPU:0") -> Detector:
+    """The detector called ``name`` (one of :data:`NAMES`); ``any_angle``: also find faces turned
+    by 90, 180 or 270 degrees (four times the detection time); ``device`` is for MTCNN (TensorFlow)."""
     if name == "yunet":
         from .yunet import YuNetDetector
 
-        return YuNetDetector(min_face, min_confidence, detect_size)
+        return YuNetDetector(min_face, min_confidence, detect_size, any_angle)
     if name == "mtcnn":
         from .mtcnn import MTCNNDetector
 
-        return MTCNNDetector(min_face, min_confidence, detect_size, device=device)
+        return MTCNNDetector(min_face, min_confidence, detect_size, any_angle, device=device)
     raise ValueError(f"unknown detector {name!r} (choose from {', '.join(NAMES)})")
 
 
 def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """``rgb`` scaled by ``factor`` (bilinear; unchanged when ``factor`` is 1)."""
+    """``rgb`` shrunk by ``factor`` (OpenCV's area averaging; unchanged when ``factor`` is 1)."""
     if factor >= 1.0:
         return rgb
+    import cv2
+
     size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _scaled(det: Detection, f: float) -> Detection:
@@ -87,6 +97,24 @@ def _scaled(det: Detection, f: float) -> Detection:
     return Detection(box=(x * f, y * f, w * f, h * f),
                      landmarks={k: (px * f, py * f) for k, (px, py) in det.landmarks.items()},
                      confidence=det.confidence)
+
+
+def _turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
+    """A detection made in ``np.rot90(image, turns)`` (turned counter-clockwise) in the pixels of
+    ``image`` of ``shape``."""
+    height, width = shape[:2]
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        for k in range(turns, 0, -1):  # undo one counter-clockwise quarter turn at a time
+            w = width if k % 2 else height  # width of the image after k - 1 turns
+            x, y = w - y, x
+        return float(x), float(y)
+
+    x, y, w, h = det.box
+    corners = [back(x, y), back(x + w, y), back(x, y + h), back(x + w, y + h)]
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    return Detection(box=(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)),
+                     landmarks={k: back(*p) for k, p in det.landmarks.items()}, confidence=det.confidence)
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

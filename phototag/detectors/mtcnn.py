@@ -21,8 +21,8 @@ class MTCNNDetector(Detector):
     default_detect_size = 1200
 
     def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None,
-                 device: str = "CPU:0"):
-        super().__init__(min_face, min_confidence, detect_size)
+                 any_angle: bool = False, device: str = "CPU:0"):
+        super().__init__(min_face, min_confidence, detect_size, any_angle)
         from mtcnn import MTCNN
 
         self._mtcnn = MTCNN(device=device)

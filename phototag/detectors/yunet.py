@@ -41,8 +41,9 @@ class YuNetDetector(Detector):
     default_confidence = 0.6  # see README: recall vs other detections
     default_detect_size = 1200
 
-    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None):
-        super().__init__(min_face, min_confidence, detect_size)
+    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None,
+                 any_angle: bool = False):
+        super().__init__(min_face, min_confidence, detect_size, any_angle)
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # "setPreferableTarget" warning
         self._net = cv2.FaceDetectorYN.create(str(model_path()), "", (320, 320), self.min_confidence, NMS_IOU, TOP_K)
         self._size: tuple[int, int] | None = None
