@@ -16,7 +16,7 @@ import numpy as np
 
 from . import detectors
 from .chain import FaceChain
-from .images import decode
+from .images import decode_file
 from .models import load_models
 from .records import Detection, Face, to_full_resolution
 from .runtime import native_output_hidden
@@ -70,6 +70,6 @@ class FaceAnalyzer:
     def analyze_file(self, path: str | Path) -> list[Face]:
         """The faces of an image file, in full-resolution pixels of the displayed frame (EXIF
         orientation applied)."""
-        pixels, info = decode(Path(path).read_bytes())
+        pixels, info = decode_file(path)
         detections = self.detect(pixels, info.scale)
         return [to_full_resolution(f, info.scale) for f in self.predict([(pixels, detections)])[0]]

@@ -86,7 +86,7 @@ def scan(
     any_angle: bool = typer.Option(False, "--any-angle",
                                    help="Also find faces turned by 90, 180 or 270 degrees (photos whose EXIF "
                                         "orientation is missing or wrong); detection takes four times as long."),
-    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01,
+    max_megapixels: float = typer.Option(200.0, "--max-megapixels", min=0.01, max=1e6,
                                          help="Refuse images claiming more pixels than this (decompression "
                                               "bombs), checked before decoding; listed as too large."),
     raw_pairs: Literal["jpeg", "both"] = typer.Option(

@@ -24,6 +24,7 @@ file claiming 65000 x 65000 pixels is refused without allocating them.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from datetime import datetime
 
@@ -126,6 +127,14 @@ def decode(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *, max_pi
     if raw:
         return decode_raw(data, decode_size, max_pixels=max_pixels)
     return _decode_pillow(data, decode_size, max_pixels)
+
+
+def decode_file(path: str | os.PathLike | bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, PhotoInfo]:
+    """``decode`` of a file's content, RAW or not as its extension says."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode(data, decode_size, max_pixels=max_pixels, raw=is_raw(os.fsencode(path)))
 
 
 def _decode_pillow(data: bytes, decode_size: int | None, max_pixels: int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import signal
 import sqlite3
@@ -219,6 +220,10 @@ class _Scan:
             self.progress.start(len(todo))
             with ThreadPoolExecutor(max_workers=1) as chain_thread:
                 self._scan_photos(todo, chain_thread)
+                if retry := self._raws_of_failed_photos():
+                    seen.update(index.path_key(p.path) for p in retry)
+                    self.summary.found += len(retry)
+                    self._scan_photos(retry, chain_thread)
                 retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
                 self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
@@ -307,9 +312,19 @@ class _Scan:
         def unreadable(path: bytes, error: OSError) -> None:
             self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
 
+        revived: list[bytes] = []  # RAWs whose JPEG could not be scanned: scanned in its place
+
+        def skipped(k: Skipped) -> None:
+            partner = known.get(index.path_key(k.partner)) if k.reason == RAW_SIBLING else None
+            if partner is not None and partner.status == "failed":
+                revived.append(k.path)
+            else:
+                self.summary.skipped.append(k)
+
         folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
-        for path in walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
-                         on_skip=self.summary.skipped.append, pair_raw=opts.raw_pairs == "jpeg"):
+        found = walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
+                     on_skip=skipped, pair_raw=opts.raw_pairs == "jpeg")
+        for path in itertools.chain(found, revived):  # ``revived`` fills up during the walk
             key = index.path_key(path)
             seen.add(key)
             folders.add(os.path.dirname(path))
@@ -420,6 +435,20 @@ class _Scan:
                 if scanned is not None:
                     info, faces, version = scanned
                     self._write_sidecar(path, faces, info, version)
+
+    def _raws_of_failed_photos(self) -> list[_Photo]:
+        """The RAW siblings of the photos that failed in this run, taken out of the skipped files to
+        be scanned in their place."""
+        failed = {path for path, _ in self.summary.failed}
+        retry = [k for k in self.summary.skipped if k.reason == RAW_SIBLING and index.display_path(k.partner) in failed]
+        self.summary.skipped = [k for k in self.summary.skipped if k not in retry]
+        photos = []
+        for k in retry:
+            try:
+                photos.append(_Photo(k.path, os.stat(k.path)))
+            except OSError as e:
+                self._record_failure(_Photo(k.path, None, error=f"cannot stat: {e.strerror or e}"))
+        return photos
 
     def _record_failure(self, photo: _Photo) -> None:
         index.record_failure(self.db, photo.path, photo.stat, photo.error)

@@ -7,10 +7,12 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -132,7 +134,8 @@ def test_an_index_in_a_read_only_folder_is_one_line_and_exit_1(tmp_path, tiny_mo
 @pytest.mark.parametrize("args", [["query", "--limit", "999999999999999999999"],
                                   ["query", "--faces", "9223372036854775808"],
                                   ["query", "--min-faces", "-1"],
-                                  ["scan", ".", "--detect-size", "99999999999999999999"]])
+                                  ["scan", ".", "--detect-size", "99999999999999999999"],
+                                  ["scan", ".", "--max-megapixels", "inf"]])
 def test_out_of_range_numbers_are_usage_errors(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
@@ -266,3 +269,23 @@ def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, "scan", str(tmp_path), "--db", str(tmp_path / "index.db")],
                           capture_output=True, text=True)
     assert done.stdout == "1 False\n" and done.stderr.startswith("error: cannot use the index")
+
+
+def test_kill_9_at_the_aimed_points_of_the_write_path(tmp_path, tiny_model_dir):
+    """The fault-injection harness, short: one kill at each fault point (one while photos are edited),
+    each followed by a scan that must leave every photo intact and as the index says."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_faults
+    from phototag.export import export_models
+    from phototag.models import write_manifest
+
+    models = (tmp_path / "models-a", tmp_path / "models-b")
+    shutil.copytree(tiny_model_dir, models[0])
+    export_models(models[0])
+    shutil.copytree(models[0], models[1])
+    write_manifest(models[1], "tiny-untrained-b")  # another version: every photo is rewritten each round
+    figures = bench_faults.run(photos=3, kills=3, aimed=3, seed=2, work=tmp_path, models=models,
+                               log=lambda *_: None, bad=False)
+    assert figures.kills == {point: 1 for point in bench_faults.POINTS} and figures.edits == 2
+    assert figures.temp_after_kill >= 2  # the kills at temp-written and index-between left one
+    assert figures.zero(), bench_faults.report(figures, 3)

@@ -178,3 +178,36 @@ def test_the_pixel_limit_is_a_scan_option(mixed, tiny_model_dir, tmp_path):
                        "--no-exif", "--max-megapixels", "0.4")
     assert summary["scanned"] == 0 and summary["skipped_counts"] == {"too large": {".jpg": 1}}
     assert "800 x 600 pixels" in summary["skipped"][0]["detail"]
+
+
+def test_the_one_call_api_reads_raw_and_heic_too(library, tiny_model_dir):
+    from phototag.analyzer import FaceAnalyzer
+
+    _, pasted = library
+    analyzer = FaceAnalyzer(models=tiny_model_dir)
+    for path, face in pasted.items():
+        faces = analyzer.analyze_file(os.fsdecode(path))
+        assert len(faces) == 1, path
+        centre = (faces[0].box[0] + faces[0].box[2] / 2, faces[0].box[1] + faces[0].box[3] / 2)
+        assert math.dist(centre, face.center) < 0.25 * face.size, (path, centre, face.center)
+
+
+def test_the_raw_of_a_broken_jpeg_is_scanned_in_its_place(tiny_model_dir, tmp_path):
+    root = tmp_path / "pair"
+    canvas = scene(800, 600, random.Random(14))
+    paste_face(canvas, face_files()[60], (400, 300), 220)
+    whole = jpeg_bytes(canvas)
+    write(root / "IMG_0300.JPG", whole[:len(whole) // 3])  # the card was pulled while writing it
+    write(root / "IMG_0300.NEF", dng_bytes(canvas))
+    db_path = tmp_path / "index.db"
+    first = scan_cli(root, "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert first["scanned"] == 1 and first["faces"] == 1 and len(first["failed"]) == 1
+    assert first["skipped"] == [] and first["found"] == 2
+    db = index.open_index(db_path, create=False)
+    assert index.get_photo(db, root / "IMG_0300.NEF")["status"] == "done"
+    assert index.get_photo(db, root / "IMG_0300.JPG")["status"] == "failed"
+
+    again = scan_cli(root, "--db", db_path, "--models", tiny_model_dir, "--no-exif")  # still in its place
+    assert again["unchanged"] == 2 and again["skipped"] == [] and again["missing"] == 0
+    assert index.get_photo(db, root / "IMG_0300.NEF")["face_count"] == 1
+    assert index.siblings_of(db, index.get_photo(db, root / "IMG_0300.JPG")["id"]) == []
