@@ -13,6 +13,15 @@ from .scan import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
 
+# Summary labels of the in-photo (EXIF + XMP) write statuses.
+_IN_PHOTO = {
+    "written": "tags written into photos",
+    "unchanged": "photos already tagged",
+    "unsupported": "formats tags are not written into",
+    "failed": "tags not written (see below)",
+}
+
+
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
         return Text(f"{task.speed:.2f} photos/s" if task.speed else "", style="progress.data.speed")
@@ -49,6 +58,9 @@ class RichProgress:
         self.faces += faces
         self.bar.update(self.task, advance=1, faces=self.faces)
 
+    def more(self, photos: int) -> None:
+        self.bar.update(self.task, total=self.bar.tasks[0].total + photos)
+
 
 def render_summary(summary: ScanSummary, console: Console) -> None:
     """Print the summary table, then every failure and EXIF problem."""
@@ -71,7 +83,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         ("faces found", summary.faces),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
     ]
-    rows += [(f"EXIF {status}", n) for status, n in sorted(summary.exif.items())]
+    rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
     rows += [(f"sidecars {status}", n) for status, n in sorted(summary.sidecars.items())]
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))

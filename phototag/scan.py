@@ -141,13 +141,16 @@ class ScanSummary:
 
 class ScanProgress(Protocol):
     """Receives the scan's messages and progress: ``start`` once with the number of photos to scan,
-    then ``advance`` once per photo as soon as its faces are found (or it failed)."""
+    then ``advance`` once per photo as soon as its faces are found (or it failed), and ``more`` when
+    photos are added to the run (read again after a change, or a RAW in place of its broken JPEG)."""
 
     def note(self, text: str) -> None: ...
 
     def start(self, total: int) -> None: ...
 
     def advance(self, faces: int) -> None: ...
+
+    def more(self, photos: int) -> None: ...
 
 
 class SilentProgress:
@@ -158,6 +161,9 @@ class SilentProgress:
         pass
 
     def advance(self, faces: int) -> None:
+        pass
+
+    def more(self, photos: int) -> None:
         pass
 
 
@@ -223,8 +229,11 @@ class _Scan:
                 if retry := self._raws_of_failed_photos():
                     seen.update(index.path_key(p.path) for p in retry)
                     self.summary.found += len(retry)
+                    self.progress.more(len(retry))
                     self._scan_photos(retry, chain_thread)
                 retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
+                if retry:
+                    self.progress.more(len(retry))
                 self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
             folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
             index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
@@ -403,7 +412,8 @@ class _Scan:
                     self.retry.append(photo)
                 return
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
-            if status != "written" and status != "unchanged":
+            # A format the tags are not written into is no problem when its sidecar takes them.
+            if status not in ("written", "unchanged") and not (status == "unsupported" and self._wants_sidecar(status)):
                 self.summary.exif_problems.append((shown, status, reason))
         if self._wants_sidecar(status):
             self._write_sidecar(path, faces, photo.info, self.version)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from phototag import atomic, index, tags
 from phototag.cli import app
 from phototag.records import PhotoInfo
-from phototag.scan import ScanOptions, scan
+from phototag.scan import ScanOptions, SilentProgress, scan
 from phototag.walk import file_sha256
 from photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
 
@@ -234,7 +234,20 @@ def test_a_photo_changed_between_reading_and_writing_is_not_written_and_read_aga
         return write_faces(path, *args, **kwargs)
 
     monkeypatch.setattr(tags, "write_faces", the_user_edits_it_first)
-    summary = scan(options_for(tmp_path / "photos", tmp_path / "index.db", tiny_model_dir))
+    bar = {"total": 0, "done": 0}
+
+    class Progress(SilentProgress):
+        def start(self, total):
+            bar["total"] = total
+
+        def more(self, photos):
+            bar["total"] += photos
+
+        def advance(self, faces):
+            bar["done"] += 1
+
+    summary = scan(options_for(tmp_path / "photos", tmp_path / "index.db", tiny_model_dir), Progress())
+    assert bar == {"total": 3, "done": 3}  # the photo read again (once at most) counts on the bar once more
     if times == 1:  # read again, then written
         assert summary.scanned == 2 and summary.changed == []
         assert_file_and_index_agree(tmp_path / "index.db", photos)

@@ -113,7 +113,8 @@ def test_other_files_are_left_out(library, db):
 def test_exif_is_written_and_the_index_keeps_the_new_file_state(library, first_scan, db):
     _, summary = first_scan
     assert summary["exif"] == {"written": 6, "unsupported": 1}
-    assert [p["status"] for p in summary["exif_problems"]] == ["unsupported"]
+    assert summary["exif_problems"] == []  # the PNG's tags went into its sidecar
+    assert summary["sidecars"] == {"written": 1}
     for path, pasted in library.faces.items():
         row = index.get_photo(db, path)
         st = os.stat(path)
@@ -367,3 +368,14 @@ def test_any_angle_finds_turned_faces_and_their_rotation(turned_photos):
         for p in pasted:
             face = next(f for f in faces if matches(f, p))
             assert abs((face["rotation"] - p.angle + 180) % 360 - 180) < ROTATION_MAX_TOLERANCE, (face, p)
+
+
+def test_a_format_without_embedded_tags_is_reported_only_when_its_sidecar_is_off(copy, tmp_path, tiny_analyzer):
+    png = next(copy.rglob("portrait.png"))
+    for sidecar in copy.rglob("portrait*.xmp"):  # an earlier scan of the library's files wrote one
+        sidecar.unlink()
+    default = scan_dict(tiny_analyzer, png, db=tmp_path / "a.db")
+    assert default["exif"] == {"unsupported": 1} and default["sidecars"] == {"written": 1}
+    assert default["exif_problems"] == []
+    off = scan_dict(tiny_analyzer, png, db=tmp_path / "b.db", sidecar=False)
+    assert off["sidecars"] == {} and [p["status"] for p in off["exif_problems"]] == ["unsupported"]
