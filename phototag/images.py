@@ -165,18 +165,8 @@ def _decode_pillow(data: bytes, decode_size: int | None, max_pixels: int,
         raise DecodeError("not an image Pillow can identify") from e
     except Exception as e:  # Pillow's plugins raise many types for broken files; each is a per-file error
         raise DecodeError(_reason(e)) from e
-    transposed = orientation in (5, 6, 7, 8)
-    info = PhotoInfo(
-        width=stored_height if transposed else stored_width,
-        height=stored_width if transposed else stored_height,
-        stored_width=stored_width,
-        stored_height=stored_height,
-        orientation=orientation,
-        taken_at=taken_at,
-        format=image_format,
-        scale=scale,
-    )
-    return pixels, info
+    return pixels, _photo_info(stored_width, stored_height, orientation,
+                               taken_at=taken_at, format=image_format, scale=scale)
 
 
 def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
@@ -217,19 +207,16 @@ def decode_raw(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
             scale, source = max(pixels.shape[:2]) / max(width, height), "raw at half size"
             taken = raw.other.timestamp  # LibRaw's date (it unpacks the raw, so only read here)
             taken_at = _tiff_taken_at(data) or (taken.isoformat() if taken.year > 1970 else None)
+    return pixels, _photo_info(width, height, orientation, taken_at=taken_at, format="RAW", scale=scale,
+                               extra={"decoded_from": source})
+
+
+def _photo_info(stored_width: int, stored_height: int, orientation: int, **details) -> PhotoInfo:
+    """The photo's sizes as stored and as displayed (orientations 5-8 swap width and height)."""
     transposed = orientation in (5, 6, 7, 8)
-    info = PhotoInfo(
-        width=height if transposed else width,
-        height=width if transposed else height,
-        stored_width=width,
-        stored_height=height,
-        orientation=orientation,
-        taken_at=taken_at,
-        format="RAW",
-        scale=scale,
-        extra={"decoded_from": source},
-    )
-    return pixels, info
+    return PhotoInfo(width=stored_height if transposed else stored_width,
+                     height=stored_width if transposed else stored_height,
+                     stored_width=stored_width, stored_height=stored_height, orientation=orientation, **details)
 
 
 def _preview(raw) -> tuple[bytes, tuple[int, int]] | None:
