@@ -121,7 +121,8 @@ def run(kind: str, detector: str, folder: Path, photos: dict, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "index.db"
         options = ScanOptions(paths=[os.fsencode(folder)], db_path=db_path, model_dir=args.models,
-                              detector=detector, any_angle=kind == "turned", exif=False)
+                              detector=detector, any_angle=kind == "turned", exif=False,
+                              detect_size=args.detect_size)
         summary = scan(options)
         result = compare(db_path, folder, photos)
     t = summary.timings
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "phototag-bench",
                         help="where the photos are generated (reused when the same kind and count)")
     parser.add_argument("--models", type=Path, default=None, help="model folder (default: the shipped models)")
+    parser.add_argument("--detect-size", type=int, default=None,
+                        help="scan's --detect-size (default: the detector's own)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
     results = []
