@@ -121,11 +121,21 @@ def test_an_index_that_is_not_sqlite_is_one_line_and_exit_1(tmp_path, command, t
         f"error: cannot use the index {db_path}: file is not a database"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in read-only folders")
-def test_an_index_in_a_read_only_folder_is_one_line_and_exit_1(tmp_path, tiny_model_dir):
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write in: mode 555, and for root (whom modes do not stop) immutable."""
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
+    if os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("root writes in read-only folders, and chattr +i is not available here")
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_an_index_in_a_read_only_folder_is_one_line_and_exit_1(tmp_path, read_only_folder, tiny_model_dir):
+    folder = read_only_folder
     result = runner.invoke(app, ["scan", str(tmp_path), "--db", str(folder / "index.db"), "--models", str(tiny_model_dir)])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"error: cannot use the index {folder / 'index.db'}: ")
