@@ -351,15 +351,16 @@ def test_damaged_exif_is_reported_and_untouched(tmp_path):
     assert photo.read_bytes() == before
 
 
-@pytest.mark.parametrize("error", [OSError(5, "Input/output error"), KeyboardInterrupt()])
-def test_interrupted_rename_leaves_the_original_and_no_temp_file(tmp_path, monkeypatch, error):
+@pytest.mark.parametrize("call", ["fsync", "replace"])  # the temp file written, then its fsync or rename fails
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_interrupted_write_leaves_the_original_and_no_temp_file(tmp_path, monkeypatch, call, error):
     photo = make_jpeg(tmp_path / "p.jpg", "camera")
     before = photo.read_bytes()
 
     def fail(*_):
         raise error
 
-    monkeypatch.setattr(tags.os, "replace", fail)
+    monkeypatch.setattr(os, call, fail)
     if isinstance(error, OSError):
         assert tags.write_faces(photo, FACES, INFO, "m1").status == "failed"
     else:

@@ -265,23 +265,6 @@ def test_a_packet_over_64_kib_is_refused_and_the_photo_untouched(tmp_path):
     assert photo.read_bytes() == before and os.listdir(tmp_path) == ["p.jpg"]
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_an_interrupted_write_leaves_the_original(tmp_path, monkeypatch, error):
-    photo = make(tmp_path / "p.jpg", "lightroom")
-    before = photo.read_bytes()
-
-    def fail(*_):
-        raise error
-
-    monkeypatch.setattr(os, "fsync", fail)  # the temp file is written, then its fsync fails
-    if isinstance(error, OSError):
-        assert tags.write_faces(photo, FACES, INFO, "m1").status == "failed"
-    else:
-        with pytest.raises(KeyboardInterrupt):
-            tags.write_faces(photo, FACES, INFO, "m1")
-    assert photo.read_bytes() == before and os.listdir(tmp_path) == ["p.jpg"]
-
-
 @needs_exiftool
 def test_webp_xmp_round_trip(tmp_path):
     photo = tmp_path / "p.webp"
