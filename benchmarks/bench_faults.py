@@ -10,6 +10,9 @@ tags are rewritten), in a child process that is killed with SIGKILL:
   present), ``renamed`` (the new file is in place, its index row not confirmed);
 * random: the parent kills it after a random delay within one scan's duration.
 
+An aimed round whose scan finishes before its N-th pass (say a user's edit meant fewer writes)
+is repeated at the same point's first pass, so each point gets its kills.
+
 Every third round, two photos are edited by "the user" (new pixels and tags, written like an
 editor does) while the scan runs. After each kill the scan is run again to completion with the
 same models, then every photo is checked: it decodes; its image data (JPEG entropy-coded data) is
@@ -264,12 +267,16 @@ def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tupl
         f"named as not scanned: {', '.join(sorted(skipped))}")
     check(library, db, figures)
     r = 0
+    retry = False  # the last aimed round finished first: aim at the same point's first pass
     while sum(figures.kills.values()) < kills and r < 3 * kills:  # rounds until that many kills happened
-        kind = POINTS[r % len(POINTS)] if r < aimed else "random"
+        aimed_done = sum(figures.kills.get(p, 0) for p in POINTS)
+        kind = POINTS[aimed_done % len(POINTS)] if aimed_done < aimed else "random"
         command = scan_command(library, db, models[r % 2])
         before = library.hashes()
         edit = (lambda r=r: library.edit(2, str(r))) if r % 3 == 2 else None
-        killed, elapsed = run_killed(command, kind, rng.randint(1, photos), rng.uniform(0.1, 1.0) * duration, edit)
+        hits = 1 if retry else rng.randint(1, photos)
+        killed, elapsed = run_killed(command, kind, hits, rng.uniform(0.1, 1.0) * duration, edit)
+        retry = not killed and kind != "random"
         figures.edits += 2 if edit else 0
         if killed:
             figures.kills[kind] = figures.kills.get(kind, 0) + 1
