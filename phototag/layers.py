@@ -32,3 +32,18 @@ class AgeExpectation(keras.layers.Layer):
 
     def compute_output_shape(self, shape):
         return shape[:-1]
+
+
+@keras.saving.register_keras_serializable(package="phototag")
+class ZeroPadAdd(keras.layers.Layer):
+    """dlib's ``add_prev``: the sum of two (N, H, W, C) maps, the smaller zero-padded at the bottom,
+    right and last channels to their common shape (dlib's ResNet, :mod:`training.dlib_resnet`)."""
+
+    def call(self, inputs):
+        a, b = inputs
+        shape = [max(i, j) for i, j in zip(a.shape[1:], b.shape[1:])]
+        a, b = (ops.pad(t, [(0, 0)] + [(0, s - n) for s, n in zip(shape, t.shape[1:])]) for t in (a, b))
+        return a + b
+
+    def compute_output_shape(self, shapes):
+        return (shapes[0][0], *(max(i, j) for i, j in zip(shapes[0][1:], shapes[1][1:])))
