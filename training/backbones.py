@@ -1,4 +1,4 @@
-"""ImageNet backbones for transfer learning, with their preprocessing and freezing plan.
+"""Pretrained backbones for transfer learning, with their preprocessing and freezing plan.
 
 Each backbone takes float RGB pixels in 0..255 (the preprocessing is a layer of the model, so a
 saved model needs nothing but the pixels) and returns a feature map.
@@ -10,10 +10,17 @@ saved model needs nothing but the pixels) and returns a feature map.
   (``pretrained="imagenet"``).
 * ``xception`` (the original recipe, 299 px): Keras download when online or a local ``.h5``/
   ``.weights.h5`` file; random initialisation only with a loud warning.
+* ``dlib_resnet`` (150 px, face-pretrained): dlib's face-recognition ResNet
+  (:mod:`training.dlib_resnet`) up to its last residual level, weights from dlib's ``.dat`` file
+  (``--pretrained``, default the one of the installed face-recognition-models package) or from a
+  model saved by ``phototag train`` on it.
 
 ``stage1_frozen`` / ``stage2_frozen`` are how many backbone layers stay frozen in the two
 training stages. For Xception they are the recipe's: the first 115 layers, then half the
-network. For MobileNetV2 the same proportions of its 154 layers are used.
+network. For MobileNetV2 the same proportions of its 154 layers are used. For dlib_resnet stage 1
+trains only its last residual level (level 0, 21 % of its weights: all but 8 of its 107 layers
+frozen): Xception's 115 end at a block boundary (its exit flow trains), while the same share of
+dlib's layers would split a level-1 block; stage 2 freezes half the layers, like the others.
 """
 
 from __future__ import annotations
@@ -63,7 +70,8 @@ def load_npz_weights(model: keras.Model, path: str | Path) -> None:
 
 
 def load_saved_backbone(model: keras.Model, path: str | Path) -> None:
-    """Copy the backbone weights of a model saved by ``phototag train`` (built on torchvision's weights)."""
+    """Copy the backbone weights of a model saved by ``phototag train`` (built on torchvision's or dlib's
+    weights: a Normalization preprocessing layer)."""
     import phototag.layers  # noqa: F401 - custom layers of the saved models
 
     saved = keras.saving.load_model(path, compile=False)
@@ -72,7 +80,7 @@ def load_saved_backbone(model: keras.Model, path: str | Path) -> None:
     missing = [v.path for v in model.weights if v.path not in weights]
     preprocess = [layer for layer in saved.layers if layer.name == "preprocess"]
     if missing or not preprocess or not isinstance(preprocess[0], keras.layers.Normalization):
-        raise ValueError(f"{path}: not a {model.name} model saved by phototag train from torchvision weights")
+        raise ValueError(f"{path}: not a {model.name} model saved by phototag train")
     for layer, source in zip(model.layers, inner.layers):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.epsilon = source.epsilon
@@ -80,17 +88,22 @@ def load_saved_backbone(model: keras.Model, path: str | Path) -> None:
         v.assign(weights[v.path])
 
 
-def frozen_plan(name: str, n_layers: int) -> tuple[int, int]:
-    """Layers frozen in stage 1 and stage 2: Xception's 115 then half; the same shares for other backbones."""
-    stage1 = 115 if name == "xception" else round(n_layers * 115 / 132)
+def frozen_plan(name: str, model: keras.Model) -> tuple[int, int]:
+    """Layers frozen in stage 1 and stage 2 (see the module docstring), then half of them."""
+    n_layers = len(model.layers)
+    if name == "xception":
+        stage1 = 115
+    elif name == "dlib_resnet":
+        stage1 = next(i for i, layer in enumerate(model.layers) if layer.name.startswith("level0_"))
+    else:
+        stage1 = round(n_layers * 115 / 132)
     return stage1, n_layers // 2
 
 
 def from_model(name: str, model: keras.Model) -> Backbone:
     """The backbone inside a saved model built by :mod:`training.recipe` (to continue training it)."""
     inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    return Backbone(name, inner, model.input_shape[1], model.get_layer("preprocess"),
-                    *frozen_plan(name, len(inner.layers)))
+    return Backbone(name, inner, model.input_shape[1], model.get_layer("preprocess"), *frozen_plan(name, inner))
 
 
 def mobilenet_v2(input_size: int = 128, pretrained: str | Path | None = None, include_top: bool = False) -> Backbone:
@@ -109,7 +122,7 @@ def mobilenet_v2(input_size: int = 128, pretrained: str | Path | None = None, in
         else:
             load_npz_weights(model, pretrained)
         preprocess = _torch_preprocess()
-    return Backbone("mobilenet_v2", model, input_size, preprocess, *frozen_plan("mobilenet_v2", len(model.layers)))
+    return Backbone("mobilenet_v2", model, input_size, preprocess, *frozen_plan("mobilenet_v2", model))
 
 
 def xception(input_size: int = 299, pretrained: str | Path | None = "imagenet") -> Backbone:
@@ -127,11 +140,24 @@ def xception(input_size: int = 299, pretrained: str | Path | None = "imagenet") 
             )
         else:
             model.load_weights(str(pretrained))
-    return Backbone("xception", model, input_size, _keras_preprocess(), *frozen_plan("xception", len(model.layers)))
+    return Backbone("xception", model, input_size, _keras_preprocess(), *frozen_plan("xception", model))
 
 
-BACKBONES = {"mobilenet_v2": mobilenet_v2, "xception": xception}
-DEFAULT_SIZE = {"mobilenet_v2": 128, "xception": 299}
+def dlib_resnet(input_size: int = 150, pretrained: str | Path | None = None) -> Backbone:
+    """dlib's face-recognition ResNet without its pooling and descriptor. ``pretrained``: dlib's ``.dat``
+    file (default: the installed face-recognition-models package's) or a saved ``.keras`` model."""
+    from . import dlib_resnet as dlib
+
+    model = dlib.build(input_size)
+    if str(pretrained).endswith(".keras"):
+        load_saved_backbone(model, pretrained)
+    else:
+        dlib.load_weights(model, dlib.read_dat(pretrained or dlib.installed_weights()))
+    return Backbone("dlib_resnet", model, input_size, dlib.preprocess(), *frozen_plan("dlib_resnet", model))
+
+
+BACKBONES = {"mobilenet_v2": mobilenet_v2, "xception": xception, "dlib_resnet": dlib_resnet}
+DEFAULT_SIZE = {"mobilenet_v2": 128, "xception": 299, "dlib_resnet": 150}
 
 
 def build(name: str, input_size: int | None = None, pretrained: str | Path | None = None) -> Backbone:
