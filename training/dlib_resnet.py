@@ -96,26 +96,27 @@ def _layer_details(s: _Stream) -> dict:
     kind = s.string()
     if kind == "con_4":
         params = s.tensor().ravel()
-        filters, nr, nc, stride_y, stride_x, pad_y, pad_x = (s.int() for _ in range(7))
-        shape, bias_shape = s.alias(), s.alias()
+        s.int(), s.int(), s.int()  # filters, rows, columns: the kernel's shape below repeats them
+        stride, padding = (s.int(), s.int()), (s.int(), s.int())
+        kernel, bias = s.alias(), s.alias()
         for _ in range(4):  # learning-rate and weight-decay multipliers
             s.float()
-        n = int(np.prod(shape))
-        return {"type": "con", "stride": (stride_y, stride_x), "padding": (pad_y, pad_x),
-                "kernel": params[:n].reshape(shape), "bias": params[n:n + int(np.prod(bias_shape))]}
+        n = int(np.prod(kernel))
+        return {"type": "con", "stride": stride, "padding": padding,
+                "kernel": params[:n].reshape(kernel), "bias": params[n:n + int(np.prod(bias))]}
     if kind == "affine_":
         params = s.tensor().ravel()
-        gamma, _beta = s.alias(), s.alias()
+        n = int(np.prod(s.alias()))  # gamma, then beta of the same shape
+        s.alias()
         s.int()  # mode: CONV_MODE
-        n = int(np.prod(gamma))
         return {"type": "affine", "gamma": params[:n], "beta": params[n:2 * n]}
     if kind in ("max_pool_2", "avg_pool_2"):
-        nr, nc, stride_y, stride_x, pad_y, pad_x = (s.int() for _ in range(6))
-        return {"type": kind[:-2], "size": (nr, nc), "stride": (stride_y, stride_x), "padding": (pad_y, pad_x)}
+        size, stride, padding = ((s.int(), s.int()) for _ in range(3))
+        return {"type": kind[:-2], "size": size, "stride": stride, "padding": padding}
     if kind == "fc_2":
         outputs, inputs = s.int(), s.int()
         params = s.tensor().ravel()
-        weights, _biases = s.alias(), s.alias()
+        s.alias(), s.alias()  # weights (inputs, outputs), biases
         if s.int() != 1:  # bias mode FC_NO_BIAS (FC_HAS_BIAS is 0)
             raise WeightsError("fc layer with a bias")
         for _ in range(4):
