@@ -422,7 +422,10 @@ def train(
     if age_head not in ("l1", "distribution"):
         raise typer.BadParameter("choose l1 or distribution", param_hint="--age-head")
     from training.data import DataError
-    from training.dlib_resnet import WeightsError
+    from training.dlib_resnet import MIN_SIZE, WeightsError
+
+    if backbone == "dlib_resnet" and input_size is not None and input_size < MIN_SIZE:
+        raise typer.BadParameter(f"dlib_resnet needs at least {MIN_SIZE} px", param_hint="--input-size")
     from training.train import TrainConfig, run
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,

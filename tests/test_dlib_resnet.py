@@ -96,3 +96,6 @@ def test_tiny_training_run_exports_and_resumes(utk_tiny, tmp_path):
     not_dlib = str(next(utk_tiny.glob("*/*.jpg")))
     result = CliRunner().invoke(app, ["train", "age", "--out", str(tmp_path / "bad"), "--pretrained", not_dlib, *common])
     assert result.exit_code == 2 and f"error: {not_dlib}: not a dlib" in result.output
+
+    result = CliRunner().invoke(app, ["train", "age", "--out", str(tmp_path / "small"), *common, "--input-size", "96"])
+    assert result.exit_code == 2 and "at least 103 px" in result.output and not (tmp_path / "small").exists()
