@@ -106,10 +106,37 @@ def gender_loss(y_true, y_pred):
     return _masked_mean(-(label * ops.log(p) + (1 - label) * ops.log(1 - p)), has)
 
 
-def gender_accuracy(y_true, y_pred):
-    label, has = y_true[:, 0], y_true[:, 1]
-    hit = ops.cast(ops.equal(ops.cast(y_pred[:, 0] > 0.5, "float32"), label), "float32")
-    return _masked_mean(hit, has)
+class _LabelledMean(keras.metrics.Metric):
+    """Mean of a per-sample value over every labelled sample seen (a batch without labels, such as
+    CelebA's for age, adds nothing; Keras' mean of batch means would count it as 0)."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def values(self, y_true, y_pred):
+        """(per-sample values, 0/1 label mask)."""
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values, mask = self.values(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"))
+        self.total.assign_add(ops.sum(values * mask))
+        self.count.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+
+class GenderAccuracy(_LabelledMean):
+    """Accuracy of P(female) > 0.5 over the faces with a gender label; y_true = (label, has_label)."""
+
+    def __init__(self, name: str = "gender_accuracy", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def values(self, y_true, y_pred):
+        hit = ops.cast(ops.equal(ops.cast(y_pred[:, 0] > 0.5, "float32"), y_true[:, 0]), "float32")
+        return hit, y_true[:, 1]
 
 
 def _branch(y_true, y_pred):
@@ -148,9 +175,15 @@ def age_distribution_loss(sigma: float = 2.0, l1_weight: float = 1.0):
     return age_distribution_loss
 
 
-def age_mae(y_true, y_pred):
-    """Mean absolute error in years of the true gender's branch (unweighted), for either head."""
-    return _masked_mean(ops.abs(_age_of(_branch(y_true, y_pred)) - y_true[:, 0]), y_true[:, 2])
+class AgeMAE(_LabelledMean):
+    """Mean absolute error in years of the true gender's branch over the faces with an age (unweighted),
+    for either head; y_true = (age, gender, has_age, weight)."""
+
+    def __init__(self, name: str = "age_mae", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def values(self, y_true, y_pred):
+        return ops.abs(_age_of(_branch(y_true, y_pred)) - y_true[:, 0]), y_true[:, 2]
 
 
 def angle_error(y_true, y_pred):

@@ -276,7 +276,7 @@ def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbon
         train_model, bb,
         _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True),
         _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False),
-        {"gender": recipe.gender_loss}, {"gender": [recipe.gender_accuracy]}, cfg, "val_loss")
+        {"gender": recipe.gender_loss}, {"gender": [recipe.GenderAccuracy()]}, cfg, "val_loss")
     return model, bb, history
 
 
@@ -301,7 +301,7 @@ def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model | None
         _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True, key),
         _attribute_batches(prep.val_images, prep.val, cfg, cfg.seed + 1, False, key),
         {"gender": recipe.gender_loss, key: loss},
-        {"gender": [recipe.gender_accuracy], key: [recipe.age_mae]}, cfg, f"val_{key}_age_mae",
+        {"gender": [recipe.GenderAccuracy()], key: [recipe.AgeMAE()]}, cfg, f"val_{key}_age_mae",
         loss_weights={"gender": 1.0, key: cfg.age_loss_weight})
     return model, history
 
