@@ -57,6 +57,12 @@ def litert_available() -> bool:
     return True
 
 
+def _check_size(batch: np.ndarray, size: int) -> None:
+    """Refuse faces of another size (LiteRT would silently run the model at that size)."""
+    if batch.shape[1:3] != (size, size):
+        raise ValueError(f"the model takes {size}×{size} faces, not {batch.shape[1]}×{batch.shape[2]}")
+
+
 class KerasRunner:
     """A Keras model (TensorFlow, GPU when there is one)."""
 
@@ -67,6 +73,7 @@ class KerasRunner:
         self.input_size = int(model.input_shape[1])
 
     def __call__(self, batch: np.ndarray):
+        _check_size(batch, self.input_size)
         out = self.model.predict_on_batch(batch)
         return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else np.asarray(out)
 
@@ -88,5 +95,6 @@ class LiteRunner:
         self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # applies the delegate now
 
     def __call__(self, batch: np.ndarray):
+        _check_size(batch, self.input_size)
         out = self.runner(**{self.input_name: np.ascontiguousarray(batch, np.float32)})
         return out["output_0"] if self.single_output else out

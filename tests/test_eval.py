@@ -104,3 +104,11 @@ def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_mod
     assert result.exit_code == 2 and "face0.jpg" in result.output
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "set" / "labels.csv"), "--split", "train"])
     assert result.exit_code == 2 and "--split" in result.output
+
+
+def test_the_shipped_chain_is_measured_at_each_models_own_input_size():
+    """The rotation regressor and the gender/age model take different sizes: each gets its own."""
+    from training.evaluate import evaluate
+
+    report = evaluate(None, [str(UTKFACE)], split="val", limit=12, rotation_angles=(60.0,))
+    assert report["samples"] == 12 and report["rotation"][0]["mae"] < 10  # the regressor's ±60° MAE is ~1.6°

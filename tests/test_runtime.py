@@ -33,8 +33,9 @@ def shipped():
 def test_shipped_litert_models_equal_keras_on_real_faces(shipped):
     keras_models, lite = shipped["keras"], shipped["litert"]
     assert (keras_models.engine, lite.engine) == ("keras", "litert") and keras_models.version == lite.version
-    crops = real_crops(lite.input_size).astype(np.float32)
+    crops = real_crops(lite.rotation_input_size).astype(np.float32)
     assert np.allclose(keras_models.rotation(crops), lite.rotation(crops), atol=1e-4)
+    crops = real_crops(lite.input_size).astype(np.float32)
     expected, got = keras_models.attributes(crops), lite.attributes(crops)
     assert np.allclose(expected["gender"], got["gender"], atol=1e-4)
     assert np.allclose(expected["age"], got["age"], atol=0.01)  # years
@@ -51,6 +52,13 @@ def test_the_chain_predicts_the_same_through_both_engines(shipped):
     (a_k, p_k, age_k), (a_l, p_l, age_l) = results["keras"], results["litert"]
     assert np.abs(a_k - a_l).max() < 0.05 and np.abs(p_k - p_l).max() < 1e-3 and np.abs(age_k - age_l).max() < 0.05
     assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
+
+
+def test_a_model_refuses_faces_of_another_size(shipped):
+    for models in shipped.values():  # LiteRT would otherwise run the model at that size, silently
+        n = models.rotation_input_size
+        with pytest.raises(ValueError, match=f"takes {n}×{n} faces, not {n + 22}×{n + 22}"):
+            models.rotation(np.zeros((2, n + 22, n + 22, 3), np.float32))
 
 
 def test_export_keeps_the_weights_custom_layers_and_output_names(tmp_path):

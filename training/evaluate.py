@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from phototag import detectors
@@ -187,6 +188,9 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         angles = rng.uniform(-max_angle, max_angle, len(samples))
         rotated = np.stack([ndimage.rotate(w, a, reshape=False, order=1, mode="reflect") for w, a in zip(wide, angles)])
         centre = rotated[:, pad:pad + size, pad:pad + size]
+        if models.rotation_input_size != size:  # as the scan crops it: resampled to the regressor's size
+            rot = (models.rotation_input_size,) * 2
+            centre = np.stack([np.asarray(Image.fromarray(c).resize(rot, Image.Resampling.BILINEAR)) for c in centre])
         t = time.perf_counter()
         pred, _, _, _ = chain.predict_crops(centre, rotated)
         seconds += time.perf_counter() - t
