@@ -34,11 +34,11 @@ def test_shipped_litert_models_equal_keras_on_real_faces(shipped):
     keras_models, lite = shipped["keras"], shipped["litert"]
     assert (keras_models.engine, lite.engine) == ("keras", "litert") and keras_models.version == lite.version
     crops = real_crops(lite.rotation_input_size).astype(np.float32)
-    assert np.allclose(keras_models.rotation(crops), lite.rotation(crops), atol=1e-4)
+    assert np.allclose(keras_models.rotation(crops), lite.rotation(crops), atol=2e-3)  # float16 weights
     crops = real_crops(lite.input_size).astype(np.float32)
     expected, got = keras_models.attributes(crops), lite.attributes(crops)
-    assert np.allclose(expected["gender"], got["gender"], atol=1e-4)
-    assert np.allclose(expected["age"], got["age"], atol=0.01)  # years
+    assert np.allclose(expected["gender"], got["gender"], atol=1e-3)
+    assert np.allclose(expected["age"], got["age"], atol=0.05)  # years
 
 
 @pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
@@ -50,7 +50,7 @@ def test_the_chain_predicts_the_same_through_both_engines(shipped):
         angles, _, p_female, age = chain.predict_crops(real_crops(models.rotation_input_size), real_crops(wide))
         results[engine] = angles, p_female, age
     (a_k, p_k, age_k), (a_l, p_l, age_l) = results["keras"], results["litert"]
-    assert np.abs(a_k - a_l).max() < 0.05 and np.abs(p_k - p_l).max() < 1e-3 and np.abs(age_k - age_l).max() < 0.05
+    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 5e-3 and np.abs(age_k - age_l).max() < 0.1
     assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
 
 
@@ -84,7 +84,7 @@ def test_export_keeps_the_weights_custom_layers_and_output_names(tmp_path):
     expected, got = KerasRunner(model)(batch), LiteRunner(path)(batch)
     assert set(got) == {"gender", "age_branches", "age"} and LiteRunner(path).input_size == 24
     for key in expected:
-        assert np.allclose(expected[key], got[key], atol=1e-5), key
+        assert np.allclose(expected[key], got[key], atol=2e-3, rtol=1e-3), key  # float16 weights
     assert np.std(got["age"]) > 0  # real weights, not zeros
 
 

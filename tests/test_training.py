@@ -286,7 +286,7 @@ def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, cel
     assert ((0 <= p_female) & (p_female <= 1)).all() and ((0 <= age) & (age <= 100)).all()
     lite = load_models(out, engine="litert")  # the file phototag train exported for the scan's CPU runtime
     p_lite, age_lite = FaceChain(lite, batch_size=8, flip_average=False).attributes(faces)
-    assert np.allclose(p_lite, p_female, atol=1e-4) and np.allclose(age_lite, age, atol=1e-2)
+    assert np.allclose(p_lite, p_female, atol=1e-3) and np.allclose(age_lite, age, atol=0.05)  # float16 weights
 
 
 def test_train_cli_rejects_an_unknown_age_head(utk_small):
