@@ -52,7 +52,7 @@ def main() -> None:
     import keras
 
     from phototag.export import export_model
-    from training import backbones, recipe
+    from phototag.training import backbones, recipe
 
     def counts(model) -> str:
         inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))

@@ -90,7 +90,7 @@ def make_models(folder: Path, seed: int) -> Path:
 
     from phototag.export import export_models
     from phototag.models import write_manifest
-    from training import backbones, recipe
+    from phototag.training import backbones, recipe
 
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)

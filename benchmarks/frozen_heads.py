@@ -3,7 +3,7 @@
 Not the shipped models and not a substitute for fine-tuning: the ImageNet MobileNetV2 (128 px, the
 shipped input size) is run once, frozen, on the UTKFace train/validation splits (seed 1337, as
 ``phototag train``) and on CelebA train (a seeded sample) and val; the pooled features are cached
-outside the repository. Then small heads built by :mod:`training.recipe` (the same head, loss and
+outside the repository. Then small heads built by :mod:`phototag.training.recipe` (the same head, loss and
 weighting code as ``phototag train``) are trained on the cached features and measured on the
 validation splits. The test split is never read.
 
@@ -41,7 +41,7 @@ def feature_sets(utkface: Path, celeba: Path, weights: Path, cache: Path, celeba
     """Pooled frozen MobileNetV2 features (and labels) of the four sets, computed once and cached."""
     import keras
 
-    from training import backbones, data
+    from phototag.training import backbones, data
 
     utk_train, utk_val, _ = data.splits(utkface, seed)  # the test side is dropped here, never loaded
     cel_train, cel_val, _ = data.splits(celeba, seed)
@@ -73,7 +73,7 @@ def feature_sets(utkface: Path, celeba: Path, weights: Path, cache: Path, celeba
 
 
 def _samples(sets: dict, name: str):
-    from training import data
+    from phototag.training import data
 
     f = sets[name]
     return data.Samples(f["paths"].astype(object), f["age"], f["gender"], f["paths"].astype(object),
@@ -84,8 +84,8 @@ def _fit(model, key, features, samples, cfg, epochs: int, lr: float):
     """Train a head model on cached features with the training code's batches, losses and weights."""
     import keras
 
-    from training import recipe
-    from training.train import _attribute_batches
+    from phototag.training import recipe
+    from phototag.training.train import _attribute_batches
 
     batches = _attribute_batches(features, samples, cfg, cfg.seed, True, key)
     losses, weights = {"gender": recipe.gender_loss}, {"gender": 1.0}
@@ -103,7 +103,7 @@ def _fit(model, key, features, samples, cfg, epochs: int, lr: float):
 def _gender_model(dim: int):
     import keras
 
-    from training import recipe
+    from phototag.training import recipe
 
     x = keras.Input((dim,), name="features")
     return keras.Model(x, recipe.gender_head(keras.layers.Dropout(0.3, name="attributes_dropout")(x)))
@@ -119,9 +119,9 @@ def compare(sets: dict, epochs: int, seed: int = 1337) -> dict:
     """Train the gender variants, then the age variants on the chosen gender head; measure on validation."""
     import keras
 
-    from training import data, recipe
-    from training.evaluate import _age_report
-    from training.train import TrainConfig
+    from phototag.training import data, recipe
+    from phototag.training.evaluate import _age_report
+    from phototag.training.train import TrainConfig
 
     keras.utils.set_random_seed(seed)
     dim = sets["utk_train"]["features"].shape[1]

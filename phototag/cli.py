@@ -415,18 +415,18 @@ def train(
         raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
     if resume and what not in ("rotation", "age"):
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
-    from training.backbones import BACKBONES
+    from phototag.training.backbones import BACKBONES
 
     if backbone not in BACKBONES:
         raise typer.BadParameter(f"choose {', '.join(BACKBONES)}", param_hint="--backbone")
     if age_head not in ("l1", "distribution"):
         raise typer.BadParameter("choose l1 or distribution", param_hint="--age-head")
-    from training.data import DataError
-    from training.dlib_resnet import MIN_SIZE, WeightsError
+    from phototag.training.data import DataError
+    from phototag.training.dlib_resnet import MIN_SIZE, WeightsError
 
     if backbone == "dlib_resnet" and input_size is not None and input_size < MIN_SIZE:
         raise typer.BadParameter(f"dlib_resnet needs at least {MIN_SIZE} px", param_hint="--input-size")
-    from training.train import TrainConfig, run
+    from phototag.training.train import TrainConfig, run
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
                       pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, epochs3=epochs3, frozen3=frozen3,
@@ -441,7 +441,7 @@ def train(
     from rich.console import Console
     from rich.table import Table
 
-    from training.train import summary
+    from phototag.training.train import summary
 
     table = Table("model", "file", "epochs (stage 1, 2)", "seconds", "best validation", box=None)
     for row, path in zip(summary(out, saved), saved.values()):
@@ -500,9 +500,9 @@ def evaluate(
     if split not in ("test", "val", "all"):
         raise typer.BadParameter("choose test, val or all", param_hint="--split")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from training.data import DataError
-    from training.evaluate import evaluate as run_eval
-    from training.evaluate import format_report
+    from phototag.training.data import DataError
+    from phototag.training.evaluate import evaluate as run_eval
+    from phototag.training.evaluate import format_report
 
     from .models import ModelError
 

@@ -37,7 +37,7 @@ class AgeExpectation(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="phototag")
 class ZeroPadAdd(keras.layers.Layer):
     """dlib's ``add_prev``: the sum of two (N, H, W, C) maps, the smaller zero-padded at the bottom,
-    right and last channels to their common shape (dlib's ResNet, :mod:`training.dlib_resnet`)."""
+    right and last channels to their common shape (dlib's ResNet, :mod:`phototag.training.dlib_resnet`)."""
 
     def call(self, inputs):
         a, b = inputs

@@ -22,7 +22,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     For plumbing tests only: its predictions are meaningless, and it is never shipped.
     """
     from phototag.models import write_manifest
-    from training import backbones, recipe
+    from phototag.training import backbones, recipe
 
     out = tmp_path_factory.mktemp("tiny_models")
     with warnings.catch_warnings():

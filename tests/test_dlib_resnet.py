@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from phototag.cli import app
-from training import backbones, dlib_resnet
+from phototag.training import backbones, dlib_resnet
 
 from conftest import UTKFACE, needs_shared_data
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from phototag.cli import app
 from phototag.records import Detection
-from training import data
-from training.evaluate import _central_face, select
+from phototag.training import data
+from phototag.training.evaluate import _central_face, select
 
 from conftest import CELEBA, UTKFACE, needs_shared_data
 from photos import face_files, face_labels, jpeg_bytes, paste_face, scene
@@ -108,7 +108,7 @@ def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_mod
 
 def test_the_shipped_chain_is_measured_at_each_models_own_input_size():
     """The rotation regressor and the gender/age model take different sizes: each gets its own."""
-    from training.evaluate import evaluate
+    from phototag.training.evaluate import evaluate
 
     report = evaluate(None, [str(UTKFACE)], split="val", limit=12, rotation_angles=(60.0,))
     assert report["samples"] == 12 and report["rotation"][0]["mae"] < 10  # the regressor's ±60° MAE is ~1.6°

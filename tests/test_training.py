@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from phototag.cli import app
 from phototag.layers import GenderMix
-from training import augment, backbones, data
-from training.evaluate import evaluate, format_report
-from training.train import TrainConfig, run
+from phototag.training import augment, backbones, data
+from phototag.training.evaluate import evaluate, format_report
+from phototag.training.train import TrainConfig, run
 
 from conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
 
@@ -215,7 +215,7 @@ def celeba_small(tmp_path_factory) -> Path:
 
 
 def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
-    from training.train import age_weights, decades, sampling_weights
+    from phototag.training.train import age_weights, decades, sampling_weights
 
     s = data.Samples.concat([data.read_utkface(utk_small), data.splits(celeba_small, 1337)[0]])
     assert sampling_weights(s, 0.0) is None
@@ -232,7 +232,7 @@ def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
 
 
 def test_distribution_loss_and_mae():
-    from training import recipe
+    from phototag.training import recipe
 
     years = np.arange(101, dtype=np.float32)
     def peaked(age):
@@ -295,7 +295,7 @@ def test_train_cli_rejects_an_unknown_age_head(utk_small):
 
 
 def test_pack_keeps_the_train_and_val_sides_and_leaves_test_out(utk_small, celeba_small, tmp_path):
-    from training.pack import pack
+    from phototag.training.pack import pack
 
     out = tmp_path / "gpu_data"
     report = pack([utk_small, celeba_small], out, size=48, quality=80, limits={"celeba_gender": 6}, part_mib=0.02)

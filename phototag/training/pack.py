@@ -10,7 +10,7 @@ same train and validation sides as here: UTKFace splits by file name (and a data
 one source, by folder name), the test files are simply not packed (``test_samples_held_out`` is
 0 there), and folders with their own ``train/``/``val/`` keep them. See models/README.md.
 
-    python -m training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --part-mib 16
+    python -m phototag.training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --part-mib 16
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ saved model needs nothing but the pixels) and returns a feature map.
 * ``xception`` (the original recipe, 299 px): Keras download when online or a local ``.h5``/
   ``.weights.h5`` file; random initialisation only with a loud warning.
 * ``dlib_resnet`` (150 px, face-pretrained): dlib's face-recognition ResNet
-  (:mod:`training.dlib_resnet`) up to its last residual level, weights from dlib's ``.dat`` file
+  (:mod:`phototag.training.dlib_resnet`) up to its last residual level, weights from dlib's ``.dat`` file
   (``--pretrained``, default the one of the installed face-recognition-models package) or from a
   model saved by ``phototag train`` on it.
 
@@ -101,7 +101,7 @@ def frozen_plan(name: str, model: keras.Model) -> tuple[int, int]:
 
 
 def from_model(name: str, model: keras.Model) -> Backbone:
-    """The backbone inside a saved model built by :mod:`training.recipe` (to continue training it)."""
+    """The backbone inside a saved model built by :mod:`phototag.training.recipe` (to continue training it)."""
     inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     return Backbone(name, inner, model.input_shape[1], model.get_layer("preprocess"), *frozen_plan(name, inner))
 

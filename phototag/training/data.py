@@ -42,7 +42,7 @@ class Samples:
 
     ``group`` ties together files that must stay on the same side of a split (duplicates);
     ``source`` names the data set each file came from, by its folder (or CSV file) name, so that a
-    data set packed in parts (:mod:`training.pack`) is still one source (for balanced sampling).
+    data set packed in parts (:mod:`phototag.training.pack`) is still one source (for balanced sampling).
     """
 
     paths: np.ndarray
