@@ -79,6 +79,10 @@ class Packet:
                 self.root = etree.fromstring(data.rstrip(b"\0"), parser)
             except etree.XMLSyntaxError as error:
                 raise NotXmp(f"not valid XML: {error}") from error
+            docinfo = self.root.getroottree().docinfo
+            if docinfo.internalDTD is not None or docinfo.doctype:
+                raise NotXmp("the XMP packet has a DOCTYPE, which XMP forbids (ISO 16684-1); "
+                             "phototag leaves it as it is")
             self.rdf = self.root if self.root.tag == RDF else self.root.find(f".//{RDF}")
             if self.rdf is None:
                 raise NotXmp("no rdf:RDF element")
@@ -184,8 +188,14 @@ class Packet:
         return True
 
     def to_bytes(self) -> bytes:
-        """The document as an XMP packet (UTF-8)."""
-        return (PACKET_BEGIN + etree.tostring(self.root, encoding="unicode", with_tail=False) + PACKET_END).encode()
+        """The document as an XMP packet (UTF-8), with the comments and processing instructions around
+        ``x:xmpmeta`` (other than the packet wrapper); checked to parse back (raises ``NotXmp``)."""
+        before = [n for n in self.root.itersiblings(preceding=True) if not _is_xpacket(n)][::-1]
+        after = [n for n in self.root.itersiblings() if not _is_xpacket(n)]
+        parts = [etree.tostring(n, encoding="unicode", with_tail=False) for n in (*before, self.root, *after)]
+        data = (PACKET_BEGIN + "\n".join(parts) + PACKET_END).encode()
+        Packet(data)
+        return data
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -220,6 +230,10 @@ class Packet:
             element = _add(self._own_description(), name)
         if values:
             _append_items(element, values)
+
+
+def _is_xpacket(node) -> bool:
+    return isinstance(node, etree._ProcessingInstruction) and node.target == "xpacket"
 
 
 def _is_own_description(description: etree._Element) -> bool:
