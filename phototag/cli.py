@@ -57,6 +57,10 @@ def callback(
 # Commands are added below, one function each, calling into the library modules.
 
 
+_FORCE_HELP = ("Rewrite photos even when their owner or extended attributes (ACLs, security labels) cannot "
+               "be kept (default: leave such photos as they are and list them).")
+
+
 @app.command()
 def scan(
     paths: list[Path] = typer.Argument(..., help="Photo files or folders to scan (folders recursively)."),
@@ -111,6 +115,7 @@ def scan(
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -148,7 +153,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, force=force, verbose=verbose,
     )
     console = Console(stderr=True)
     try:
@@ -315,13 +320,14 @@ def clean(
                                                       "(default: keep it)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also clean hidden files and folders (names starting "
                                                         "with '.')."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Remove exactly what phototag wrote: its keywords, record, keyword paths and face regions from
     the EXIF and XMP, and from the sidecars (both naming conventions). The user's own keywords,
     comments and other metadata stay. Folders are walked like ``phototag scan`` walks them.
     Temporary files left by killed phototag writes in these folders are removed too.
 
-    Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
+    Exit code: 0 when done (files that could not be cleaned are listed), 2 for missing paths.
     """
     for path in paths:
         if not os.path.lexists(path):
@@ -346,7 +352,7 @@ def clean(
 
     for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
         folders.add(os.path.dirname(path))
-        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
+        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch, force=force)
         if result.failed:
             failed += 1
             table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
@@ -361,7 +367,6 @@ def clean(
     console.print(f"{verb} {changed} file(s)" + (f", {failed} failed" if failed else "")
                   + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
                   markup=False)
-    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

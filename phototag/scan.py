@@ -73,6 +73,7 @@ class ScanOptions:
     sidecar_name: str = NAMES[0]  # see phototag.sidecar.NAMES
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
+    force: bool = False  # rewrite files whose owner or extended attributes cannot be kept
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
 
     def analyzer(self) -> FaceAnalyzer:
@@ -402,7 +403,7 @@ class _Scan:
         status = ""
         if opts.exif:
             status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
-                                    keep_mtime=not opts.touch, read=photo.read,
+                                    keep_mtime=not opts.touch, read=photo.read, force=opts.force,
                                     before_rename=lambda new: record(new, "written", unconfirmed=True))
             if status == "changed":
                 self.timings.write += time.perf_counter() - t
@@ -432,7 +433,8 @@ class _Scan:
         return opts.sidecar if opts.sidecar is not None else opts.exif and exif_status == "unsupported"
 
     def _write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> None:
-        status, reason = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name)
+        status, reason = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name,
+                                force=self.options.force)
         self.summary.sidecars[status] = self.summary.sidecars.get(status, 0) + 1
         if status not in ("written", "unchanged"):
             self.summary.exif_problems.append((index.display_path(path), f"sidecar {status}", reason))

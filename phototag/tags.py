@@ -9,6 +9,7 @@ kept. Files that are read-only, hard-linked or changed meanwhile are left alone 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import struct
@@ -79,13 +80,14 @@ class CleanResult:
 
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                 keep_mtime: bool = True, read: Written | None = None,
-                before_rename: Callable[[Written], None] | None = None) -> WriteResult:
+                before_rename: Callable[[Written], None] | None = None, force: bool = False) -> WriteResult:
     """Put the faces' keywords, record and regions into the photo's EXIF and XMP (one atomic write);
     never raises for a bad or odd file.
 
     ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
     inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
-    the new file will be just before it replaces the old one.
+    the new file will be just before it replaces the old one. ``force``: write even when the file's
+    owner or extended attributes cannot be kept (see ``atomic.replace``).
     """
     path = Path(os.fsdecode(path))
     try:
@@ -100,7 +102,7 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             if (tiff, xmp) == (photo.tiff, photo.xmp):
                 return WriteResult("unchanged")
             written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime, before_rename=before_rename)
+                              keep_times=keep_mtime, before_rename=before_rename, force=force)
         return WriteResult("written", file=written)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
@@ -115,14 +117,15 @@ def _is_file(photo: Photo, read: Written) -> bool:
 
 
 def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
-                  name: str = NAMES[0]) -> WriteResult:
+                  name: str = NAMES[0], force: bool = False) -> WriteResult:
     """Write or update the photo's XMP sidecar (``name``: its naming convention) with the keywords,
-    keyword paths and MWG face regions; works for every format."""
+    keyword paths and MWG face regions; works for every format. A symbolic link at the sidecar's
+    name is never followed (refused), and a new sidecar never replaces a file created meanwhile."""
     path = Path(os.fsdecode(path))
     real = Path(os.path.realpath(path))
     target = sidecar_path(real, name)
     try:
-        existing = target.read_bytes() if target.exists() else None
+        existing, before = _read_sidecar(target)
         packet = Packet(existing)
         owner = packet.property("Photo")
         if owner not in (None, real.name):  # photo.jpg and photo.png share photo.xmp
@@ -137,11 +140,26 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
             written = replace(target, [data], like=path.stat(), expect=None, keep_times=False)
         else:
             check_writable(target)
-            before = target.stat()
-            written = replace(target, [data], like=before, expect=before, keep_times=False)
+            written = replace(target, [data], like=before, expect=before, keep_times=False, force=force)
         return WriteResult("written", file=written)
     except (NotXmp, Refused, OSError) as error:
         return WriteResult("failed", _reason(error))
+
+
+def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
+    """(the sidecar's bytes and status; None, None when there is none), never through a symbolic link."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if os.path.islink(target):  # a dangling link: writing would create its target
+            raise Refused(f"{target.name} is a symbolic link; phototag does not write through it") from None
+        return None, None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Refused(f"{target.name} is a symbolic link; phototag does not write through it") from None
+        raise
+    with open(fd, "rb") as file:
+        return file.read(), os.fstat(file.fileno())
 
 
 def read_record(path) -> dict | None:
@@ -159,16 +177,22 @@ def read_keywords(path) -> list[str]:
     return [] if exif is None else policy.decode_keywords(exif.get(XP_KEYWORDS))
 
 
-def clean(path, *, dry_run: bool = False, keep_mtime: bool = True) -> CleanResult:
-    """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it."""
+def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool = False) -> CleanResult:
+    """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it.
+    A shared sidecar (``photo.xmp`` beside ``photo.jpg`` and ``photo.png``) is cleaned only when it
+    says it holds this photo's tags. Never raises for a bad or odd file (``failed`` says why)."""
     path = Path(os.fsdecode(path))
     result = CleanResult()
     try:
-        _clean_photo(path, result, dry_run, keep_mtime)
+        _clean_photo(path, result, dry_run, keep_mtime, force)
+        real = Path(os.path.realpath(path))
         for name in NAMES:
-            _clean_sidecar(sidecar_path(Path(os.path.realpath(path)), name), result, dry_run)
+            _clean_sidecar(sidecar_path(real, name), real.name if name == NAMES[1] else None, result, dry_run,
+                           force)
     except (Refused, NotXmp, OSError, struct.error) as error:
         result.failed = _reason(error)
+    except Exception as error:  # a damaged file must not stop the others
+        result.failed = f"{type(error).__name__}: {error}"
     return result
 
 
@@ -216,7 +240,7 @@ def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str
 # -- clean -----------------------------------------------------------------------------------------
 
 
-def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
+def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool, force: bool) -> None:
     try:
         with Photo.open(path) as photo:
             tiff, record, remaining = _cleaned_exif(photo, result)
@@ -225,7 +249,7 @@ def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: boo
                 return
             check_writable(path)
             pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")))
-            replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime)
+            replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime, force=force)
     except Unsupported:
         return
 
@@ -268,11 +292,15 @@ def _cleaned_xmp(photo: Photo, result: CleanResult, user_keywords: list[str]) ->
     return None if packet.is_empty() else cleaned
 
 
-def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:
-    if not target.exists():
+def _clean_sidecar(target: Path, photo: str | None, result: CleanResult, dry_run: bool, force: bool) -> None:
+    """Take phototag's tags out of a sidecar; ``photo``: the photo's name when the sidecar's name may be
+    shared (``photo.xmp``), whose tags are then taken out only if the sidecar says they are its."""
+    existing, before = _read_sidecar(target)
+    if existing is None:
         return
-    existing = target.read_bytes()
     packet = Packet(existing)
+    if photo is not None and packet.property("Photo") not in (None, photo):
+        return
     keywords, regions = packet.remove_own()
     data = packet.to_bytes()
     if data == Packet(existing).to_bytes():
@@ -287,8 +315,7 @@ def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:
     if deleted:
         remove(target)
     else:
-        before = target.stat()
-        replace(target, [data], like=before, expect=before, keep_times=False)
+        replace(target, [data], like=before, expect=before, keep_times=False, force=force)
 
 
 def _read_exif(path: Path) -> ExifBlock | None:

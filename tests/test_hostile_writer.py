@@ -132,3 +132,158 @@ def piexif_block(photo) -> bytes:
     start = data.index(b"\xff\xe1") + 4 + len(JPEG_EXIF)
     size = struct.unpack(">H", data[data.index(b"\xff\xe1") + 2:][:2])[0]
     return data[start:data.index(b"\xff\xe1") + 2 + size]
+
+
+# -- 2. extended attributes, ACLs and the owner ---------------------------------------------------
+
+def posix_acl(*entries: tuple[int, int, int]) -> bytes:
+    """A ``system.posix_acl_access`` value: version 2, then (tag, permissions, id) per entry."""
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+ACL = posix_acl((0x01, 6, 0xFFFFFFFF), (0x02, 4, 1234), (0x04, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
+                (0x20, 4, 0xFFFFFFFF))  # owner rw, user 1234 r, group r, mask r, other r
+
+
+def xattrs(path) -> dict[str, bytes]:
+    return {name: os.getxattr(path, name) for name in sorted(os.listxattr(path))}
+
+
+def test_extended_attributes_and_acls_are_copied(tmp_path):
+    photo = make_jpeg(tmp_path / "a.jpg", "camera")
+    try:
+        os.setxattr(photo, "user.xdg.tags", b"family")
+        os.setxattr(photo, "user.comment", b"\x00binary\xff")
+        os.setxattr(photo, "system.posix_acl_access", ACL)
+    except OSError as error:
+        pytest.skip(f"this file system does not take extended attributes or ACLs: {error.strerror}")
+    before = xattrs(photo)
+    mode = photo.stat().st_mode
+
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    assert xattrs(photo) == before and photo.stat().st_mode == mode
+    assert tags.clean(photo).record
+    assert xattrs(photo) == before
+
+
+def test_an_owner_that_cannot_be_kept_is_refused_unless_forced(tmp_path, monkeypatch):
+    photo = make_jpeg(tmp_path / "a.jpg", "camera")
+    tags.write_faces(photo, FACES, INFO, "m1")
+    os.chown(photo, 1234, 1234)
+    before = photo.read_bytes()
+
+    def denied(*_):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchown", denied)
+    result = runner.invoke(app, ["clean", str(tmp_path)])
+    assert result.exit_code == 0 and "owner" in result.output and "--force" in result.output, result.output
+    assert photo.read_bytes() == before and photo.stat().st_uid == 1234
+    refused = tags.write_faces(photo, FACES[:1], INFO, "m1")
+    assert refused.status == "failed" and "owner (user 1234, group 1234)" in refused.reason
+    assert photo.read_bytes() == before
+
+    result = runner.invoke(app, ["clean", "--force", str(tmp_path)])
+    assert result.exit_code == 0 and "Cleaned 1 file(s)." in result.output, result.output
+    assert tags.read_record(photo) is None and photo.stat().st_uid == os.getuid()
+
+
+def test_an_attribute_that_cannot_be_kept_is_refused_unless_forced(tmp_path, monkeypatch):
+    photo = make_jpeg(tmp_path / "a.jpg", "camera")
+    try:
+        os.setxattr(photo, "user.label", b"x")
+    except OSError as error:
+        pytest.skip(f"this file system does not take extended attributes: {error.strerror}")
+    before = photo.read_bytes()
+    real_setxattr = os.setxattr
+
+    def refuse_label(target, name, value, *args, **kwargs):
+        if name == "user.label" and isinstance(target, int):
+            raise PermissionError(1, "Operation not permitted")
+        return real_setxattr(target, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(os, "setxattr", refuse_label)
+    result = tags.write_faces(photo, FACES, INFO, "m1")
+    assert result.status == "failed" and "user.label" in result.reason and photo.read_bytes() == before
+    assert tags.write_faces(photo, FACES, INFO, "m1", force=True).status == "written"
+
+
+# -- 4. a sidecar shared by two photos --------------------------------------------------------------
+
+
+def test_clean_takes_out_of_a_shared_sidecar_only_the_photos_own_tags(tmp_path):
+    jpeg = make_jpeg(tmp_path / "a.jpg", "plain")
+    png = tmp_path / "a.png"
+    face_image().save(png)
+    assert tags.write_faces(jpeg, FACES, INFO, "m1").status == "written"
+    assert tags.write_sidecar(png, FACES, INFO, "m1", name="photo.xmp").status == "written"
+    shared = tmp_path / "a.xmp"
+    before = shared.read_bytes()
+
+    result = runner.invoke(app, ["clean", str(jpeg)])
+    assert result.exit_code == 0 and "Cleaned 1 file(s)." in result.output, result.output
+    assert tags.read_record(jpeg) is None
+    assert shared.read_bytes() == before
+
+    assert tags.clean(png).sidecar_deleted and not shared.exists()
+
+
+# -- 6. sidecars never written through a link ------------------------------------------------------
+
+
+def test_a_dangling_link_at_the_sidecars_name_is_not_followed(tmp_path):
+    photo = tmp_path / "library" / "a.png"
+    photo.parent.mkdir()
+    face_image().save(photo)
+    elsewhere = tmp_path / "elsewhere" / "file"
+    elsewhere.parent.mkdir()
+    sidecar_path(photo).symlink_to(elsewhere)
+
+    result = tags.write_sidecar(photo, FACES, INFO, "m1")
+    assert result.status == "failed" and "symbolic link" in result.reason
+    assert not elsewhere.exists() and os.listdir(elsewhere.parent) == []
+
+    elsewhere.write_bytes(b"not yours")  # a link to a real file: neither written nor cleaned
+    assert tags.write_sidecar(photo, FACES, INFO, "m1").status == "failed"
+    assert "symbolic link" in tags.clean(photo).failed and elsewhere.read_bytes() == b"not yours"
+
+
+def test_a_new_sidecar_never_replaces_a_file_created_meanwhile(tmp_path, monkeypatch):
+    target = tmp_path / "a.png.xmp"
+    check = atomic._expect
+
+    def then_another_program(path, expect):  # creates the file between the last check and the rename
+        check(path, expect)
+        target.write_bytes(b"another program's")
+
+    monkeypatch.setattr(atomic, "_expect", then_another_program)
+    with pytest.raises(atomic.Refused, match="created by another program"):
+        atomic.replace(target, [b"ours"], like=os.stat(tmp_path), expect=None, keep_times=False)
+    assert target.read_bytes() == b"another program's"
+    assert [n for n in os.listdir(tmp_path) if atomic.is_temp_name(n)] == []
+
+
+# -- 10. the longest names ---------------------------------------------------------------------------
+
+
+def test_a_photo_with_a_240_byte_name_is_rewritten_and_its_temp_recognised(tmp_path):
+    photo = make_jpeg(tmp_path / ("é" * 116 + "abcd.jpg"), "plain")  # 240 bytes in UTF-8
+    assert len(os.fsencode(photo.name)) == 240
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    assert tags.read_record(photo) is not None
+    png = tmp_path / ("p" * 236 + ".png")
+    face_image().save(png)
+    assert tags.write_sidecar(png, FACES, INFO, "m1").status == "written"
+
+    temps = []
+
+    def killed(_):  # keep a copy of the temp file under its name, as a killed write leaves it
+        temps.extend(n for n in os.listdir(tmp_path) if atomic.is_temp_name(n))
+        os.link(tmp_path / temps[0], tmp_path / "saved")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tags.write_faces(photo, FACES[:1], INFO, "m1", before_rename=killed)
+    os.rename(tmp_path / "saved", tmp_path / temps[0])
+    assert len(os.fsencode(temps[0])) <= 255
+    assert atomic.remove_stale_temps(tmp_path) == 1
