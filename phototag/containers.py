@@ -184,6 +184,8 @@ def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
 def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: bool) -> list[bytes]:
     data = photo.data
     names = [c[0] for c in photo.chunks]
+    if names[0] == b"VP8X" and _u32le(data, photo.chunks[0][1] + 4) < 10:
+        raise Refused("the WebP file is damaged (its VP8X chunk is shorter than 10 bytes)")
     body = [bytes(data[start:end]) for _, start, end in photo.chunks]
     new = {b"EXIF": None if tiff is None else _webp_chunk(b"EXIF", photo.prefix + tiff),
            b"XMP ": None if xmp is None else _webp_chunk(b"XMP ", xmp)}

@@ -287,3 +287,61 @@ def test_a_photo_with_a_240_byte_name_is_rewritten_and_its_temp_recognised(tmp_p
     os.rename(tmp_path / "saved", tmp_path / temps[0])
     assert len(os.fsencode(temps[0])) <= 255
     assert atomic.remove_stale_temps(tmp_path) == 1
+
+
+# -- 13. damaged files fail alone ------------------------------------------------------------------
+
+
+NESTED_COMMENT = b"ASCII\0\0\0phototag:" + b"[" * 20_000 + b"]" * 20_000 + b"\nuser text"
+
+
+def nested_comment_jpeg() -> bytes:
+    """A JPEG whose UserComment holds a ``phototag:`` record nested deeper than Python's JSON parser recurses."""
+    comment = NESTED_COMMENT
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon"}, "Exif": {piexif.ExifIFD.UserComment: comment}})
+    out = io.BytesIO()
+    face_image().save(out, "JPEG", quality=85, exif=exif)
+    return out.getvalue()
+
+
+def short_vp8x_webp() -> bytes:
+    """A WebP whose VP8X chunk is empty (it must hold 10 bytes)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(out, "WEBP", exif=b"Exif\0\0" + piexif.dump({"0th": {271: b"X"}})[6:])
+    data = out.getvalue()
+    assert data[12:16] == b"VP8X"
+    body = b"VP8X" + struct.pack("<I", 0) + data[12 + 18:]
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def test_a_deeply_nested_record_is_the_users_text_and_a_short_vp8x_is_refused(tmp_path):
+    nested = tmp_path / "nested.jpg"
+    nested.write_bytes(nested_comment_jpeg())
+    webp = tmp_path / "short.webp"
+    webp.write_bytes(short_vp8x_webp())
+    good = make_jpeg(tmp_path / "good.jpg", "camera")
+    for photo in (nested, good):
+        assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    failed = tags.write_faces(webp, FACES, INFO, "m1")
+    assert failed.status == "failed" and "VP8X" in failed.reason
+
+    result = runner.invoke(app, ["clean", str(tmp_path)])
+    assert result.exit_code == 0 and "Cleaned 2 file(s)." in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert ExifBlock.parse(piexif_block(nested)).get(0x9286, in_exif_ifd=True) == NESTED_COMMENT
+
+
+def test_clean_lists_an_unexpected_failure_and_goes_on(tmp_path, monkeypatch):
+    for name in ("a.jpg", "b.jpg"):
+        tags.write_faces(make_jpeg(tmp_path / name, "plain"), FACES, INFO, "m1")
+    real = tags._clean_photo
+
+    def broken(path, *args):
+        if path.name == "a.jpg":
+            raise IndexError("index out of range")
+        return real(path, *args)
+
+    monkeypatch.setattr(tags, "_clean_photo", broken)
+    result = runner.invoke(app, ["clean", str(tmp_path)])
+    assert result.exit_code == 0 and "IndexError" in result.output and "Cleaned 1 file(s), 1 failed" in result.output
+    assert tags.read_record(tmp_path / "b.jpg") is None and tags.read_record(tmp_path / "a.jpg") is not None
