@@ -2,9 +2,15 @@
 them replaced.
 
 Only the APP1 Exif and APP1 XMP segments (JPEG) or the EXIF and XMP chunks and the VP8X flags (WebP)
-change; the image data, the other segments and chunks (extended XMP, IPTC, ICC profile, MPF...) and
+change; the image data, the other segments and chunks (extended XMP, IPTC, ICC profile...) and
 the thumbnail are copied byte for byte. A new EXIF segment goes after SOI (and a leading JFIF APP0),
 a new XMP segment right after the EXIF one.
+
+A JPEG with more images after its own (MPO, phones' HDR gain maps) lists them in an APP2 MPF
+segment, by offsets from that segment's TIFF header (CIPA DC-007). When a segment after the MPF one
+changes size, the images behind it move, and their offsets in the MPF index are moved by as much
+(the primary image's own size entry is left, as exiftool leaves it); an MPF index that cannot be
+read then refuses the write.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from .iptc import PHOTOSHOP
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+MPF = b"MPF\0"  # APP2 payload header of the Multi-Picture Format index
+MP_ENTRY = 0xB002
 VP8X_ALPHA, VP8X_EXIF, VP8X_XMP = 0x10, 0x08, 0x04
 WEBP_EARLY_CHUNKS = (b"VP8X", b"ICCP", b"ANIM", b"ALPH", b"VP8 ", b"VP8L", b"ANMF")
 
@@ -52,7 +60,7 @@ class Photo:
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
         if self.kind == "JPEG":
-            self.exif_span, self.xmp_span, app13_span, self.insert_at = _jpeg_spans(data)
+            self.exif_span, self.xmp_span, app13_span, self.mpf_span, self.insert_at = _jpeg_spans(data)
             self.density = _jfif_density(data, self.insert_at)
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
@@ -88,6 +96,11 @@ class Photo:
         exif_span = self.exif_span or (self.insert_at, self.insert_at)
         xmp_span = self.xmp_span or (exif_span[1], exif_span[1])
         edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)])
+        if self.mpf_span is not None:
+            moved = sum(len(segment) - (end - start) for start, end, _, segment in edits if start >= self.mpf_span[1])
+            if moved:
+                start, end = self.mpf_span
+                edits = sorted(edits + [(start, end, 2, _mpf_moved(bytes(self.data[start:end]), moved))])
         pieces, pos = [], 0
         for start, end, _, segment in edits:
             pieces += [self.data[pos:start], segment]
@@ -95,11 +108,14 @@ class Photo:
         return pieces + [self.data[pos:]]
 
 
-def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[int, int] | None, int]:
-    """Byte ranges of the first APP1 Exif, APP1 XMP and APP13 Photoshop segments (None: absent), and
-    where a new EXIF segment belongs (after SOI and a leading APP0)."""
+Span = tuple[int, int]
+
+
+def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | None, int]:
+    """Byte ranges of the first APP1 Exif, APP1 XMP, APP13 Photoshop and APP2 MPF segments (None:
+    absent), and where a new EXIF segment belongs (after SOI and a leading APP0)."""
     pos = insert_at = 2
-    exif = xmp = app13 = None
+    exif = xmp = app13 = mpf = None
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
             raise Refused("the JPEG is damaged before its image data")
@@ -108,7 +124,7 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, t
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # SOS, EOI
-            return exif, xmp, app13, insert_at
+            return exif, xmp, app13, mpf, insert_at
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue
@@ -121,9 +137,36 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, t
             xmp = (pos, end)
         if marker == 0xED and app13 is None and data[pos + 4:pos + 4 + len(PHOTOSHOP)] == PHOTOSHOP:
             app13 = (pos, end)
+        if marker == 0xE2 and mpf is None and data[pos + 4:pos + 4 + len(MPF)] == MPF:
+            mpf = (pos, end)
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
         pos = end
+
+
+def _mpf_moved(segment: bytes, moved: int) -> bytes:
+    """The APP2 MPF segment with the offsets of the images after the primary one moved by ``moved``."""
+    tiff = 4 + len(MPF)  # where the offsets count from
+    out = bytearray(segment)
+    try:
+        order = {b"II*\0": "<", b"MM\0*": ">"}[segment[tiff:tiff + 4]]
+        ifd = tiff + struct.unpack_from(order + "I", segment, tiff + 4)[0]
+        for i in range(struct.unpack_from(order + "H", segment, ifd)[0]):
+            tag, _, count, value = struct.unpack_from(order + "HHII", segment, ifd + 2 + 12 * i)
+            if tag != MP_ENTRY:
+                continue
+            entries = tiff + value
+            if count % 16 or entries + count > len(segment):
+                raise ValueError
+            for at in range(entries + 8, entries + count, 16):
+                offset = struct.unpack_from(order + "I", segment, at)[0]
+                if offset:  # 0: the primary image
+                    struct.pack_into(order + "I", out, at, offset + moved)
+            return bytes(out)
+    except (KeyError, ValueError, struct.error):
+        pass
+    raise Refused("the JPEG's MPF index (of the images after the main one) is damaged; "
+                  "writing would lose them")
 
 
 def _jfif_density(data, app0_end: int) -> tuple[int, int, int] | None:

@@ -345,3 +345,71 @@ def test_clean_lists_an_unexpected_failure_and_goes_on(tmp_path, monkeypatch):
     result = runner.invoke(app, ["clean", str(tmp_path)])
     assert result.exit_code == 0 and "IndexError" in result.output and "Cleaned 1 file(s), 1 failed" in result.output
     assert tags.read_record(tmp_path / "b.jpg") is None and tags.read_record(tmp_path / "a.jpg") is not None
+
+
+# -- 5. JPEGs carrying more images (MPF) -----------------------------------------------------------
+
+USER_XMP = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+            b'xmlns:xmp="http://ns.adobe.com/xap/1.0/"><xmp:Rating>3</xmp:Rating></rdf:Description></rdf:RDF>'
+            b'</x:xmpmeta>\n<?xpacket end="w"?>')
+
+
+def mpo_with_xmp_after_mpf(tmp_path) -> tuple[bytes, bytes]:
+    """(a JPEG with a second image listed in its APP2 MPF index and an XMP segment after the MPF one,
+    as phones write them; the second image's bytes)."""
+    second = Image.radial_gradient("L").resize((160, 120)).convert("RGB")
+    out = io.BytesIO()
+    face_image().save(out, "MPO", save_all=True, append_images=[second],
+                      exif=piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon"}}))
+    data = out.getvalue()
+    mpf = data.index(b"\xff\xe2")
+    assert data[mpf + 4:mpf + 8] == b"MPF\0"
+    mpf_end = mpf + 2 + struct.unpack_from(">H", data, mpf + 2)[0]
+    xmp = b"\xff\xe1" + struct.pack(">H", 2 + len(JPEG_XMP) + len(USER_XMP)) + JPEG_XMP + USER_XMP
+    data = data[:mpf_end] + xmp + data[mpf_end:]
+    # the MP entries (little-endian, as Pillow writes them): the second image's offset moves by len(xmp)
+    tiff = mpf + 8
+    entries = tiff + struct.unpack_from("<I", data, tiff + 4)[0]
+    count = struct.unpack_from("<H", data, entries)[0]
+    tag_at = next(entries + 2 + 12 * i for i in range(count) if struct.unpack_from("<H", data, entries + 2 + 12 * i)[0] == 0xB002)
+    second_entry = tiff + struct.unpack_from("<I", data, tag_at + 8)[0] + 16
+    offset = struct.unpack_from("<I", data, second_entry + 8)[0]
+    data = bytearray(data)
+    struct.pack_into("<I", data, second_entry + 8, offset + len(xmp))
+    start = tiff + offset + len(xmp)
+    assert data[start:start + 3] == b"\xff\xd8\xff"
+    return bytes(data), bytes(data[start:])
+
+
+@needs_exiftool
+def test_the_images_after_an_mpf_index_stay_where_it_says_when_a_segment_after_it_grows(tmp_path):
+    photo = tmp_path / "phone.jpg"
+    data, second = mpo_with_xmp_after_mpf(tmp_path)
+    photo.write_bytes(data)
+    extracted = subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True, check=True).stdout
+    assert extracted == second  # the file as built is right
+
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    assert len(photo.read_bytes()) > len(data) + 1000  # the XMP after the MPF segment grew
+
+    extracted = subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True, check=True).stdout
+    assert extracted == second
+    assert Image.open(io.BytesIO(extracted)).convert("RGB").size == (160, 120)
+    with Image.open(photo) as mpo:
+        mpo.seek(1)
+        assert mpo.convert("RGB").size == (160, 120)
+    assert exiftool("-XMP:Rating", photo)[0]["Rating"] == 3
+
+    assert tags.clean(photo).xmp
+    assert subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True).stdout == second
+
+
+def test_a_damaged_mpf_index_refuses_a_write_that_would_move_the_images(tmp_path):
+    data, _ = mpo_with_xmp_after_mpf(tmp_path)
+    mpf = data.index(b"\xff\xe2")
+    photo = tmp_path / "damaged.jpg"
+    photo.write_bytes(data[:mpf + 8] + b"XX*\0" + data[mpf + 12:])  # not a TIFF byte order
+    before = photo.read_bytes()
+    result = tags.write_faces(photo, FACES, INFO, "m1")
+    assert result.status == "failed" and "MPF" in result.reason and photo.read_bytes() == before
