@@ -16,6 +16,7 @@ read then refuses the write.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import struct
@@ -27,6 +28,8 @@ from .iptc import PHOTOSHOP
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"  # then GUID (32), full length, offset (4 + 4)
+EXTENDED_PORTION = 65400  # bytes of extended XMP per segment (Adobe's XMP toolkit writes 65400 at most)
 MPF = b"MPF\0"  # APP2 payload header of the Multi-Picture Format index
 MP_ENTRY = 0xB002
 VP8X_ALPHA, VP8X_EXIF, VP8X_XMP = 0x10, 0x08, 0x04
@@ -65,8 +68,10 @@ class Photo:
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
             self.app13 = _jpeg_payload(data, app13_span, 0)
+            self.extended = _extended_chunks(data)
         elif self.kind == "WebP":
             self.density = self.app13 = None
+            self.extended = []
             self.chunks, self.riff_end = _webp_chunks(data)
             payload = _webp_payload(data, self.chunks, b"EXIF")
             self.prefix = b"Exif\0\0" if (payload or b"").startswith(b"Exif\0\0") else b""
@@ -86,16 +91,29 @@ class Photo:
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 yield cls(data, st)
 
-    def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
+    def extended_xmp(self, guid: str) -> bytes | None:
+        """The extended XMP packet with this GUID (JPEG), None when its segments are missing or incomplete."""
+        chunks = sorted((offset, portion) for g, total, offset, _, portion in self.extended if g == guid.encode())
+        data = b"".join(portion for _, portion in chunks)
+        totals = {total for g, total, *_ in self.extended if g == guid.encode()}
+        return data if chunks and totals == {len(data)} and all(
+            offset == sum(len(p) for _, p in chunks[:i]) for i, (offset, _) in enumerate(chunks)) else None
+
+    def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False,
+                      extended: tuple[str | None, bytes | None] = (None, None)) -> list[bytes]:
         """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
-        (None: removed). Raises ``Refused`` when either does not fit its JPEG segment."""
+        (None: removed). ``extended`` (JPEG): the GUID of extended XMP segments to remove, and an
+        extended packet to write after the main one. Raises ``Refused`` when the EXIF or the XMP does
+        not fit its JPEG segment."""
         if self.kind == "WebP":
             return _webp_with(self, tiff, xmp, drop_vp8x)
+        old_guid, new_extended = extended
         exif_segment = _jpeg_segment(JPEG_EXIF, tiff, "EXIF block")
-        xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet")
+        xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet") + _extended_segments(new_extended)
         exif_span = self.exif_span or (self.insert_at, self.insert_at)
         xmp_span = self.xmp_span or (exif_span[1], exif_span[1])
-        edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)])
+        edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)]
+                       + [(*span, 3, b"") for g, _, _, span, _ in self.extended if old_guid and g == old_guid.encode()])
         if self.mpf_span is not None:
             moved = sum(len(segment) - (end - start) for start, end, _, segment in edits if start >= self.mpf_span[1])
             if moved:
@@ -142,6 +160,37 @@ def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | Non
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
         pos = end
+
+
+def _extended_chunks(data) -> list[tuple[bytes, int, int, Span, bytes]]:
+    """(GUID, full length, offset, span, portion) of each APP1 extended XMP segment before the image data."""
+    chunks, pos = [], 2
+    header = len(JPEG_EXTENDED_XMP) + 40
+    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
+        if data[pos + 1] == 0xFF or 0xD0 <= data[pos + 1] <= 0xD7 or data[pos + 1] == 0x01:
+            pos += 1 if data[pos + 1] == 0xFF else 2
+            continue
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        payload = bytes(data[pos + 4:min(end, pos + 4 + header)])
+        if data[pos + 1] == 0xE1 and payload.startswith(JPEG_EXTENDED_XMP) and len(payload) == header:
+            total, offset = struct.unpack_from(">II", payload, len(JPEG_EXTENDED_XMP) + 32)
+            guid = payload[len(JPEG_EXTENDED_XMP):len(JPEG_EXTENDED_XMP) + 32]
+            chunks.append((guid, total, offset, (pos, end), bytes(data[pos + 4 + header:end])))
+        pos = end
+    return chunks
+
+
+def _extended_segments(extended: bytes | None) -> bytes:
+    """APP1 segments carrying an extended XMP packet, named by the MD5 digest of its bytes."""
+    if extended is None:
+        return b""
+    guid = hashlib.md5(extended).hexdigest().upper().encode()
+    out = []
+    for offset in range(0, len(extended), EXTENDED_PORTION):
+        portion = extended[offset:offset + EXTENDED_PORTION]
+        out.append(_jpeg_segment(JPEG_EXTENDED_XMP, guid + struct.pack(">II", len(extended), offset) + portion,
+                                 "extended XMP"))
+    return b"".join(out)
 
 
 def _mpf_moved(segment: bytes, moved: int) -> bytes:

@@ -21,7 +21,7 @@ import piexif
 
 from . import iptc, policy
 from .atomic import Refused, Written, check_writable, remove, replace
-from .containers import Photo, Unsupported
+from .containers import JPEG_XMP, Photo, Unsupported
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
 from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags
@@ -30,6 +30,7 @@ from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 XP_KEYWORDS = piexif.ImageIFD.XPKeywords
 USER_COMMENT = piexif.ExifIFD.UserComment
 BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
+JPEG_XMP_LIMIT = 0xFFFF - 2 - len(JPEG_XMP)  # bytes of XMP one APP1 segment holds
 
 
 @dataclass
@@ -37,12 +38,14 @@ class WriteResult:
     """What a write did: ``written``, ``unchanged``, ``changed`` (the file is not the one read),
     ``unsupported`` or ``failed`` (``reason`` says why).
 
-    ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``.
+    ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``;
+    ``note`` says where the face regions went when not into the main XMP packet.
     """
 
     status: str
     reason: str = ""
     file: Written | None = None
+    note: str = ""
 
 
 @dataclass
@@ -96,18 +99,45 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                 return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
             tiff, user_keywords = _tagged_exif(photo, faces, info, model_version)
-            packet = Packet(photo.xmp)
+            packet, old_guid = _embedded_packet(photo)
             _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
-            xmp = packet.to_bytes()
+            xmp, extended, note = _packed(photo, packet, old_guid)
             if (tiff, xmp) == (photo.tiff, photo.xmp):
-                return WriteResult("unchanged")
-            written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime, before_rename=before_rename, force=force)
-        return WriteResult("written", file=written)
+                return WriteResult("unchanged", note=note)
+            written = replace(path, photo.with_metadata(tiff, xmp, extended=extended), like=photo.stat,
+                              expect=photo.stat, keep_times=keep_mtime, before_rename=before_rename, force=force)
+        return WriteResult("written", file=written, note=note)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
     except (Refused, NotXmp, OSError, struct.error) as error:
         return WriteResult("failed", _reason(error))
+
+
+def _embedded_packet(photo: Photo) -> tuple[Packet, str | None]:
+    """The photo's XMP with phototag's extended packet merged back in; the GUID of that (None: none)."""
+    packet = Packet(photo.xmp)
+    guid, own = packet.extended_guid()
+    if not own:
+        return packet, None
+    packet.merge_extended(photo.extended_xmp(guid))
+    return packet, guid
+
+
+def _packed(photo: Photo, packet: Packet, old_guid: str | None) -> tuple[bytes, tuple[str | None, bytes | None], str]:
+    """(the main packet, the extended XMP edit for ``Photo.with_metadata``, a note): a JPEG's packet
+    too large for its segment keeps its keywords and hierarchy there, its face regions going to
+    extended XMP, or, when the file's extended XMP is another program's, staying out of the file."""
+    if photo.kind != "JPEG":
+        return packet.to_bytes(), (None, None), ""
+    try:
+        main, extended = packet.split(JPEG_XMP_LIMIT)
+    except NotXmp:
+        if packet.extended_guid()[0] is None or not packet.replace_own_regions([], (0, 0)):
+            raise
+        main, extended = packet.split(JPEG_XMP_LIMIT)
+        return main, (old_guid, extended), ("face regions not in the file (too large for its XMP segment, and "
+                                            "its extended XMP is another program's); they are in the index")
+    return main, (old_guid, extended), "face regions in extended XMP" if extended else ""
 
 
 def _is_file(photo: Photo, read: Written) -> bool:
@@ -244,11 +274,12 @@ def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: boo
     try:
         with Photo.open(path) as photo:
             tiff, record, remaining = _cleaned_exif(photo, result)
-            xmp = _cleaned_xmp(photo, result, remaining)
+            xmp, extended = _cleaned_xmp(photo, result, remaining)
             if dry_run or not (result.record or result.xmp):
                 return
             check_writable(path)
-            pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")))
+            pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")),
+                                         extended=extended)
             replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime, force=force)
     except Unsupported:
         return
@@ -276,20 +307,24 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     return (None if ExifBlock.parse(tiff).is_empty() else tiff), record, remaining
 
 
-def _cleaned_xmp(photo: Photo, result: CleanResult, user_keywords: list[str]) -> bytes | None:
-    """The XMP packet without phototag's parts (None: nothing left)."""
+def _cleaned_xmp(photo: Photo, result: CleanResult,
+                 user_keywords: list[str]) -> tuple[bytes | None, tuple[str | None, bytes | None]]:
+    """The XMP packet without phototag's parts (None: nothing left), and the extended XMP edit."""
     if photo.xmp is None:
-        return None
-    packet = Packet(photo.xmp)
+        return None, (None, None)
+    packet, old_guid = _embedded_packet(photo)
+    before = packet.to_bytes()
     keywords, regions = packet.remove_own()
-    cleaned = packet.to_bytes()
-    if cleaned == Packet(photo.xmp).to_bytes():
-        return photo.xmp
+    if packet.to_bytes() == before:
+        return photo.xmp, (None, None)
     result.xmp = True
     ours = [k for k in keywords if k not in user_keywords]  # not the user's, carried over
     result.keywords = list(dict.fromkeys(result.keywords + ours))
     result.regions += regions
-    return None if packet.is_empty() else cleaned
+    if packet.is_empty():
+        return None, (old_guid, None)
+    xmp, extended, _ = _packed(photo, packet, old_guid)
+    return xmp, extended
 
 
 def _clean_sidecar(target: Path, photo: str | None, result: CleanResult, dry_run: bool, force: bool) -> None:

@@ -13,10 +13,16 @@ What phototag writes, and how it marks it so ``remove_own`` takes exactly that o
   box, w/h its size, normalised to the image **as stored**, ``AppliedToDimensions`` the stored pixel
   size) carry ``mwg-rs:Extensions`` with properties in the phototag namespace, and no ``mwg-rs:Name``;
 * new properties go into an ``rdf:Description`` of phototag's own, removed again when it empties.
+
+A packet too large for one JPEG segment is split as XMP Part 3 (1.1.3.1) describes: its face
+regions (the whole ``mwg-rs:Regions`` property) go to an *extended* packet, which the main one names
+by the MD5 digest of its bytes in ``xmpNote:HasExtendedXMP`` (in phototag's description: that is how
+phototag knows the extended packet is its own to merge back and rewrite).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -30,6 +36,7 @@ NS = {
     "mwg-rs": "http://www.metadataworkinggroup.com/schemas/regions/",
     "stArea": "http://ns.adobe.com/xmp/sType/Area#",
     "stDim": "http://ns.adobe.com/xap/1.0/sType/Dimensions#",
+    "xmpNote": "http://ns.adobe.com/xmp/note/",
     "phototag": "http://ns.phototag.invalid/1.0/",
 }
 PHOTOTAG_NS = NS["phototag"]
@@ -47,8 +54,8 @@ def _q(name: str) -> str:
 
 RDF, DESCRIPTION, LI, ABOUT, PARSE_TYPE = (_q(n) for n in (
     "rdf:RDF", "rdf:Description", "rdf:li", "rdf:about", "rdf:parseType"))
-REGIONS, REGION_LIST, APPLIED_TO = (_q(n) for n in (
-    "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions"))
+REGIONS, REGION_LIST, APPLIED_TO, HAS_EXTENDED = (_q(n) for n in (
+    "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions", "xmpNote:HasExtendedXMP"))
 SUBJECT, HIERARCHY, TAGS_LIST = "dc:subject", "lr:hierarchicalSubject", "digiKam:TagsList"
 OWN_MARKERS = {SUBJECT: "phototag:Keywords", HIERARCHY: "phototag:Hierarchy", TAGS_LIST: "phototag:TagsList"}
 
@@ -196,6 +203,54 @@ class Packet:
         data = (PACKET_BEGIN + "\n".join(parts) + PACKET_END).encode()
         Packet(data)
         return data
+
+    # -- extended XMP (JPEG) ----------------------------------------------------------------------
+
+    def extended_guid(self) -> tuple[str | None, bool]:
+        """(the GUID ``xmpNote:HasExtendedXMP`` names, or None; whether phototag wrote it)."""
+        element = self._property(HAS_EXTENDED)
+        if element is None:
+            return None, False
+        return (element.text or "").strip(), _is_own_description(element.getparent())
+
+    def merge_extended(self, data: bytes | None) -> None:
+        """Take phototag's extended packet (``data``; None when it is missing) back into this one."""
+        element = self._property(HAS_EXTENDED)
+        if element is not None:
+            _drop(element)
+        if data is None:
+            return
+        for description in Packet(data).rdf.findall(DESCRIPTION):
+            for prop in list(description):
+                if isinstance(prop.tag, str) and self._property(prop.tag) is None:
+                    own = self._own_description()
+                    own.append(prop)
+                    _place(prop)
+
+    def split(self, limit: int) -> tuple[bytes, bytes | None]:
+        """(the main packet, an extended packet or None): when the packet is over ``limit`` bytes, its
+        ``mwg-rs:Regions`` go to an extended packet; ``NotXmp`` when the main one is still too large."""
+        data = self.to_bytes()
+        regions = self._property(REGIONS)
+        if len(data) <= limit:
+            return data, None
+        if regions is None or self.extended_guid()[0] is not None:
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes, over the {limit} one JPEG segment holds")
+        extended = etree.Element(_q("x:xmpmeta"), nsmap={"x": NS["x"]})
+        rdf = _add(extended, "rdf:RDF")
+        holder = _add(rdf, "rdf:Description", {ABOUT: ""})
+        _drop(regions)
+        holder.append(regions)
+        _place(regions)
+        extended_data = etree.tostring(extended, encoding="unicode").encode()
+        Packet(extended_data)
+        _add(self._own_description(), "xmpNote:HasExtendedXMP",
+             text=hashlib.md5(extended_data).hexdigest().upper())
+        data = self.to_bytes()
+        if len(data) > limit:
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes without its face regions, over the "
+                         f"{limit} one JPEG segment holds")
+        return data, extended_data
 
     # -- helpers --------------------------------------------------------------------------------
 

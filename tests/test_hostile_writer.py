@@ -413,3 +413,77 @@ def test_a_damaged_mpf_index_refuses_a_write_that_would_move_the_images(tmp_path
     before = photo.read_bytes()
     result = tags.write_faces(photo, FACES, INFO, "m1")
     assert result.status == "failed" and "MPF" in result.reason and photo.read_bytes() == before
+
+
+# -- 14. a hundred faces ---------------------------------------------------------------------------
+
+
+def crowd(count: int) -> list[Face]:
+    return [Face(box=(2 * (i % 10) * 10, 2 * (i // 10) * 10, 15, 15), landmarks={}, confidence=0.9,
+                 rotation=1.5, gender="fm"[i % 2], p_female=0.5, age=20.0 + i % 50) for i in range(count)]
+
+
+CROWD_INFO = PhotoInfo(width=200, height=200, stored_width=200, stored_height=200, format="JPEG")
+
+
+def extended_segments(data: bytes) -> list[bytes]:
+    """The payloads of a JPEG's APP1 extended XMP segments."""
+    found, pos = [], 2
+    while data[pos + 1] != 0xDA:
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        if data[pos + 1] == 0xE1 and data[pos + 4:pos + 39] == b"http://ns.adobe.com/xmp/extension/\0":
+            found.append(data[pos + 4:end])
+        pos = end
+    return found
+
+
+@needs_exiftool
+def test_a_hundred_faces_keep_keywords_in_the_packet_and_regions_in_extended_xmp(tmp_path):
+    photo = make_jpeg(tmp_path / "class.jpg", "plain")
+    original = photo.read_bytes()
+
+    result = tags.write_faces(photo, crowd(100), CROWD_INFO, "m1")
+    assert result.status == "written" and result.note == "face regions in extended XMP"
+    chunks = extended_segments(photo.read_bytes())
+    assert len(chunks) >= 2  # more than one segment's worth
+    whole = b"".join(c[35 + 40:] for c in chunks)
+    guid = hashlib.md5(whole).hexdigest().upper()
+    assert {c[35:67].decode() for c in chunks} == {guid}
+    seen = exiftool("-XMP:all", photo)[0]
+    assert seen["HasExtendedXMP"] == guid
+    assert "faces: 100" in seen["Subject"] and "phototag|faces|faces 100" in seen["HierarchicalSubject"]
+    assert len(seen["RegionType"]) == 100 and seen["RegionAppliedToDimensionsW"] == 200
+    assert tags.write_faces(photo, crowd(100), CROWD_INFO, "m1").status == "unchanged"
+
+    assert tags.write_faces(photo, crowd(99), CROWD_INFO, "m1").status == "written"
+    assert len(exiftool("-XMP:RegionType", photo)[0]["RegionType"]) == 99
+    assert {c[35:67] for c in extended_segments(photo.read_bytes())} != {guid.encode()}  # the old ones went
+    assert tags.write_faces(photo, crowd(3), CROWD_INFO, "m1").status == "written"
+    assert extended_segments(photo.read_bytes()) == [] and "HasExtendedXMP" not in exiftool("-XMP:all", photo)[0]
+
+    tags.write_faces(photo, crowd(100), CROWD_INFO, "m1")
+    assert tags.clean(photo).regions == 100
+    assert photo.read_bytes() == original
+
+
+def test_with_another_programs_extended_xmp_the_regions_stay_out_and_the_keywords_in(tmp_path):
+    foreign = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+               b'<rdf:Description rdf:about="" xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/" '
+               b'GDepth:Data="' + b"A" * 1000 + b'"/></rdf:RDF></x:xmpmeta>')
+    guid = hashlib.md5(foreign).hexdigest().upper().encode()
+    main = USER_XMP.replace(b"<xmp:Rating>3</xmp:Rating>", b'<xmp:Rating>3</xmp:Rating><xmpNote:HasExtendedXMP '
+                            b'xmlns:xmpNote="http://ns.adobe.com/xmp/note/">' + guid + b"</xmpNote:HasExtendedXMP>")
+    chunk = b"http://ns.adobe.com/xmp/extension/\0" + guid + struct.pack(">II", len(foreign), 0) + foreign
+    photo = tmp_path / "depth.jpg"
+    photo.write_bytes(with_segment(with_segment(plain_jpeg(), 0xE1, chunk), 0xE1, JPEG_XMP + main))
+
+    result = tags.write_faces(photo, crowd(100), CROWD_INFO, "m1")
+    assert result.status == "written" and "not in the file" in result.note
+    assert extended_segments(photo.read_bytes()) == [chunk]
+    assert "faces: 100" in Packet(_xmp_of(photo)).items(tags.SUBJECT)
+
+
+def _xmp_of(photo) -> bytes:
+    data = photo.read_bytes()
+    at = data.index(JPEG_XMP) + len(JPEG_XMP)
+    return data[at:at + struct.unpack_from(">H", data, at - len(JPEG_XMP) - 2)[0] - 2 - len(JPEG_XMP)]
