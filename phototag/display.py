@@ -109,6 +109,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
               for path, status, reason in summary.exif_problems]
+    lines += [f"[cyan]note[/cyan] {escape(path)}: {escape(note)}" for path, note in summary.exif_notes]
     lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:

@@ -121,6 +121,7 @@ class ScanSummary:
     outdated: int = 0  # unchanged photos tagged by other models, not redone
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    exif_notes: list[tuple[str, str]] = field(default_factory=list)  # (path, where the face regions went)
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
@@ -137,6 +138,7 @@ class ScanSummary:
                         | ({"partner": index.display_path(k.partner)} if k.partner else {}) for k in self.skipped]
         d["skipped_counts"] = skipped_counts(self.skipped)
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
+        d["exif_notes"] = [{"path": p, "note": n} for p, n in self.exif_notes]
         return d
 
 
@@ -402,7 +404,7 @@ class _Scan:
 
         status = ""
         if opts.exif:
-            status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
+            status, reason, note = _write(tags.write_faces, path, faces, photo.info, self.version,
                                     keep_mtime=not opts.touch, read=photo.read, force=opts.force,
                                     before_rename=lambda new: record(new, "written", unconfirmed=True))
             if status == "changed":
@@ -413,6 +415,8 @@ class _Scan:
                     self.retry.append(photo)
                 return
             self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
+            if note:
+                self.summary.exif_notes.append((shown, note))
             # A format the tags are not written into is no problem when its sidecar takes them.
             if status not in ("written", "unchanged") and not (status == "unsupported" and self._wants_sidecar(status)):
                 self.summary.exif_problems.append((shown, status, reason))
@@ -433,7 +437,7 @@ class _Scan:
         return opts.sidecar if opts.sidecar is not None else opts.exif and exif_status == "unsupported"
 
     def _write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> None:
-        status, reason = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name,
+        status, reason, _ = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name,
                                 force=self.options.force)
         self.summary.sidecars[status] = self.summary.sidecars.get(status, 0) + 1
         if status not in ("written", "unchanged"):
@@ -468,13 +472,14 @@ class _Scan:
 
 
 def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, version: str,
-           **kwargs) -> tuple[str, str]:
-    """Call a tags writer; an unexpected exception becomes a ``failed`` status, never an abort."""
+           **kwargs) -> tuple[str, str, str]:
+    """Call a tags writer: (status, reason, note); an unexpected exception becomes a ``failed``
+    status, never an abort."""
     try:
         result = writer(path, faces, info, version, **kwargs)
     except Exception as e:  # a broken file must not stop the scan
-        return "failed", f"{type(e).__name__}: {e}"
-    return result.status, result.reason or ""
+        return "failed", f"{type(e).__name__}: {e}", ""
+    return result.status, result.reason or "", result.note
 
 
 class _Interrupts:

@@ -235,7 +235,8 @@ class Packet:
         if len(data) <= limit:
             return data, None
         if regions is None or self.extended_guid()[0] is not None:
-            raise NotXmp(f"the XMP packet would be {len(data)} bytes, over the {limit} one JPEG segment holds")
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes, over the 64 KiB one JPEG APP1 segment "
+                         f"holds ({limit} bytes)")
         extended = etree.Element(_q("x:xmpmeta"), nsmap={"x": NS["x"]})
         rdf = _add(extended, "rdf:RDF")
         holder = _add(rdf, "rdf:Description", {ABOUT: ""})
@@ -248,8 +249,8 @@ class Packet:
              text=hashlib.md5(extended_data).hexdigest().upper())
         data = self.to_bytes()
         if len(data) > limit:
-            raise NotXmp(f"the XMP packet would be {len(data)} bytes without its face regions, over the "
-                         f"{limit} one JPEG segment holds")
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes without its face regions, over the 64 KiB "
+                         f"one JPEG APP1 segment holds ({limit} bytes)")
         return data, extended_data
 
     # -- helpers --------------------------------------------------------------------------------

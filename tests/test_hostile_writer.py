@@ -487,3 +487,37 @@ def _xmp_of(photo) -> bytes:
     data = photo.read_bytes()
     at = data.index(JPEG_XMP) + len(JPEG_XMP)
     return data[at:at + struct.unpack_from(">H", data, at - len(JPEG_XMP) - 2)[0] - 2 - len(JPEG_XMP)]
+
+
+@needs_exiftool
+def test_scan_names_where_a_crowds_regions_went_and_lists_damaged_files(tmp_path, tiny_model_dir):
+    import json
+    import random
+
+    from photos import face_files, jpeg_bytes, paste_face, scene
+
+    faces = face_files()
+    if not faces:
+        pytest.skip("needs the UTKFace crops in ../shared/data")
+    rng = random.Random(3)
+    canvas = scene(1680, 1200, rng)
+    for i in range(140):
+        paste_face(canvas, faces[i % len(faces)], (60 + 120 * (i % 14), 60 + 120 * (i // 14)), 104)
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "class.jpg").write_bytes(jpeg_bytes(canvas))
+    (library / "nested.jpg").write_bytes(nested_comment_jpeg())
+    (library / "short.webp").write_bytes(short_vp8x_webp())
+
+    result = runner.invoke(app, ["scan", str(library), "--db", str(tmp_path / "index.db"),
+                                 "--models", str(tiny_model_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    found = len(tags.read_record(library / "class.jpg")["faces"])
+    assert found > 100, found
+    assert summary["exif_notes"] == [{"path": str(library / "class.jpg"), "note": "face regions in extended XMP"}]
+    assert [f["path"] for f in summary["failed"]] == [str(library / "short.webp")]
+    assert summary["exif"] == {"written": 2}
+    seen = exiftool("-XMP:all", library / "class.jpg")[0]
+    assert len(seen["RegionType"]) == found and f"faces: {found}" in seen["Subject"]
+    assert tags.read_record(library / "nested.jpg") is not None
