@@ -19,7 +19,7 @@ same models, then every photo is checked: it decodes; its image data (JPEG entro
 the user's; the user's tags (ImageDescription, their XPKeywords) are there; the file is the one the
 index describes (size, mtime, SHA-256, confirmed) and its EXIF record holds the index's faces; no
 phototag temp file is left; the index passes ``PRAGMA integrity_check``. Finally the bad inputs of
-issue 11 are run and their tracebacks counted. Not a test (the suite runs a short version); run as
+issues 11 and 16 are run and their exit codes and tracebacks counted. Not a test (the suite runs a short version); run as
 
     python benchmarks/bench_faults.py                      # 30 photos, 40 kills (12 aimed)
     python benchmarks/bench_faults.py --photos 6 --kills 3 --aimed 3
@@ -49,6 +49,7 @@ sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / 
 import piexif  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from hostile import write_hostile_files  # noqa: E402
 from photos import face_files, jpeg_bytes, paste_face, scene  # noqa: E402
 
 from phototag import index, tags  # noqa: E402
@@ -228,8 +229,9 @@ def check(library: Library, db_path: Path, figures: Figures) -> None:
     figures.problems += [f"temp file left: {n}" for n in left]
 
 
-def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
-    """(command, exit code, tracebacks) for the bad inputs of issue 11."""
+def bad_inputs(work: Path, library: Library, models: Path) -> list[tuple[str, int, int]]:
+    """(command, exit code, tracebacks) for the bad inputs of issues 11 and 16 (hostile files to write
+    into, each scanned on its own, then cleaned)."""
     not_sqlite = work / "notes.db"
     not_sqlite.write_text("Shopping list: milk, eggs.\n")
     good = work / "index.db"
@@ -241,6 +243,11 @@ def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
         "query --age 99999999999999999999-": ["query", "--age", "99999999999999999999-", "--db", str(good)],
         "stats --json > /dev/full": ["stats", "--json", "--db", str(good)],
     }
+    hostile = write_hostile_files(work / "hostile" / "photos")
+    for what, path in hostile.items():
+        runs[f"scan ({what})"] = ["scan", str(path), "--db", str(work / "hostile" / "index.db"), "--models", str(models),
+                                  "--json"]
+    runs["clean (the hostile files)"] = ["clean", str(work / "hostile" / "photos")]
     results = []
     for name, args in runs.items():
         with open("/dev/full" if "/dev/full" in name else os.devnull, "w") as out:
@@ -297,7 +304,7 @@ def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tupl
         log(f"round {r:2d}: {kind:13s} {'killed' if killed else 'finished first'}; next scan: "
             f"{summary['scanned']} scanned, {summary['exif'].get('written', 0)} written, "
             f"{summary['confirmed']} confirmed, {summary['temp_files_removed']} temp files removed")
-    for name, code, tracebacks in bad_inputs(work, library) if bad else []:
+    for name, code, tracebacks in bad_inputs(work, library, models[0]) if bad else []:
         figures.tracebacks += tracebacks
         log(f"bad input: {name}: exit code {code}, {tracebacks} tracebacks")
     log(f"time: {time.perf_counter() - started:.0f} s")

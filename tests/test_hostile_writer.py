@@ -11,11 +11,13 @@ import os
 import struct
 import subprocess
 
-import piexif
 import pytest
+from hostile import (DOCTYPE_XMP, NESTED_COMMENT, USER_XMP, mpo_with_xmp_after_mpf, nested_comment_jpeg,
+                     overlapping_exif, plain_jpeg, short_vp8x_webp, with_segment)
 from PIL import Image
 from test_tags import FACES, INFO, exiftool, face_image, make_jpeg, needs_exiftool
 from typer.testing import CliRunner
+
 
 from phototag import atomic, tags
 from phototag.cli import app
@@ -28,26 +30,7 @@ from phototag.xmp import NotXmp, Packet
 runner = CliRunner()
 
 
-def with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
-    """A JPEG with one more APPn segment right after SOI."""
-    return jpeg[:2] + bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
-
-
-def plain_jpeg() -> bytes:
-    out = io.BytesIO()
-    face_image().save(out, "JPEG", quality=85)
-    return out.getvalue()
-
-
 # -- 1. XMP with a DOCTYPE ---------------------------------------------------------------------------
-
-DOCTYPE_XMP = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
-<!DOCTYPE x [<!ENTITY me "Alice">]>
-<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator><rdf:Seq>
-<rdf:li>&me;</rdf:li></rdf:Seq></dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>
-<?xpacket end="w"?>"""
-
 
 def test_xmp_with_a_doctype_is_refused_and_the_photo_left_byte_for_byte(tmp_path):
     photo = tmp_path / "doctype.jpg"
@@ -90,18 +73,6 @@ def test_a_packet_that_would_not_parse_is_never_written():
 
 
 # -- 3. EXIF whose values overlap ------------------------------------------------------------------
-
-
-def overlapping_exif() -> bytes:
-    """IFD0 with XPKeywords and Make, Make's value lying inside XPKeywords' at the end of the block."""
-    keywords = "family".encode("utf-16-le") + b"\0\0"  # 14 bytes
-    ifd0_at, count = 8, 2
-    values_at = ifd0_at + 2 + 12 * count + 4  # 38
-    make_at = values_at + len(keywords) - 6  # the last 6 bytes of XPKeywords' value hold "Canon\0"
-    keywords = keywords[:-6] + b"Canon\0"
-    entries = struct.pack(">HHI", 0x010F, 2, 6) + struct.pack(">I", make_at)
-    entries += struct.pack(">HHI", 0x9C9E, 1, len(keywords)) + struct.pack(">I", values_at)
-    return b"MM\0*" + struct.pack(">I", ifd0_at) + struct.pack(">H", count) + entries + b"\0" * 4 + keywords
 
 
 @needs_exiftool
@@ -292,28 +263,6 @@ def test_a_photo_with_a_240_byte_name_is_rewritten_and_its_temp_recognised(tmp_p
 # -- 13. damaged files fail alone ------------------------------------------------------------------
 
 
-NESTED_COMMENT = b"ASCII\0\0\0phototag:" + b"[" * 20_000 + b"]" * 20_000 + b"\nuser text"
-
-
-def nested_comment_jpeg() -> bytes:
-    """A JPEG whose UserComment holds a ``phototag:`` record nested deeper than Python's JSON parser recurses."""
-    comment = NESTED_COMMENT
-    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon"}, "Exif": {piexif.ExifIFD.UserComment: comment}})
-    out = io.BytesIO()
-    face_image().save(out, "JPEG", quality=85, exif=exif)
-    return out.getvalue()
-
-
-def short_vp8x_webp() -> bytes:
-    """A WebP whose VP8X chunk is empty (it must hold 10 bytes)."""
-    out = io.BytesIO()
-    Image.new("RGB", (64, 64), "red").save(out, "WEBP", exif=b"Exif\0\0" + piexif.dump({"0th": {271: b"X"}})[6:])
-    data = out.getvalue()
-    assert data[12:16] == b"VP8X"
-    body = b"VP8X" + struct.pack("<I", 0) + data[12 + 18:]
-    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
-
-
 def test_a_deeply_nested_record_is_the_users_text_and_a_short_vp8x_is_refused(tmp_path):
     nested = tmp_path / "nested.jpg"
     nested.write_bytes(nested_comment_jpeg())
@@ -349,43 +298,10 @@ def test_clean_lists_an_unexpected_failure_and_goes_on(tmp_path, monkeypatch):
 
 # -- 5. JPEGs carrying more images (MPF) -----------------------------------------------------------
 
-USER_XMP = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
-            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
-            b'xmlns:xmp="http://ns.adobe.com/xap/1.0/"><xmp:Rating>3</xmp:Rating></rdf:Description></rdf:RDF>'
-            b'</x:xmpmeta>\n<?xpacket end="w"?>')
-
-
-def mpo_with_xmp_after_mpf(tmp_path) -> tuple[bytes, bytes]:
-    """(a JPEG with a second image listed in its APP2 MPF index and an XMP segment after the MPF one,
-    as phones write them; the second image's bytes)."""
-    second = Image.radial_gradient("L").resize((160, 120)).convert("RGB")
-    out = io.BytesIO()
-    face_image().save(out, "MPO", save_all=True, append_images=[second],
-                      exif=piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon"}}))
-    data = out.getvalue()
-    mpf = data.index(b"\xff\xe2")
-    assert data[mpf + 4:mpf + 8] == b"MPF\0"
-    mpf_end = mpf + 2 + struct.unpack_from(">H", data, mpf + 2)[0]
-    xmp = b"\xff\xe1" + struct.pack(">H", 2 + len(JPEG_XMP) + len(USER_XMP)) + JPEG_XMP + USER_XMP
-    data = data[:mpf_end] + xmp + data[mpf_end:]
-    # the MP entries (little-endian, as Pillow writes them): the second image's offset moves by len(xmp)
-    tiff = mpf + 8
-    entries = tiff + struct.unpack_from("<I", data, tiff + 4)[0]
-    count = struct.unpack_from("<H", data, entries)[0]
-    tag_at = next(entries + 2 + 12 * i for i in range(count) if struct.unpack_from("<H", data, entries + 2 + 12 * i)[0] == 0xB002)
-    second_entry = tiff + struct.unpack_from("<I", data, tag_at + 8)[0] + 16
-    offset = struct.unpack_from("<I", data, second_entry + 8)[0]
-    data = bytearray(data)
-    struct.pack_into("<I", data, second_entry + 8, offset + len(xmp))
-    start = tiff + offset + len(xmp)
-    assert data[start:start + 3] == b"\xff\xd8\xff"
-    return bytes(data), bytes(data[start:])
-
-
 @needs_exiftool
 def test_the_images_after_an_mpf_index_stay_where_it_says_when_a_segment_after_it_grows(tmp_path):
     photo = tmp_path / "phone.jpg"
-    data, second = mpo_with_xmp_after_mpf(tmp_path)
+    data, second = mpo_with_xmp_after_mpf()
     photo.write_bytes(data)
     extracted = subprocess.run(["exiftool", "-b", "-MPImage2", str(photo)], capture_output=True, check=True).stdout
     assert extracted == second  # the file as built is right
@@ -406,7 +322,7 @@ def test_the_images_after_an_mpf_index_stay_where_it_says_when_a_segment_after_i
 
 
 def test_a_damaged_mpf_index_refuses_a_write_that_would_move_the_images(tmp_path):
-    data, _ = mpo_with_xmp_after_mpf(tmp_path)
+    data, _ = mpo_with_xmp_after_mpf()
     mpf = data.index(b"\xff\xe2")
     photo = tmp_path / "damaged.jpg"
     photo.write_bytes(data[:mpf + 8] + b"XX*\0" + data[mpf + 12:])  # not a TIFF byte order
