@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -138,7 +139,8 @@ def _keep_owner(fd: int, like: os.stat_result, force: bool) -> None:
 
 def _copy_xattrs(source: Path, fd: int, force: bool) -> None:
     """Copy ``source``'s extended attributes (ACLs and security labels included) onto the file ``fd``."""
-    if not hasattr(os, "listxattr"):  # not Linux
+    if sys.platform == "darwin":
+        _copy_xattrs_macos(source, fd, force)
         return
     try:
         names = os.listxattr(source, follow_symlinks=False)
@@ -210,6 +212,21 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _copy_xattrs_macos(source: Path, fd: int, force: bool) -> None:
+    """macOS: extended attributes (Finder tags, comments) and the ACL, with ``fcopyfile`` (copyfile(3))."""
+    import ctypes
+
+    copyfile_acl, copyfile_xattr = 1 << 0, 1 << 2
+    libc = ctypes.CDLL("libc.dylib", use_errno=True)
+    source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if libc.fcopyfile(source_fd, fd, None, copyfile_acl | copyfile_xattr) < 0 and not force:
+            raise Refused(f"its extended attributes cannot be kept ({os.strerror(ctypes.get_errno())}); "
+                          "--force rewrites it without")
+    finally:
+        os.close(source_fd)
 
 
 def _expect(path: Path, expect: os.stat_result | None) -> None:

@@ -3,8 +3,10 @@
 This module puts the stages together: ``policy`` decides what is written, ``containers`` and ``tiff``
 edit the file's bytes, ``xmp`` the XMP packet (embedded or in a sidecar), and ``atomic`` replaces the
 file: one temporary file in the same folder for EXIF and XMP together, fsync, rename, fsync of the
-folder. Permission bits, owner (where allowed) and by default the access/modification times are
-kept. Files that are read-only, hard-linked or changed meanwhile are left alone and reported.
+folder. Permission bits, owner, extended attributes and by default the access/modification times
+are kept (a file whose owner or attributes cannot be kept is refused unless forced). Files that are
+read-only, hard-linked or changed meanwhile, or hold XMP or EXIF phototag cannot edit safely, are
+left alone and reported.
 """
 
 from __future__ import annotations
