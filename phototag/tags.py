@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,19 +180,24 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
 
 
 def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
-    """(the sidecar's bytes and status; None, None when there is none), never through a symbolic link."""
+    """(the sidecar's bytes and status; None, None when there is none), never through a symbolic link
+    and only from a regular file (a FIFO there would block)."""
+    linked = Refused(f"{target.name} is a symbolic link; phototag does not write through it")
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         if os.path.islink(target):  # a dangling link: writing would create its target
-            raise Refused(f"{target.name} is a symbolic link; phototag does not write through it") from None
+            raise linked from None
         return None, None
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise Refused(f"{target.name} is a symbolic link; phototag does not write through it") from None
+            raise linked from None
         raise
     with open(fd, "rb") as file:
-        return file.read(), os.fstat(file.fileno())
+        st = os.fstat(file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{target.name} is not a regular file")
+        return file.read(), st
 
 
 def read_record(path) -> dict | None:

@@ -219,6 +219,15 @@ def test_a_dangling_link_at_the_sidecars_name_is_not_followed(tmp_path):
     assert "symbolic link" in tags.clean(photo).failed and elsewhere.read_bytes() == b"not yours"
 
 
+def test_a_fifo_at_the_sidecars_name_is_refused_without_blocking(tmp_path):
+    photo = tmp_path / "a.png"
+    face_image().save(photo)
+    os.mkfifo(sidecar_path(photo))
+    result = tags.write_sidecar(photo, FACES, INFO, "m1")
+    assert result.status == "failed" and "not a regular file" in result.reason
+    assert "not a regular file" in tags.clean(photo).failed
+
+
 def test_a_new_sidecar_never_replaces_a_file_created_meanwhile(tmp_path, monkeypatch):
     target = tmp_path / "a.png.xmp"
     check = atomic._expect
