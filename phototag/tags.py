@@ -122,7 +122,10 @@ def _embedded_packet(photo: Photo) -> tuple[Packet, str | None]:
     guid, own = packet.extended_guid()
     if not own:
         return packet, None
-    packet.merge_extended(photo.extended_xmp(guid))
+    extended = photo.extended_xmp(guid)
+    if extended is None:  # its face regions, the user's among them, would be lost
+        raise Refused("the extended XMP phototag wrote into this file is incomplete (a segment is missing)")
+    packet.merge_extended(extended)
     return packet, guid
 
 

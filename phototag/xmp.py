@@ -213,13 +213,11 @@ class Packet:
             return None, False
         return (element.text or "").strip(), _is_own_description(element.getparent())
 
-    def merge_extended(self, data: bytes | None) -> None:
-        """Take phototag's extended packet (``data``; None when it is missing) back into this one."""
+    def merge_extended(self, data: bytes) -> None:
+        """Take phototag's extended packet back into this one."""
         element = self._property(HAS_EXTENDED)
         if element is not None:
             _drop(element)
-        if data is None:
-            return
         for description in Packet(data).rdf.findall(DESCRIPTION):
             for prop in list(description):
                 if isinstance(prop.tag, str) and self._property(prop.tag) is None:

@@ -391,6 +391,19 @@ def test_a_hundred_faces_keep_keywords_in_the_packet_and_regions_in_extended_xmp
     assert photo.read_bytes() == original
 
 
+def test_an_incomplete_extended_xmp_of_phototags_is_refused(tmp_path):
+    photo = make_jpeg(tmp_path / "class.jpg", "plain")
+    tags.write_faces(photo, crowd(100), CROWD_INFO, "m1")
+    data = photo.read_bytes()
+    last = extended_segments(data)[-1]
+    at = data.index(last) - 4
+    photo.write_bytes(data[:at] + data[at + 4 + len(last):])  # a segment lost
+    before = photo.read_bytes()
+    result = tags.write_faces(photo, crowd(99), CROWD_INFO, "m1")
+    assert result.status == "failed" and "incomplete" in result.reason
+    assert "incomplete" in tags.clean(photo).failed and photo.read_bytes() == before
+
+
 def test_with_another_programs_extended_xmp_the_regions_stay_out_and_the_keywords_in(tmp_path):
     foreign = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
                b'<rdf:Description rdf:about="" xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/" '
