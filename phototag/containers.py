@@ -16,7 +16,6 @@ read then refuses the write.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import mmap
 import os
 import struct
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from .atomic import Refused
 from .iptc import PHOTOSHOP
+from .xmp import extended_guid
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
@@ -93,11 +93,13 @@ class Photo:
 
     def extended_xmp(self, guid: str) -> bytes | None:
         """The extended XMP packet with this GUID (JPEG), None when its segments are missing or incomplete."""
-        chunks = sorted((offset, portion) for g, total, offset, _, portion in self.extended if g == guid.encode())
-        data = b"".join(portion for _, portion in chunks)
-        totals = {total for g, total, *_ in self.extended if g == guid.encode()}
-        return data if chunks and totals == {len(data)} and all(
-            offset == sum(len(p) for _, p in chunks[:i]) for i, (offset, _) in enumerate(chunks)) else None
+        mine = [chunk for chunk in self.extended if chunk[0] == guid.encode()]
+        data = b""
+        for _, _, offset, _, portion in sorted(mine, key=lambda chunk: chunk[2]):
+            if offset != len(data):
+                return None
+            data += portion
+        return data if mine and {chunk[1] for chunk in mine} == {len(data)} else None
 
     def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False,
                       extended: tuple[str | None, bytes | None] = (None, None)) -> list[bytes]:
@@ -184,7 +186,7 @@ def _extended_segments(extended: bytes | None) -> bytes:
     """APP1 segments carrying an extended XMP packet, named by the MD5 digest of its bytes."""
     if extended is None:
         return b""
-    guid = hashlib.md5(extended).hexdigest().upper().encode()
+    guid = extended_guid(extended).encode()
     out = []
     for offset in range(0, len(extended), EXTENDED_PORTION):
         portion = extended[offset:offset + EXTENDED_PORTION]

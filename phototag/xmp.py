@@ -243,8 +243,7 @@ class Packet:
         _place(regions)
         extended_data = etree.tostring(extended, encoding="unicode").encode()
         Packet(extended_data)
-        _add(self._own_description(), "xmpNote:HasExtendedXMP",
-             text=hashlib.md5(extended_data).hexdigest().upper())
+        _add(self._own_description(), "xmpNote:HasExtendedXMP", text=extended_guid(extended_data))
         data = self.to_bytes()
         if len(data) > limit:
             raise NotXmp(f"the XMP packet would be {len(data)} bytes without its face regions, over the 64 KiB "
@@ -284,6 +283,11 @@ class Packet:
             element = _add(self._own_description(), name)
         if values:
             _append_items(element, values)
+
+
+def extended_guid(extended: bytes) -> str:
+    """The GUID naming an extended packet: the MD5 digest of its bytes, 32 upper-case hex digits."""
+    return hashlib.md5(extended).hexdigest().upper()
 
 
 def _is_xpacket(node) -> bool:
