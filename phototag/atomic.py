@@ -118,11 +118,27 @@ def _temp_prefix(path: Path) -> str:
 
 
 def _create(temp: str, path: Path) -> None:
-    """Put ``temp`` at ``path``, which must not exist (not even as a dangling link), then drop ``temp``."""
+    """Put ``temp`` at ``path``, which must not exist (not even as a dangling link): a hard link, then
+    ``temp`` dropped; where the file system has no hard links (FAT, some network shares), the name is
+    claimed with an empty file (``O_EXCL``) and ``temp`` renamed over that claim."""
+    taken = Refused(f"{path.name} was created by another program meanwhile; left as it is")
     try:
         os.link(temp, path, follow_symlinks=False)
     except FileExistsError:
-        raise Refused(f"{path.name} was created by another program meanwhile; left as it is") from None
+        raise taken from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        try:
+            claim = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise taken from None
+        claimed = os.fstat(claim).st_ino
+        os.close(claim)
+        if os.lstat(path).st_ino != claimed:
+            raise taken from None
+        os.replace(temp, path)
+        return
     os.unlink(temp)
 
 

@@ -228,7 +228,14 @@ def test_a_fifo_at_the_sidecars_name_is_refused_without_blocking(tmp_path):
     assert "not a regular file" in tags.clean(photo).failed
 
 
-def test_a_new_sidecar_never_replaces_a_file_created_meanwhile(tmp_path, monkeypatch):
+def no_hard_links(*_, **__):
+    raise PermissionError(1, "Operation not permitted")  # what FAT and some shares answer
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_new_sidecar_never_replaces_a_file_created_meanwhile(tmp_path, monkeypatch, hard_links):
+    if not hard_links:
+        monkeypatch.setattr(os, "link", no_hard_links)
     target = tmp_path / "a.png.xmp"
     check = atomic._expect
 
@@ -241,6 +248,19 @@ def test_a_new_sidecar_never_replaces_a_file_created_meanwhile(tmp_path, monkeyp
         atomic.replace(target, [b"ours"], like=os.stat(tmp_path), expect=None, keep_times=False)
     assert target.read_bytes() == b"another program's"
     assert [n for n in os.listdir(tmp_path) if atomic.is_temp_name(n)] == []
+
+
+def test_without_hard_links_a_new_sidecar_claims_its_name_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", no_hard_links)
+    photo = tmp_path / "a.png"
+    face_image().save(photo)
+    assert tags.write_sidecar(photo, FACES, INFO, "m1").status == "written"
+    assert Packet(sidecar_path(photo).read_bytes()).property("Photo") == "a.png"
+    assert [n for n in os.listdir(tmp_path) if atomic.is_temp_name(n)] == []
+    sidecar_path(photo).unlink()
+    sidecar_path(photo).symlink_to(tmp_path / "elsewhere.xmp")
+    assert tags.write_sidecar(photo, FACES, INFO, "m1").status == "failed"
+    assert not (tmp_path / "elsewhere.xmp").exists()
 
 
 # -- 10. the longest names ---------------------------------------------------------------------------
