@@ -64,9 +64,10 @@ def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.st
             force: bool = False) -> Written:
     """Write ``pieces`` (bytes-like) to a temp file beside ``path``, fsync it and rename it over ``path``.
 
-    The new file gets ``like``'s permission bits and owner and, with ``keep_times``, its access and
-    modification times; when it replaces a file, that file's extended attributes too. ``Refused``
-    (nothing changes) when the owner or an attribute cannot be kept, unless ``force``. ``path`` must
+    The new file gets ``like``'s permission bits and owner (where allowed, for a file that did not
+    exist) and, with ``keep_times``, its access and modification times; when it replaces a file, that
+    file's extended attributes too. ``Refused`` (nothing changes) when the replaced file's owner or an
+    attribute cannot be kept, unless ``force``. ``path`` must
     still match ``expect`` (None: must not exist; it is then created without following a link at its
     name), else ``Refused`` is raised and nothing changes. ``before_rename`` is told what the file will
     be just before the rename (an exception from it abandons the write).
@@ -81,7 +82,7 @@ def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.st
                 file.write(piece)
                 digest.update(piece)
             file.flush()
-            _keep_owner(file.fileno(), like, force)
+            _keep_owner(file.fileno(), like, force or expect is None)  # a new file loses no owner
             os.fchmod(file.fileno(), stat.S_IMODE(like.st_mode))
             if expect is not None:
                 _copy_xattrs(path, file.fileno(), force)

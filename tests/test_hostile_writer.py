@@ -157,6 +157,10 @@ def test_an_owner_that_cannot_be_kept_is_refused_unless_forced(tmp_path, monkeyp
     result = runner.invoke(app, ["clean", "--force", str(tmp_path)])
     assert result.exit_code == 0 and "Cleaned 1 file(s)." in result.output, result.output
     assert tags.read_record(photo) is None and photo.stat().st_uid == os.getuid()
+    png = tmp_path / "b.png"
+    face_image().save(png)
+    os.chown(png, 1234, 1234)
+    assert tags.write_sidecar(png, FACES, INFO, "m1").status == "written"  # a new file: no owner to lose
 
 
 def test_an_attribute_that_cannot_be_kept_is_refused_unless_forced(tmp_path, monkeypatch):
