@@ -137,14 +137,15 @@ def test_extended_attributes_and_acls_are_copied(tmp_path):
     assert xattrs(photo) == before
 
 
+def denied(*_):
+    raise PermissionError(1, "Operation not permitted")  # fchown of a photo someone else owns
+
+
 def test_an_owner_that_cannot_be_kept_is_refused_unless_forced(tmp_path, monkeypatch):
     photo = make_jpeg(tmp_path / "a.jpg", "camera")
     tags.write_faces(photo, FACES, INFO, "m1")
     os.chown(photo, 1234, 1234)
     before = photo.read_bytes()
-
-    def denied(*_):
-        raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "fchown", denied)
     result = runner.invoke(app, ["clean", str(tmp_path)])
@@ -452,7 +453,7 @@ def _xmp_of(photo) -> bytes:
 
 
 @needs_exiftool
-def test_scan_names_where_a_crowds_regions_went_and_lists_damaged_files(tmp_path, tiny_model_dir):
+def test_scan_names_where_a_crowds_regions_went_and_lists_what_it_refused(tmp_path, tiny_model_dir, monkeypatch):
     import json
     import random
 
@@ -470,16 +471,25 @@ def test_scan_names_where_a_crowds_regions_went_and_lists_damaged_files(tmp_path
     (library / "class.jpg").write_bytes(jpeg_bytes(canvas))
     (library / "nested.jpg").write_bytes(nested_comment_jpeg())
     (library / "short.webp").write_bytes(short_vp8x_webp())
+    owned = library / "owned.jpg"
+    owned.write_bytes(plain_jpeg())
+    os.chown(owned, 1234, 1234)
+    monkeypatch.setattr(os, "fchown", denied)
+    scan = ["scan", "--db", str(tmp_path / "index.db"), "--models", str(tiny_model_dir), "--json"]
 
-    result = runner.invoke(app, ["scan", str(library), "--db", str(tmp_path / "index.db"),
-                                 "--models", str(tiny_model_dir), "--json"])
+    result = runner.invoke(app, [*scan, str(library)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     found = len(tags.read_record(library / "class.jpg")["faces"])
     assert found > 100, found
     assert summary["exif_notes"] == [{"path": str(library / "class.jpg"), "note": "face regions in extended XMP"}]
     assert [f["path"] for f in summary["failed"]] == [str(library / "short.webp")]
-    assert summary["exif"] == {"written": 2}
+    assert summary["exif"] == {"written": 2, "failed": 1}
+    assert [(p["path"], "owner" in p["reason"]) for p in summary["exif_problems"]] == [(str(owned), True)]
+    assert tags.read_record(owned) is None
+
+    forced = json.loads(runner.invoke(app, [*scan, "--force", "--rescan", str(owned)]).stdout)
+    assert forced["exif"] == {"written": 1} and tags.read_record(owned) is not None
     seen = exiftool("-XMP:all", library / "class.jpg")[0]
     assert len(seen["RegionType"]) == found and f"faces: {found}" in seen["Subject"]
     assert tags.read_record(library / "nested.jpg") is not None
