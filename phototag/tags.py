@@ -34,6 +34,7 @@ XP_KEYWORDS = piexif.ImageIFD.XPKeywords
 USER_COMMENT = piexif.ExifIFD.UserComment
 BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 JPEG_XMP_LIMIT = 0xFFFF - 2 - len(JPEG_XMP)  # bytes of XMP one APP1 segment holds
+MAX_SIDECAR = 64 << 20  # a larger file at a sidecar's name is not read (Lightroom's are under 1 MB)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
 
 def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
     """(the sidecar's bytes and status; None, None when there is none), never through a symbolic link
-    and only from a regular file (a FIFO there would block)."""
+    and only from a regular file (a FIFO there would block) of at most ``MAX_SIDECAR`` bytes."""
     linked = Refused(f"{target.name} is a symbolic link; phototag does not write through it")
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -200,6 +201,8 @@ def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
         st = os.fstat(file.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise Refused(f"{target.name} is not a regular file")
+        if st.st_size > MAX_SIDECAR:
+            raise Refused(f"{target.name} is {st.st_size} bytes, too large for an XMP sidecar")
         return file.read(), st
 
 

@@ -224,13 +224,18 @@ def test_a_dangling_link_at_the_sidecars_name_is_not_followed(tmp_path):
     assert "symbolic link" in tags.clean(photo).failed and elsewhere.read_bytes() == b"not yours"
 
 
-def test_a_fifo_at_the_sidecars_name_is_refused_without_blocking(tmp_path):
+def test_a_fifo_or_a_huge_file_at_the_sidecars_name_is_refused_without_reading_it(tmp_path):
     photo = tmp_path / "a.png"
     face_image().save(photo)
     os.mkfifo(sidecar_path(photo))
     result = tags.write_sidecar(photo, FACES, INFO, "m1")
     assert result.status == "failed" and "not a regular file" in result.reason
     assert "not a regular file" in tags.clean(photo).failed
+    os.unlink(sidecar_path(photo))
+    with open(sidecar_path(photo), "wb") as huge:
+        huge.truncate(tags.MAX_SIDECAR + 1)  # sparse: no disk used
+    result = tags.write_sidecar(photo, FACES, INFO, "m1")
+    assert result.status == "failed" and "too large for an XMP sidecar" in result.reason
 
 
 def no_hard_links(*_, **__):
