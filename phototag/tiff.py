@@ -111,6 +111,8 @@ class ExifBlock:
             freed.append((self.exif_at, _ifd_size(len(self.exif))))
             freed += [x for e in self.exif if e[0] in exif_changes and (x := _extent(e, order))]
         kept = self._kept_extents(ifd0_changes, exif_changes)
+        if any(start + size > len(tiff) for start, size in kept):
+            raise Refused("the EXIF block is damaged (a value it keeps points past its end)")
         ifd0 = [e for e in _apply(self.ifd0, ifd0_changes) if _tag(e) != EXIF_POINTER]
         ifd0_at = max([_reusable_end(tiff, freed)] + [start + size for start, size in kept])
         ifd0_at += ifd0_at & 1

@@ -91,10 +91,10 @@ def test_overlapping_exif_values_are_not_overwritten(tmp_path):
     assert tags.clean(photo).record and ExifBlock.parse(piexif_block(photo)).get(0x010F) == b"Canon\0"
 
 
-def test_a_patch_that_would_change_a_kept_value_is_refused():
+def test_a_kept_value_pointing_past_the_block_is_refused_before_anything_is_built():
     block = bytearray(overlapping_exif())
     struct.pack_into(">I", block, 8 + 2 + 8, 4000)  # Make's value now lies past the block's end
-    with pytest.raises(atomic.Refused, match="damaged"):
+    with pytest.raises(atomic.Refused, match="value it keeps points past its end"):
         ExifBlock.parse(bytes(block)).patch({0x9C9E: (1, b"x\0y\0\0\0")}, {})
 
 
