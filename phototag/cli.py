@@ -333,11 +333,11 @@ def clean(
     from . import atomic, tags
     from .images import supported_extensions
     from .index import display_path
-    from .walk import walk
+    from .walk import named_folders, walk
 
     table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
     changed = failed = 0
-    folders = {os.path.abspath(os.fsencode(path)) for path in paths if path.is_dir()}
+    folders = set(named_folders(paths))
 
     def unreadable(path: bytes, error: OSError) -> None:
         nonlocal failed

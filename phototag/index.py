@@ -30,6 +30,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -208,18 +209,45 @@ def get_photo(db: sqlite_utils.Database, path) -> dict | None:
     return rows[0] if rows else None
 
 
-def _photo_row(path, stat: os.stat_result | Written, sha256: str | None) -> dict:
-    size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
-    return {
-        "path": display_path(os.path.abspath(os.fsencode(path))),
-        "path_key": path_key(path),
-        "size": size,
-        "mtime_ns": mtime_ns,
-        "sha256": sha256,
-        "missing": 0,
-        "unconfirmed": 0,
-        "scanned_at": now_iso(),
-    }
+def get_photo_of_sibling(db: sqlite_utils.Database, path) -> dict | None:
+    """The photos row of the photo scanned in place of the RAW sibling ``path``, or None."""
+    rows = list(db.query("select photos.* from siblings join photos on photos.id = siblings.photo_id"
+                         " where siblings.path_key = ?", [path_key(path)]))
+    return rows[0] if rows else None
+
+
+@dataclass
+class IndexedState:
+    """What the index remembers about a file from its last scan."""
+
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    status: str
+    model_version: str | None
+    exif_status: str | None
+    missing: bool
+    unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
+
+
+def indexed_states(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
+    """The remembered state of every file in the index, by path key."""
+    rows = db.execute(
+        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
+        " from photos"
+    ).fetchall()
+    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
+
+
+def _photo_row(path, stat: os.stat_result | Written | None, sha256: str | None) -> dict:
+    """The columns every write of a photo's row sets; the file's state only when ``stat`` is known
+    (a file that could not be stat'ed keeps the state recorded before)."""
+    row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
+           "missing": 0, "scanned_at": now_iso()}
+    if stat is not None:
+        size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
+        row |= {"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "unconfirmed": 0}
+    return row
 
 
 def record_photo(
@@ -281,12 +309,7 @@ def record_photo(
 
 def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None, error: str) -> int:
     """Store a file that could not be scanned, with the reason; its old faces are removed."""
-    if stat is None:
-        row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
-               "missing": 0, "scanned_at": now_iso()}
-    else:
-        row = _photo_row(path, stat, None)
-    row |= {"status": "failed", "error": error, "face_count": 0, "model_version": None}
+    row = _photo_row(path, stat, None) | {"status": "failed", "error": error, "face_count": 0, "model_version": None}
     with db.atomic():
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])

@@ -34,7 +34,7 @@ import sqlite_utils
 from rich.table import Table
 from rich.text import Text
 
-from .index import faces_of, get_photo, path_key, siblings_of
+from .index import faces_of, get_photo, get_photo_of_sibling, siblings_of
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
@@ -280,10 +280,7 @@ def build_faces_query(q: Query, photo_ids: list[int]) -> tuple[str, list]:
 def photo_detail(db: sqlite_utils.Database, path) -> dict | None:
     """The photos row of ``path`` with all its ``faces`` and RAW ``siblings``, or None if it is not in
     the index. The RAW of a RAW+JPEG pair gives the JPEG's row."""
-    photo = get_photo(db, path)
-    if photo is None:
-        row = db.execute("SELECT photo_id FROM siblings WHERE path_key = ?", [path_key(path)]).fetchone()
-        photo = next(iter(db.query("SELECT * FROM photos WHERE id = ?", [row[0]])), None) if row else None
+    photo = get_photo(db, path) or get_photo_of_sibling(db, path)
     if photo is not None:
         photo["faces"] = faces_of(db, photo["id"])
         photo["siblings"] = siblings_of(db, photo["id"])

@@ -38,7 +38,8 @@ from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLar
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .sidecar import NAMES, sidecar_path
-from .walk import RAW_SIBLING, TOO_LARGE, Skipped, is_unchanged, load_index_state, skipped_counts, walk
+from .plan import is_unchanged
+from .walk import RAW_SIBLING, TOO_LARGE, Skipped, named_folders, skipped_counts, walk
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
@@ -235,7 +236,7 @@ class _Scan:
                 if retry:
                     self.progress.more(len(retry))
                 self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
-            folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
+            folders = named_folders(opts.paths)
             index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
                                             if k.reason == RAW_SIBLING}, folders)
             self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
@@ -313,7 +314,7 @@ class _Scan:
         """Walk the paths; return the photos to scan and the path keys of every image file found."""
         t = time.perf_counter()
         opts = self.options
-        known = load_index_state(self.db)
+        known = index.indexed_states(self.db)
         todo: list[_Photo] = []
         seen: set[bytes] = set()
         self.sidecars_missing: list[bytes] = []  # unchanged photos whose sidecar is to be written
@@ -330,7 +331,7 @@ class _Scan:
             else:
                 self.summary.skipped.append(k)
 
-        folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
+        folders = set(named_folders(opts.paths))
         found = walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
                      on_skip=skipped, pair_raw=opts.raw_pairs == "jpeg")
         for path in itertools.chain(found, revived):  # ``revived`` fills up during the walk

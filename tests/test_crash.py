@@ -23,7 +23,7 @@ from phototag import atomic, index, tags
 from phototag.cli import app
 from phototag.records import PhotoInfo
 from phototag.scan import ScanOptions, SilentProgress, scan
-from phototag.walk import file_sha256
+from phototag.plan import file_sha256
 from photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
