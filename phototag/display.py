@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .index import display_path
-from .scan import ScanSummary
+from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
 

@@ -410,3 +410,52 @@ def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face
                   rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"])
              for f in faces_of(db, row["id"])]
     return info, faces, row["model_version"]
+
+
+class IndexWriter:
+    """A scan's writes to the index, each photo in its own transaction; owns the database handle.
+
+    With :class:`phototag.writer.PhotoWriter` it makes the write protocol: a rewritten file's row is
+    recorded unconfirmed just before the rename (``record_unconfirmed``) and confirmed after it
+    (``confirm``); a file not rewritten is recorded as it was read (``record_read``). Photos are
+    recorded with ``version``, the models' version.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, version: str):
+        self.db = db
+        self.version = version
+
+    def states(self) -> dict[bytes, IndexedState]:
+        """What the index remembers about every file, by path key."""
+        return indexed_states(self.db)
+
+    def scanned_photo(self, path) -> tuple[PhotoInfo, list[Face], str] | None:
+        """See :func:`scanned_photo`."""
+        return scanned_photo(self.db, path)
+
+    def record_unconfirmed(self, path, file: Written, info: PhotoInfo, faces: list[Face]) -> None:
+        """The file about to be renamed in over ``path``, with the faces written into it."""
+        record_photo(self.db, path, file, file.sha256, info, faces, self.version, "written", unconfirmed=True)
+
+    def confirm(self, path) -> None:
+        """The file recorded unconfirmed is in place."""
+        confirm(self.db, path)
+
+    def record_read(self, path, file: Written, info: PhotoInfo, faces: list[Face], exif_status: str) -> None:
+        """The photo's faces, with the file as it was read (not rewritten: ``exif_status`` says why)."""
+        record_photo(self.db, path, file, file.sha256, info, faces, self.version, exif_status)
+
+    def record_failure(self, path, stat: os.stat_result | None, error: str) -> None:
+        record_failure(self.db, path, stat, error)
+
+    def record_same_file(self, path, stat: os.stat_result, known: IndexedState) -> None:
+        """``path`` has the content ``known`` describes, with the file state ``stat`` (confirmed)."""
+        update_file_state(self.db, path, stat, known.sha256, known.exif_status or "")
+
+    def record_siblings(self, pairs: dict[bytes, bytes], under: Iterable[bytes]) -> None:
+        """See :func:`record_siblings`."""
+        record_siblings(self.db, pairs, under)
+
+    def mark_missing(self, seen_keys: set[bytes], under: Iterable[bytes], prune: bool = False) -> int:
+        """See :func:`mark_missing`."""
+        return mark_missing(self.db, seen_keys, under, prune=prune)
