@@ -327,41 +327,14 @@ def clean(
         if not os.path.lexists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
-    from . import atomic, tags
-    from .images import supported_extensions
-    from .index import display_path
-    from .walk import named_folders, walk
+    from .clean import CleanOptions, clean as run_clean
+    from .display import render_clean
 
-    table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
-    changed = failed = 0
-    folders = set(named_folders(paths))
-
-    def unreadable(path: bytes, error: OSError) -> None:
-        nonlocal failed
-        failed += 1
-        table.add_row(Text(display_path(path)), Text(f"failed: {error.strerror or error}", style="red"))
-
-    for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
-        folders.add(os.path.dirname(path))
-        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
-        if result.failed:
-            failed += 1
-            table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
-        elif result.changed:
-            changed += 1
-            table.add_row(Text(display_path(path)), Text(result.summary()))
-    console = Console(highlight=False)
-    if table.row_count:
-        console.print(table)
-    temps = 0 if dry_run else sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
-    verb = "Would clean" if dry_run else "Cleaned"
-    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed" if failed else "")
-                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
-                  markup=False)
-    raise typer.Exit(1 if failed else 0)
+    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden)
+    summary = run_clean([os.fsencode(p) for p in paths], options)
+    render_clean(summary, Console(highlight=False))
+    raise typer.Exit(1 if summary.failed else 0)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Rendering a scan for people (rich): the progress bar and the summary. No pipeline logic here."""
+"""Rendering for people (rich): the scan's progress bar and summary, the clean's list. No logic here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from .clean import CleanSummary
 from .index import display_path
 from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
@@ -116,3 +117,18 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
                      "the next scan resumes with the rest")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def render_clean(summary: CleanSummary, console: Console) -> None:
+    """Print the photos cleaned (or failed) and a closing line."""
+    table = Table("Photo", "Would remove" if summary.dry_run else "Removed", box=None)
+    for path, result in summary.photos:
+        table.add_row(Text(path), Text(f"failed: {result.failed}", style="red") if result.failed
+                      else Text(result.summary()))
+    if table.row_count:
+        console.print(table)
+    verb = "Would clean" if summary.dry_run else "Cleaned"
+    temps = summary.temp_files_removed
+    console.print(f"{verb} {summary.cleaned} file(s)" + (f", {summary.failed} failed" if summary.failed else "")
+                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  markup=False)
