@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-MODEL_KEYS = ("rotation", "age")
+MODEL_KEYS = ("rotation", "age")  # the models a scan loads
+MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
 ENV_MODELS = "PHOTOTAG_MODELS"
 
 
@@ -83,10 +84,10 @@ def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
 
 
 def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) -> dict:
-    """Write a manifest naming ``rotation.keras`` and ``age.keras`` in ``model_dir`` (keeps other keys)."""
+    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys)."""
     path = Path(model_dir) / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {}
-    manifest |= {"name": name, "models": {"rotation": {"file": "rotation.keras"}, "age": {"file": "age.keras"}}}
+    manifest |= {"name": name, "models": {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}}
     manifest |= extra or {}
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
