@@ -29,13 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import faults
+from .errors import Refused
 
 TEMP_SUFFIX = ".phototag-tmp"
 TEMP_EXTRA = len(".") + len(".XXXXXXXX") + len(TEMP_SUFFIX)  # bytes the temp name adds to NAME
-
-
-class Refused(ValueError):
-    """The file cannot be written safely; it is left as it is."""
 
 
 @dataclass(frozen=True)

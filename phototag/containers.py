@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import Refused
+from .errors import Refused
 from .iptc import PHOTOSHOP
 from .xmp import extended_guid
 

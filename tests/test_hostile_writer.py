@@ -12,8 +12,6 @@ import struct
 import subprocess
 
 import pytest
-from hostile import (DOCTYPE_XMP, NESTED_COMMENT, USER_XMP, mpo_with_xmp_after_mpf, nested_comment_jpeg,
-                     overlapping_exif, plain_jpeg, short_vp8x_webp, with_segment)
 from PIL import Image
 from test_tags import FACES, INFO, exiftool, face_image, make_jpeg, needs_exiftool
 from typer.testing import CliRunner
@@ -24,6 +22,8 @@ from phototag.cli import app
 from phototag.containers import JPEG_EXIF, JPEG_XMP
 from phototag.records import Face, PhotoInfo
 from phototag.sidecar import sidecar_path
+from phototag.testing.hostile import (DOCTYPE_XMP, NESTED_COMMENT, USER_XMP, mpo_with_xmp_after_mpf, nested_comment_jpeg,
+                                      overlapping_exif, plain_jpeg, short_vp8x_webp, with_segment)
 from phototag.tiff import ExifBlock
 from phototag.xmp import NotXmp, Packet
 
@@ -462,7 +462,7 @@ def test_scan_names_where_a_crowds_regions_went_and_lists_what_it_refused(tmp_pa
     import json
     import random
 
-    from photos import face_files, jpeg_bytes, paste_face, scene
+    from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
 
     faces = face_files()
     if not faces:

@@ -1,5 +1,5 @@
 """Hostile and awkward files for the writing side (issue 16), built in memory: used by
-``tests/test_hostile_writer.py`` and by ``benchmarks/bench_faults.py``'s bad inputs."""
+``tests/test_hostile_writer.py`` and by the fault harness's bad inputs."""
 
 from __future__ import annotations
 
