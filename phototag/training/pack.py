@@ -16,7 +16,6 @@ one source, by folder name), the test files are simply not packed (``test_sample
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 from pathlib import Path
@@ -68,15 +67,8 @@ def pack(sources: list[str | Path], out: str | Path, size: int = 128, quality: i
             target.write_bytes(encoded)
             report["parts"][-1] += len(encoded)
             in_part.setdefault(part, set()).add(relative.as_posix())
-        groups = source / "duplicate_groups.csv"
-        if groups.exists():  # each part lists its own files; a group's side depends only on its name
-            with open(groups, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            for part, kept in in_part.items():
-                with open(out / f"part{part}" / source.name / groups.name, "w", newline="") as dst:
-                    writer = csv.DictWriter(dst, ["group", "file"])
-                    writer.writeheader()
-                    writer.writerows(r for r in rows if r["file"] in kept)
+        for part, kept in in_part.items():  # each part lists its own files; a side depends only on the name
+            data.copy_label_files(source, out / f"part{part}" / source.name, kept)
         report["sources"][source.name] = {"train": len(train), "val": len(val), "test_not_packed": len(test),
                                           "parts": sorted(in_part)}
     report["bytes"] = sum(report["parts"])
