@@ -492,13 +492,22 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
     flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
                                       help="Average each prediction with the mirrored face's (as scan does)."),
+    choose_threshold: bool = typer.Option(False, "--choose-threshold", help="Also choose the P(female) threshold "
+                                          "that raises the worst gender x decade cell (validation splits only; "
+                                          "the models' manifest takes it as gender_threshold)."),
+    predictions: Path = typer.Option(None, "--predictions", help="Write each file's labels and predictions "
+                                     "to this CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure gender accuracy, age MAE/RMSE by decade, rotation error and speed on held-out faces."""
+    """Measure gender accuracy (per gender x decade cell, calibration), age MAE/RMSE by decade, rotation
+    error and speed on held-out faces."""
     import json
 
     if split not in ("test", "val", "all"):
         raise typer.BadParameter("choose test, val or all", param_hint="--split")
+    if choose_threshold and split == "test":
+        raise typer.BadParameter("choose the threshold on --split val, never on the test split",
+                                 param_hint="--choose-threshold")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from phototag.training.data import DataError
     from phototag.training.evaluate import evaluate as run_eval
@@ -508,7 +517,8 @@ def evaluate(
 
     try:
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
-                          flip_average=flip_average, detect=detect, detector=detector, engine=engine)
+                          flip_average=flip_average, detect=detect, detector=detector, engine=engine,
+                          choose_threshold=choose_threshold, predictions=predictions)
     except (DataError, ModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
