@@ -384,3 +384,10 @@ def test_crops_are_the_chains_crops_of_the_detected_face_and_a_data_set(tmp_path
     assert (out / "faces" / crops.INDEX).read_text() == index
     with pytest.raises(data.DataError, match="other settings"):
         crops.build(source, out, size=80)
+
+    tight = tmp_path / "tight.jpg"  # a face cropped closer than the chain crops: its crop reaches beyond
+    Image.open(source / "train" / "00002A22.jpg").crop((40, 40, 160, 160)).save(tight, quality=95)
+    black, beyond = crops.face_crop(tight, detectors.create("yunet"), 64)
+    reflected, same = crops.face_crop(tight, detectors.create("yunet"), 64, outside="reflect")
+    assert beyond == same > 0.1 and black[0].max() < 10 < reflected[0].mean()  # the top row
+    assert np.abs(black[24:40, 24:40].astype(float) - reflected[24:40, 24:40]).max() == 0  # the face untouched

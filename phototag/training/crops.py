@@ -38,18 +38,23 @@ REPORT = "CROPS.json"
 INDEX = "CROPS.csv"
 DEFAULT_SIZE = 200  # px: UTKFace's chip size, above every model input size
 DEFAULT_QUALITY = 95
+OUTSIDE = ("black", "reflect")  # what fills the part of a crop beyond the image
 
 
-def settings(detector: detectors.Detector, size: int, quality: int) -> dict:
+def settings(detector: detectors.Detector, size: int, quality: int, outside: str) -> dict:
     """What makes a crop: the detector and its limits, the decode size, the crop geometry and encoding."""
     return {"detector": detector.name, "min_confidence": detector.min_confidence, "detect_size": detector.detect_size,
             "decode_size": DEFAULT_DECODE_SIZE, "eye_mouth_share": chain.EYE_MOUTH_SHARE,
-            "eye_height": chain.EYE_HEIGHT, "box_height_share": chain.BOX_HEIGHT_SHARE, "size": size, "quality": quality}
+            "eye_height": chain.EYE_HEIGHT, "box_height_share": chain.BOX_HEIGHT_SHARE, "size": size, "quality": quality,
+            "outside": outside}
 
 
-def face_crop(path: str | Path, detector: detectors.Detector, size: int) -> tuple[np.ndarray, float] | None:
+def face_crop(path: str | Path, detector: detectors.Detector, size: int, outside: str = "black"
+              ) -> tuple[np.ndarray, float] | None:
     """The chain's crop (``size`` px) of the face nearest the centre of an image file, and the share
-    of the crop that lies outside the image (black); None when no face is found."""
+    of the crop that lies beyond the image; None when no face is found. ``outside``: ``black`` (as
+    the scan crops) or ``reflect`` (the image mirrored at its edges, for tightly cropped sources
+    such as CelebA's, whose black margins no photo has)."""
     with open(path, "rb") as fh:
         pixels, info = decode(fh.read(), DEFAULT_DECODE_SIZE)
     face = central_face(detector.detect(pixels, info.scale), pixels.shape)
@@ -59,7 +64,12 @@ def face_crop(path: str | Path, detector: detectors.Detector, size: int) -> tupl
     height, width = pixels.shape[:2]
     inside_x = max(0.0, min(cx + side / 2, width) - max(cx - side / 2, 0))
     inside_y = max(0.0, min(cy + side / 2, height) - max(cy - side / 2, 0))
-    return chain.crop(Image.fromarray(pixels), cx, cy, side, size), max(0.0, 1 - inside_x * inside_y / side**2)
+    beyond = max(0.0, 1 - inside_x * inside_y / side**2)
+    if outside == "reflect" and beyond > 0:
+        pad = int(np.ceil(side))
+        pixels = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+        cx, cy = cx + pad, cy + pad
+    return chain.crop(Image.fromarray(pixels), cx, cy, side, size), beyond
 
 
 def _write_image(pixels: np.ndarray, target: Path, quality: int) -> None:
@@ -77,7 +87,7 @@ def _read_index(path: Path) -> dict[str, tuple[bool, float]]:
 
 def build(source: str | Path, out: str | Path, seed: int = 1337, val: float = 0.1, test: float = 0.1,
           size: int = DEFAULT_SIZE, quality: int = DEFAULT_QUALITY, detector: detectors.Detector | None = None,
-          progress=None) -> dict:
+          outside: str = "black", progress=None) -> dict:
     """Write the crops of the train and validation sides of the folder ``source`` to
     ``out/<source name>/``; returns (and writes as ``CROPS.json`` there) the counts and the misses.
     ``CROPS.csv`` there lists every file done (face found or not, share of the crop outside the
@@ -87,7 +97,7 @@ def build(source: str | Path, out: str | Path, seed: int = 1337, val: float = 0.
         raise data.DataError(f"{source}: only folders can be cropped")
     detector = detector or detectors.create(detectors.DEFAULT)
     target = Path(out) / source.name
-    made_with = settings(detector, size, quality)
+    made_with = settings(detector, size, quality, outside)
     report_file = target / REPORT
     if report_file.exists() and json.loads(report_file.read_text())["settings"] != made_with:
         raise data.DataError(f"{target}: crops made with other settings; build into another folder")
@@ -105,7 +115,7 @@ def build(source: str | Path, out: str | Path, seed: int = 1337, val: float = 0.
             relative = Path(path).relative_to(source).as_posix()
             if relative not in done_before:
                 try:
-                    found = face_crop(path, detector, size)
+                    found = face_crop(path, detector, size, outside)
                 except (OSError, DecodeError) as exc:
                     unreadable.append(f"{path} ({exc})")
                     continue
@@ -126,12 +136,12 @@ def build(source: str | Path, out: str | Path, seed: int = 1337, val: float = 0.
     by_folder: dict[str, list[int]] = {}
     for f in files:
         by_folder.setdefault(f.split("/")[0] if "/" in f else ".", [0, 0])[f not in written] += 1
-    outside = np.array([done_now[f][1] for f in written])
+    beyond = np.array([done_now[f][1] for f in written])
     report = {"source": str(source), "settings": made_with, "seed": seed, "files": len(files),
               "crops": len(written), "misses": len(missed),
               "by_folder": {k: {"crops": v[0], "misses": v[1]} for k, v in sorted(by_folder.items())},
-              "outside_image": {"mean_share": round(float(outside.mean()), 4) if len(outside) else None,
-                                "crops_over_10_percent": int((outside > 0.1).sum())},
+              "outside_image": {"mean_share": round(float(beyond.mean()), 4) if len(beyond) else None,
+                                "crops_over_10_percent": int((beyond > 0.1).sum())},
               "missed": missed}
     report_file.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -144,11 +154,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="crop side in pixels")
     parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="JPEG quality")
     parser.add_argument("--seed", type=int, default=1337, help="split seed (as phototag train): the test side is skipped")
+    parser.add_argument("--outside", choices=OUTSIDE, default="black",
+                        help="fill of a crop beyond the image: black (as the scan) or reflect")
     args = parser.parse_args()
     detector = detectors.create(detectors.DEFAULT)
     for source in args.data:
         name = Path(source).name
         report = build(source, args.out, args.seed, size=args.size, quality=args.quality, detector=detector,
+                       outside=args.outside,
                        progress=lambda done, total: print(f"{name}: {done}/{total}", flush=True))
         folders = ", ".join(f"{k} {v['misses']} of {v['crops'] + v['misses']}" for k, v in report["by_folder"].items())
         print(f"{name}: {report['crops']} crops, {report['misses']} files without a face ({folders})", flush=True)
