@@ -369,7 +369,9 @@ def train(
     what: str = typer.Argument("all", help="Which model to train: rotation, gender, age (trains gender first "
                                "unless OUT/gender.keras exists) or all."),
     data: list[Path] = typer.Option(..., "--data", "-d", help="Training data: a UTKFace folder, a folder with "
-                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable: "
+                                    "male/ and female/ subfolders, a CSV file (path,age,gender) or a folder with "
+                                    "one named labels.csv (e.g. All-Age-Faces), such as the crops of "
+                                    "python -m phototag.training.crops. Repeatable: "
                                     "e.g. UTKFace and the CelebA crops (gender only; a folder with train/ and val/ "
                                     "subfolders keeps that split)."),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
