@@ -8,7 +8,8 @@ keeps what earlier calls carried while it stays warm). File names and layout are
 ``phototag train --data gpu_data/part1/utkface --data gpu_data/part2/utkface ...`` there reads the
 same train and validation sides as here: UTKFace splits by file name (and a data set's parts are
 one source, by folder name), the test files are simply not packed (``test_samples_held_out`` is
-0 there), and folders with their own ``train/``/``val/`` keep them. See models/README.md.
+0 there), and folders with their own ``train/``/``val/`` keep them; each part carries the rows of its
+files from ``duplicate_groups.csv`` and ``labels.csv``. See models/README.md.
 
     python -m phototag.training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --part-mib 16
 """
