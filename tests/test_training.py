@@ -382,6 +382,9 @@ def test_crops_are_the_chains_crops_of_the_detected_face_and_a_data_set(tmp_path
     crop_file.unlink()  # a resumed build does only what its index does not list
     assert crops.build(source, out, size=64)["crops"] == 6 and not crop_file.exists()
     assert (out / "faces" / crops.INDEX).read_text() == index
+    (out / "faces" / crops.INDEX).write_text("file,face,outside\n")  # killed after the header
+    assert crops.build(source, out, size=64)["crops"] == 6 and crop_file.exists()
+    assert (out / "faces" / crops.INDEX).read_text().count("file,face") == 1
     with pytest.raises(data.DataError, match="other settings"):
         crops.build(source, out, size=80)
 
@@ -391,3 +394,16 @@ def test_crops_are_the_chains_crops_of_the_detected_face_and_a_data_set(tmp_path
     reflected, same = crops.face_crop(tight, detectors.create("yunet"), 64, outside="reflect")
     assert beyond == same > 0.1 and black[0].max() < 10 < reflected[0].mean()  # the top row
     assert np.abs(black[24:40, 24:40].astype(float) - reflected[24:40, 24:40]).max() == 0  # the face untouched
+
+
+def test_pack_gives_each_part_of_a_labelled_folder_its_rows(tmp_path, utk_small):
+    from phototag.training.pack import pack
+
+    source = _labelled_folder(tmp_path / "aaf", sorted((utk_small / "crop_part1").glob("*.jpg"))[:12])
+    report = pack([source], tmp_path / "gpu_data", size=48, quality=80, part_mib=0.005)
+    parts = [p / "aaf" for p in sorted((tmp_path / "gpu_data").glob("part*"))]
+    assert len(parts) == len(report["parts"]) > 1
+    packed = [data.splits(p, 1337) for p in parts]
+    assert sum(len(train) + len(val) for train, val, _ in packed) == 12  # every row in exactly one part
+    names = sorted(Path(p).name for _, val, _ in packed for p in val.paths)
+    assert names == sorted(Path(p).name for p in data.splits(source, 1337)[1].paths)

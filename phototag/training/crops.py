@@ -107,9 +107,10 @@ def build(source: str | Path, out: str | Path, seed: int = 1337, val: float = 0.
     samples = data.Samples.concat([train, val_side])
     done_before = _read_index(target / INDEX)
     unreadable = []
+    new_index = not (target / INDEX).exists() or not (target / INDEX).stat().st_size
     with open(target / INDEX, "a", newline="") as fh:
         index = csv.writer(fh)
-        if not done_before:
+        if new_index:
             index.writerow(["file", "face", "outside"])
         for done, path in enumerate(samples.paths, start=1):
             relative = Path(path).relative_to(source).as_posix()
@@ -160,9 +161,12 @@ def main() -> None:
     detector = detectors.create(detectors.DEFAULT)
     for source in args.data:
         name = Path(source).name
-        report = build(source, args.out, args.seed, size=args.size, quality=args.quality, detector=detector,
-                       outside=args.outside,
-                       progress=lambda done, total: print(f"{name}: {done}/{total}", flush=True))
+        try:
+            report = build(source, args.out, args.seed, size=args.size, quality=args.quality, detector=detector,
+                           outside=args.outside,
+                           progress=lambda done, total: print(f"{name}: {done}/{total}", flush=True))
+        except data.DataError as exc:
+            raise SystemExit(f"error: {exc}") from None
         folders = ", ".join(f"{k} {v['misses']} of {v['crops'] + v['misses']}" for k, v in report["by_folder"].items())
         print(f"{name}: {report['crops']} crops, {report['misses']} files without a face ({folders})", flush=True)
 
