@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from phototag import detectors
 from phototag.analyzer import FaceAnalyzer
-from phototag.chain import CONTEXT, FaceChain
+from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
@@ -89,7 +89,7 @@ def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray,
     has_gender = ~np.isnan(samples.gender)
     if has_gender.any():
         s, female, p = samples.take(np.flatnonzero(has_gender)), samples.gender[has_gender] == 1, p_female[has_gender]
-        report["gender"] = {"n": int(has_gender.sum()), "threshold": threshold,
+        report["gender"] = {"n": int(has_gender.sum()), "threshold": threshold, "min_cell": balance.MIN_CELL,
                             "accuracy": round(float(np.mean((p >= threshold) == female)), 4),
                             "by_source": balance.cell_report(s.source, female, s.age, p, threshold),
                             "reliability": {str(src): balance.reliability(female[s.source == src], p[s.source == src])
@@ -207,14 +207,13 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         return report
 
     size = models.input_size
-    wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
     faces = data.load_images(samples, size)
     p_female, age = chain.attributes(faces)
     _attribute_report(report, samples, p_female, age, threshold, choose_threshold)
     if predictions:
         write_predictions(predictions, samples, p_female, age, np.ones(len(samples), bool))
     rng = np.random.default_rng(seed)
-    pad = (wide_size - size) // 2  # the faces with reflected context around, as a photo would have
+    pad = (wide_size(size) - size) // 2  # the faces with reflected context around, as a photo would have
     wide = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     report["rotation"] = []
     seconds = 0.0
@@ -231,74 +230,3 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         report["rotation"].append(_rotation_report(angles, pred, max_angle))
     report["ms_per_face"] = round(1000 * seconds / (len(samples) * len(rotation_angles)), 2)
     return report
-
-
-def format_report(report: dict) -> str:
-    """A plain-text table of an :func:`evaluate` report."""
-    lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} files"
-             f"  through {report['through']}", report["runtime"]]
-    if "detection" in report:
-        d = report["detection"]
-        shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
-        lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
-    if "gender" in report:
-        g = report["gender"]
-        lines.append(f"gender accuracy      {g['accuracy'] * 100:6.2f} %   (n={g['n']}, female from "
-                     f"P(female) >= {g['threshold']:.2f})")
-        if "accuracy_with_misses" in g:
-            lines.append(f"  misses as errors   {g['accuracy_with_misses'] * 100:6.2f} %")
-        lines += _format_gender_balance(g)
-    if "age" in report:
-        a = report["age"]
-        lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
-        lines.append(f"age RMSE             {a['rmse']:6.2f} years")
-        lines.append(f"age within ±5 years  {a['within_5'] * 100:6.2f} %")
-        lines.append("  decade     n    MAE   bias")
-        for d, r in a["by_decade"].items():
-            lines.append(f"  {d:>7} {r['n']:5d} {r['mae']:6.2f} {r['bias']:+6.2f}")
-    for r in report.get("rotation", []):
-        lines.append(f"rotation ±{r['max_angle']:.0f}°: MAE {r['mae']:.2f}°, within ±5° {r['within_5'] * 100:.1f} %, "
-                     f"95th percentile {r['p95']:.1f}°")
-    if "ms_per_face" in report:
-        lines.append(f"chain time           {report['ms_per_face']:6.2f} ms per face (rotation + de-rotate + gender/age)")
-    if "ms_per_image" in report:
-        lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
-    return "\n".join(lines)
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.1f}"
-
-
-def _format_gender_balance(g: dict) -> list[str]:
-    """Per data set: women, men, worst/best cell and spread; the cells (at the chosen threshold too,
-    when one was chosen); the reliability table; the threshold choice."""
-    choice = g.get("threshold_choice")
-    after = choice["cells_after"] if choice and choice["chosen"] != choice["current"] else None
-    lines = [f"  cells of fewer than {balance.MIN_CELL} faces do not rank",
-             f"  {'data set':<14} {'n':>6} {'all':>6} {'women':>6} {'men':>6}  {'worst cell':<18} "
-             f"{'best cell':<18} spread"]
-    for src, r in g["by_source"].items():
-        worst = f"{r['worst']['cell']} {_percent(r['worst']['accuracy'])}" if "worst" in r else ""
-        best = f"{r['best']['cell']} {_percent(r['best']['accuracy'])}" if "best" in r else ""
-        lines.append(f"  {src:<14} {r['n']:6d} {_percent(r['accuracy']):>6} {_percent(r.get('women')):>6} "
-                     f"{_percent(r.get('men')):>6}  {worst:<18} {best:<18} {_percent(r.get('spread'))}")
-    for src, r in g["by_source"].items():
-        head = f"  {src}: accuracy % per cell (n)" + (f"; then at threshold {choice['chosen']:.2f}" if after else "")
-        lines.append(head)
-        for cell, c in r["cells"].items():
-            then = f"  -> {_percent(after[src]['cells'][cell]['accuracy']):>5}" if after else ""
-            lines.append(f"    {cell:<8} {_percent(c['accuracy']):>5} ({c['n']}){then}")
-    for src, rel in g["reliability"].items():
-        lines.append(f"  {src}: reliability of P(female), ECE {rel['ece']:.3f}  (bin, n, mean P(female), share of women)")
-        for b in rel["bins"]:
-            lines.append(f"    {b['bin']} {b['n']:6d} {b['mean_p_female']:6.3f} {b['female_share']:6.3f}")
-    if choice:
-        lines.append(f"  threshold by the worst cell (cells of {choice['min_cell']}+ faces, each set's accuracy "
-                     f"within {choice['max_overall_drop'] * 100:.1f} points): {choice['current']:.2f} -> "
-                     f"{choice['chosen']:.2f}, worst cell {_percent(choice['worst_before'])} -> "
-                     f"{_percent(choice['worst_after'])} %")
-        for row in choice["sweep"]:
-            accuracies = "  ".join(f"{src} {_percent(a)}" for src, a in row["accuracy"].items())
-            lines.append(f"    at {row['threshold']:.2f}: worst cell {_percent(row['worst'])}  {accuracies}")
-    return lines
