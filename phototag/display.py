@@ -277,6 +277,8 @@ def format_evaluation(report: dict) -> str:
         d = report["detection"]
         shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
         lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
+        if len(d.get("misses_by_source", {})) > 1:
+            lines.append("  misses by data set " + ", ".join(f"{k} {v}" for k, v in d["misses_by_source"].items()))
     if "gender" in report:
         g = report["gender"]
         lines.append(f"gender accuracy      {g['accuracy'] * 100:6.2f} %   (n={g['n']}, female from "

@@ -109,7 +109,7 @@ def write_predictions(path: str | Path, samples: data.Samples, p_female: np.ndar
         out.writerow(["path", "source", "gender", "age", "found", "p_female", "predicted_age"])
         for row in zip(samples.paths, samples.source, samples.gender, samples.age, found, p_female, age):
             path_, src, g, a, f, p, pa = row
-            out.writerow([path_, src, "" if np.isnan(g) else "fm"[int(g == 0)], "" if np.isnan(a) else int(a),
+            out.writerow([path_, src, "" if np.isnan(g) else "fm"[int(g == 0)], "" if np.isnan(a) else f"{a:g}",
                           int(f), f"{p:.4f}" if f else "", f"{pa:.2f}" if f else ""])
 
 
