@@ -4,10 +4,10 @@ Matching rules
 --------------
 * Face filters (age, gender, gender confidence) must all hold for the *same* face; a photo
   matches when at least one of its faces does.
-* Ages are stored as predicted years (floats) and compared as whole years rounded half up:
-  ``--age A-B`` matches ``A - 0.5 <= age < B + 0.5`` (30.4 is 30 and matches ``20-30``;
-  30.5 is 31 and does not). Stats' decades use the same rounding, so the ``20-29`` decade
-  holds exactly the faces ``--age 20-29`` finds.
+* Ages are stored as predicted years (floats) and compared as whole years rounded half up
+  (:mod:`phototag.ages`): ``--age A-B`` matches ``A - 0.5 <= age < B + 0.5`` (30.4 is 30 and
+  matches ``20-30``; 30.5 is 31 and does not). Stats' decades and the keywords use the same rule,
+  so the ``20-29`` decade holds exactly the faces ``--age 20-29`` finds.
 * Gender confidence is ``p_female`` for f, ``1 - p_female`` for m, and the larger of the two
   when no gender is asked for.
 * ``--taken-after``/``--taken-before`` are inclusive at the precision given:
@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 from collections import Counter
@@ -34,6 +33,7 @@ import sqlite_utils
 from rich.table import Table
 from rich.text import Text
 
+from .ages import age_decade, age_years, decade_label, year_bounds
 from .index import faces_of, get_photo, path_key, siblings_of
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
@@ -131,21 +131,6 @@ def is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def rounded_age(age: float | None) -> int | None:
-    """The whole-year age a stored float age counts as: round half up, exactly as the SQL bounds
-    ``A - 0.5 <= age < A + 0.5`` (``floor(age + 0.5)`` can round up just below a half)."""
-    if age is None:
-        return None
-    years = math.floor(age)
-    return years + 1 if age - years >= 0.5 else years
-
-
-def age_decade(age: float | None) -> int | None:
-    """The first year of the decade of a stored age (after rounding half up): 29.4 -> 20, 29.5 -> 30."""
-    years = rounded_age(age)
-    return None if years is None else years // 10 * 10
-
-
 def gender_confidence(face: dict) -> float | None:
     """How sure the model is of the face's stated gender."""
     p = face.get("p_female")
@@ -171,12 +156,13 @@ def face_conditions(q: Query, indexed: bool = True) -> tuple[list[str], list]:
     if q.gender is not None:
         where.append(f"{f}gender = ?")
         params.append(q.gender)
-    if q.age_min is not None:
+    lower, upper = year_bounds(q.age_min, q.age_max)
+    if lower is not None:
         where.append(f"{f}age >= ?")
-        params.append(q.age_min - 0.5)
-    if q.age_max is not None:
+        params.append(lower)
+    if upper is not None:
         where.append(f"{f}age < ?")
-        params.append(q.age_max + 0.5)
+        params.append(upper)
     if q.min_gender_confidence is not None:
         p = q.min_gender_confidence
         if q.gender == "f":
@@ -301,7 +287,7 @@ def face_counts(db: sqlite_utils.Database) -> Counter:
         if low is not None:
             for decade in range(age_decade(low), age_decade(high) + 1, 10):
                 counts[gender, decade] = db.execute(STATS_AGE_RANGE_SQL,
-                                                    [gender, decade - 0.5, decade + 9.5]).fetchone()[0]
+                                                    [gender, *year_bounds(decade, decade + 9)]).fetchone()[0]
     for gender, age in db.execute(STATS_MISSING_FACES_SQL):
         counts[gender, age_decade(age)] -= 1
     return +counts
@@ -331,7 +317,7 @@ def index_stats(db: sqlite_utils.Database) -> dict:
     by_decade: dict[str, dict[str, int]] = {}
     for (gender, decade), count in sorted(face_counts(db).items(), key=_by_decade):
         gender = gender or "unknown"
-        label = "unknown" if decade is None else f"{decade}-{decade + 9}"
+        label = "unknown" if decade is None else decade_label(decade)
         by_gender[gender] = by_gender.get(gender, 0) + count
         bucket = by_decade.setdefault(label, {"total": 0})
         bucket[gender] = bucket.get(gender, 0) + count
@@ -423,7 +409,7 @@ def format_csv(photos: list[dict]) -> str:
 
 
 def _face_summary(face: dict) -> str:
-    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
+    return f"{face['gender'] or '?'} {age_years(face['age'])}"
 
 
 def photos_table(photos: list[dict], matching: bool) -> Table:

@@ -8,7 +8,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from phototag import index
+from phototag import ages, index
 from phototag import query as q
 from phototag.cli import app
 from phototag.records import Face, PhotoInfo
@@ -336,7 +336,7 @@ def test_parse_age_range(text, bounds):
 
 @pytest.mark.parametrize("age, years", [(30.4, 30), (30.5, 31), (29.49999, 29), (0.49999999999999994, 0), (0.0, 0)])
 def test_rounded_age_matches_the_sql_bounds(age, years):
-    assert q.rounded_age(age) == years
+    assert ages.age_years(age) == years
     assert years - 0.5 <= age < years + 0.5
 
 
