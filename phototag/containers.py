@@ -10,7 +10,6 @@ a new XMP segment right after the EXIF one.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ def _kind(head: bytes) -> str:
 
 
 class Photo:
-    """A JPEG or WebP file mapped into memory, with its EXIF (a TIFF block) and XMP packet, if any."""
+    """A JPEG or WebP file read into memory, with its EXIF (a TIFF block) and XMP packet, if any."""
 
     def __init__(self, data, st: os.stat_result):
         self.data = data
@@ -75,8 +74,7 @@ class Photo:
             st = os.fstat(file.fileno())
             if st.st_size == 0:
                 raise Unsupported("empty file")
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                yield cls(data, st)
+            yield cls(file.read(), st)  # read, never mapped: a file truncated meanwhile must not SIGBUS
 
     def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
         """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``

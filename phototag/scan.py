@@ -16,7 +16,6 @@ Rendering for people is in :mod:`phototag.display`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import os
 import signal
@@ -34,7 +33,7 @@ import numpy as np
 
 from . import atomic, detectors, index, tags
 from .atomic import Written
-from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
+from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, read_photo, supported_extensions
 from .models import model_version, shipped_model_dir
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 from .sidecar import NAMES, sidecar_path
@@ -363,19 +362,15 @@ class _Scan:
         """Read, hash and decode a photo (runs in the prefetch thread)."""
         t = time.perf_counter()
         try:
-            with open(photo.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
+            read = read_photo(photo.path, self.options.decode_size, max_pixels=self.options.max_pixels)
         except OSError as e:
             photo.error = f"cannot read: {e.strerror or e}"
-            return photo
-        photo.stat = st
-        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
-        try:
-            photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
-                                              raw=is_raw(photo.path))
         except DecodeError as e:
             photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
+        else:
+            st = photo.stat = read.stat
+            photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256)
+            photo.pixels, photo.info = read.pixels, read.info
         self.timings.decode += time.perf_counter() - t
         return photo
 

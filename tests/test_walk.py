@@ -8,7 +8,7 @@ import pytest
 from phototag import images, index
 from phototag.images import BASE_EXTENSIONS, supported_extensions
 from phototag.records import PhotoInfo
-from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE, NOT_A_PHOTO,
+from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LINK_OUTSIDE, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE, NOT_A_PHOTO,
                            RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, file_sha256, is_unchanged,
                            load_index_state, skipped_counts, walk)
 
@@ -184,3 +184,21 @@ def test_raw_jpeg_pairs(tmp_path):
         b"IMG_0004.dng": (RAW_SIBLING, b"IMG_0004.heic")}
     both, skipped = skipped_by_name(tmp_path)
     assert len(both) == 8 and skipped == {}
+
+
+def test_links_to_outside_the_scanned_folders_are_skipped(tmp_path):
+    """Issue 16 case 8: a linked photo would be rewritten (and a killed write's temp copy left) in its
+    target's folder; a linked folder likewise. Links within the scanned folders are followed."""
+    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    touch(os.fsencode(elsewhere / "far.jpg"))
+    touch(os.fsencode(library / "near.jpg"))
+    os.symlink(elsewhere / "far.jpg", library / "link.jpg")
+    os.symlink(elsewhere, library / "linked_folder")
+    os.symlink(library / "near.jpg", library / "alias.jpg")
+    skipped = []
+    found = names(walk([library], BASE_EXTENSIONS, on_skip=skipped.append), library)
+    assert found == [b"alias.jpg", b"near.jpg"]
+    assert {os.path.basename(k.path): (k.reason, k.detail) for k in skipped} == {
+        b"link.jpg": (LINK_OUTSIDE, str(elsewhere / "far.jpg")), b"linked_folder": (LINK_OUTSIDE, str(elsewhere))}
+    both = names(walk([library, elsewhere], BASE_EXTENSIONS), tmp_path)  # its target scanned too: followed
+    assert b"library/link.jpg" in both and b"library/linked_folder/far.jpg" in both

@@ -1,0 +1,153 @@
+"""Hostile and awkward files on the reading side (issue 16): planted lock files, memory and time
+bombs, files changed while read. Each test builds such a file and runs the CLI or the library."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from formats import jpeg_scan_bomb
+from phototag import containers, images, index
+from phototag.cli import app
+from photos import jpeg_bytes
+
+runner = CliRunner()
+VICTIM = b"the user's own file\n"
+
+
+# --- 7: the index's lock file ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("plant", ["symlink", "dangling symlink", "hard link", "fifo", "large file"])
+def test_a_file_planted_as_the_lock_is_neither_followed_nor_truncated(tmp_path, tiny_model_dir, plant):
+    db_path = tmp_path / "index.db"
+    lock = tmp_path / "index.db.lock"
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(VICTIM)
+    if plant == "symlink":
+        lock.symlink_to(victim)
+    elif plant == "dangling symlink":
+        lock.symlink_to(tmp_path / "elsewhere" / "created.txt")
+    elif plant == "hard link":
+        os.link(victim, lock)
+    elif plant == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.write_bytes(VICTIM * 10)
+    (tmp_path / "photos").mkdir()
+    result = runner.invoke(app, ["scan", str(tmp_path / "photos"), "--db", str(db_path),
+                                 "--models", str(tiny_model_dir)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: cannot use the index {db_path}: cannot open {lock}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert victim.read_bytes() == VICTIM
+    assert not (tmp_path / "elsewhere").exists()
+    if plant == "large file":
+        assert lock.read_bytes() == VICTIM * 10
+
+
+def test_the_lock_file_phototag_made_is_reused_and_names_its_holder(tmp_path):
+    db_path = tmp_path / "index.db"
+    with index.scan_lock(db_path):
+        pass
+    lock = tmp_path / "index.db.lock"
+    assert lock.read_bytes().strip() == str(os.getpid()).encode()
+    lock.write_bytes(b"12")  # left by an older phototag: shorter than the padded id
+    with index.scan_lock(db_path), pytest.raises(index.IndexBusy, match=rf"\(process {os.getpid()}\)"):
+        with index.scan_lock(db_path):
+            pass
+
+
+def scan_json(tmp_path, folder, tiny_model_dir, *extra) -> dict:
+    result = runner.invoke(app, ["scan", str(folder), "--db", str(tmp_path / "index.db"), "--models",
+                                 str(tiny_model_dir), "--json", *extra])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return json.loads(result.stdout)
+
+
+# --- 15: memory: sizes checked before reading, nothing held whole ---------------------------------
+
+def sparse(path, size: int, head: bytes = b"") -> None:
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+
+
+def test_a_3_gb_file_named_jpg_is_refused_from_its_header(tmp_path, tiny_model_dir):
+    (tmp_path / "photos").mkdir()
+    sparse(tmp_path / "photos" / "huge.jpg", 3 << 30)  # zeros: no image format's header
+    sparse(tmp_path / "photos" / "huge.webp", 3 << 30, b"RIFF\xf0\xff\xff\xffWEBPVP8 ")
+    start = time.perf_counter()
+    summary = scan_json(tmp_path, tmp_path / "photos", tiny_model_dir)
+    assert time.perf_counter() - start < 60  # 3 GB were not read (nor 6)
+    assert [f["reason"] for f in summary["failed"]] == ["not an image Pillow can identify"]
+    [webp] = [k for k in summary["skipped"] if k["reason"] == "too large"]
+    assert webp["path"].endswith("huge.webp") and "3.2 GB" in webp["detail"] and "read whole" in webp["detail"]
+
+
+def test_read_photo_hashes_the_bytes_it_decodes(tmp_path):
+    path = tmp_path / "a.jpg"
+    data = jpeg_bytes(Image.new("RGB", (3000, 2000), (90, 120, 150)))
+    path.write_bytes(data)
+    photo = images.read_photo(path)
+    assert photo.sha256 == __import__("hashlib").sha256(data).hexdigest()
+    assert photo.pixels.shape == (1000, 1500, 3) and photo.stat.st_size == len(data)
+
+
+# --- 16: never mapped ------------------------------------------------------------------------------
+
+def test_a_photo_truncated_while_open_for_writing_tags_is_no_sigbus(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg_bytes(Image.new("RGB", (640, 480), (90, 120, 150))))
+    with containers.Photo.open(path) as photo:
+        os.truncate(path, 100)  # another program truncates the file: a mapped file would raise SIGBUS here
+        data = b"".join(bytes(p) for p in photo.with_metadata(b"II*\0\x08\0\0\0\0\0\0\0\0\0", None))
+    assert data.startswith(b"\xff\xd8") and len(data) > 1000
+
+
+# --- 17: progressive JPEG scan bombs --------------------------------------------------------------
+
+def test_jpeg_scans_are_counted_across_chunk_boundaries():
+    out = io.BytesIO()
+    Image.linear_gradient("L").convert("RGB").save(out, "JPEG", progressive=True)
+    data = out.getvalue() + b"\xff\xda" * 50  # after the EOI (a phone's trailer): not the image's
+    whole = images.JpegScans()
+    whole.feed(data)
+    by_byte = images.JpegScans()
+    for i in range(len(data)):
+        by_byte.feed(data[i:i + 1])
+    assert whole.scans == by_byte.scans == 10 and whole.done and by_byte.done
+
+
+def test_a_scan_bomb_is_refused_before_decoding(tmp_path, tiny_model_dir):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "bomb.jpg").write_bytes(jpeg_scan_bomb(images.MAX_JPEG_SCANS + 1))
+    (tmp_path / "photos" / "fine.jpg").write_bytes(jpeg_scan_bomb(images.MAX_JPEG_SCANS))
+    summary = scan_json(tmp_path, tmp_path / "photos", tiny_model_dir)
+    [failed] = summary["failed"]
+    assert failed["path"].endswith("bomb.jpg") and failed["reason"].startswith(
+        f"refused: a progressive JPEG of more than {images.MAX_JPEG_SCANS} scans")
+    assert summary["scanned"] == 1
+    with pytest.raises(images.DecodeError, match="scan bomb"):  # bytes too, e.g. a RAW's preview
+        images.decode(jpeg_scan_bomb(5000))
+
+
+# --- 8: links to photos outside the scanned folders ---------------------------------------------
+
+def test_a_linked_photo_outside_the_library_is_listed_and_left_alone(tmp_path, tiny_model_dir):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    outside = tmp_path / "elsewhere" / "far.jpg"
+    outside.write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150))))
+    before = outside.read_bytes()
+    os.symlink(outside, tmp_path / "library" / "link.jpg")
+    summary = scan_json(tmp_path, tmp_path / "library", tiny_model_dir)
+    assert summary["skipped_counts"] == {"link to outside the scanned folders (scan its target to include it)":
+                                         {".jpg": 1}}
+    assert outside.read_bytes() == before and os.listdir(tmp_path / "elsewhere") == ["far.jpg"]
