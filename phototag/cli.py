@@ -207,8 +207,11 @@ def query(
     faces: int | None = typer.Option(None, "--faces", min=0, max=SQL_INT_MAX, help="Photos with exactly N faces."),
     min_faces: int | None = typer.Option(None, "--min-faces", min=0, max=SQL_INT_MAX, help="Photos with at least N faces."),
     max_faces: int | None = typer.Option(None, "--max-faces", min=0, max=SQL_INT_MAX, help="Photos with at most N faces."),
-    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file; or a glob "
-                                    "on the absolute path, where * also matches / (e.g. '*/2020/*.jpg')."),
+    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file, named "
+                                    "exactly. A glob on the absolute path, where * also matches / (e.g. "
+                                    "'*/2020/*.jpg'), with --glob, or when it has * ? [ and names no folder or file "
+                                    "on disk or in the index ('[2020] trip' is that folder when it exists)."),
+    glob: bool = typer.Option(False, "--glob", help="--path is a glob, even where such a path exists."),
     taken_after: str | None = typer.Option(None, "--taken-after", help="Photos taken on or after this EXIF date: "
                                            "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]."),
     taken_before: str | None = typer.Option(None, "--taken-before", help="Photos taken on or before this EXIF date "
@@ -238,15 +241,18 @@ def query(
         raise typer.BadParameter(f"-0 prints paths, not {output}", param_hint="-0")
     output = "paths" if null else output or "table"
     age_min, age_max = _parse_option(q.parse_age_range, age, "--age") or (None, None)
+    index_db = _read_index(db)
+    path_prefix, path_glob = (None, None) if path is None else q.path_filter(
+        path, glob=glob, exists=lambda p: os.path.lexists(p) or q.has_photos_under(index_db, p))
     request = q.Query(
         age_min=age_min, age_max=age_max, gender=_parse_option(q.parse_gender, gender, "--gender"),
         min_gender_confidence=min_gender_confidence, faces=faces, min_faces=min_faces, max_faces=max_faces,
-        path=q.normalize_path_filter(path) if path is not None else None,
+        path=path_prefix, path_glob=path_glob,
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
         include_missing=include_missing, sort=sort, reverse=reverse, limit=limit,
     )
-    photos = q.find_photos(_read_index(db), request, with_faces=output != "paths")
+    photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
         typer.echo(q.format_paths(photos, nul=null), nl=False)
     elif output == "json":

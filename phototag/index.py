@@ -39,6 +39,7 @@ import sqlite_utils
 
 from . import faults
 from .atomic import Written
+from .names import display_path
 from .records import FRAME, Face, PhotoInfo
 
 ENV_DB = "PHOTOTAG_DB"
@@ -92,12 +93,6 @@ def default_db_path() -> Path:
         return Path(os.environ[ENV_DB]).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "phototag" / "index.db"
-
-
-def display_path(path: str | os.PathLike | bytes) -> str:
-    """A printable, UTF-8-safe form of a file-system path."""
-    raw = os.fsencode(path)
-    return raw.decode("utf-8", errors="backslashreplace")
 
 
 def path_key(path: str | os.PathLike | bytes) -> bytes:

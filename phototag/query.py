@@ -26,6 +26,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,7 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .ages import age_decade, age_years, decade_label, year_bounds
-from .index import faces_of, get_photo, path_key, siblings_of
+from .index import display_path, faces_of, get_photo, path_key, siblings_of
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
@@ -55,6 +56,9 @@ STATS_PHOTOS_SQL = (
     " (SELECT count(*) FROM photos WHERE status = 'done' AND missing = 1),"
     " (SELECT count(*) FROM photos WHERE status = 'failed')"
 )
+# The path itself or anything below it, on the exact names: a range on the path_key index ("0"
+# follows "/"), then a check that the byte after the prefix is "/".
+UNDER_PATH_SQL = "{key} >= ? AND {key} < ? AND (length({key}) = ? OR substr({key}, ?, 1) = X'2F')"
 STATS_AGE_RANGE_SQL = "SELECT count(*) FROM faces WHERE gender IS ? AND age >= ? AND age < ?"
 STATS_MISSING_FACES_SQL = (
     "SELECT gender, age FROM faces WHERE photo_id IN (SELECT id FROM photos WHERE status = 'done' AND missing = 1)"
@@ -72,7 +76,8 @@ class Query:
     faces: int | None = None
     min_faces: int | None = None
     max_faces: int | None = None
-    path: str | None = None  # absolute folder/file prefix, or a glob
+    path: bytes | None = None  # an absolute path, exact bytes: the photo itself or any photo below it
+    path_glob: str | None = None  # a glob on the photos' displayed paths (see ``path_filter``)
     taken_after: str | None = None
     taken_before: str | None = None
     include_missing: bool = False
@@ -119,12 +124,21 @@ def parse_date(text: str) -> str:
     return value
 
 
-def normalize_path_filter(text: str, cwd: str | None = None) -> str:
-    """Make a folder prefix absolute (and strip its trailing ``/``); relative globs are anchored at ``cwd``."""
+def path_filter(text: str, *, glob: bool = False, cwd: str | None = None,
+                exists: Callable[[bytes], bool] = os.path.lexists) -> tuple[bytes | None, str | None]:
+    """``--path TEXT`` as ``(path, glob)``, one of them None.
+
+    A path that exists (``exists``: on disk, say, or in the index) is a path, whatever characters it
+    holds (``[2020] trip``). TEXT is a glob with ``glob``, or when it has ``*``, ``?`` or ``[`` and no
+    such path exists. A relative TEXT is taken from ``cwd``. Paths are exact bytes (a name that is not
+    UTF-8 too); a glob matches the displayed path, where such bytes read ``\\xNN``.
+    """
     cwd = cwd or os.getcwd()
-    if is_glob(text):
-        return text if text.startswith(("/", "*")) else os.path.join(cwd, text)
-    return os.path.abspath(os.path.join(cwd, os.path.expanduser(text))).rstrip("/")
+    if not glob:
+        path = os.path.abspath(os.path.join(os.fsencode(cwd), os.fsencode(os.path.expanduser(text)))).rstrip(b"/")
+        if not is_glob(text) or exists(path):
+            return path, None
+    return None, display_path(text if text.startswith(("/", "*")) else os.path.join(cwd, text))
 
 
 def is_glob(text: str) -> bool:
@@ -191,14 +205,11 @@ def photo_conditions(q: Query) -> tuple[list[str], list]:
             where.append(f"p.face_count {op} ?")
             params.append(value)
     if q.path is not None:
-        if is_glob(q.path):
-            where.append("p.path GLOB ?")
-            params.append(q.path)
-        else:
-            # The path itself or anything below it: a range on the path index ("0" follows "/"),
-            # then a check that the next character after the prefix is "/".
-            where.append("p.path >= ? AND p.path < ? AND (length(p.path) = ? OR substr(p.path, ?, 1) = '/')")
-            params += [q.path, q.path + "0", len(q.path), len(q.path) + 1]
+        where.append(UNDER_PATH_SQL.format(key="p.path_key"))
+        params += under_path_params(q.path)
+    if q.path_glob is not None:
+        where.append("p.path GLOB ?")
+        params.append(q.path_glob)
     if q.taken_after is not None:
         where.append("p.taken_at >= ?")
         params.append(q.taken_after)
@@ -206,6 +217,17 @@ def photo_conditions(q: Query) -> tuple[list[str], list]:
         where.append("p.taken_at < ?")
         params.append(q.taken_before + _AFTER_ALL)
     return where, params
+
+
+def under_path_params(path: bytes) -> list:
+    """The parameters of ``UNDER_PATH_SQL`` for ``path``."""
+    return [path, path + b"0", len(path), len(path) + 1]
+
+
+def has_photos_under(db: sqlite_utils.Database, path: bytes) -> bool:
+    """Whether the index holds a photo at ``path`` or below it."""
+    return db.execute("SELECT 1 FROM photos WHERE " + UNDER_PATH_SQL.format(key="path_key") + " LIMIT 1",
+                      under_path_params(path)).fetchone() is not None
 
 
 def build_query(q: Query) -> tuple[str, list]:
