@@ -3,9 +3,12 @@ bombs, files changed while read. Each test builds such a file and runs the CLI o
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from formats import jpeg_scan_bomb
-from phototag import containers, images, index
+from phototag import containers, images, index, photolock
 from phototag.cli import app
 from photos import jpeg_bytes
 
@@ -151,3 +154,44 @@ def test_a_linked_photo_outside_the_library_is_listed_and_left_alone(tmp_path, t
     assert summary["skipped_counts"] == {"link to outside the scanned folders (scan its target to include it)":
                                          {".jpg": 1}}
     assert outside.read_bytes() == before and os.listdir(tmp_path / "elsewhere") == ["far.jpg"]
+
+
+# --- 18: photos locked between phototag processes ----------------------------------------------
+
+def hold_lock_in_child(path) -> subprocess.Popen:
+    """A child process holding ``path``'s photo lock until its stdin closes."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from phototag.photolock import lock_photo; "
+                              f"lock = lock_photo({os.fsencode(path)!r}); print('locked', flush=True); "
+                              "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert child.stdout.readline() == "locked\n"
+    return child
+
+
+def test_a_photo_locked_by_another_process_is_busy_until_released(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"jpeg")
+    child = hold_lock_in_child(path)
+    with pytest.raises(photolock.PhotoBusy):
+        photolock.lock_photo(path, wait=0.3)
+    child.stdin.close()
+    child.wait()
+    with photolock.lock_photo(path, wait=5):
+        pass
+
+
+def test_a_lock_taken_on_a_file_replaced_meanwhile_is_taken_on_the_new_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"old")
+    real_flock, replaced = fcntl.flock, []
+
+    def flock_then_replace(fd, op):  # another process renames its rewrite in while we take the lock
+        real_flock(fd, op)
+        if not replaced:
+            (tmp_path / "new").write_bytes(b"new")
+            os.replace(tmp_path / "new", path)
+            replaced.append(True)
+
+    monkeypatch.setattr(photolock.fcntl, "flock", flock_then_replace)
+    with photolock.lock_photo(path) as lock:
+        assert os.fstat(lock._fd).st_ino == os.stat(path).st_ino
