@@ -277,10 +277,12 @@ def show(
     from rich.console import Console
 
     from . import query as q
+    from .names import printable
 
     detail = q.photo_detail(_read_index(db), photo)
     if detail is None:
-        typer.echo(f"Not in the index: {photo} (add it with: phototag scan {photo})", err=True)
+        shown = printable(photo)
+        typer.echo(f"Not in the index: {shown} (add it with: phototag scan {shown})", err=True)
         raise typer.Exit(1)
     if json_out:
         typer.echo(json.dumps(q.detail_record(detail), indent=2, ensure_ascii=False))
@@ -338,7 +340,7 @@ def clean(
 
     from . import atomic, tags
     from .images import supported_extensions
-    from .index import display_path
+    from .names import escape_controls, printable
     from .walk import walk
 
     table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
@@ -348,17 +350,17 @@ def clean(
     def unreadable(path: bytes, error: OSError) -> None:
         nonlocal failed
         failed += 1
-        table.add_row(Text(display_path(path)), Text(f"failed: {error.strerror or error}", style="red"))
+        table.add_row(Text(printable(path)), Text(f"failed: {error.strerror or error}", style="red"))
 
     for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
         folders.add(os.path.dirname(path))
         result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
         if result.failed:
             failed += 1
-            table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
+            table.add_row(Text(printable(path)), Text(f"failed: {escape_controls(result.failed)}", style="red"))
         elif result.changed:
             changed += 1
-            table.add_row(Text(display_path(path)), Text(result.summary()))
+            table.add_row(Text(printable(path)), Text(escape_controls(result.summary())))
     console = Console(highlight=False)
     if table.row_count:
         console.print(table)

@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from .index import display_path
+from .names import escape_controls, printable
 from .scan import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
@@ -78,7 +78,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         counts = ", ".join(f"{ext or '(none)'} ×{n}" for ext, n in by_extension.items())
         if reason == NEEDS_PACKAGE:
             counts += f" ({'; '.join(sorted({k.detail for k in summary.skipped if k.reason == reason}))})"
-        rows.append((f"not scanned: {reason}", escape(counts)))
+        rows.append((f"not scanned: {reason}", _safe(counts)))
     rows += [
         ("faces found", summary.faces),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
@@ -103,16 +103,21 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
-    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
-    lines += [f"[yellow]not scanned[/yellow] {escape(display_path(k.path))}: {escape(k.detail)}"
+    lines = [f"[red]failed[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.failed]
+    lines += [f"[yellow]not scanned[/yellow] {_safe(printable(k.path))}: {_safe(k.detail)}"
               for k in summary.skipped if k.reason == TOO_LARGE]
-    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
-    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
+    lines += [f"[red]unreadable folder[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.unreadable]
+    lines += [f"[yellow]EXIF {_safe(status)}[/yellow] {_safe(path)}: {_safe(reason)}"
               for path, status, reason in summary.exif_problems]
-    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
+    lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:
         lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
                      "the next scan resumes with the rest")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _safe(text: str) -> str:
+    """Text for a rich markup line: control characters shown as ``\\xNN``, markup escaped."""
+    return escape(escape_controls(text))

@@ -36,6 +36,7 @@ from rich.text import Text
 
 from .ages import age_decade, age_years, decade_label, year_bounds
 from .index import display_path, faces_of, get_photo, path_key, siblings_of
+from .names import escape_controls
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
@@ -379,13 +380,13 @@ def detail_record(photo: dict) -> dict:
 
 def detail_summary(photo: dict) -> str:
     """The lines above ``show``'s face table."""
-    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
+    lines = [escape_controls(photo["path"]) + (" (missing at the last scan)" if photo["missing"] else "")]
     if photo["status"] != "done":
-        lines.append(f"{photo['status']}: {photo['error']}")
+        lines.append(f"{photo['status']}: {escape_controls(photo['error'])}")
     else:
         taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
         lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
-    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
+    lines += [f"RAW sibling {escape_controls(sibling)} (one photo with it)" for sibling in photo.get("siblings", [])]
     return "\n".join(lines)
 
 
@@ -442,7 +443,7 @@ def photos_table(photos: list[dict], matching: bool) -> Table:
     table.add_column("Faces", justify="right")
     table.add_column("Matching faces" if matching else "Gender, age")
     for p in photos:
-        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
+        table.add_row(Text(escape_controls(p["path"])), p["taken_at"] or "", str(p["face_count"]),
                       ", ".join(_face_summary(f) for f in p.get("faces", [])))
     return table
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -195,3 +196,43 @@ def test_a_lock_taken_on_a_file_replaced_meanwhile_is_taken_on_the_new_file(tmp_
     monkeypatch.setattr(photolock.fcntl, "flock", flock_then_replace)
     with photolock.lock_photo(path) as lock:
         assert os.fstat(lock._fd).st_ino == os.stat(path).st_ino
+
+
+# --- 9, 12: names that are not UTF-8 or hold control characters ---------------------------------
+
+ESCAPE = "x\x1b[2Jy.png"  # clears the terminal when printed raw
+TITLE = "t\x1b]0;owned\x07.jpg"  # sets the terminal's title
+
+
+def odd_names(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    png = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 120, 150)).save(png, "PNG")
+    (folder / ESCAPE).write_bytes(png.getvalue())
+    (folder / os.fsdecode(b"caf\xe9.png")).write_bytes(png.getvalue())
+    (folder / TITLE).write_bytes(b"\xff\xd8\xff broken")
+    return folder
+
+
+def test_odd_names_get_their_sidecars_and_no_escape_reaches_the_terminal(tmp_path, tiny_model_dir):
+    folder = odd_names(tmp_path)
+    db = str(tmp_path / "index.db")
+    result = runner.invoke(app, ["scan", str(folder), "--db", db, "--models", str(tiny_model_dir)],
+                           env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "t\\x1b]0;owned\\x07.jpg" in result.output  # the failed one, listed escaped
+    assert "sidecars written" in result.output and "sidecar failed" not in result.output
+    assert (folder / (ESCAPE + ".xmp")).exists() and (folder / os.fsdecode(b"caf\xe9.png.xmp")).exists()
+    for args in (["query"], ["show", str(folder / ESCAPE)], ["stats"]):
+        shown = runner.invoke(app, [*args, "--db", db], env={"COLUMNS": "300"})
+        assert shown.exit_code == 0 and "\x1b" not in shown.output, shown.output
+    assert "x\\x1b[2Jy.png" in runner.invoke(app, ["query", "--db", db], env={"COLUMNS": "300"}).stdout
+    exact = runner.invoke(app, ["query", "-0", "--db", db]).stdout_bytes.split(b"\0")
+    assert os.fsencode(folder / ESCAPE) in exact and os.fsencode(folder) + b"/caf\xe9.png" in exact
+    as_json = json.loads(runner.invoke(app, ["query", "-f", "json", "--db", db]).stdout)
+    assert str(folder / ESCAPE) in [p["path"] for p in as_json]  # JSON escapes it itself, exactly
+    cleaned = runner.invoke(app, ["clean", str(folder)], env={"COLUMNS": "300"})
+    assert cleaned.exit_code == 1 and "\x1b" not in cleaned.output  # 1: the broken JPEG
+    assert "x\\x1b[2Jy.png" in cleaned.output and not (folder / (ESCAPE + ".xmp")).exists()
