@@ -152,7 +152,7 @@ def test_a_linked_photo_outside_the_library_is_listed_and_left_alone(tmp_path, t
     before = outside.read_bytes()
     os.symlink(outside, tmp_path / "library" / "link.jpg")
     summary = scan_json(tmp_path, tmp_path / "library", tiny_model_dir)
-    assert summary["skipped_counts"] == {"link to outside the scanned folders (scan its target to include it)":
+    assert summary["skipped_counts"] == {"link to a file outside the scanned folders (scan its folder to include it)":
                                          {".jpg": 1}}
     assert outside.read_bytes() == before and os.listdir(tmp_path / "elsewhere") == ["far.jpg"]
 

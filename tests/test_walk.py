@@ -186,19 +186,21 @@ def test_raw_jpeg_pairs(tmp_path):
     assert len(both) == 8 and skipped == {}
 
 
-def test_links_to_outside_the_scanned_folders_are_skipped(tmp_path):
+def test_links_to_files_outside_the_scanned_folders_are_skipped(tmp_path):
     """Issue 16 case 8: a linked photo would be rewritten (and a killed write's temp copy left) in its
-    target's folder; a linked folder likewise. Links within the scanned folders are followed."""
-    library, elsewhere = tmp_path / "library", tmp_path / "elsewhere"
+    target's folder, which no scan of the library visits. Links to folders are walked, and links to
+    files in the folders walked followed."""
+    library, elsewhere, album = tmp_path / "library", tmp_path / "elsewhere", tmp_path / "album"
     touch(os.fsencode(elsewhere / "far.jpg"))
+    touch(os.fsencode(album / "in_album.jpg"))
     touch(os.fsencode(library / "near.jpg"))
     os.symlink(elsewhere / "far.jpg", library / "link.jpg")
-    os.symlink(elsewhere, library / "linked_folder")
-    os.symlink(library / "near.jpg", library / "alias.jpg")
+    os.symlink(album, library / "album")
+    os.symlink(album / "in_album.jpg", library / "zz_alias.jpg")
     skipped = []
     found = names(walk([library], BASE_EXTENSIONS, on_skip=skipped.append), library)
-    assert found == [b"alias.jpg", b"near.jpg"]
-    assert {os.path.basename(k.path): (k.reason, k.detail) for k in skipped} == {
-        b"link.jpg": (LINK_OUTSIDE, str(elsewhere / "far.jpg")), b"linked_folder": (LINK_OUTSIDE, str(elsewhere))}
-    both = names(walk([library, elsewhere], BASE_EXTENSIONS), tmp_path)  # its target scanned too: followed
-    assert b"library/link.jpg" in both and b"library/linked_folder/far.jpg" in both
+    assert found == [b"near.jpg", b"zz_alias.jpg", b"album/in_album.jpg"]
+    assert [(os.path.basename(k.path), k.reason, k.detail) for k in skipped] == [
+        (b"link.jpg", LINK_OUTSIDE, str(elsewhere / "far.jpg"))]
+    both = names(walk([library, elsewhere], BASE_EXTENSIONS), tmp_path)  # its folder scanned too: followed
+    assert b"library/link.jpg" in both
