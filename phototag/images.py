@@ -59,7 +59,7 @@ DEFAULT_MAX_PIXELS = 200_000_000  # larger images are refused (decompression bom
 
 BYTES_PER_PIXEL = 4  # files read whole (WebP, HEIF, AVIF, RAW) larger than this per allowed pixel are refused
 MAX_JPEG_SCANS = 100  # cameras and editors write 1-20; libjpeg-turbo's fuzzers stop at 500 on 1-megapixel images
-READ_CHUNK = 1 << 20  # bytes per read when hashing
+READ_CHUNK = 1 << 20  # bytes per read when hashing and counting a JPEG's scans
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS when it opens them (and TIFF tiles, crops), and
 # warns above it; ``_check_size`` refuses those (naming width and height) before decoding, so the
@@ -192,7 +192,7 @@ def read_photo(path: str | os.PathLike | bytes, decode_size: int | None = DEFAUL
             if st.st_size > limit:
                 raise TooLarge(f"too large: a file of {st.st_size / 1e9:.1f} GB (this format is read whole; the "
                                f"limit is {limit / 1e9:.1f} GB, {BYTES_PER_PIXEL} bytes per pixel of --max-megapixels)")
-            data = _read_all(file.fileno())
+            data = file.read()  # one allocation of the file's size
             sha256 = hashlib.sha256(data).hexdigest()
             pixels, info = decode(data, decode_size, max_pixels=max_pixels, raw=raw)
             return PhotoRead(st, sha256, pixels, info)
@@ -210,17 +210,9 @@ def _read_whole(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP" or head[4:8] == b"ftyp"
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    offset = 0
-    while chunk := os.pread(fd, READ_CHUNK, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
 def _hash_checking_scans(fd: int, jpeg: bool) -> str:
-    """The SHA-256 of the file, read in chunks; for a JPEG, first count its scans (DecodeError when too many)."""
+    """The SHA-256 of the file, read in chunks; for a JPEG its scans are counted meanwhile (DecodeError
+    as soon as there are too many)."""
     digest = hashlib.sha256()
     scans = JpegScans() if jpeg else None
     offset = 0
