@@ -35,7 +35,7 @@ TARGETS_MIB = {"huge": 1536, "ordinary": 600}
 
 def generate(folder: Path, which: str, photos: int) -> None:
     """Write the ``which`` library into ``folder`` (runs in a child process)."""
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    sys.path[:0] = [str(ROOT)]
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def generate(folder: Path, which: str, photos: int) -> None:
         with open(folder / "not_an_image.jpg", "wb") as f:
             f.truncate(3 << 30)
         return
-    from photos import face_files, paste_face, scene
+    from phototag.testing.photos import face_files, paste_face, scene
 
     rng = random.Random(5)
     faces = face_files()

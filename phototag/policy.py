@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 from .ages import age_decade, age_years, decade_label
-from .atomic import Refused
+from .errors import Refused
 from .records import Face, PhotoInfo
 from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, Region
 

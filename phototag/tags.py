@@ -19,8 +19,9 @@ from pathlib import Path
 import piexif
 
 from . import iptc, policy
-from .atomic import Refused, Written, check_writable, remove, replace
+from .atomic import Written, check_writable, remove, replace
 from .containers import Photo, Unsupported
+from .errors import Refused
 from .names import printable
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path

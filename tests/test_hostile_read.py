@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from formats import jpeg_scan_bomb
 from phototag import containers, images, index, photolock
 from phototag.cli import app
-from photos import jpeg_bytes
+from phototag.testing.formats import jpeg_scan_bomb
+from phototag.testing.photos import jpeg_bytes
 
 runner = CliRunner()
 VICTIM = b"the user's own file\n"
