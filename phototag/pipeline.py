@@ -44,6 +44,7 @@ class Photo:
     detections: list[Detection] = field(default_factory=list)
     error: str = ""  # why it could not be read or decoded
     too_large: bool = False  # refused before decoding (images.TooLarge)
+    busy: bool = False  # not read: another phototag process holds it (see phototag.photolock)
 
     @property
     def path(self) -> bytes:

@@ -28,6 +28,7 @@ LINK_OUTSIDE = "link to a file outside the scanned folders (scan its folder to i
 HIDDEN = "hidden (--hidden scans it)"
 RAW_SIBLING = "RAW beside its JPEG (--raw-pairs both scans it)"
 TOO_LARGE = "too large"  # decided when decoding (see images.TooLarge)
+BUSY = "in use by another phototag process (left for the next scan)"  # see photolock
 
 VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv", ".3gp", ".mts", ".m2ts", ".wmv", ".webm",
                               ".mpg", ".mpeg"})

@@ -6,9 +6,11 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,10 +18,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from phototag import containers, images, index, photolock
+from phototag import containers, images, index, photolock, tags
+from phototag.clean import CleanOptions, clean
 from phototag.cli import app
+from phototag.concurrency import prefetch
+from phototag.scan import ScanOptions, scan
 from phototag.testing.formats import jpeg_scan_bomb
 from phototag.testing.photos import jpeg_bytes
+from phototag.walk import BUSY, skipped_counts
 
 runner = CliRunner()
 VICTIM = b"the user's own file\n"
@@ -236,3 +242,95 @@ def test_odd_names_get_their_sidecars_and_no_escape_reaches_the_terminal(tmp_pat
     cleaned = runner.invoke(app, ["clean", str(folder)], env={"COLUMNS": "300"})
     assert cleaned.exit_code == 1 and "\x1b" not in cleaned.output  # 1: the broken JPEG
     assert "x\\x1b[2Jy.png" in cleaned.output and not (folder / (ESCAPE + ".xmp")).exists()
+
+
+def slowly(n: int):
+    for i in range(n):
+        time.sleep(0.05)  # each item's work is done before the next is handed out
+        yield i
+
+
+@pytest.mark.parametrize("budget, ahead", [(math.inf, 4), (150, 2)])
+def test_prefetch_reads_ahead_only_within_its_memory_budget(budget, ahead):
+    """Issue 16 case 15: decoded photos held ahead of detection stay within a byte budget."""
+    calls = []
+    results = prefetch(lambda i: calls.append(i) or i, slowly(10), 3, weight=lambda result: 100, budget=budget)
+    assert next(results) == 0
+    time.sleep(0.2)  # what was handed to the thread has run
+    assert len(calls) == ahead  # 0 and 1 weigh 200: the second is past the budget, reading pauses
+    assert list(results) == list(range(1, 10))
+
+
+def scan_options(tmp_path, folder, tiny_model_dir, **kwargs) -> ScanOptions:
+    return ScanOptions(paths=[os.fsencode(folder)], db_path=tmp_path / "index.db", model_dir=tiny_model_dir, **kwargs)
+
+
+def two_photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150))))
+    return folder
+
+
+def test_a_photo_another_phototag_process_holds_is_listed_and_left(tmp_path, tiny_model_dir, tiny_analyzer):
+    """Issue 16 case 18: a scan with another index holds b.jpg; this scan waits for it, then lists it."""
+    folder = two_photos(tmp_path)
+    before = (folder / "b.jpg").read_bytes()
+    child = hold_lock_in_child(folder / "b.jpg")
+    try:
+        summary = scan(scan_options(tmp_path, folder, tiny_model_dir, lock_wait=0.5), analyzer=tiny_analyzer)
+    finally:
+        child.stdin.close()
+        child.wait()
+    assert summary.scanned == 1 and skipped_counts(summary.skipped) == {BUSY: {".jpg": 1}}
+    assert (folder / "b.jpg").read_bytes() == before
+    db = index.open_index(tmp_path / "index.db")
+    assert index.get_photo(db, folder / "b.jpg") is None  # not recorded: the next scan takes it
+    again = scan(scan_options(tmp_path, folder, tiny_model_dir), analyzer=tiny_analyzer)
+    assert again.scanned == 1 and again.unchanged == 1 and again.skipped == []
+
+
+def test_a_photo_released_while_the_scan_waits_is_scanned(tmp_path, tiny_model_dir, tiny_analyzer):
+    folder = two_photos(tmp_path)
+    child = hold_lock_in_child(folder / "b.jpg")
+    threading.Timer(1.0, child.stdin.close).start()  # the other scan finishes with it a second later
+    summary = scan(scan_options(tmp_path, folder, tiny_model_dir, lock_wait=30), analyzer=tiny_analyzer)
+    child.wait()
+    assert summary.scanned == 2 and summary.skipped == []
+
+
+def test_a_photo_replaced_just_after_its_rewrite_is_left_unconfirmed(tmp_path, tiny_model_dir, tiny_analyzer,
+                                                                     monkeypatch):
+    """Another program (no phototag lock) puts its own file in place right after phototag's rename: the
+    index must not claim the file holds phototag's tags; the next scan reads it again."""
+    folder = two_photos(tmp_path)
+    real_write = tags.write_faces
+
+    def write_then_replaced(path, *args, **kwargs):
+        result = real_write(path, *args, **kwargs)
+        if path.endswith(b"b.jpg"):
+            (folder / "new").write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (200, 10, 10))))
+            os.replace(folder / "new", path)
+        return result
+
+    monkeypatch.setattr(tags, "write_faces", write_then_replaced)
+    summary = scan(scan_options(tmp_path, folder, tiny_model_dir), analyzer=tiny_analyzer)
+    assert summary.changed == [str(folder / "b.jpg")] and summary.scanned == 2
+    db = index.open_index(tmp_path / "index.db")
+    assert index.get_photo(db, folder / "b.jpg")["unconfirmed"] == 1
+    monkeypatch.undo()
+    again = scan(scan_options(tmp_path, folder, tiny_model_dir), analyzer=tiny_analyzer)
+    assert again.scanned == 1 and again.unchanged == 1 and tags.read_record(folder / "b.jpg") is not None
+
+
+def test_clean_waits_for_a_photo_another_process_holds(tmp_path):
+    folder = two_photos(tmp_path)
+    child = hold_lock_in_child(folder / "a.jpg")
+    try:
+        summary = clean([folder], CleanOptions(lock_wait=0.3))
+    finally:
+        child.stdin.close()
+        child.wait()
+    [(path, result)] = summary.photos
+    assert path.endswith("a.jpg") and result.failed.startswith("another phototag process is rewriting it")
