@@ -13,6 +13,7 @@ from typing import Literal
 import typer
 
 from . import __version__
+from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
@@ -42,7 +43,7 @@ def main() -> None:
             sys.stdout.flush()
     except OSError as e:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
-        typer.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
+        typer.echo(escape_controls(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")), err=True)
         sys.exit(1)
 
 
@@ -158,7 +159,7 @@ def scan(
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -176,10 +177,10 @@ def _read_index(db: Path | None):
     try:
         return open_index(path, create=False)
     except FileNotFoundError:
-        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
+        typer.echo(escape_controls(f"No index at {path}; create one with: phototag scan DIR"), err=True)
         raise typer.Exit(1) from None
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
 
 
@@ -273,7 +274,6 @@ def show(
 ) -> None:
     """Print the faces of one photo: box in the displayed frame, rotation, gender, p_female, age, confidences."""
     from . import display, query as q
-    from .names import printable
 
     detail = q.photo_detail(_read_index(db), photo)
     if detail is None:
@@ -409,7 +409,7 @@ def train(
     try:
         saved = run(what, cfg)
     except (DataError, WeightsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console
 
@@ -436,7 +436,7 @@ def export(
         with native_output_hidden():
             written = export_models(models)
     except ModelError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     for path in written:
         typer.echo(str(path))
@@ -480,6 +480,6 @@ def evaluate(
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
                           flip_average=flip_average, detect=detect, detector=detector, engine=engine)
     except (DataError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))

@@ -334,3 +334,9 @@ def test_clean_waits_for_a_photo_another_process_holds(tmp_path):
         child.wait()
     [(path, result)] = summary.photos
     assert path.endswith("a.jpg") and result.failed.startswith("another phototag process is rewriting it")
+
+
+def test_an_error_naming_a_file_is_escaped_too(tmp_path):
+    db = tmp_path / "in\x1b[2Jdex.db"
+    result = runner.invoke(app, ["query", "--db", str(db)])
+    assert result.exit_code == 1 and "\x1b" not in result.output and "in\\x1b[2Jdex.db" in result.stderr
