@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from phototag.ages import decade_label, decades
+
+ALL = "all"  # the decade of faces without an age
 MIN_CELL = 20
 RELIABILITY_BINS = 10
 MAX_OVERALL_DROP = 0.005  # a threshold may cost each data set at most this much overall accuracy
@@ -18,16 +21,13 @@ SWEEP_SHOWN = np.round(np.arange(0.3, 0.701, 0.05), 2)  # thresholds listed in t
 
 
 def decade_names(age: np.ndarray) -> np.ndarray:
-    """``0-9`` ... ``80-89``, ``90+`` for each age; ``all`` where it is unknown (NaN)."""
-    out = np.full(len(age), "all", dtype=object)
-    known = ~np.isnan(age)
-    d = np.minimum(age[known] // 10 * 10, 90).astype(int)
-    out[known] = [f"{v}-{v + 9}" if v < 90 else "90+" for v in d]
-    return out
+    """``0-9`` ... ``80-89``, ``90+`` for each age (:func:`phototag.ages.decades`); ``all`` where it
+    is unknown (NaN)."""
+    return np.array([ALL if d < 0 else "90+" if d >= 90 else decade_label(d) for d in decades(age)], dtype=object)
 
 
 def _decade_order(name: str) -> int:
-    return -1 if name == "all" else int(name.split("-")[0].rstrip("+"))
+    return -1 if name == ALL else int(name.split("-")[0].rstrip("+"))
 
 
 def cell_report(source: np.ndarray, female: np.ndarray, age: np.ndarray, p_female: np.ndarray,
