@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from . import __version__
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
+RAY_INSTALL = 'pip install "phototag[ray]"'
 
 app = typer.Typer(
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
@@ -111,6 +113,10 @@ def scan(
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Run the scan on the Ray cluster at ADDRESS (host:port, ray://host:port, auto, or local for one "
+             "on this machine); the photos must be at the same path on every node. Needs pip install \"phototag[ray]\"."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -127,6 +133,9 @@ def scan(
     Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
     (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
+    if ray is not None and importlib.util.find_spec("ray") is None:
+        typer.echo(f"error: --ray needs Ray: {RAY_INSTALL}", err=True)
+        raise typer.Exit(2)
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
@@ -148,7 +157,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose, ray=ray,
     )
     console = Console(stderr=True)
     try:
