@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from phototag import faults, tags
+from phototag.cli import app
 from phototag.atomic import is_temp_name
 from phototag.scan import ScanOptions, scan
 from photos import UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
@@ -27,17 +29,6 @@ needs_ray = pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is 
                                reason='needs Ray: pip install "phototag[ray]"')
 
 CLUSTER = {"num_cpus": 2, "object_store_memory": 200 * 1024**2, "include_dashboard": False}
-
-
-@pytest.fixture(scope="module")
-def lite_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny models with their LiteRT files, so that the chain actors run LiteRT as on a CPU node."""
-    from phototag.export import export_models
-
-    out = tmp_path_factory.mktemp("lite_models") / "models"
-    shutil.copytree(tiny_model_dir, out)
-    export_models(out)
-    return out
 
 
 @pytest.fixture
@@ -88,29 +79,35 @@ def _tags(root: Path) -> dict:
     return found
 
 
-def _options(root: Path, db: Path, models: Path, **kwargs) -> ScanOptions:
-    return ScanOptions(paths=[os.fsencode(root)], db_path=db, model_dir=models, **kwargs)
+def _options(root: Path, db: Path, **kwargs) -> ScanOptions:
+    """The scan of ``root`` with the shipped models (LiteRT: no TensorFlow in the workers)."""
+    return ScanOptions(paths=[os.fsencode(root)], db_path=db, **kwargs)
 
 
 @needs_ray
 @needs_photos
-def test_ray_scan_gives_the_local_scans_rows_and_tags(tmp_path, lite_model_dir, ray_cluster):
+def test_ray_scan_gives_the_local_scans_rows_and_tags(tmp_path, ray_cluster):
     """The test library (JPEGs, a PNG that gets a sidecar, a WebP, a non-UTF-8 name, broken files)
-    scanned locally and, as a byte-identical copy, on the cluster: same rows, faces and tags."""
+    scanned locally and, as a byte-identical copy, on the cluster through the CLI: same rows, faces
+    and tags; ``--json`` prints the summary alone (no Ray messages), with the cluster's counts."""
     library = build_test_folder(tmp_path / "local")
     shutil.copytree(library.root, tmp_path / "ray", symlinks=True)
-    local = scan(_options(tmp_path / "local", tmp_path / "local.db", lite_model_dir))
-    on_ray = scan(_options(tmp_path / "ray", tmp_path / "ray.db", lite_model_dir, ray="auto"))
+    local = scan(_options(tmp_path / "local", tmp_path / "local.db")).to_dict()
+    result = CliRunner().invoke(app, ["scan", str(tmp_path / "ray"), "--db", str(tmp_path / "ray.db"),
+                                      "--ray", "auto", "--json"])
+    assert result.exit_code == 0, result.output
+    on_ray = json.loads(result.stdout)
 
     assert _rows(tmp_path / "ray.db", tmp_path / "ray") == _rows(tmp_path / "local.db", tmp_path / "local")
     assert _tags(tmp_path / "ray") == _tags(tmp_path / "local")
-    assert (on_ray.scanned, on_ray.faces, on_ray.exif, on_ray.sidecars, len(on_ray.failed)) == (
-        local.scanned, local.faces, local.exif, local.sidecars, len(local.failed))
-    assert on_ray.scanned == len(library.faces) and len(on_ray.failed) == len(library.bad)
-    assert (on_ray.nodes, on_ray.engine) == (1, "litert") and on_ray.workers >= 1
-    assert on_ray.timings.decode > 0 and on_ray.timings.chain > 0 and on_ray.timings.write > 0
-    again = scan(_options(tmp_path / "ray", tmp_path / "ray.db", lite_model_dir, ray="auto"))
-    again_local = scan(_options(tmp_path / "local", tmp_path / "local.db", lite_model_dir))
+    same = ("found", "scanned", "faces", "exif", "sidecars", "skipped_counts", "model_version")
+    assert {k: on_ray[k] for k in same} == {k: local[k] for k in same}
+    assert sorted(f["reason"] for f in on_ray["failed"]) == sorted(f["reason"] for f in local["failed"])
+    assert on_ray["scanned"] == len(library.faces) and len(on_ray["failed"]) == len(library.bad)
+    assert (on_ray["nodes"], on_ray["engine"]) == (1, "litert") and on_ray["workers"] >= 1
+    assert all(on_ray["timings"][stage] > 0 for stage in ("decode", "detect", "chain", "write"))
+    again = scan(_options(tmp_path / "ray", tmp_path / "ray.db", ray="auto"))
+    again_local = scan(_options(tmp_path / "local", tmp_path / "local.db"))
     assert (again.scanned, again.unchanged) == (again_local.scanned, again_local.unchanged)
 
 
@@ -158,9 +155,10 @@ def _assert_each_photo_once(root: Path, db: Path, photos: list[Path], summary) -
     assert not [n for n in os.listdir(root) if is_temp_name(n)]
 
 
+@pytest.mark.slow
 @needs_ray
 @needs_photos
-def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path, lite_model_dir, ray_cluster):
+def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path, ray_cluster):
     """kill -9 of the worker reading a photo during the scan: the task runs again elsewhere and
     every photo is scanned, written and recorded exactly once."""
     root = tmp_path / "photos"
@@ -180,7 +178,7 @@ def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path,
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        summary = scan(_options(root, tmp_path / "index.db", lite_model_dir, ray="auto"))
+        summary = scan(_options(root, tmp_path / "index.db", ray="auto"))
     finally:
         stop.set()
         thread.join()
@@ -188,9 +186,10 @@ def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path,
     _assert_each_photo_once(root, tmp_path / "index.db", photos, summary)
 
 
+@pytest.mark.slow
 @needs_ray
 @needs_photos
-def test_worker_killed_right_after_the_rename_leaves_the_photo_written_once(tmp_path, lite_model_dir):
+def test_worker_killed_right_after_the_rename_leaves_the_photo_written_once(tmp_path):
     """A write task's worker killed just after it renamed the photo in, before it could report: the
     retried task finds the file already rewritten, and the driver confirms the unconfirmed row."""
     root = tmp_path / "photos"
@@ -199,7 +198,7 @@ def test_worker_killed_right_after_the_rename_leaves_the_photo_written_once(tmp_
     flag = tmp_path / "killed"
     env = {faults.ENV: "renamed", faults.ENV_ONCE: str(flag)}
     for _ in _cluster(runtime_env={"env_vars": env}):
-        summary = scan(_options(root, tmp_path / "index.db", lite_model_dir, ray="auto"))
+        summary = scan(_options(root, tmp_path / "index.db", ray="auto"))
     assert flag.exists(), "no worker was killed"
     _assert_each_photo_once(root, tmp_path / "index.db", photos, summary)
 
@@ -216,19 +215,3 @@ def test_ray_option_without_ray_is_a_one_line_usage_error(tmp_path):
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == ['error: --ray needs Ray: pip install "phototag[ray]"']
     assert not (tmp_path / "i.db").exists()
-
-
-@needs_ray
-def test_scan_json_on_ray_prints_only_json(tmp_path, lite_model_dir, ray_cluster):
-    """``--json`` with ``--ray``: stdout is the summary alone (no Ray messages), with the cluster's counts."""
-    from typer.testing import CliRunner
-
-    from phototag.cli import app
-
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "broken.jpg").write_bytes(b"not a photo")
-    result = CliRunner().invoke(app, ["scan", str(tmp_path / "p"), "--db", str(tmp_path / "i.db"), "--models",
-                                      str(lite_model_dir), "--ray", "auto", "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert (summary["nodes"], len(summary["failed"])) == (1, 1)
