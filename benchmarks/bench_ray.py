@@ -133,6 +133,10 @@ def cluster(cpus: int):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=300)
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # what `ray stop` would remove
+        with contextlib.suppress(OSError):
+            if current.read_text().strip().endswith(f":{port}"):
+                current.unlink()
 
 
 def scan_copy(source: Path, work: Path, ray: str | None = None) -> dict:

@@ -8,15 +8,15 @@ The same stages as the local scan (:mod:`phototag.scan`), placed differently:
 - the chain runs in a pool of actors that load the models once (``_Chain``): one per GPU where the
   cluster has GPUs (Keras), else one per four CPUs of each node (LiteRT), fed batches of faces from
   the photos read on their node;
-- the tags are written by a task on the node that read the photo (``_write_photo``, soft node
-  affinity: the photos are on storage every node mounts at the same path) with the local
+- the tags are written on the node that read the photo (the photos are on storage every node
+  mounts at the same path) by that node's writer actor (``_WriterActor``, in threads) with the local
   :class:`~phototag.writer.PhotoWriter`. Its index side reaches the driver through ``_IndexRelay``:
   the row of a rewritten file is recorded unconfirmed by the driver (batched with the other photos'
   in one transaction) before the worker renames the file in; the confirmation (or the row of a file
   not rewritten) comes back with the task's result and is recorded in the next batch.
 
-Faults: Ray retries a task whose worker died (``max_retries``) and restarts a dead chain actor,
-retrying its calls; a retried write starts again from the file as read, so a photo is renamed in
+Faults: Ray retries a task whose worker died (``max_retries``) and restarts a dead actor, retrying
+its calls (``max_task_retries``); a retried write starts again from the file as read, so a photo is renamed in
 once (a retry that finds the rename done is confirmed, as the next scan would do). A photo whose
 task fails for good is recorded as failed and the run goes on. When the driver dies, the cluster
 drops its tasks; the next scan (local or Ray) resumes from the index as after a killed local scan.
@@ -25,9 +25,11 @@ drops its tasks; the next scan (local or Ray) resumes from the index as after a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
+import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -43,9 +45,10 @@ if TYPE_CHECKING:
     from .scan import ScanOptions
 
 CPUS_PER_CHAIN = 4  # CPU nodes: one chain actor per this many CPUs (the chain is about a quarter of the work)
-IN_FLIGHT_PER_CPU = 2  # photos read or written at a time, per CPU of the cluster
+IN_FLIGHT_PER_CPU = 2  # read tasks submitted at a time, per CPU of the cluster
 CHAIN_CALLS_PER_ACTOR = 2  # batches queued on a chain actor (one running, one waiting)
 TASK_RETRIES = 3  # tries of a photo's task after its worker died
+WRITE_THREADS = 8  # photos written at a time by a node's writer actor
 
 
 def connect(address: str, verbose: bool = False) -> bool:
@@ -83,7 +86,7 @@ class _Read:
 
 @dataclass
 class _Written:
-    """What a write task did: the writer's report and the index write that follows the rename."""
+    """What a write did: the writer's report and the index write that follows the rename."""
 
     report: WriteReport
     after: tuple  # ("confirm",) or ("read", exif_status): for the driver's index
@@ -165,18 +168,22 @@ class _IndexRelay:
         self.arrived = asyncio.Event()
 
     async def record_unconfirmed(self, request_id: str, request: tuple) -> None:
-        done = self.waiting.setdefault(request_id, asyncio.Event())
+        done = self.waiting[request_id] = asyncio.Event()
         self.requests[request_id] = request
         self.arrived.set()
         await done.wait()
-        self.waiting.pop(request_id, None)
+        del self.waiting[request_id]
 
     async def take(self) -> list[tuple[str, tuple]]:
-        """The requests not taken yet (waits for one)."""
+        """The requests not taken yet (waits for one, or for ``close``)."""
         await self.arrived.wait()
         self.arrived.clear()
         taken, self.requests = list(self.requests.items()), {}
         return taken
+
+    def close(self) -> None:
+        """End the standing ``take``."""
+        self.arrived.set()
 
     def done(self, request_ids: list[str]) -> None:
         for request_id in request_ids:
@@ -189,15 +196,15 @@ class _RelayedRecorder:
     the unconfirmed row is recorded by the driver before the rename; what follows the rename is kept
     for the task's result."""
 
-    def __init__(self, relay, request_id: str):
+    def __init__(self, relay):
         self.relay = relay
-        self.request_id = request_id
         self.after: tuple = ()
 
     def record_unconfirmed(self, path, file, info, faces) -> None:
         import ray
 
-        ray.get(self.relay.record_unconfirmed.remote(self.request_id, (path, file, info, faces)))
+        request_id = uuid.uuid4().hex  # this try's own: a retried task waits for its own row
+        ray.get(self.relay.record_unconfirmed.remote(request_id, (path, file, info, faces)))
 
     def confirm(self, path) -> None:
         self.after = ("confirm",)
@@ -206,15 +213,22 @@ class _RelayedRecorder:
         self.after = ("read", exif_status)
 
 
-def _write_photo_task(writer: PhotoWriter, relay, request_id: str, photo: Photo, faces: list[Face]) -> _Written:
-    """Write a photo's tags (a task on the node that read it)."""
-    import ray
+class _WriterActor:
+    """Writes photos' tags on its node, in threads (a write mostly waits for the file system and for
+    the driver's unconfirmed row; a blocked task would make Ray start more worker processes)."""
 
-    t = time.perf_counter()
-    recorder = _RelayedRecorder(relay, request_id)
-    report = writer.write(photo.path, photo.read, photo.info, faces, recorder)
-    node = ray.get_runtime_context().get_node_id()
-    return _Written(report, recorder.after, (node, os.getpid()), time.perf_counter() - t)
+    def __init__(self, writer: PhotoWriter, relay):
+        self.writer = writer
+        self.relay = relay
+
+    def write(self, photo: Photo, faces: list[Face]) -> _Written:
+        import ray
+
+        t = time.perf_counter()
+        recorder = _RelayedRecorder(self.relay)
+        report = self.writer.write(photo.path, photo.read, photo.info, faces, recorder)
+        node = ray.get_runtime_context().get_node_id()
+        return _Written(report, recorder.after, (node, os.getpid()), time.perf_counter() - t)
 
 
 class RayScan(_LocalScan):
@@ -238,13 +252,14 @@ class RayScan(_LocalScan):
         opts = self.options
         self.connected = connect(opts.ray, opts.verbose)
         self.read_task = ray.remote(num_cpus=1, num_returns=2, max_retries=TASK_RETRIES)(_read_and_detect_task)
-        self.write_task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_write_photo_task)
         here = ray.get_runtime_context().get_node_id()
         self.relay = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_IndexRelay).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
         nodes = [n for n in ray.nodes() if n["Alive"]]
         self.cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         chain = ray.remote(max_restarts=-1, max_task_retries=TASK_RETRIES)(_ChainActor)
+        writer = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=TASK_RETRIES)(_WriterActor)
+        self.writers: dict[str, object] = {}  # node -> its writer actor
         for node in nodes:
             gpus, cpus = int(node["Resources"].get("GPU", 0)), node["Resources"].get("CPU", 0)
             count, resources = (gpus, {"num_gpus": 1, "num_cpus": 0}) if gpus else (
@@ -252,6 +267,10 @@ class RayScan(_LocalScan):
             place = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
             self.actors += [chain.options(scheduling_strategy=place, **resources).remote(opts)
                             for _ in range(count)]
+            if cpus:
+                self.writers[node["NodeID"]] = writer.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=True),
+                    max_concurrency=WRITE_THREADS).remote(self.writer, self.relay)
         if not self.actors:
             raise RuntimeError(f"the Ray cluster at {opts.ray} has no CPU nor GPU to run the models on")
         described = ray.get([actor.describe.remote() for actor in self.actors])
@@ -261,7 +280,7 @@ class RayScan(_LocalScan):
         self.summary.device = device if len({d[1] for d in described}) == 1 else "mixed"
         self.summary.nodes = len(nodes)
         self.workers: set[tuple[str, int]] = set()  # (node, process) of the tasks' workers
-        self.writer_ref, self.options_ref = ray.put(self.writer), ray.put(opts)
+        self.options_ref = ray.put(opts)
         self.take = self.relay.take.remote()  # the driver's standing request for unconfirmed rows
         self.progress.note(f"Ray: {len(nodes)} node(s), {self.cpus:g} CPU(s), {len(self.actors)} chain actor(s); "
                            f"detector {opts.detector}; models {words}")
@@ -272,7 +291,10 @@ class RayScan(_LocalScan):
             return
         import ray
 
-        for actor in self.actors + [self.relay]:
+        with contextlib.suppress(ray.exceptions.RayError):  # the driver's standing take ends first
+            ray.get(self.relay.close.remote())
+            ray.get(self.take)
+        for actor in self.actors + list(self.writers.values()) + [self.relay]:
             ray.kill(actor)
         if self.connected:
             ray.shutdown()
@@ -291,13 +313,14 @@ class _Run:
         self.kind: dict = {}  # in-flight object ref -> (stage, what it is about)
         self.batches: dict[str | None, _Batch] = defaultdict(_Batch)  # by node (None: any actor)
         self.chain_calls = [0] * len(scan.actors)
-        self.writes: deque[tuple[_Read, list[Face]]] = deque()  # chained, waiting for a write task
-        self.in_flight = 0  # read and write tasks
+        self.writes: deque[tuple[_Read, list[Face]]] = deque()  # chained, waiting for their writer
+        self.reading = self.writing = 0  # read tasks and writes in flight
         self.unconfirmed: dict[bytes, tuple] = {}  # recorded unconfirmed, not yet confirmed: path -> request
         self.index_ops: list = []  # index writes to make in the next transaction
         self.folders: set[bytes] = set()
         self.kind[scan.take] = ("take", None)
-        self.limit = max(2, int(scan.cpus * IN_FLIGHT_PER_CPU))
+        self.read_limit = max(2, int(scan.cpus * IN_FLIGHT_PER_CPU))
+        self.write_limit = WRITE_THREADS * len(scan.writers)
 
     def run(self) -> None:
         import ray
@@ -325,29 +348,25 @@ class _Run:
         scan.summary.workers = len(scan.workers)
 
     def _submit(self) -> None:
-        """Start write tasks, chain batches and read tasks, as far as the limits allow."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+        """Start writes, chain batches and read tasks, as far as the limits allow."""
         scan = self.scan
-        while self.writes and self.in_flight < self.limit:
+        while self.writes and self.writing < self.write_limit:
             read, faces = self.writes.popleft()
-            ref = scan.write_task.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(read.node, soft=True)).remote(
-                scan.writer_ref, scan.relay, read.photo.path.hex(), read.photo, faces)
+            writer = scan.writers.get(read.node) or next(iter(scan.writers.values()))
+            ref = writer.write.remote(read.photo, faces)
             self.kind[ref] = ("write", (read, faces))
-            self.in_flight += 1
-        reading = any(stage == "read" for stage, _ in self.kind.values())
+            self.writing += 1
         for node, batch in list(self.batches.items()):
             if batch.photos and (batch.faces >= scan.options.batch_size or batch.nbytes >= MAX_BATCH_PIXELS
-                                 or not reading):
+                                 or not self.reading):
                 if self._send_batch(node, batch):
                     del self.batches[node]
         waiting = sum(b.nbytes for b in self.batches.values())
-        while self.jobs and self.in_flight < self.limit and waiting < MAX_BATCH_PIXELS * len(scan.actors):
+        while self.jobs and self.reading < self.read_limit and waiting < MAX_BATCH_PIXELS * len(scan.actors):
             job = self.jobs.popleft()
             meta, pixels = scan.read_task.remote(job, scan.options_ref)
             self.kind[meta] = ("read", (job, pixels))
-            self.in_flight += 1
+            self.reading += 1
 
     def _send_batch(self, node: str | None, batch: _Batch) -> bool:
         """Give a batch to the least busy chain actor of its node; False when all are busy."""
@@ -371,7 +390,7 @@ class _Run:
 
     def _on_read(self, ref, about) -> None:
         job, pixels = about
-        self.in_flight -= 1
+        self.reading -= 1
         scan = self.scan
         try:
             read = _result(ref)
@@ -416,13 +435,14 @@ class _Run:
 
     def _on_write(self, ref, about) -> None:
         read, faces = about
-        self.in_flight -= 1
+        self.writing -= 1
         scan = self.scan
         photo = read.photo
         self.folders.add(os.path.dirname(os.path.realpath(photo.path)))
         try:
             written = _result(ref)
         except _Lost as e:
+            self.unconfirmed.pop(photo.path, None)
             self.index_ops.append(("failed", photo, f"cannot write: {e}"))
             return
         scan.workers.add(written.worker)

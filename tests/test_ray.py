@@ -33,7 +33,7 @@ CLUSTER = {"num_cpus": 2, "object_store_memory": 200 * 1024**2, "include_dashboa
 
 @pytest.fixture
 def ray_cluster():
-    """A local Ray cluster of 2 CPUs in this process, shut down after the test."""
+    """A new Ray cluster of 2 CPUs started by this process, shut down after the test."""
     yield from _cluster()
 
 
@@ -42,7 +42,7 @@ def _cluster(**options):
 
     from phototag.ray_scan import quiet
 
-    ray.init(**CLUSTER, logging_level="ERROR", log_to_driver=False, **options)
+    ray.init("local", **CLUSTER, logging_level="ERROR", log_to_driver=False, **options)
     quiet()
     try:
         yield ray
@@ -190,7 +190,7 @@ def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path,
 @needs_ray
 @needs_photos
 def test_worker_killed_right_after_the_rename_leaves_the_photo_written_once(tmp_path):
-    """A write task's worker killed just after it renamed the photo in, before it could report: the
+    """The writer actor killed just after it renamed a photo in, before it could report: the
     retried task finds the file already rewritten, and the driver confirms the unconfirmed row."""
     root = tmp_path / "photos"
     root.mkdir()
