@@ -11,7 +11,8 @@ the driver's index writer alone, and a written model of an N-node cluster.
 - For each: photos/s and CPU seconds per photo of every process involved (this one and the
   cluster's), as the difference between a scan of the full set and one of its first 4 photos, so
   that start-up costs (the cluster's workers, the models) are left out; the CPU seconds hold when
-  the machine is shared, the photos/s do not.
+  the machine is shared, the photos/s do not. The idle cluster's own CPU use (raylet, GCS...,
+  watched for 10 s before) is also given per photo; the model leaves it out.
 - Index writer: ``IndexWriter`` alone recording photos of 3 faces the way the Ray driver does
   (unconfirmed, then confirmed), in transactions of ``--batch`` photos and one per photo.
 - Model: photos/s of N nodes = min(N x cores / CPU-seconds per photo, storage rate / bytes moved per
@@ -51,6 +52,7 @@ from phototag.scan import ScanOptions, scan  # noqa: E402
 
 RAY = Path(sys.executable).with_name("ray")
 WARM_UP = 4  # photos of the small set (see marginal)
+IDLE_S = 10  # seconds the idle cluster is watched for its own CPU use
 ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -178,10 +180,13 @@ def run_ray(sources: tuple[Path, Path], work: Path, cpus: int) -> dict:
     with cluster(cpus) as (address, head):
         tree = TreeCPU(head)
         try:
+            idle = tree.seconds()
+            time.sleep(IDLE_S)
+            idle = (tree.seconds() - idle) / IDLE_S  # cores the idle cluster's own processes use
             result = marginal(sources, work, lambda: self_cpu() + tree.seconds(), ray=address)
         finally:
             tree.close()
-    return result | {"run": f"ray, {cpus} CPU(s)"}
+    return result | {"idle_cores": idle, "cpu_s_per_photo_net": result["cpu_s_per_photo"] - idle / result["photos_per_s"]} | {"run": f"ray, {cpus} CPU(s)"}
 
 
 def index_writer(photos: int, batch: int) -> dict:
@@ -247,7 +252,9 @@ def main() -> None:
             before = load()
             r = run() | {"load": f"{before} -> {load()}"}
             results["runs"].append(r)
-            print(f"{r['run']:22s} {r['photos_per_s']:5.2f} photos/s  {r['cpu_s_per_photo'] * 1000:4.0f} ms CPU/photo"
+            idle = (f", of which the idle cluster {(r['cpu_s_per_photo'] - r['cpu_s_per_photo_net']) * 1000:.0f}"
+                    if "idle_cores" in r else "")
+            print(f"{r['run']:22s} {r['photos_per_s']:5.2f} photos/s  {r['cpu_s_per_photo'] * 1000:4.0f} ms CPU/photo{idle}"
                   f"  (start-up {r['startup_s']:4.1f} s, workers {r['workers']}; {r['load']})\n"
                   f"{'':23s}{r['photos']} photos: {r['timings']}", flush=True)
     for batch in (1, args.batch):
@@ -257,7 +264,7 @@ def main() -> None:
               f"{r['photos_per_cpu_s']:6.0f} per CPU second ({load()})", flush=True)
     ray_runs = [r for r in results["runs"] if r["run"].startswith("ray")]
     if ray_runs:
-        cpu = min(r["cpu_s_per_photo"] for r in ray_runs)
+        cpu = min(r["cpu_s_per_photo_net"] for r in ray_runs)
         index_rate = results["index_writer"][-1]["photos_per_cpu_s"]
         results["model"] = model(cpu, photo_bytes, index_rate, args.node_cores, args.storage_mb_s)
         print(f"model: {cpu * 1000:.0f} ms CPU per photo, {photo_bytes / 1e6:.2f} MB per photo moved 3 times, "

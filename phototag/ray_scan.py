@@ -60,6 +60,8 @@ def connect(address: str, verbose: bool = False) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not verbose:  # the C++ core's own lines on stderr
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray.init(address=address, logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
     quiet(verbose)
     return True
@@ -217,9 +219,11 @@ class _WriterActor:
     """Writes photos' tags on its node, in threads (a write mostly waits for the file system and for
     the driver's unconfirmed row; a blocked task would make Ray start more worker processes)."""
 
-    def __init__(self, writer: PhotoWriter, relay):
+    def __init__(self, writer: PhotoWriter, relay: str):
+        import ray
+
         self.writer = writer
-        self.relay = relay
+        self.relay = ray.get_actor(relay)  # by name: an actor handle argument would not survive a restart
 
     def write(self, photo: Photo, faces: list[Face]) -> _Written:
         import ray
@@ -253,8 +257,9 @@ class RayScan(_LocalScan):
         self.connected = connect(opts.ray, opts.verbose)
         self.read_task = ray.remote(num_cpus=1, num_returns=2, max_retries=TASK_RETRIES)(_read_and_detect_task)
         here = ray.get_runtime_context().get_node_id()
+        relay = f"phototag-relay-{uuid.uuid4().hex}"
         self.relay = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_IndexRelay).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+            name=relay, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
         nodes = [n for n in ray.nodes() if n["Alive"]]
         self.cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         chain = ray.remote(max_restarts=-1, max_task_retries=TASK_RETRIES)(_ChainActor)
@@ -270,7 +275,7 @@ class RayScan(_LocalScan):
             if cpus:
                 self.writers[node["NodeID"]] = writer.options(
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=True),
-                    max_concurrency=WRITE_THREADS).remote(self.writer, self.relay)
+                    max_concurrency=WRITE_THREADS).remote(self.writer, relay)
         if not self.actors:
             raise RuntimeError(f"the Ray cluster at {opts.ray} has no CPU nor GPU to run the models on")
         described = ray.get([actor.describe.remote() for actor in self.actors])
@@ -338,9 +343,9 @@ class _Run:
                     stage, about = self.kind.pop(ref)
                     getattr(self, f"_on_{stage}")(ref, about)
                 self._apply_index_ops()
-        except BaseException:  # Ctrl-C or an error: stop the photos' tasks (safe at any point)
+        except BaseException:  # Ctrl-C or an error: stop the read tasks (the actors go with the scan)
             for ref, (stage, _) in self.kind.items():
-                if stage in ("read", "write"):
+                if stage == "read":
                     ray.cancel(ref, force=True)
             raise
         for folder in sorted(self.folders):  # temporary files of writes whose worker was killed
