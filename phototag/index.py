@@ -1,4 +1,6 @@
-"""The SQLite index: schema, location and transactional writes (through sqlite-utils).
+"""The SQLite index: schema, location, reads and transactional writes (through sqlite-utils); all of
+phototag's SQL but the read-only queries of :mod:`phototag.query` (find, stats). :class:`IndexWriter` is a scan's
+side of it: the one object that writes, so that it can live where the index is.
 
 Every write is one transaction (``db.atomic()``: sqlite-utils commits each statement on its own
 otherwise), so a photo's row and its faces change together or not at all.

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import atomic
-from .pipeline import MAX_BATCH_PIXELS, Photo, PhotoJob, chain_faces, detect_faces, read_photo
+from .pipeline import MAX_BATCH_PIXELS, Photo, PhotoJob, batch_holds, chain_faces, detect_faces, read_photo
 from .plan import file_sha256
 from .records import Face
 from .scan import _LocalScan
@@ -362,8 +362,7 @@ class _Run:
             self.kind[ref] = ("write", (read, faces))
             self.writing += 1
         for node, batch in list(self.batches.items()):
-            if batch.photos and (batch.faces >= scan.options.batch_size or batch.nbytes >= MAX_BATCH_PIXELS
-                                 or not self.reading):
+            if batch.photos and (batch_holds(batch.faces, batch.nbytes, scan.options.batch_size) or not self.reading):
                 if self._send_batch(node, batch):
                     del self.batches[node]
         waiting = sum(b.nbytes for b in self.batches.values())

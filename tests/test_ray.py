@@ -22,7 +22,7 @@ from phototag import faults, tags
 from phototag.cli import app
 from phototag.atomic import is_temp_name
 from phototag.scan import ScanOptions, scan
-from photos import UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
 
 needs_photos = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 needs_ray = pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from phototag import detectors
 from phototag.analyzer import FaceAnalyzer
-from phototag.chain import CONTEXT, FaceChain
+from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
@@ -176,11 +176,10 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         return report
 
     size = models.input_size
-    wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
     faces = data.load_images(samples, size)
     _attribute_report(report, samples, *chain.attributes(faces))
     rng = np.random.default_rng(seed)
-    pad = (wide_size - size) // 2  # the faces with reflected context around, as a photo would have
+    pad = (wide_size(size) - size) // 2  # the faces with reflected context around, as a photo would have
     wide = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     report["rotation"] = []
     seconds = 0.0
