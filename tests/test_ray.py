@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from phototag import faults, tags
 from phototag.cli import app
 from phototag.atomic import is_temp_name
-from phototag.scan import ScanOptions, scan
+from phototag.scan import ScanOptions, SilentProgress, scan
 from phototag.testing.photos import UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
 
 needs_photos = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
@@ -215,3 +215,22 @@ def test_ray_option_without_ray_is_a_one_line_usage_error(tmp_path):
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == ['error: --ray needs Ray: pip install "phototag[ray]"']
     assert not (tmp_path / "i.db").exists()
+
+
+@needs_ray
+@needs_photos
+def test_a_photo_the_workers_cannot_read_is_failed_and_listed(tmp_path, ray_cluster):
+    """A photo gone between the plan and its read task: failed with the reason, recorded, and the
+    other photos scanned."""
+    library = build_test_folder(tmp_path / "photos")
+    gone = tmp_path / "photos" / "2023" / "group.jpg"
+
+    class RemoveOnStart(SilentProgress):
+        def start(self, total: int) -> None:
+            gone.unlink()
+
+    summary = scan(_options(tmp_path / "photos", tmp_path / "index.db", ray="auto"), RemoveOnStart())
+    assert (str(gone), "cannot read: No such file or directory") in summary.failed
+    assert (summary.scanned, len(summary.failed)) == (len(library.faces) - 1, len(library.bad) + 1)
+    row = _rows(tmp_path / "index.db", tmp_path / "photos")[b"2023/group.jpg"][0]
+    assert (row["status"], row["error"]) == ("failed", "cannot read: No such file or directory")
