@@ -12,7 +12,7 @@ the driver's index writer alone, and a written model of an N-node cluster.
   cluster's), as the difference between a scan of the full set and one of its first 4 photos, so
   that start-up costs (the cluster's workers, the models) are left out; the CPU seconds hold when
   the machine is shared, the photos/s do not. The idle cluster's own CPU use (raylet, GCS...,
-  watched for 10 s before) is also given per photo; the model leaves it out.
+  watched for 10 s after the warm-up scan) is also given per photo; the model leaves it out.
 - Index writer: ``IndexWriter`` alone recording photos of 3 faces the way the Ray driver does
   (unconfirmed, then confirmed), in transactions of ``--batch`` photos and one per photo.
 - Model: photos/s of N nodes = min(N x cores / CPU-seconds per photo, storage rate / bytes moved per
@@ -151,10 +151,11 @@ def scan_copy(source: Path, work: Path, ray: str | None = None) -> dict:
             "startup_s": t.startup, "workers": summary.workers, "timings": {k: round(v, 2) for k, v in vars(t).items()}}
 
 
-def marginal(sources: tuple[Path, Path], work: Path, cpu, ray: str | None = None) -> dict:
+def marginal(sources: tuple[Path, Path], work: Path, cpu, ray: str | None = None, warm_up: bool = True) -> dict:
     """Scan the small set (once to warm up), then again, then the full one; photos/s and CPU seconds
     per photo of the photos the full set has more (the costs of a scan's start taken out)."""
-    scan_copy(sources[0], work, ray)  # warm-up: the cluster's workers start, the files are in the page cache
+    if warm_up:  # the cluster's workers start, the files are in the page cache
+        scan_copy(sources[0], work, ray)
     runs = []
     for source in sources:
         before = cpu()
@@ -163,6 +164,7 @@ def marginal(sources: tuple[Path, Path], work: Path, cpu, ray: str | None = None
     small, full = runs
     photos = full["photos"] - small["photos"]
     return full | {"photos_per_s": photos / (full["stage_s"] - small["stage_s"]),
+                   "photos_per_s_whole": full["photos"] / full["stage_s"],
                    "cpu_s_per_photo": (full["cpu_s"] - small["cpu_s"]) / photos}
 
 
@@ -180,10 +182,11 @@ def run_ray(sources: tuple[Path, Path], work: Path, cpus: int) -> dict:
     with cluster(cpus) as (address, head):
         tree = TreeCPU(head)
         try:
+            scan_copy(sources[0], work, address)  # warm-up, then the cluster at rest
             idle = tree.seconds()
             time.sleep(IDLE_S)
             idle = (tree.seconds() - idle) / IDLE_S  # cores the idle cluster's own processes use
-            result = marginal(sources, work, lambda: self_cpu() + tree.seconds(), ray=address)
+            result = marginal(sources, work, lambda: self_cpu() + tree.seconds(), ray=address, warm_up=False)
         finally:
             tree.close()
     return result | {"idle_cores": idle, "cpu_s_per_photo_net": result["cpu_s_per_photo"] - idle / result["photos_per_s"]} | {"run": f"ray, {cpus} CPU(s)"}
@@ -256,7 +259,8 @@ def main() -> None:
                     if "idle_cores" in r else "")
             print(f"{r['run']:22s} {r['photos_per_s']:5.2f} photos/s  {r['cpu_s_per_photo'] * 1000:4.0f} ms CPU/photo{idle}"
                   f"  (start-up {r['startup_s']:4.1f} s, workers {r['workers']}; {r['load']})\n"
-                  f"{'':23s}{r['photos']} photos: {r['timings']}", flush=True)
+                  f"{'':23s}the whole scan of {r['photos']} photos: {r['photos_per_s_whole']:.2f} photos/s, "
+                  f"{r['timings']}", flush=True)
     for batch in (1, args.batch):
         r = index_writer(args.index_photos, batch)
         results.setdefault("index_writer", []).append(r)

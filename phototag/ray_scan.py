@@ -60,8 +60,6 @@ def connect(address: str, verbose: bool = False) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not verbose:  # the C++ core's own lines on stderr
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray.init(address=address, logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
     quiet(verbose)
     return True
@@ -237,11 +235,13 @@ class _WriterActor:
 
 class RayScan(_LocalScan):
     """The stages arranged over a Ray cluster (see the module's description); the plan, the order of
-    the passes and the end of the scan are the local scan's."""
+    the passes and the end of the scan are the local scan's. An analyzer given to ``scan()`` is not
+    used: each chain actor loads the models of the options, each worker their detector."""
 
     def run(self) -> None:
         self.connected = False
         self.actors: list = []
+        self.writers: dict[str, object] = {}  # node -> its writer actor
         try:
             super().run()
         finally:
@@ -264,7 +264,6 @@ class RayScan(_LocalScan):
         self.cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         chain = ray.remote(max_restarts=-1, max_task_retries=TASK_RETRIES)(_ChainActor)
         writer = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=TASK_RETRIES)(_WriterActor)
-        self.writers: dict[str, object] = {}  # node -> its writer actor
         for node in nodes:
             gpus, cpus = int(node["Resources"].get("GPU", 0)), node["Resources"].get("CPU", 0)
             count, resources = (gpus, {"num_gpus": 1, "num_cpus": 0}) if gpus else (
@@ -292,16 +291,18 @@ class RayScan(_LocalScan):
         self.timings.startup += time.perf_counter() - t
 
     def _disconnect(self) -> None:
-        if not self.actors:
-            return
-        import ray
+        """Stop the actors this scan started, and leave the cluster if the scan joined it."""
+        if self.actors:
+            import ray
 
-        with contextlib.suppress(ray.exceptions.RayError):  # the driver's standing take ends first
-            ray.get(self.relay.close.remote())
-            ray.get(self.take)
-        for actor in self.actors + list(self.writers.values()) + [self.relay]:
-            ray.kill(actor)
+            with contextlib.suppress(ray.exceptions.RayError):  # the driver's standing take ends first
+                ray.get(self.relay.close.remote())
+                ray.get(self.take)
+            for actor in self.actors + list(self.writers.values()) + [self.relay]:
+                ray.kill(actor)
         if self.connected:
+            import ray
+
             ray.shutdown()
 
     def _scan_photos(self, jobs: list[PhotoJob], _chain_thread=None) -> None:
