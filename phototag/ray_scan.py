@@ -290,6 +290,11 @@ class RayScan(_LocalScan):
                            f"detector {opts.detector}; models {words}")
         self.timings.startup += time.perf_counter() - t
 
+    def saw(self, worker: tuple[str, int]) -> None:
+        """A worker process (node, process id) that ran a photo's read or write."""
+        self.workers.add(worker)
+        self.summary.workers = len(self.workers)
+
     def _disconnect(self) -> None:
         """Stop the actors this scan started, and leave the cluster if the scan joined it."""
         if self.actors:
@@ -351,7 +356,6 @@ class _Run:
             raise
         for folder in sorted(self.folders):  # temporary files of writes whose worker was killed
             scan.summary.temp_files_removed += atomic.remove_stale_temps(folder)
-        scan.summary.workers = len(scan.workers)
 
     def _submit(self) -> None:
         """Start writes, chain batches and read tasks, as far as the limits allow."""
@@ -405,7 +409,7 @@ class _Run:
             scan.progress.advance(0)
             return
         photo = read.photo
-        scan.workers.add(read.worker)
+        scan.saw(read.worker)
         scan.timings.decode += read.seconds["decode"]
         scan.timings.detect += read.seconds.get("detect", 0.0)
         if photo.too_large:
@@ -450,7 +454,7 @@ class _Run:
             self.unconfirmed.pop(photo.path, None)
             self.index_ops.append(("failed", photo, f"cannot write: {e}"))
             return
-        scan.workers.add(written.worker)
+        scan.saw(written.worker)
         scan.timings.write += written.seconds
         report = written.report
         if report.changed and photo.path in self.unconfirmed and self._renamed_by_earlier_try(photo.path):
