@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import atomic
+from .photolock import PhotoBusy, lock_photo
 from .pipeline import MAX_BATCH_PIXELS, Photo, PhotoJob, batch_holds, chain_faces, detect_faces, read_photo
 from .plan import file_sha256
 from .records import Face
@@ -88,8 +89,8 @@ class _Read:
 class _Written:
     """What a write did: the writer's report and the index write that follows the rename."""
 
-    report: WriteReport
-    after: tuple  # ("confirm",) or ("read", exif_status): for the driver's index
+    report: WriteReport | None  # None: another phototag process held the photo (busy)
+    after: tuple  # ("confirm",), ("read", exif_status), or () (nothing: busy, changed or replaced)
     worker: tuple[str, int]
     seconds: float
 
@@ -107,8 +108,10 @@ class _Batch:
 _detectors: dict = {}  # per worker process: the detector of each option set, built once
 
 
-def _read_and_detect_task(job: PhotoJob, options: ScanOptions) -> tuple[_Read, object]:
-    """Read, hash, decode and detect one photo (a CPU task); (the photo without pixels, the pixels)."""
+def _read_and_detect_task(job: PhotoJob, options: ScanOptions, lock_wait: float) -> tuple[_Read, object]:
+    """Read, hash, decode and detect one photo (a CPU task), holding its photo lock while reading
+    (``busy`` when another phototag process holds it longer than ``lock_wait`` seconds); (the photo
+    without pixels, the pixels)."""
     import ray
 
     from . import detectors
@@ -116,9 +119,15 @@ def _read_and_detect_task(job: PhotoJob, options: ScanOptions) -> tuple[_Read, o
 
     context = ray.get_runtime_context()
     t = time.perf_counter()
-    photo = read_photo(job, options.decode_size, options.max_pixels)
+    try:
+        with lock_photo(job.path, wait=lock_wait):
+            photo = read_photo(job, options.decode_size, options.max_pixels)
+    except PhotoBusy:
+        photo = Photo(job, job.stat, busy=True)
+    except OSError:  # gone or unreadable: reading it says why
+        photo = read_photo(job, options.decode_size, options.max_pixels)
     seconds = {"decode": time.perf_counter() - t}
-    if not photo.error:
+    if not (photo.error or photo.busy):
         key = (options.detector, options.min_face, options.min_confidence, options.detect_size, options.any_angle)
         if key not in _detectors:
             with native_output_hidden(not options.verbose):
@@ -223,13 +232,22 @@ class _WriterActor:
         self.writer = writer
         self.relay = ray.get_actor(relay)  # by name: an actor handle argument would not survive a restart
 
-    def write(self, photo: Photo, faces: list[Face]) -> _Written:
+    def write(self, photo: Photo, faces: list[Face], lock_wait: float) -> _Written:
+        """Write with the photo's lock held (``busy`` when another phototag process holds it longer
+        than ``lock_wait`` seconds); the lock taken by the read is gone, so the writer's check that
+        the file is still the one read covers the time between."""
         import ray
 
         t = time.perf_counter()
         recorder = _RelayedRecorder(self.relay)
-        report = self.writer.write(photo.path, photo.read, photo.info, faces, recorder)
         node = ray.get_runtime_context().get_node_id()
+        try:
+            with lock_photo(photo.path, wait=lock_wait):
+                report = self.writer.write(photo.path, photo.read, photo.info, faces, recorder)
+        except PhotoBusy:
+            return _Written(None, (), (node, os.getpid()), time.perf_counter() - t)
+        except OSError:  # gone meanwhile: the writer says so
+            report = self.writer.write(photo.path, photo.read, photo.info, faces, recorder)
         return _Written(report, recorder.after, (node, os.getpid()), time.perf_counter() - t)
 
 
@@ -363,7 +381,7 @@ class _Run:
         while self.writes and self.writing < self.write_limit:
             read, faces = self.writes.popleft()
             writer = scan.writers.get(read.node) or next(iter(scan.writers.values()))
-            ref = writer.write.remote(read.photo, faces)
+            ref = writer.write.remote(read.photo, faces, self._lock_wait())
             self.kind[ref] = ("write", (read, faces))
             self.writing += 1
         for node, batch in list(self.batches.items()):
@@ -373,9 +391,13 @@ class _Run:
         waiting = sum(b.nbytes for b in self.batches.values())
         while self.jobs and self.reading < self.read_limit and waiting < MAX_BATCH_PIXELS * len(scan.actors):
             job = self.jobs.popleft()
-            meta, pixels = scan.read_task.remote(job, scan.options_ref)
+            meta, pixels = scan.read_task.remote(job, scan.options_ref, self._lock_wait())
             self.kind[meta] = ("read", (job, pixels))
             self.reading += 1
+
+    def _lock_wait(self) -> float:
+        """Seconds a task may wait for a photo another phototag process holds (the local scan's rule)."""
+        return max(0.0, self.scan.lock_deadline - time.monotonic())
 
     def _send_batch(self, node: str | None, batch: _Batch) -> bool:
         """Give a batch to the least busy chain actor of its node; False when all are busy."""
@@ -412,12 +434,14 @@ class _Run:
         scan.saw(read.worker)
         scan.timings.decode += read.seconds["decode"]
         scan.timings.detect += read.seconds.get("detect", 0.0)
-        if photo.too_large:
+        if photo.busy:
+            scan.busy.append(photo.job)
+        elif photo.too_large:
             scan.summary.count_too_large(photo.path, photo.error)
         elif photo.error:
             scan._record_failure(photo)
         scan.progress.advance(len(photo.detections))
-        if photo.error:
+        if photo.error or photo.busy:
             return
         if not photo.detections:
             self.writes.append((read, []))
@@ -457,6 +481,9 @@ class _Run:
         scan.saw(written.worker)
         scan.timings.write += written.seconds
         report = written.report
+        if report is None:
+            scan.busy.append(photo.job)
+            return
         if report.changed and photo.path in self.unconfirmed and self._renamed_by_earlier_try(photo.path):
             report.exif, written.after = "written", ("confirm",)  # the task's first try renamed it, then died
             if scan.options.wants_sidecar(report.exif):
@@ -468,7 +495,7 @@ class _Run:
             else:
                 scan.retry.append(photo.job)
             return
-        self.index_ops.append((written.after[0], photo, faces, report, *written.after[1:]))
+        self.index_ops.append(("written", photo, faces, report, written.after))
 
     def _renamed_by_earlier_try(self, path: bytes) -> bool:
         """Whether ``path`` is the file recorded unconfirmed for it (rename done, confirmation lost)."""
@@ -498,12 +525,12 @@ class _Run:
                     scan.index.record_failure(photo.path, photo.stat, error)
                     scan.summary.count_failure(photo.path, error)
                 else:
-                    stage, photo, faces, report, *status = op
-                    if stage == "confirm":
+                    _, photo, faces, report, after = op
+                    if after == ("confirm",):
                         scan.index.confirm(photo.path)
-                    else:
-                        scan.index.record_read(photo.path, photo.read, photo.info, faces, status[0])
-                    self.unconfirmed.pop(photo.path, None)
+                    elif after:
+                        scan.index.record_read(photo.path, photo.read, photo.info, faces, after[1])
+                    self.unconfirmed.pop(photo.path, None)  # after == (): replaced, the row left unconfirmed
                     scan.summary.count_written(report)
         if acknowledged:
             scan.relay.done.remote(acknowledged)

@@ -234,3 +234,21 @@ def test_a_photo_the_workers_cannot_read_is_failed_and_listed(tmp_path, ray_clus
     assert (summary.scanned, len(summary.failed)) == (len(library.faces) - 1, len(library.bad) + 1)
     row = _rows(tmp_path / "index.db", tmp_path / "photos")[b"2023/group.jpg"][0]
     assert (row["status"], row["error"]) == ("failed", "cannot read: No such file or directory")
+
+
+@needs_ray
+@needs_photos
+def test_a_photo_another_phototag_process_holds_is_left_out_and_listed(tmp_path, ray_cluster):
+    """A photo whose lock another process holds all along (see phototag.photolock): the workers
+    neither read nor write it, it is listed as busy and not recorded; the others are scanned."""
+    from phototag.photolock import lock_photo
+    from phototag.walk import BUSY
+
+    library = build_test_folder(tmp_path / "photos")
+    held = tmp_path / "photos" / "2023" / "tilted.jpg"
+    before = held.read_bytes()
+    with lock_photo(held):
+        summary = scan(_options(tmp_path / "photos", tmp_path / "index.db", ray="auto", lock_wait=0.5))
+    assert [(os.fsdecode(k.path), k.reason) for k in summary.skipped if k.reason == BUSY] == [(str(held), BUSY)]
+    assert summary.scanned == len(library.faces) - 1 and held.read_bytes() == before
+    assert b"2023/tilted.jpg" not in _rows(tmp_path / "index.db", tmp_path / "photos")
