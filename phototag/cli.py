@@ -148,6 +148,7 @@ def scan(
 
     from .display import RichProgress, render_summary
     from .index import IndexUnusable, default_db_path
+    from .ray_scan import ClusterUnreachable
     from .scan import ScanOptions, scan as run_scan
 
     options = ScanOptions(
@@ -167,7 +168,7 @@ def scan(
         else:
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
-    except IndexUnusable as e:
+    except (IndexUnusable, ClusterUnreachable) as e:
         typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:

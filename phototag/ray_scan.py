@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 import uuid
 from collections import defaultdict, deque
@@ -49,17 +50,29 @@ CPUS_PER_CHAIN = 4  # CPU nodes: one chain actor per this many CPUs (the chain i
 IN_FLIGHT_PER_CPU = 2  # read tasks submitted at a time, per CPU of the cluster
 CHAIN_CALLS_PER_ACTOR = 2  # batches queued on a chain actor (one running, one waiting)
 TASK_RETRIES = 3  # tries of a photo's task after its worker died
+CONNECT_TIMEOUT = 10  # seconds to wait for the head's port to answer
 WRITE_THREADS = 8  # photos written at a time by a node's writer actor
+
+
+class ClusterUnreachable(RuntimeError):
+    """Nothing answers at the Ray cluster's address."""
 
 
 def connect(address: str, verbose: bool = False) -> bool:
     """Connect to the Ray cluster at ``address`` (as ``ray.init`` takes it: ``host:port``, ``ray://...``,
     ``auto`` or ``local``) unless this process is connected already; True when this call connected.
-    Ray's own log lines (start-up, a worker's death) are kept off the terminal unless ``verbose``."""
+    Ray's own log lines (start-up, a worker's death) are kept off the terminal unless ``verbose``.
+    A ``host:port`` where nothing listens raises ClusterUnreachable at once (Ray would retry for minutes)."""
     import ray
 
     if ray.is_initialized():
         return False
+    host, colon, port = address.rpartition(":")
+    if colon and "://" not in address and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        except OSError as e:
+            raise ClusterUnreachable(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address=address, logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
     quiet(verbose)

@@ -252,3 +252,21 @@ def test_a_photo_another_phototag_process_holds_is_left_out_and_listed(tmp_path,
     assert [(os.fsdecode(k.path), k.reason) for k in summary.skipped if k.reason == BUSY] == [(str(held), BUSY)]
     assert summary.scanned == len(library.faces) - 1 and held.read_bytes() == before
     assert b"2023/tilted.jpg" not in _rows(tmp_path / "index.db", tmp_path / "photos")
+
+
+@needs_ray
+def test_an_address_where_no_cluster_listens_is_a_one_line_error(tmp_path):
+    """``--ray HOST:PORT`` with nothing listening there: exit 1 at once, one line, not Ray's minutes
+    of retries."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "photo.jpg").write_bytes(b"not a photo")
+    result = CliRunner().invoke(app, ["scan", str(tmp_path / "p"), "--db", str(tmp_path / "i.db"),
+                                      "--ray", f"127.0.0.1:{port}", "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"]
