@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .extras import MissingExtra, require
+
 MANIFEST = "manifest.json"
 MODEL_KEYS = ("rotation", "age")
 ENV_MODELS = "PHOTOTAG_MODELS"
@@ -134,12 +136,13 @@ def _load_runner(path: Path, engine: str):
             if not lite.exists():
                 raise ModelError(f"{lite}: no LiteRT file (write it with `phototag export`)")
             return runtime.LiteRunner(lite)
+        require("gpu", "the Keras engine")
         import keras
 
         from . import layers  # noqa: F401 - registers the custom layers the saved models use
 
         return runtime.KerasRunner(keras.saving.load_model(path, compile=False, safe_mode=True))
-    except ModelError:
+    except (ModelError, MissingExtra):
         raise
     except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
         raise ModelError(f"{path}: cannot load model ({exc})") from exc

@@ -12,7 +12,7 @@ UTKFACE = SHARED / "data" / "utkface"
 CELEBA = SHARED / "data" / "celeba_gender"
 NPZ_WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet.npz"
 
-needs_shared_data = pytest.mark.skipif(not UTKFACE.is_dir(), reason="needs ../shared/data beside the checkout")
+needs_shared_data = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"needs labelled faces: UTKFace in {UTKFACE}")
 
 
 @pytest.fixture(scope="session")

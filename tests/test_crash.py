@@ -24,9 +24,8 @@ from phototag.cli import app
 from phototag.records import PhotoInfo
 from phototag.scan import ScanOptions, SilentProgress, scan
 from phototag.walk import file_sha256
-from photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
+from photos import face_crops, jpeg_bytes, paste_face, scene
 
-pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 runner = CliRunner()
 
 
@@ -35,7 +34,7 @@ def make_photos(folder, count: int = 2, seed: int = 3) -> list:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, face in enumerate(face_files()[:count]):
+    for i, face in enumerate(face_crops()[:count]):
         canvas = scene(480, 360, rng)
         paste_face(canvas, face, (240, 180), 180)
         path = folder / f"photo{i}.jpg"
