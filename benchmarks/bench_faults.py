@@ -49,7 +49,7 @@ sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / 
 import piexif  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from photos import face_files, jpeg_bytes, paste_face, scene  # noqa: E402
+from photos import FaceCrop, face_crops, jpeg_bytes, paste_face, scene  # noqa: E402
 
 from phototag import index, tags  # noqa: E402
 from phototag.atomic import is_temp_name  # noqa: E402
@@ -109,7 +109,7 @@ def user_exif(description: str) -> bytes:
                         "Exif": {}})
 
 
-def user_photo(rng: random.Random, face: Path, description: str) -> bytes:
+def user_photo(rng: random.Random, face: FaceCrop, description: str) -> bytes:
     canvas = scene(320, 240, rng)
     paste_face(canvas, face, (rng.uniform(110, 210), rng.uniform(90, 150)), rng.randint(110, 140))
     return jpeg_bytes(canvas, quality=rng.randint(80, 95), exif=user_exif(description))
@@ -135,7 +135,7 @@ class Library:
     def __init__(self, root: Path, count: int, rng: random.Random):
         self.root, self.rng = root, rng
         root.mkdir(parents=True)
-        self.faces = face_files()
+        self.faces = face_crops()
         self.expected: dict[Path, tuple[str, str]] = {}  # photo -> (image data, description)
         for i in range(count):
             self.put(root / f"photo{i:04d}.jpg", f"user description {i}")

@@ -6,6 +6,8 @@ cropped" faces are framed (200 x 200, upright, the eyes' centre 0.29 of the side
 mouth 0.39 of the side below the eyes, as :mod:`phototag.chain` frames faces) and varied (mirrored,
 tinted, lit) so that the faces of a photo are not copies of each other. Their labels are made up, for
 the data readers and the training plumbing; no test here measures accuracy with them.
+The benchmarks paste UTKFace crops instead (``face_files``, read from ``../shared/data`` beside the
+checkout and never copied into the repository): many people, with their labels.
 ``build_test_folder`` writes the scan tests' library and returns where every face was pasted, in the
 displayed frame (EXIF orientation applied) of its file.
 """
@@ -24,6 +26,8 @@ import numpy as np
 import piexif
 from PIL import Image, ImageDraw, ImageFilter
 
+DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
+UTKFACE_DIR = DATA_DIR / "utkface" / "crop_part1"
 # The astronaut's eyes' centre and mouth centre in skimage.data.astronaut() (512 x 512), the mean of
 # YuNet's and MTCNN's landmarks.
 ASTRONAUT_EYES, ASTRONAUT_MOUTH = (224.0, 101.6), (221.1, 141.3)
@@ -101,6 +105,17 @@ def face_crops() -> list[FaceCrop]:
     return list(_variants())
 
 
+def face_files() -> list[Path]:
+    """The UTKFace crops, sorted by name (for the benchmarks; none without ``../shared/data``)."""
+    return sorted(UTKFACE_DIR.glob("*.jpg"))
+
+
+def utkface_crop(path: Path) -> FaceCrop:
+    """A UTKFace crop with the labels of its file name ``{age}_{gender}_{race}_{datetime}.jpg.chip.jpg``."""
+    age, gender = path.name.split("_")[:2]
+    return FaceCrop(Image.open(path).convert("RGB"), int(age), gender == "1", path.name)
+
+
 def write_utkface(folder: Path, crops: list[FaceCrop]) -> Path:
     """A UTKFace-style folder (``folder/crop_part1/{age}_{gender}_{race}_{datetime}.jpg.chip.jpg``)."""
     (folder / "crop_part1").mkdir(parents=True, exist_ok=True)
@@ -143,10 +158,11 @@ def scene(width: int, height: int, rng: random.Random) -> Image.Image:
     return Image.fromarray(np.clip(np.asarray(image, float) + noise, 0, 255).astype(np.uint8))
 
 
-def paste_face(canvas: Image.Image, crop: FaceCrop, center: tuple[float, float], size: int,
+def paste_face(canvas: Image.Image, crop: FaceCrop | Path, center: tuple[float, float], size: int,
                angle: float = 0.0) -> PastedFace:
-    """Paste a face crop, scaled to ``size`` and rotated by ``angle`` (counter-clockwise), centred
-    at ``center``, with a soft edge; return its record."""
+    """Paste a face crop (or a UTKFace file), scaled to ``size`` and rotated by ``angle``
+    (counter-clockwise), centred at ``center``, with a soft edge; return its record."""
+    crop = crop if isinstance(crop, FaceCrop) else utkface_crop(Path(crop))
     face = crop.image.resize((size, size), Image.Resampling.LANCZOS)
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).ellipse((size * 0.04, 0, size * 0.96, size), fill=255)

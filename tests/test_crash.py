@@ -293,6 +293,7 @@ def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
     assert done.stdout == "1 False\n" and done.stderr.startswith("error: cannot use the index")
 
 
+@pytest.mark.slow
 def test_kill_9_at_the_aimed_points_of_the_write_path(tmp_path, tiny_model_dir):
     """The fault-injection harness, short: one kill at each fault point (one while photos are edited),
     each followed by a scan that must leave every photo intact and as the index says."""

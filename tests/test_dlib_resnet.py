@@ -70,6 +70,7 @@ def utk_tiny(tmp_path_factory) -> Path:
     return write_utkface(tmp_path_factory.mktemp("utk") / "utkface", face_crops()[:12])
 
 
+@pytest.mark.slow
 def test_tiny_training_run_exports_and_resumes(utk_tiny, tmp_path):
     from phototag.runtime import KerasRunner, LiteRunner
 

@@ -146,6 +146,7 @@ def test_gender_mix_blends_the_branches():
     assert np.allclose(keras.ops.convert_to_numpy(out)[:, 0], [30.0, 50.0, 45.0])
 
 
+@pytest.mark.slow
 def test_tiny_training_run_and_eval(utk_small, tmp_path):
     out = tmp_path / "models"
     cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32,
@@ -173,6 +174,7 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     assert json.loads(result.output)["samples"] == 3
 
 
+@pytest.mark.slow
 def test_train_cli_trains_and_summarises(utk_small, tmp_path):
     args = ["train", "rotation", "--data", str(utk_small), "--out", str(tmp_path), "--input-size", "32",
             "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
@@ -243,6 +245,7 @@ def test_distribution_loss_and_mae():
     assert float(keras.ops.convert_to_numpy(loss(np.array([[30.0, 1.0, 1.0, 0.0]], np.float32), bad))[0]) == 0
 
 
+@pytest.mark.slow
 def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, celeba_small, tmp_path, tiny_model_dir):
     from phototag.chain import FaceChain
     from phototag.export import export_model
