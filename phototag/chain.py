@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .models import ModelSet
+from .models import AttributeModel, ModelSet, RotationModel
 from .records import Detection, Face
 
 EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
@@ -24,14 +24,25 @@ BOX_HEIGHT_SHARE = 0.965  # detector box height / crop side (fallback without la
 CONTEXT = 1.5  # the de-rotated crop is taken from a square this much wider
 
 
-def face_square(det: Detection) -> tuple[float, float, float]:
-    """Centre (x, y) and side of the training-style square crop of a detected face, in image pixels."""
+def wide_size(size: int) -> int:
+    """Side of the wide crop around a face the attribute model sees at ``size`` (even, ``CONTEXT`` wider)."""
+    return int(math.ceil(size * CONTEXT / 2) * 2)
+
+
+def eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
+    """The centres of the eyes and of the mouth from a detection's landmarks (None without them)."""
     lm = det.landmarks
     try:
         eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
         mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
     except KeyError:
-        eyes = mouth = None
+        return None
+    return eyes, mouth
+
+
+def face_square(det: Detection) -> tuple[float, float, float]:
+    """Centre (x, y) and side of the training-style square crop of a detected face, in image pixels."""
+    eyes, mouth = eyes_and_mouth(det) or (None, None)
     x, y, w, h = det.box
     if eyes is not None and np.linalg.norm(mouth - eyes) > 1:
         d = np.linalg.norm(mouth - eyes)
@@ -44,12 +55,10 @@ def face_square(det: Detection) -> tuple[float, float, float]:
 def quarter_turns(det: Detection) -> int:
     """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks: the
     direction from the mouth to the eyes, to the nearest 90 degrees (0 without landmarks)."""
-    lm = det.landmarks
-    try:
-        eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
-        mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
-    except KeyError:
+    found = eyes_and_mouth(det)
+    if found is None:
         return 0
+    eyes, mouth = found
     up = eyes - mouth
     return round(math.degrees(math.atan2(-up[0], -up[1])) / 90) % 4
 
@@ -69,7 +78,8 @@ def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
 
 
 class FaceChain:
-    """Runs the rotation, gender and age models on faces from many photos at once.
+    """Runs the rotation, gender and age models on faces from many photos at once: crops them,
+    measures the rotation (``rotation``), turns them upright and reads gender and age (``attributes``).
 
     ``flip_average``: also run each model on the mirrored face and average (test-time augmentation;
     about twice the model time, see models/README.md for what it gains).
@@ -78,45 +88,12 @@ class FaceChain:
     def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True):
         self.models = models
         self.batch_size = batch_size
-        self.flip_average = flip_average
+        self.rotation = RotationModel(models.rotation, batch_size, flip_average)
+        self.attributes = AttributeModel(models.attributes, batch_size, flip_average)
 
     @property
     def version(self) -> str:
         return self.models.version
-
-    def _predict(self, model, faces: np.ndarray):
-        """Run ``model`` (a runner) on uint8 faces in batches; for Keras padded to the batch size so
-        the graph is traced once (LiteRT re-sizes cheaply and is not padded)."""
-        outputs = []
-        for start in range(0, len(faces), self.batch_size):
-            chunk = faces[start:start + self.batch_size].astype(np.float32)
-            n = len(chunk)
-            if n < self.batch_size and model.fixed_batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.float32)])
-            out = model(chunk)
-            outputs.append({k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n])
-        if isinstance(outputs[0], dict):
-            return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
-        return np.concatenate(outputs)
-
-    def angles(self, crops: np.ndarray) -> np.ndarray:
-        """Rotation angles (degrees) of face crops; with ``flip_average`` also of their mirror images,
-        whose angle is the negative (the two estimates are averaged)."""
-        target = self._predict(self.models.rotation, crops)
-        angles = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
-        if self.flip_average:
-            mirrored = self._predict(self.models.rotation, crops[:, :, ::-1])
-            angles = (angles - np.degrees(np.arctan2(mirrored[:, 1], mirrored[:, 0]))) / 2
-        return angles
-
-    def attributes(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probability of female and age of upright faces (averaged with their mirror images if asked)."""
-        out = self._predict(self.models.attributes, faces)
-        p_female, age = out["gender"][:, 0], out["age"][:, 0]
-        if self.flip_average:
-            mirrored = self._predict(self.models.attributes, faces[:, :, ::-1])
-            p_female, age = (p_female + mirrored["gender"][:, 0]) / 2, (age + mirrored["age"][:, 0]) / 2
-        return p_female, age
 
     def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -128,7 +105,7 @@ class FaceChain:
         """
         if turns is not None and turns.any():
             rotation_crops = np.stack([np.rot90(c, -int(k)) for c, k in zip(rotation_crops, turns)])
-        angles = self.angles(rotation_crops)
+        angles = self.rotation(rotation_crops)
         if turns is not None:
             angles = 180 - (180 - angles - 90 * turns) % 360
         size = self.models.input_size
@@ -139,14 +116,14 @@ class FaceChain:
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
-        wide_size = int(math.ceil(size * CONTEXT / 2) * 2)
+        wide = wide_size(size)
         rotation_crops, wide_crops, turns, owners = [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))
-                wide_crops.append(crop(image, cx, cy, side * wide_size / size, wide_size))
+                wide_crops.append(crop(image, cx, cy, side * wide / size, wide))
                 turns.append(quarter_turns(det))
                 owners.append((i, det))
         results: list[list[Face]] = [[] for _ in items]

@@ -73,7 +73,7 @@ def chain(tiny_model_dir):
 
 def test_mirror_averaged_angles_are_antisymmetric(chain):
     crops = np.random.default_rng(1).integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
-    assert np.allclose(chain.angles(crops[:, :, ::-1]), -chain.angles(crops), atol=1e-3)
+    assert np.allclose(chain.rotation(crops[:, :, ::-1]), -chain.rotation(crops), atol=1e-3)
 
 
 def test_predict_batches_faces_of_many_photos(chain):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from phototag import detectors
-from photos import face_crops, paste_face, scene
+from phototag.testing.photos import face_crops, paste_face, scene
 
 # Where the landmarks of an aligned (UTKFace-style) crop are, as a share of its side from the crop's centre
 # (measured with MTCNN on UTKFace crops; the chain frames faces the same way).

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from phototag.cli import app
 from phototag.training import backbones, dlib_resnet
 
-from photos import face_crops, write_utkface
+from phototag.testing.photos import face_crops, write_utkface
 
 
 def chip(image: Image.Image) -> np.ndarray:

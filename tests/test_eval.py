@@ -17,7 +17,7 @@ from phototag.training import data
 from phototag.training.evaluate import _central_face, select
 
 from conftest import UTKFACE, needs_shared_data
-from photos import face_crops, jpeg_bytes, paste_face, scene, write_gender_folders
+from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene, write_gender_folders
 
 
 @needs_shared_data

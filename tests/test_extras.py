@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from photos import face_crops, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene
 
 WITHOUT_EXTRAS = """
 import sys

@@ -15,7 +15,7 @@ from phototag.cli import app
 from phototag.images import decode
 from phototag.models import MANIFEST
 from phototag.scan import ScanOptions, scan
-from photos import FACE_FRACTION, build_test_folder, face_crops, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import FACE_FRACTION, build_test_folder, face_crops, jpeg_bytes, paste_face, scene
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageCms, ImageOps
 from phototag import policy, tags
 from phototag.atomic import Written
 from phototag.records import Face, PhotoInfo
-from photos import astronaut_face
+from phototag.testing.photos import astronaut_face
 
 needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
 

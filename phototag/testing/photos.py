@@ -26,7 +26,7 @@ import numpy as np
 import piexif
 from PIL import Image, ImageDraw, ImageFilter
 
-DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared beside the checkout
 UTKFACE_DIR = DATA_DIR / "utkface" / "crop_part1"
 # The astronaut's eyes' centre and mouth centre in skimage.data.astronaut() (512 x 512), the mean of
 # YuNet's and MTCNN's landmarks.
