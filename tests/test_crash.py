@@ -296,13 +296,11 @@ def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
 def test_kill_9_at_the_aimed_points_of_the_write_path(tmp_path, tiny_model_dir):
     """The fault-injection harness, short: one kill at each fault point (one while photos are edited),
     each followed by a scan that must leave every photo intact and as the index says."""
-    from phototag.export import export_models
     from phototag.models import write_manifest
     from phototag.testing import fault_harness
 
     models = (tmp_path / "models-a", tmp_path / "models-b")
-    shutil.copytree(tiny_model_dir, models[0])
-    export_models(models[0])
+    shutil.copytree(tiny_model_dir, models[0])  # with its LiteRT files
     shutil.copytree(models[0], models[1])
     write_manifest(models[1], "tiny-untrained-b")  # another version: every photo is rewritten each round
     figures = fault_harness.run(photos=3, kills=3, aimed=3, seed=2, work=tmp_path, models=models,
