@@ -22,7 +22,6 @@ class MissingExtra(ImportError):
 
     def __init__(self, feature: str, extra: str, missing: list[str]):
         super().__init__(f"{feature} needs {', '.join(missing)}: pip install \"phototag[{extra}]\"")
-        self.extra = extra
 
 
 def missing(extra: str) -> list[str]:
