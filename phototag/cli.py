@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .extras import MissingExtra
+from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
@@ -59,7 +60,7 @@ def main() -> None:
             sys.stdout.flush()
     except OSError as e:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
-        typer.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
+        typer.echo(escape_controls(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")), err=True)
         sys.exit(1)
 
 
@@ -175,7 +176,7 @@ def scan(
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -193,10 +194,10 @@ def _read_index(db: Path | None):
     try:
         return open_index(path, create=False)
     except FileNotFoundError:
-        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
+        typer.echo(escape_controls(f"No index at {path}; create one with: phototag scan DIR"), err=True)
         raise typer.Exit(1) from None
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
 
 
@@ -224,8 +225,11 @@ def query(
     faces: int | None = typer.Option(None, "--faces", min=0, max=SQL_INT_MAX, help="Photos with exactly N faces."),
     min_faces: int | None = typer.Option(None, "--min-faces", min=0, max=SQL_INT_MAX, help="Photos with at least N faces."),
     max_faces: int | None = typer.Option(None, "--max-faces", min=0, max=SQL_INT_MAX, help="Photos with at most N faces."),
-    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file; or a glob "
-                                    "on the absolute path, where * also matches / (e.g. '*/2020/*.jpg')."),
+    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file, named "
+                                    "exactly. A glob on the absolute path, where * also matches / (e.g. "
+                                    "'*/2020/*.jpg'), with --glob, or when it has * ? [ and names no folder or file "
+                                    "on disk or in the index ('[2020] trip' is that folder when it exists)."),
+    glob: bool = typer.Option(False, "--glob", help="--path is a glob, even where such a path exists."),
     taken_after: str | None = typer.Option(None, "--taken-after", help="Photos taken on or after this EXIF date: "
                                            "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]."),
     taken_before: str | None = typer.Option(None, "--taken-before", help="Photos taken on or before this EXIF date "
@@ -255,15 +259,18 @@ def query(
         raise typer.BadParameter(f"-0 prints paths, not {output}", param_hint="-0")
     output = "paths" if null else output or "table"
     age_min, age_max = _parse_option(q.parse_age_range, age, "--age") or (None, None)
+    index_db = _read_index(db)
+    path_prefix, path_glob = (None, None) if path is None else q.path_filter(
+        path, glob=glob, exists=lambda p: os.path.lexists(p) or q.has_photos_under(index_db, p))
     request = q.Query(
         age_min=age_min, age_max=age_max, gender=_parse_option(q.parse_gender, gender, "--gender"),
         min_gender_confidence=min_gender_confidence, faces=faces, min_faces=min_faces, max_faces=max_faces,
-        path=q.normalize_path_filter(path) if path is not None else None,
+        path=path_prefix, path_glob=path_glob,
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
         include_missing=include_missing, sort=sort, reverse=reverse, limit=limit,
     )
-    photos = q.find_photos(_read_index(db), request, with_faces=output != "paths")
+    photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
         typer.echo(display.format_paths(photos, nul=null), nl=False)
     elif output == "json":
@@ -287,7 +294,8 @@ def show(
 
     detail = q.photo_detail(_read_index(db), photo)
     if detail is None:
-        typer.echo(f"Not in the index: {photo} (add it with: phototag scan {photo})", err=True)
+        shown = printable(photo)
+        typer.echo(f"Not in the index: {shown} (add it with: phototag scan {shown})", err=True)
         raise typer.Exit(1)
     _print_record(q.detail_record(detail) if json_out else None, lambda console: display.render_photo(detail, console))
 
@@ -418,7 +426,7 @@ def train(
     try:
         saved = run(what, cfg)
     except (DataError, WeightsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console
 
@@ -445,7 +453,7 @@ def export(
         with native_output_hidden():
             written = export_models(models)
     except ModelError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     for path in written:
         typer.echo(str(path))
@@ -489,6 +497,6 @@ def evaluate(
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
                           flip_average=flip_average, detect=detect, detector=detector, engine=engine)
     except (DataError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))

@@ -14,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from .ages import age_years
 from .clean import CleanSummary
-from .index import display_path
-from .query import gender_confidence, photo_record, rounded_age
+from .names import escape_controls, printable
+from .query import gender_confidence, photo_record
 from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
@@ -89,7 +90,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         counts = ", ".join(f"{ext or '(none)'} ×{n}" for ext, n in by_extension.items())
         if reason == NEEDS_PACKAGE:
             counts += f" ({'; '.join(sorted({k.detail for k in summary.skipped if k.reason == reason}))})"
-        rows.append((f"not scanned: {reason}", escape(counts)))
+        rows.append((f"not scanned: {reason}", _safe(counts)))
     rows += [
         ("faces found", summary.faces),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
@@ -114,13 +115,13 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
-    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
-    lines += [f"[yellow]not scanned[/yellow] {escape(display_path(k.path))}: {escape(k.detail)}"
+    lines = [f"[red]failed[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.failed]
+    lines += [f"[yellow]not scanned[/yellow] {_safe(printable(k.path))}: {_safe(k.detail)}"
               for k in summary.skipped if k.reason == TOO_LARGE]
-    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
-    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
+    lines += [f"[red]unreadable folder[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.unreadable]
+    lines += [f"[yellow]EXIF {_safe(status)}[/yellow] {_safe(path)}: {_safe(reason)}"
               for path, status, reason in summary.exif_problems]
-    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
+    lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:
         lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
@@ -129,12 +130,17 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
+def _safe(text: str) -> str:
+    """Text for a rich markup line: control characters shown as ``\\xNN``, markup escaped."""
+    return escape(escape_controls(text))
+
+
 def render_clean(summary: CleanSummary, console: Console) -> None:
     """Print the photos cleaned (or failed) and a closing line."""
     table = Table("Photo", "Would remove" if summary.dry_run else "Removed", box=None)
     for path, result in summary.photos:
-        table.add_row(Text(path), Text(f"failed: {result.failed}", style="red") if result.failed
-                      else Text(result.summary()))
+        table.add_row(Text(escape_controls(path)), Text(escape_controls(f"failed: {result.failed}"), style="red")
+                      if result.failed else Text(escape_controls(result.summary())))
     if table.row_count:
         console.print(table)
     verb = "Would clean" if summary.dry_run else "Cleaned"
@@ -148,13 +154,13 @@ def render_clean(summary: CleanSummary, console: Console) -> None:
 
 def detail_summary(photo: dict) -> str:
     """The lines above ``show``'s face table."""
-    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
+    lines = [escape_controls(photo["path"]) + (" (missing at the last scan)" if photo["missing"] else "")]
     if photo["status"] != "done":
-        lines.append(f"{photo['status']}: {photo['error']}")
+        lines.append(f"{photo['status']}: {escape_controls(photo['error'])}")
     else:
         taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
         lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
-    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
+    lines += [f"RAW sibling {escape_controls(sibling)} (one photo with it)" for sibling in photo.get("siblings", [])]
     return "\n".join(lines)
 
 
@@ -200,7 +206,7 @@ def format_csv(photos: list[dict]) -> str:
 
 
 def _face_summary(face: dict) -> str:
-    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
+    return f"{face['gender'] or '?'} {age_years(face['age'])}"
 
 
 def photos_table(photos: list[dict], matching: bool) -> Table:
@@ -211,7 +217,7 @@ def photos_table(photos: list[dict], matching: bool) -> Table:
     table.add_column("Faces", justify="right")
     table.add_column("Matching faces" if matching else "Gender, age")
     for p in photos:
-        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
+        table.add_row(Text(escape_controls(p["path"])), p["taken_at"] or "", str(p["face_count"]),
                       ", ".join(_face_summary(f) for f in p.get("faces", [])))
     return table
 

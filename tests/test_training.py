@@ -208,7 +208,8 @@ def celeba_small(tmp_path_factory) -> Path:
 
 
 def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
-    from phototag.training.train import age_weights, decades, sampling_weights
+    from phototag.ages import decades
+    from phototag.training.train import age_weights, sampling_weights
 
     s = data.Samples.concat([data.read_utkface(utk_small), data.splits(celeba_small, 1337)[0]])
     assert sampling_weights(s, 0.0) is None

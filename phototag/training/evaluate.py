@@ -20,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from phototag import detectors
+from phototag.ages import decade_label, decades
 from phototag.analyzer import FaceAnalyzer
 from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
@@ -38,10 +39,10 @@ def _age_report(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
         "within_5": round(float(np.mean(np.abs(err) <= 5)), 4),
         "by_decade": {},
     }
-    decade = np.minimum(age_true // 10 * 10, 90).astype(int)
+    decade = decades(age_true)
     for d in sorted(set(decade)):
         m = decade == d
-        report["by_decade"][f"{d}-{d + 9}" if d < 90 else "90+"] = {
+        report["by_decade"][decade_label(d) if d < 90 else "90+"] = {
             "n": int(m.sum()), "mae": round(float(np.mean(np.abs(err[m]))), 2),
             "bias": round(float(np.mean(err[m])), 2)}
     return report
