@@ -131,8 +131,9 @@ class FaceChain:
             return results
         angles, _, p_female, ages = self.predict_crops(np.stack(rotation_crops), np.stack(wide_crops),
                                                        np.array(turns))
+        threshold = self.models.gender_threshold
         for (i, det), angle, p, age in zip(owners, angles, p_female, ages):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
-                                   rotation=round(float(angle), 2), gender="f" if p >= 0.5 else "m",
+                                   rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
         return results

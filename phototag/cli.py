@@ -359,7 +359,9 @@ def train(
     what: str = typer.Argument("all", help="Which model to train: rotation, gender, age (trains gender first "
                                "unless OUT/gender.keras exists) or all."),
     data: list[Path] = typer.Option(..., "--data", "-d", help="Training data: a UTKFace folder, a folder with "
-                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable: "
+                                    "male/ and female/ subfolders, a CSV file (path,age,gender) or a folder with "
+                                    "one named labels.csv (e.g. All-Age-Faces), such as the crops of "
+                                    "python -m phototag.training.crops. Repeatable: "
                                     "e.g. UTKFace and the CelebA crops (gender only; a folder with train/ and val/ "
                                     "subfolders keeps that split)."),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
@@ -479,13 +481,22 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
     flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
                                       help="Average each prediction with the mirrored face's (as scan does)."),
+    choose_threshold: bool = typer.Option(False, "--choose-threshold", help="Also choose the P(female) threshold "
+                                          "that raises the worst gender x decade cell (validation splits only; "
+                                          "the models' manifest takes it as gender_threshold)."),
+    predictions: Path = typer.Option(None, "--predictions", help="Write each file's labels and predictions "
+                                     "to this CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure gender accuracy, age MAE/RMSE by decade, rotation error and speed on held-out faces."""
+    """Measure gender accuracy (per gender x decade cell, calibration), age MAE/RMSE by decade, rotation
+    error and speed on held-out faces."""
     import json
 
     if split not in ("test", "val", "all"):
         raise typer.BadParameter("choose test, val or all", param_hint="--split")
+    if choose_threshold and split == "test":
+        raise typer.BadParameter("choose the threshold on --split val, never on the test split",
+                                 param_hint="--choose-threshold")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from phototag.training.data import DataError
     from phototag.training.evaluate import evaluate as run_eval
@@ -495,7 +506,8 @@ def evaluate(
 
     try:
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
-                          flip_average=flip_average, detect=detect, detector=detector, engine=engine)
+                          flip_average=flip_average, detect=detect, detector=detector, engine=engine,
+                          choose_threshold=choose_threshold, predictions=predictions)
     except (DataError, ModelError) as exc:
         typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc

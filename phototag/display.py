@@ -283,10 +283,15 @@ def format_evaluation(report: dict) -> str:
         d = report["detection"]
         shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
         lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
+        if len(d.get("misses_by_source", {})) > 1:
+            lines.append("  misses by data set " + ", ".join(f"{k} {v}" for k, v in d["misses_by_source"].items()))
     if "gender" in report:
-        lines.append(f"gender accuracy      {report['gender']['accuracy'] * 100:6.2f} %   (n={report['gender']['n']})")
-        if "accuracy_with_misses" in report["gender"]:
-            lines.append(f"  misses as errors   {report['gender']['accuracy_with_misses'] * 100:6.2f} %")
+        g = report["gender"]
+        lines.append(f"gender accuracy      {g['accuracy'] * 100:6.2f} %   (n={g['n']}, female from "
+                     f"P(female) >= {g['threshold']:.2f})")
+        if "accuracy_with_misses" in g:
+            lines.append(f"  misses as errors   {g['accuracy_with_misses'] * 100:6.2f} %")
+        lines += _gender_balance_lines(g)
     if "age" in report:
         a = report["age"]
         lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
@@ -303,3 +308,41 @@ def format_evaluation(report: dict) -> str:
     if "ms_per_image" in report:
         lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}"
+
+
+def _gender_balance_lines(g: dict) -> list[str]:
+    """Per data set: women, men, worst/best cell and spread; the cells (at the chosen threshold too,
+    when one was chosen); the reliability table; the threshold choice."""
+    choice = g.get("threshold_choice")
+    after = choice["cells_after"] if choice and choice["chosen"] != choice["current"] else None
+    lines = [f"  cells of fewer than {g['min_cell']} faces do not rank",
+             f"  {'data set':<14} {'n':>6} {'all':>6} {'women':>6} {'men':>6}  {'worst cell':<18} "
+             f"{'best cell':<18} spread"]
+    for src, r in g["by_source"].items():
+        worst = f"{r['worst']['cell']} {_percent(r['worst']['accuracy'])}" if "worst" in r else ""
+        best = f"{r['best']['cell']} {_percent(r['best']['accuracy'])}" if "best" in r else ""
+        lines.append(f"  {src:<14} {r['n']:6d} {_percent(r['accuracy']):>6} {_percent(r.get('women')):>6} "
+                     f"{_percent(r.get('men')):>6}  {worst:<18} {best:<18} {_percent(r.get('spread'))}")
+    for src, r in g["by_source"].items():
+        head = f"  {src}: accuracy % per cell (n)" + (f"; then at threshold {choice['chosen']:.2f}" if after else "")
+        lines.append(head)
+        for cell, c in r["cells"].items():
+            then = f"  -> {_percent(after[src]['cells'][cell]['accuracy']):>5}" if after else ""
+            lines.append(f"    {cell:<8} {_percent(c['accuracy']):>5} ({c['n']}){then}")
+    for src, rel in g["reliability"].items():
+        lines.append(f"  {src}: reliability of P(female), ECE {rel['ece']:.3f}  (bin, n, mean P(female), share of women)")
+        for b in rel["bins"]:
+            lines.append(f"    {b['bin']} {b['n']:6d} {b['mean_p_female']:6.3f} {b['female_share']:6.3f}")
+    if choice:
+        lines.append(f"  threshold by the worst cell (cells of {choice['min_cell']}+ faces, each set's accuracy "
+                     f"within {choice['max_overall_drop'] * 100:.1f} points): {choice['current']:.2f} -> "
+                     f"{choice['chosen']:.2f}, worst cell {_percent(choice['worst_before'])} -> "
+                     f"{_percent(choice['worst_after'])} %")
+        for row in choice["sweep"]:
+            accuracies = "  ".join(f"{src} {_percent(a)}" for src, a in row["accuracy"].items())
+            lines.append(f"    at {row['threshold']:.2f}: worst cell {_percent(row['worst'])}  {accuracies}")
+    return lines

@@ -319,3 +319,86 @@ def test_backbone_from_a_saved_model_at_another_input_size(tiny_model_dir, tmp_p
     other.save(tmp_path / "other.keras")
     with pytest.raises(ValueError, match="not a"):
         backbones.build("mobilenet_v2", 48, str(tmp_path / "other.keras"))
+
+
+def _labelled_folder(root: Path, faces: list[Path]) -> Path:
+    """An All-Age-Faces-like folder: ``labels.csv`` (path,age,gender) and its data set's train split in ``train/``."""
+    (root / "train").mkdir(parents=True)
+    rows = []
+    for i, face in enumerate(faces):
+        shutil.copy(face, root / "train" / f"{i:05d}A{20 + i:02d}.jpg")
+        rows.append(f"train/{i:05d}A{20 + i:02d}.jpg,{20 + i},{'female' if i % 2 else 'male'}")
+    (root / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_labelled_folder_with_only_a_train_split_draws_its_validation_from_it(tmp_path, utk_small):
+    faces = sorted((utk_small / "crop_part1").glob("*.jpg"))
+    root = _labelled_folder(tmp_path / "aaf", (faces * 3)[:60])
+    train, val, test = data.splits(root, 1337)
+    assert len(test) == 0 and len(train) + len(val) == 60 and 1 <= len(val) <= 15
+    assert set(train.source) == set(val.source) == {"aaf"}
+    first = np.flatnonzero([p.endswith("00003A23.jpg") for p in data.Samples.concat([train, val]).paths])
+    assert data.Samples.concat([train, val]).take(first).age[0] == 23
+    names = {Path(p).name for p in val.paths}
+    assert names == {Path(p).name for p in data.split(data.read_any(root), 1337, 0.1, 0.0)[1].paths}  # by name
+    assert names != {Path(p).name for p in data.splits(root, 7)[1].paths}
+
+    with open(root / "labels.csv", "a") as fh:
+        fh.write("train/../00000A20.jpg,30,male\n")
+    shutil.copy(faces[0], root / "00000A20.jpg")
+    with pytest.raises(data.DataError, match="outside the folder's train/, val/, test/"):
+        data.splits(root, 1337)
+
+
+def test_crops_are_the_chains_crops_of_the_detected_face_and_a_data_set(tmp_path, utk_small):
+    from phototag import detectors
+    from phototag.training import crops
+
+    source = _labelled_folder(tmp_path / "faces", sorted((utk_small / "crop_part1").glob("*.jpg"))[:6])
+    Image.new("RGB", (120, 150), (90, 90, 90)).save(source / "train" / "00099A40.jpg")  # no face
+    with open(source / "labels.csv", "a") as fh:
+        fh.write("train/00099A40.jpg,40,female\n")
+    out = tmp_path / "crops"
+    report = crops.build(source, out, size=64)
+    assert (report["crops"], report["misses"], report["missed"]) == (6, 1, ["train/00099A40.jpg"])
+    assert report["by_folder"] == {"train": {"crops": 6, "misses": 1}}
+
+    before = [sorted(Path(p).name for p in side.paths) for side in data.splits(source, 1337)]
+    after = [sorted(Path(p).name for p in side.paths) for side in data.splits(out / "faces", 1337)]
+    assert after == [[n for n in side if n != "00099A40.jpg"] for side in before]  # the same sides, less the miss
+    crop_file = out / "faces" / "train" / "00002A22.jpg"
+    expected, _ = crops.face_crop(source / "train" / "00002A22.jpg", detectors.create("yunet"), 64)
+    saved = np.asarray(Image.open(crop_file), dtype=float)
+    assert saved.shape == (64, 64, 3) and np.abs(saved - expected).mean() < 4  # JPEG quality 95
+    assert data.read_any(out / "faces").age.tolist() == data.read_any(source).age[:6].tolist()
+
+    index = (out / "faces" / crops.INDEX).read_text()
+    crop_file.unlink()  # a resumed build does only what its index does not list
+    assert crops.build(source, out, size=64)["crops"] == 6 and not crop_file.exists()
+    assert (out / "faces" / crops.INDEX).read_text() == index
+    (out / "faces" / crops.INDEX).write_text("file,face,outside\n")  # killed after the header
+    assert crops.build(source, out, size=64)["crops"] == 6 and crop_file.exists()
+    assert (out / "faces" / crops.INDEX).read_text().count("file,face") == 1
+    with pytest.raises(data.DataError, match="other settings"):
+        crops.build(source, out, size=80)
+
+    tight = tmp_path / "tight.jpg"  # a face cropped closer than the chain crops: its crop reaches beyond
+    Image.open(source / "train" / "00002A22.jpg").crop((40, 40, 160, 160)).save(tight, quality=95)
+    black, beyond = crops.face_crop(tight, detectors.create("yunet"), 64)
+    reflected, same = crops.face_crop(tight, detectors.create("yunet"), 64, outside="reflect")
+    assert beyond == same > 0.1 and black[0].max() < 10 < reflected[0].mean()  # the top row
+    assert np.abs(black[24:40, 24:40].astype(float) - reflected[24:40, 24:40]).max() == 0  # the face untouched
+
+
+def test_pack_gives_each_part_of_a_labelled_folder_its_rows(tmp_path, utk_small):
+    from phototag.training.pack import pack
+
+    source = _labelled_folder(tmp_path / "aaf", sorted((utk_small / "crop_part1").glob("*.jpg"))[:12])
+    report = pack([source], tmp_path / "gpu_data", size=48, quality=80, part_mib=0.005)
+    parts = [p / "aaf" for p in sorted((tmp_path / "gpu_data").glob("part*"))]
+    assert len(parts) == len(report["parts"]) > 1
+    packed = [data.splits(p, 1337) for p in parts]
+    assert sum(len(train) + len(val) for train, val, _ in packed) == 12  # every row in exactly one part
+    names = sorted(Path(p).name for _, val, _ in packed for p in val.paths)
+    assert names == sorted(Path(p).name for p in data.splits(source, 1337)[1].paths)
