@@ -1,6 +1,7 @@
 """The ``phototag`` command line: thin typer commands that parse options and call the library.
 
-Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path).
+Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path, or
+a command whose extra is not installed).
 """
 
 from __future__ import annotations
@@ -11,15 +12,31 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
+from .extras import MissingExtra
 from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
 
+
+class _Commands(TyperGroup):
+    """The commands, with a missing extra (``phototag train`` without TensorFlow...) reported in one
+    line naming the ``pip install`` to run, exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
     no_args_is_help=True,
     add_completion=False,
