@@ -1,27 +1,42 @@
 """The ``phototag`` command line: thin typer commands that parse options and call the library.
 
-Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path).
+Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path, or
+a command whose extra is not installed).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Literal
 
 import typer
+from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, extras
+from .extras import MissingExtra
 from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
-RAY_INSTALL = 'pip install "phototag[ray]"'
+
+
+class _Commands(TyperGroup):
+    """The commands, with a missing extra (``phototag train`` without TensorFlow...) reported in one
+    line naming the ``pip install`` to run, exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
     no_args_is_help=True,
     add_completion=False,
@@ -134,9 +149,8 @@ def scan(
     Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
     (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
-    if ray is not None and importlib.util.find_spec("ray") is None:
-        typer.echo(f"error: --ray needs Ray: {RAY_INSTALL}", err=True)
-        raise typer.Exit(2)
+    if ray is not None:
+        extras.require("ray", "phototag scan --ray")
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")

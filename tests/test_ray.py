@@ -22,9 +22,8 @@ from phototag import faults, tags
 from phototag.cli import app
 from phototag.atomic import is_temp_name
 from phototag.scan import ScanOptions, SilentProgress, scan
-from phototag.testing.photos import UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import build_test_folder, face_crops, jpeg_bytes, paste_face, scene
 
-needs_photos = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 needs_ray = pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
                                reason='needs Ray: pip install "phototag[ray]"')
 
@@ -85,7 +84,6 @@ def _options(root: Path, db: Path, **kwargs) -> ScanOptions:
 
 
 @needs_ray
-@needs_photos
 def test_ray_scan_gives_the_local_scans_rows_and_tags(tmp_path, ray_cluster):
     """The test library (JPEGs, a PNG that gets a sidecar, a WebP, a non-UTF-8 name, broken files)
     scanned locally and, as a byte-identical copy, on the cluster through the CLI: same rows, faces
@@ -117,7 +115,7 @@ def _big_photos(root: Path, count: int) -> list[Path]:
     import random
 
     rng = random.Random(3)
-    pool = face_files()
+    pool = face_crops()
     paths = []
     for i in range(count):
         canvas = scene(2400, 1600, rng)
@@ -157,7 +155,6 @@ def _assert_each_photo_once(root: Path, db: Path, photos: list[Path], summary) -
 
 @pytest.mark.slow
 @needs_ray
-@needs_photos
 def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path, ray_cluster):
     """kill -9 of the worker reading a photo during the scan: the task runs again elsewhere and
     every photo is scanned, written and recorded exactly once."""
@@ -188,7 +185,6 @@ def test_worker_killed_mid_photo_is_retried_and_the_photo_written_once(tmp_path,
 
 @pytest.mark.slow
 @needs_ray
-@needs_photos
 def test_worker_killed_right_after_the_rename_leaves_the_photo_written_once(tmp_path):
     """The writer actor killed just after it renamed a photo in, before it could report: the
     retried task finds the file already rewritten, and the driver confirms the unconfirmed row."""
@@ -213,12 +209,11 @@ def test_ray_option_without_ray_is_a_one_line_usage_error(tmp_path):
                             cwd=Path(__file__).parents[1])
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == ['error: --ray needs Ray: pip install "phototag[ray]"']
+    assert result.stderr.strip().splitlines() == ['error: phototag scan --ray needs ray: pip install "phototag[ray]"']
     assert not (tmp_path / "i.db").exists()
 
 
 @needs_ray
-@needs_photos
 def test_a_photo_the_workers_cannot_read_is_failed_and_listed(tmp_path, ray_cluster):
     """A photo gone between the plan and its read task: failed with the reason, recorded, and the
     other photos scanned."""
@@ -237,7 +232,6 @@ def test_a_photo_the_workers_cannot_read_is_failed_and_listed(tmp_path, ray_clus
 
 
 @needs_ray
-@needs_photos
 def test_a_photo_another_phototag_process_holds_is_left_out_and_listed(tmp_path, ray_cluster):
     """A photo whose lock another process holds all along (see phototag.photolock): the workers
     neither read nor write it, it is listed as busy and not recorded; the others are scanned."""
