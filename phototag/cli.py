@@ -1,6 +1,7 @@
 """The ``phototag`` command line: thin typer commands that parse options and call the library.
 
-Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path).
+Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path, or
+a command whose extra is not installed).
 """
 
 from __future__ import annotations
@@ -11,15 +12,31 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, extras
+from .extras import MissingExtra
 from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
 
+
+class _Commands(TyperGroup):
+    """The commands, with a missing extra (``phototag train`` without TensorFlow...) reported in one
+    line naming the ``pip install`` to run, exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
     no_args_is_help=True,
     add_completion=False,
@@ -117,6 +134,10 @@ def scan(
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Run the scan on the Ray cluster at ADDRESS (host:port, ray://host:port, auto, or local for one "
+             "on this machine); the photos must be at the same path on every node. Needs pip install \"phototag[ray]\"."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -133,6 +154,8 @@ def scan(
     Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
     (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
+    if ray is not None:
+        extras.require("ray", "phototag scan --ray")
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
@@ -144,6 +167,7 @@ def scan(
 
     from .display import RichProgress, render_summary
     from .index import IndexUnusable, default_db_path
+    from .ray_scan import ClusterUnreachable
     from .scan import ScanOptions, scan as run_scan
 
     options = ScanOptions(
@@ -154,7 +178,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, force=force, verbose=verbose,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, force=force, verbose=verbose, ray=ray,
     )
     console = Console(stderr=True)
     try:
@@ -163,7 +187,7 @@ def scan(
         else:
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
-    except IndexUnusable as e:
+    except (IndexUnusable, ClusterUnreachable) as e:
         typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import MissingExtra, require
+
 MANIFEST = "manifest.json"
 MODEL_KEYS = ("rotation", "age")  # the models a scan loads
 MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
@@ -213,12 +215,13 @@ def _load_runner(path: Path, engine: str):
             if not lite.exists():
                 raise ModelError(f"{lite}: no LiteRT file (write it with `phototag export`)")
             return runtime.LiteRunner(lite)
+        require("gpu", "the Keras engine")
         import keras
 
         from . import layers  # noqa: F401 - registers the custom layers the saved models use
 
         return runtime.KerasRunner(keras.saving.load_model(path, compile=False, safe_mode=True))
-    except ModelError:
+    except (ModelError, MissingExtra):
         raise
     except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
         raise ModelError(f"{path}: cannot load model ({exc})") from exc

@@ -462,11 +462,9 @@ def test_scan_names_where_a_crowds_regions_went_and_lists_what_it_refused(tmp_pa
     import json
     import random
 
-    from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
+    from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene
 
-    faces = face_files()
-    if not faces:
-        pytest.skip("needs the UTKFace crops in ../shared/data")
+    faces = face_crops()
     rng = random.Random(3)
     canvas = scene(1680, 1200, rng)
     for i in range(140):

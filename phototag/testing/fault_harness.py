@@ -48,7 +48,7 @@ from phototag.atomic import is_temp_name
 from phototag.faults import ENV
 from phototag.testing.formats import jpeg_scan_bomb
 from phototag.testing.hostile import write_hostile_files
-from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import FaceCrop, face_crops, jpeg_bytes, paste_face, scene
 
 POINTS = ("temp-written", "index-between", "renamed")
 USER_KEYWORDS = ["family", "holiday"]
@@ -104,7 +104,7 @@ def user_exif(description: str) -> bytes:
                         "Exif": {}})
 
 
-def user_photo(rng: random.Random, face: Path, description: str) -> bytes:
+def user_photo(rng: random.Random, face: FaceCrop, description: str) -> bytes:
     canvas = scene(320, 240, rng)
     paste_face(canvas, face, (rng.uniform(110, 210), rng.uniform(90, 150)), rng.randint(110, 140))
     return jpeg_bytes(canvas, quality=rng.randint(80, 95), exif=user_exif(description))
@@ -130,7 +130,7 @@ class Library:
     def __init__(self, root: Path, count: int, rng: random.Random):
         self.root, self.rng = root, rng
         root.mkdir(parents=True)
-        self.faces = face_files()
+        self.faces = face_crops()
         self.expected: dict[Path, tuple[str, str]] = {}  # photo -> (image data, description)
         for i in range(count):
             self.put(root / f"photo{i:04d}.jpg", f"user description {i}")
