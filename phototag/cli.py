@@ -75,6 +75,10 @@ def callback(
 # Commands are added below, one function each, calling into the library modules.
 
 
+_FORCE_HELP = ("Rewrite photos even when their owner or extended attributes (ACLs, security labels) cannot "
+               "be kept (default: leave such photos as they are and list them).")
+
+
 @app.command()
 def scan(
     paths: list[Path] = typer.Argument(..., help="Photo files or folders to scan (folders recursively)."),
@@ -129,6 +133,7 @@ def scan(
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     ray: str | None = typer.Option(
         None, "--ray", metavar="ADDRESS",
         help="Run the scan on the Ray cluster at ADDRESS (host:port, ray://host:port, auto, or local for one "
@@ -173,7 +178,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose, ray=ray,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, force=force, verbose=verbose, ray=ray,
     )
     console = Console(stderr=True)
     try:
@@ -339,13 +344,14 @@ def clean(
                                                       "(default: keep it)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also clean hidden files and folders (names starting "
                                                         "with '.')."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Remove exactly what phototag wrote: its keywords, record, keyword paths and face regions from
     the EXIF and XMP, and from the sidecars (both naming conventions). The user's own keywords,
     comments and other metadata stay. Folders are walked like ``phototag scan`` walks them.
     Temporary files left by killed phototag writes in these folders are removed too.
 
-    Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
+    Exit code: 0 when done (files that could not be cleaned are listed), 2 for missing paths.
     """
     for path in paths:
         if not os.path.lexists(path):
@@ -355,10 +361,8 @@ def clean(
     from .clean import CleanOptions, clean as run_clean
     from .display import render_clean
 
-    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden)
-    summary = run_clean([os.fsencode(p) for p in paths], options)
-    render_clean(summary, Console(highlight=False))
-    raise typer.Exit(1 if summary.failed else 0)
+    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden, force=force)
+    render_clean(run_clean([os.fsencode(p) for p in paths], options), Console(highlight=False))
 
 
 @app.command()

@@ -124,6 +124,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {_safe(status)}[/yellow] {_safe(path)}: {_safe(reason)}"
               for path, status, reason in summary.exif_problems]
+    lines += [f"[cyan]note[/cyan] {_safe(path)}: {_safe(note)}" for path, note in summary.exif_notes]
     lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:

@@ -79,6 +79,7 @@ class ScanOptions:
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
     lock_wait: float = 60.0  # at the end, seconds to wait for photos another phototag process holds
+    force: bool = False  # rewrite files whose owner or extended attributes cannot be kept
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
     ray: str | None = None  # a Ray cluster's address (as ray.init takes it): the stages run there (ray_scan)
 

@@ -48,6 +48,7 @@ class ScanSummary:
     outdated: int = 0  # unchanged photos tagged by other models, not redone
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    exif_notes: list[tuple[str, str]] = field(default_factory=list)  # (path, where the face regions went)
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
@@ -92,6 +93,8 @@ class ScanSummary:
             self.exif[report.exif] = self.exif.get(report.exif, 0) + 1
             if report.exif_problem:
                 self.exif_problems.append((display_path(report.path), report.exif, report.exif_reason))
+            if report.exif_note:
+                self.exif_notes.append((display_path(report.path), report.exif_note))
         if report.sidecar:
             self.count_sidecar(report.path, report.sidecar, report.sidecar_reason)
         if report.replaced:
@@ -126,4 +129,5 @@ class ScanSummary:
                         | ({"partner": display_path(k.partner)} if k.partner else {}) for k in self.skipped]
         d["skipped_counts"] = skipped_counts(self.skipped)
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
+        d["exif_notes"] = [{"path": p, "note": n} for p, n in self.exif_notes]
         return d
