@@ -6,6 +6,13 @@ eye centre sits 0.29 of the side below the top edge. The crop is placed from the
 the face's own axis, so it is centred on the face whatever its rotation; the rotation regressor
 sees this square, then a 1.5× wider square is rotated back (Pillow, bilinear) and its centre is
 what the gender/age model sees (the rotated corners stay outside it at any angle).
+
+The angle covers the full circle although the regressor was trained within ±90°: it reads the crop
+and the crop turned upside down, and the reading with the stronger output wins (see
+:meth:`FaceChain.angles`). YuNet's landmarks follow an upright template (they do not show a face
+turned upside down, and for a face tilted by 45-60° they sit about 30° nearer upright, putting the
+crop 7 % of its side off centre), so a face found tilted by more than :data:`REFINE_ANGLE` is
+measured once more on its de-rotated crop, where the regressor is most accurate.
 """
 
 from __future__ import annotations
@@ -22,36 +29,59 @@ EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
 EYE_HEIGHT = 0.29  # eye centre below the top edge / crop side
 BOX_HEIGHT_SHARE = 0.965  # detector box height / crop side (fallback without landmarks)
 CONTEXT = 1.5  # the de-rotated crop is taken from a square this much wider
+TURNED_BOX_SHARE = 0.91  # longer box side / crop side for faces turned by a quarter or half turn (YuNet)
+REFINE_ANGLE = 20.0  # degrees: faces tilted more are measured again on their de-rotated crop
+AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
+ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
+
+
+def _eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centres of the eyes and of the mouth of a detection (None without those landmarks)."""
+    lm = det.landmarks
+    try:
+        eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
+        mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
+    except KeyError:
+        return None
+    return eyes, mouth
 
 
 def face_square(det: Detection) -> tuple[float, float, float]:
     """Centre (x, y) and side of the training-style square crop of a detected face, in image pixels."""
-    lm = det.landmarks
-    try:
-        eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
-        mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
-    except KeyError:
-        eyes = mouth = None
-    x, y, w, h = det.box
-    if eyes is not None and np.linalg.norm(mouth - eyes) > 1:
+    points = _eyes_and_mouth(det)
+    if points is not None and np.linalg.norm(points[1] - points[0]) > 1:
+        eyes, mouth = points
         d = np.linalg.norm(mouth - eyes)
         side = d / EYE_MOUTH_SHARE
         centre = eyes + (mouth - eyes) / d * (0.5 - EYE_HEIGHT) * side
         return float(centre[0]), float(centre[1]), float(side)
+    return box_square(det)
+
+
+def box_square(det: Detection, turned: bool = False) -> tuple[float, float, float]:
+    """The square crop of :func:`face_square` placed by the detector's box alone (``turned``: for a
+    face turned by about a quarter or half turn, whose box is no longer taller than wide)."""
+    x, y, w, h = det.box
+    if turned:
+        return x + w / 2, y + h / 2, max(w, h, 1.0) / TURNED_BOX_SHARE
     return x + w / 2, y + h / 2, max(h / BOX_HEIGHT_SHARE, w, 1.0)
 
 
+def landmark_angle(det: Detection) -> float | None:
+    """The face's rotation (degrees, counter-clockwise) by its landmarks: the direction from the mouth
+    to the eyes (None without landmarks)."""
+    points = _eyes_and_mouth(det)
+    if points is None:
+        return None
+    up = points[0] - points[1]
+    return math.degrees(math.atan2(-up[0], -up[1]))
+
+
 def quarter_turns(det: Detection) -> int:
-    """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks: the
-    direction from the mouth to the eyes, to the nearest 90 degrees (0 without landmarks)."""
-    lm = det.landmarks
-    try:
-        eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
-        mouth = (np.asarray(lm["mouth_left"], float) + np.asarray(lm["mouth_right"], float)) / 2
-    except KeyError:
-        return 0
-    up = eyes - mouth
-    return round(math.degrees(math.atan2(-up[0], -up[1])) / 90) % 4
+    """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks, to
+    the nearest 90 degrees (0 without landmarks)."""
+    angle = landmark_angle(det)
+    return 0 if angle is None else round(angle / 90) % 4
 
 
 def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np.ndarray:
@@ -59,6 +89,11 @@ def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np
     half = side / 2
     box = (cx - half, cy - half, cx + half, cy + half)
     return np.asarray(image.transform((size, size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
+
+
+def _wrapped(angles: np.ndarray) -> np.ndarray:
+    """Angles (degrees) brought into (-180, 180]."""
+    return 180 - (180 - angles) % 360
 
 
 def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
@@ -99,15 +134,33 @@ class FaceChain:
             return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
         return np.concatenate(outputs)
 
-    def angles(self, crops: np.ndarray) -> np.ndarray:
-        """Rotation angles (degrees) of face crops; with ``flip_average`` also of their mirror images,
-        whose angle is the negative (the two estimates are averaged)."""
+    def _readings(self, crops: np.ndarray, mirrored: bool | None = None) -> np.ndarray:
+        """The regressor's angles (degrees) of face crops; with ``mirrored`` (default
+        ``flip_average``) averaged with the mirror images' (whose angle is the negative)."""
         target = self._predict(self.models.rotation, crops)
         angles = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
-        if self.flip_average:
-            mirrored = self._predict(self.models.rotation, crops[:, :, ::-1])
-            angles = (angles - np.degrees(np.arctan2(mirrored[:, 1], mirrored[:, 0]))) / 2
+        if self.flip_average if mirrored is None else mirrored:
+            flipped = self._predict(self.models.rotation, crops[:, :, ::-1])
+            angles = (angles - np.degrees(np.arctan2(flipped[:, 1], flipped[:, 0]))) / 2
         return angles
+
+    def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None) -> np.ndarray:
+        """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle.
+
+        The regressor was trained within ±90° and reads a face beyond that as some small angle, so
+        it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
+        two and three quarter turns (``turned_crops``: the same faces framed for those cases,
+        default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
+        others agree with (within :data:`AGREEMENT`) wins, between equals the one read nearest
+        upright, where the regressor is most accurate.
+        """
+        source = crops if turned_crops is None else turned_crops
+        turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
+        readings = np.concatenate([self._readings(crops)[None], self._readings(turned, mirrored=False).reshape(3, -1)])
+        estimates = readings + 90 * np.arange(4)[:, None]
+        support = (np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT).sum(axis=1)
+        best = np.argmax(support - np.abs(readings) / 360, axis=0)  # |reading| / 360 < 1/2: only breaks ties
+        return _wrapped(estimates[best, np.arange(len(crops))])
 
     def attributes(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probability of female and age of upright faces (averaged with their mirror images if asked)."""
@@ -118,43 +171,71 @@ class FaceChain:
             p_female, age = (p_female + mirrored["gender"][:, 0]) / 2, (age + mirrored["age"][:, 0]) / 2
         return p_female, age
 
-    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Angles, de-rotated faces, probabilities of female and ages for prepared crops.
-
-        ``turns``: quarter turns (counter-clockwise) each face is from upright, as far as the detector
-        tells; its rotation crop is turned back by them before the regressor (trained within ±90°)
-        measures the rest, so the angles cover the full circle, in (-180, 180].
-        """
+    def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
+                     turned_crops: np.ndarray | None = None) -> np.ndarray:
+        """Full-circle angles of rotation crops (:meth:`angles`). ``turns``: quarter turns
+        (counter-clockwise) each face is from upright, as far as the detector tells; its crops are
+        turned back by them before the regressor measures the rest."""
         if turns is not None and turns.any():
-            rotation_crops = np.stack([np.rot90(c, -int(k)) for c, k in zip(rotation_crops, turns)])
-        angles = self.angles(rotation_crops)
-        if turns is not None:
-            angles = 180 - (180 - angles - 90 * turns) % 360
+            def back(crops):
+                return None if crops is None else np.stack([np.rot90(c, -int(k)) for c, k in zip(crops, turns)])
+            rotation_crops, turned_crops = back(rotation_crops), back(turned_crops)
+        angles = self.angles(rotation_crops, turned_crops)
+        return angles if turns is None else _wrapped(angles + 90 * turns)
+
+    def finish(self, angles: np.ndarray, wide_crops: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Angles, de-rotated faces, probabilities of female and ages from first angles and wide crops.
+
+        A face found tilted by more than :data:`REFINE_ANGLE` is measured again on its de-rotated
+        crop (the second reading is added; the regressor is most accurate near upright), and
+        de-rotated by the sum.
+        """
+        angles = np.array(angles, float)
         size = self.models.input_size
         upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
+        tilted = np.flatnonzero(np.abs(angles) > REFINE_ANGLE)
+        if len(tilted):
+            rot_size = (self.models.rotation_input_size,) * 2
+            again = np.stack([np.asarray(Image.fromarray(upright[i]).resize(rot_size, Image.Resampling.BILINEAR))
+                              for i in tilted])
+            angles[tilted] = _wrapped(angles[tilted] + self._readings(again))
+            for i in tilted:
+                upright[i] = derotate(wide_crops[i], angles[i], size)
         p_female, age = self.attributes(upright)
         return angles, upright, p_female, age
+
+    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Angles, de-rotated faces, probabilities of female and ages for prepared crops (see
+        :meth:`first_angles` and :meth:`finish`)."""
+        return self.finish(self.first_angles(rotation_crops, turns), wide_crops)
 
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide_size = int(math.ceil(size * CONTEXT / 2) * 2)
-        rotation_crops, wide_crops, turns, owners = [], [], [], []
+        rotation_crops, box_crops, wide_crops, turns, owners = [], [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))
                 wide_crops.append(crop(image, cx, cy, side * wide_size / size, wide_size))
+                box_crops.append(crop(image, *box_square(det, turned=True), rot_size))
                 turns.append(quarter_turns(det))
-                owners.append((i, det))
+                owners.append((i, det, image))
         results: list[list[Face]] = [[] for _ in items]
         if not owners:
             return results
-        angles, _, p_female, ages = self.predict_crops(np.stack(rotation_crops), np.stack(wide_crops),
-                                                       np.array(turns))
-        for (i, det), angle, p, age in zip(owners, angles, p_female, ages):
+        angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops))
+        for j, ((_, det, image), angle) in enumerate(zip(owners, angles)):
+            marked = landmark_angle(det)
+            if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:
+                cx, cy, side = box_square(det, turned=True)
+                wide_crops[j] = crop(image, cx, cy, side * wide_size / size, wide_size)
+        angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
+        for (i, det, _), angle, p, age in zip(owners, angles, p_female, ages):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= 0.5 else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
