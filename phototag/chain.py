@@ -31,6 +31,7 @@ BOX_HEIGHT_SHARE = 0.965  # detector box height / crop side (fallback without la
 CONTEXT = 1.5  # the de-rotated crop is taken from a square this much wider
 TURNED_BOX_SHARE = 0.91  # longer box side / crop side for faces turned by a quarter or half turn (YuNet)
 REFINE_ANGLE = 20.0  # degrees: faces tilted more are measured again on their de-rotated crop
+REFINE_LIMIT = 15.0  # degrees: the most that second reading may add
 AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
 ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
 
@@ -96,11 +97,17 @@ def _wrapped(angles: np.ndarray) -> np.ndarray:
     return 180 - (180 - angles) % 360
 
 
-def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
-    """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size`` square."""
-    upright = Image.fromarray(wide).rotate(-angle, resample=Image.Resampling.BILINEAR)
-    start = (wide.shape[0] - size) // 2
-    return np.asarray(upright.crop((start, start, start + size, start + size)))
+def derotate(wide: np.ndarray, angle: float, size: int, out: int | None = None) -> np.ndarray:
+    """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size``
+    square (resampled to ``out`` pixels, in the same single bilinear step, when given)."""
+    out = out or size
+    t = math.radians(angle)
+    k = size / out
+    a, b, d, e = math.cos(t) * k, math.sin(t) * k, -math.sin(t) * k, math.cos(t) * k
+    c = wide.shape[0] / 2
+    data = (a, b, c - (a + b) * out / 2, d, e, c - (d + e) * out / 2)  # output pixel -> wide-crop pixel
+    return np.asarray(Image.fromarray(wide).transform((out, out), Image.Transform.AFFINE, data,
+                                                      Image.Resampling.BILINEAR))
 
 
 class FaceChain:
@@ -151,15 +158,16 @@ class FaceChain:
         it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
         two and three quarter turns (``turned_crops``: the same faces framed for those cases,
         default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
-        others agree with (within :data:`AGREEMENT`) wins, between equals the one read nearest
-        upright, where the regressor is most accurate.
+        others agree with (within :data:`AGREEMENT`) wins; between equals the crop as it is (read
+        mirror-averaged), then the one read nearest upright, where the regressor is most accurate.
         """
         source = crops if turned_crops is None else turned_crops
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
         readings = np.concatenate([self._readings(crops)[None], self._readings(turned, mirrored=False).reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
         support = (np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT).sum(axis=1)
-        best = np.argmax(support - np.abs(readings) / 360, axis=0)  # |reading| / 360 < 1/2: only breaks ties
+        as_is = np.arange(4)[:, None] == 0  # preferred among equals: the only mirror-averaged reading
+        best = np.argmax(support + (as_is - np.abs(readings) / 360) / 2, axis=0)  # the tie-breaks add < 1
         return _wrapped(estimates[best, np.arange(len(crops))])
 
     def attributes(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,18 +196,19 @@ class FaceChain:
         """Angles, de-rotated faces, probabilities of female and ages from first angles and wide crops.
 
         A face found tilted by more than :data:`REFINE_ANGLE` is measured again on its de-rotated
-        crop (the second reading is added; the regressor is most accurate near upright), and
-        de-rotated by the sum.
+        crop (the regressor is most accurate near upright) and de-rotated by the sum; a second
+        reading beyond :data:`REFINE_LIMIT` is not believed (the first was nearer than that).
         """
         angles = np.array(angles, float)
         size = self.models.input_size
         upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
         tilted = np.flatnonzero(np.abs(angles) > REFINE_ANGLE)
         if len(tilted):
-            rot_size = (self.models.rotation_input_size,) * 2
-            again = np.stack([np.asarray(Image.fromarray(upright[i]).resize(rot_size, Image.Resampling.BILINEAR))
+            again = np.stack([derotate(wide_crops[i], angles[i], size, self.models.rotation_input_size)
                               for i in tilted])
-            angles[tilted] = _wrapped(angles[tilted] + self._readings(again))
+            second = self._readings(again)
+            tilted, second = tilted[np.abs(second) <= REFINE_LIMIT], second[np.abs(second) <= REFINE_LIMIT]
+            angles[tilted] = _wrapped(angles[tilted] + second)
             for i in tilted:
                 upright[i] = derotate(wide_crops[i], angles[i], size)
         p_female, age = self.attributes(upright)

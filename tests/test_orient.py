@@ -1,0 +1,123 @@
+"""Photos the wrong way up: the faces' agreement rule, the orientation arithmetic, and the lossless
+fix that ``clean`` undoes (real JPEG and WebP files, read back with Pillow and exiftool)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+from test_tags import FACES, INFO, exiftool, face_image, jpeg_parts, make_jpeg, needs_exiftool
+
+from phototag import orient, tags
+from phototag.images import decode_file
+from phototag.records import Face
+
+
+@pytest.mark.parametrize(("rotations", "turn"), [
+    ([], 0), ([3.0], 0), ([88.0], 1), ([178.0, -175.0], 2), ([-90.0, -84.0, 12.0], 3),
+    ([90.0, 0.0], 0), ([45.0], 0), ([125.0], 0), ([91.0, 95.0, 87.0, -170.0], 1), ([-100.0, 60.0], 0),
+])
+def test_a_photo_is_turned_when_its_faces_agree(rotations, turn):
+    assert orient.suggested_turn(rotations) == turn
+
+
+def stored_with(orientation: int) -> Image.Image:
+    """A small image whose every pixel differs, carrying ``orientation`` in its EXIF."""
+    image = Image.fromarray(np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3) * 2)
+    image.getexif()[0x0112] = orientation
+    return image
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("turns", range(4))
+def test_the_new_orientation_shows_the_turned_content_upright(orientation, turns):
+    displayed = np.asarray(ImageOps.exif_transpose(stored_with(orientation)))
+    upright = np.rot90(displayed, -turns)  # the display turned back clockwise
+    fixed = np.asarray(ImageOps.exif_transpose(stored_with(orient.upright_orientation(orientation, turns))))
+    assert np.array_equal(fixed, upright)
+
+
+@pytest.mark.parametrize("turns", range(4))
+def test_faces_follow_the_turned_frame(turns):
+    height, width = 30, 50
+    frame = np.zeros((height, width), int)
+    frame[5, 12] = 1  # the pixel at x=12, y=5
+    x, y = orient.turned_point(12.5, 5.5, width, height, turns)
+    turned = np.rot90(frame, -turns)
+    assert turned[int(y), int(x)] == 1
+    face = Face(box=(10, 4, 6, 8), landmarks={"nose": (12.5, 5.5)}, confidence=0.9, rotation=90.0 * turns + 3)
+    moved = orient.turned_face(face, width, height, turns)
+    assert moved.rotation == pytest.approx(3.0) and moved.landmarks["nose"] == (x, y)
+    bx, by, bw, bh = moved.box
+    assert bx <= x <= bx + bw and by <= y <= by + bh
+    assert sorted((bw, bh)) == [6, 8] and (bw, bh) == ((6, 8) if turns % 2 == 0 else (8, 6))
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@needs_exiftool
+@pytest.mark.parametrize("kind", ["plain", "camera", "webp"])
+def test_fix_then_clean_restores_the_photo(tmp_path, kind):
+    """A photo lying on its left side: the fix sets the orientation exiftool reads and Pillow applies,
+    leaves the image data and every other segment as they were; clean restores the file (exactly
+    when phototag created its EXIF block)."""
+    if kind == "webp":
+        path = tmp_path / "p.webp"
+        face_image().save(path, quality=80)
+    else:
+        path = make_jpeg(tmp_path / "p.jpg", kind)
+    original = path.read_bytes()
+    upright = np.asarray(decode_file(path)[0])
+    assert orient.orient_photo(path, 1, dry_run=True).status == "written" and path.read_bytes() == original
+
+    result = orient.orient_photo(path, 1, sha256=sha(path))
+    assert (result.status, result.before, result.after) == ("written", 1, 6)
+    assert result.file.sha256 == sha(path)
+    assert exiftool("-n", "-Orientation", path)[0]["Orientation"] == 6
+    assert np.array_equal(np.asarray(decode_file(path)[0]), np.rot90(upright, -1))  # shown turned back
+    if kind != "webp":
+        assert jpeg_parts(path.read_bytes()) == jpeg_parts(original)  # every other segment, image data
+    assert tags.read_record(path)[tags.ORIENTATION_BEFORE] == (1 if kind == "camera" else None)
+    assert orient.orient_photo(path, 0).status == "unchanged"
+
+    cleaned = tags.clean(path)
+    assert cleaned.orientation and cleaned.record and "orientation" in cleaned.summary()
+    if kind == "camera":
+        assert exiftool("-n", "-Orientation", "-Make", path)[0] == {"SourceFile": str(path), "Orientation": 1,
+                                                                   "Make": "Canon"}
+        assert jpeg_parts(path.read_bytes()) == jpeg_parts(original)
+    else:
+        assert path.read_bytes() == original
+
+
+@needs_exiftool
+def test_the_first_orientation_survives_a_second_fix_and_a_rescan(tmp_path):
+    path = make_jpeg(tmp_path / "p.jpg", "camera")
+    tags.write_faces(path, FACES, INFO, "m1")
+    assert orient.orient_photo(path, 2).after == 3
+    record = tags.read_record(path)
+    assert record[tags.ORIENTATION_BEFORE] == 1 and record["orientation"] == 3 and len(record["faces"]) == 2
+    assert orient.orient_photo(path, 1).after == 8  # half a turn, then a quarter more: 3/4 clockwise
+    tags.write_faces(path, FACES[:1], INFO, "m2")  # a rescan writes its record anew
+    record = tags.read_record(path)
+    assert record[tags.ORIENTATION_BEFORE] == 1 and len(record["faces"]) == 1
+    assert tags.clean(path).orientation
+    assert exiftool("-n", "-Orientation", path)[0]["Orientation"] == 1 and tags.read_record(path) is None
+
+
+def test_a_changed_or_unsupported_file_is_left_alone(tmp_path):
+    path = make_jpeg(tmp_path / "p.jpg", "plain")
+    before = path.read_bytes()
+    assert orient.orient_photo(path, 1, sha256="0" * 64).status == "changed"
+    png = tmp_path / "p.png"
+    face_image().save(png)
+    assert orient.orient_photo(png, 1).status == "unsupported"
+    damaged = tmp_path / "d.jpg"
+    damaged.write_bytes(before[:2] + b"\xff\xe1\x00\x10Exif\x00\x00XXXXXXXX" + before[2:])
+    result = orient.orient_photo(damaged, 1)
+    assert result.status == "failed" and "TIFF" in result.reason
+    assert path.read_bytes() == before
