@@ -7,12 +7,14 @@ the face's own axis, so it is centred on the face whatever its rotation; the rot
 sees this square, then a 1.5× wider square is rotated back (Pillow, bilinear) and its centre is
 what the gender/age model sees (the rotated corners stay outside it at any angle).
 
-The angle covers the full circle although the regressor was trained within ±90°: it reads the crop
-and the crop turned upside down, and the reading with the stronger output wins (see
-:meth:`FaceChain.angles`). YuNet's landmarks follow an upright template (they do not show a face
-turned upside down, and for a face tilted by 45-60° they sit about 30° nearer upright, putting the
-crop 7 % of its side off centre), so a face found tilted by more than :data:`REFINE_ANGLE` is
-measured once more on its de-rotated crop, where the regressor is most accurate.
+The angle covers the full circle although the regressor was trained within ±90° (see
+:meth:`FaceChain.angles`), in the default scan too: YuNet finds faces turned by a quarter or half
+turn, but its landmarks follow an upright template, so they do not show the turn; such a face
+(landmarks more than :data:`ASTRAY_LANDMARKS` from the regressor's angle) is framed by its box.
+For a face tilted by 45-60° the landmarks sit about 30° nearer upright than the face, putting the
+crop 7 % of its side off centre (measured on benchmarks/bench_scan.py's tilted set), so a face
+found tilted by more than :data:`REFINE_ANGLE` is read once more on its de-rotated crop, where
+the regressor is most accurate.
 """
 
 from __future__ import annotations
