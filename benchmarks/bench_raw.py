@@ -19,13 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "tests")]
-
-from formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, with_claimed_size,  # noqa: E402
-                     with_preview)
-from photos import scene  # noqa: E402
+sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag.images import DEFAULT_DECODE_SIZE, TooLarge, decode  # noqa: E402
+from phototag.testing.formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb,  # noqa: E402
+                                      with_claimed_size, with_preview)
+from phototag.testing.photos import scene  # noqa: E402
 
 
 def timed(data: bytes, runs: int, raw: bool, decode_size: int) -> tuple[float, str, tuple[int, int]]:

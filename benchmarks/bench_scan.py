@@ -28,12 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "tests")]
-
-from photos import exif_block, face_files, jpeg_bytes, paste_face, scene  # noqa: E402
+sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag import index  # noqa: E402
 from phototag.scan import ScanOptions, scan  # noqa: E402
+from phototag.testing.photos import exif_block, face_files, jpeg_bytes, paste_face, scene  # noqa: E402
 
 MANIFEST = "manifest.json"
 KINDS = {"portrait": 100, "camera": 40, "tilted": 100, "turned": 60}  # default number of photos

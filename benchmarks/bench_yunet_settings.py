@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "tests")]
-
-from photos import face_files, paste_face, scene  # noqa: E402
+sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag import detectors  # noqa: E402
+from phototag.testing.photos import face_files, paste_face, scene  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 

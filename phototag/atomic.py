@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import faults
+from .errors import Refused
 
 TEMP_SUFFIX = ".phototag-tmp"
-
-
-class Refused(ValueError):
-    """The file cannot be written safely; it is left as it is."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .models import ModelSet
+from .models import AttributeModel, ModelSet, RotationModel
 from .records import Detection, Face
 
 EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
@@ -38,8 +38,13 @@ AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
 ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
 
 
-def _eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
-    """Centres of the eyes and of the mouth of a detection (None without those landmarks)."""
+def wide_size(size: int) -> int:
+    """Side of the wide crop around a face the attribute model sees at ``size`` (even, ``CONTEXT`` wider)."""
+    return int(math.ceil(size * CONTEXT / 2) * 2)
+
+
+def eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
+    """The centres of the eyes and of the mouth from a detection's landmarks (None without them)."""
     lm = det.landmarks
     try:
         eyes = (np.asarray(lm["left_eye"], float) + np.asarray(lm["right_eye"], float)) / 2
@@ -51,7 +56,7 @@ def _eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
 
 def face_square(det: Detection) -> tuple[float, float, float]:
     """Centre (x, y) and side of the training-style square crop of a detected face, in image pixels."""
-    points = _eyes_and_mouth(det)
+    points = eyes_and_mouth(det)
     if points is not None and np.linalg.norm(points[1] - points[0]) > 1:
         eyes, mouth = points
         d = np.linalg.norm(mouth - eyes)
@@ -73,7 +78,7 @@ def box_square(det: Detection, turned: bool = False) -> tuple[float, float, floa
 def landmark_angle(det: Detection) -> float | None:
     """The face's rotation (degrees, counter-clockwise) by its landmarks: the direction from the mouth
     to the eyes (None without landmarks)."""
-    points = _eyes_and_mouth(det)
+    points = eyes_and_mouth(det)
     if points is None:
         return None
     up = points[0] - points[1]
@@ -113,7 +118,8 @@ def derotate(wide: np.ndarray, angle: float, size: int, out: int | None = None) 
 
 
 class FaceChain:
-    """Runs the rotation, gender and age models on faces from many photos at once.
+    """Runs the rotation, gender and age models on faces from many photos at once: crops them,
+    measures the rotation (``rotation``), turns them upright and reads gender and age (``attributes``).
 
     ``flip_average``: also run each model on the mirrored face and average (test-time augmentation;
     about twice the model time, see models/README.md for what it gains).
@@ -122,36 +128,12 @@ class FaceChain:
     def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True):
         self.models = models
         self.batch_size = batch_size
-        self.flip_average = flip_average
+        self.rotation = RotationModel(models.rotation, batch_size, flip_average)
+        self.attributes = AttributeModel(models.attributes, batch_size, flip_average)
 
     @property
     def version(self) -> str:
         return self.models.version
-
-    def _predict(self, model, faces: np.ndarray):
-        """Run ``model`` (a runner) on uint8 faces in batches; for Keras padded to the batch size so
-        the graph is traced once (LiteRT re-sizes cheaply and is not padded)."""
-        outputs = []
-        for start in range(0, len(faces), self.batch_size):
-            chunk = faces[start:start + self.batch_size].astype(np.float32)
-            n = len(chunk)
-            if n < self.batch_size and model.fixed_batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.float32)])
-            out = model(chunk)
-            outputs.append({k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n])
-        if isinstance(outputs[0], dict):
-            return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
-        return np.concatenate(outputs)
-
-    def _readings(self, crops: np.ndarray, mirrored: bool | None = None) -> np.ndarray:
-        """The regressor's angles (degrees) of face crops; with ``mirrored`` (default
-        ``flip_average``) averaged with the mirror images' (whose angle is the negative)."""
-        target = self._predict(self.models.rotation, crops)
-        angles = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
-        if self.flip_average if mirrored is None else mirrored:
-            flipped = self._predict(self.models.rotation, crops[:, :, ::-1])
-            angles = (angles - np.degrees(np.arctan2(flipped[:, 1], flipped[:, 0]))) / 2
-        return angles
 
     def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None) -> np.ndarray:
         """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle.
@@ -165,21 +147,12 @@ class FaceChain:
         """
         source = crops if turned_crops is None else turned_crops
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
-        readings = np.concatenate([self._readings(crops)[None], self._readings(turned, mirrored=False).reshape(3, -1)])
+        readings = np.concatenate([self.rotation(crops)[None], self.rotation(turned, flip_average=False).reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
         support = (np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT).sum(axis=1)
         as_is = np.arange(4)[:, None] == 0  # preferred among equals: the only mirror-averaged reading
         best = np.argmax(support + (as_is - np.abs(readings) / 360) / 2, axis=0)  # the tie-breaks add < 1
         return _wrapped(estimates[best, np.arange(len(crops))])
-
-    def attributes(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probability of female and age of upright faces (averaged with their mirror images if asked)."""
-        out = self._predict(self.models.attributes, faces)
-        p_female, age = out["gender"][:, 0], out["age"][:, 0]
-        if self.flip_average:
-            mirrored = self._predict(self.models.attributes, faces[:, :, ::-1])
-            p_female, age = (p_female + mirrored["gender"][:, 0]) / 2, (age + mirrored["age"][:, 0]) / 2
-        return p_female, age
 
     def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
                      turned_crops: np.ndarray | None = None) -> np.ndarray:
@@ -208,7 +181,7 @@ class FaceChain:
         if len(tilted):
             again = np.stack([derotate(wide_crops[i], angles[i], size, self.models.rotation_input_size)
                               for i in tilted])
-            second = self._readings(again)
+            second = self.rotation(again)
             tilted, second = tilted[np.abs(second) <= REFINE_LIMIT], second[np.abs(second) <= REFINE_LIMIT]
             angles[tilted] = _wrapped(angles[tilted] + second)
             for i in tilted:
@@ -225,14 +198,14 @@ class FaceChain:
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
-        wide_size = int(math.ceil(size * CONTEXT / 2) * 2)
+        wide = wide_size(size)
         rotation_crops, box_crops, wide_crops, turns, owners = [], [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))
-                wide_crops.append(crop(image, cx, cy, side * wide_size / size, wide_size))
+                wide_crops.append(crop(image, cx, cy, side * wide / size, wide))
                 box_crops.append(crop(image, *box_square(det, turned=True), rot_size))
                 turns.append(quarter_turns(det))
                 owners.append((i, det, image))
@@ -244,7 +217,7 @@ class FaceChain:
             marked = landmark_angle(det)
             if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:
                 cx, cy, side = box_square(det, turned=True)
-                wide_crops[j] = crop(image, cx, cy, side * wide_size / size, wide_size)
+                wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
         angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
         for (i, det, _), angle, p, age in zip(owners, angles, p_female, ages):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,

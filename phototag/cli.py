@@ -232,7 +232,7 @@ def query(
     """
     from rich.console import Console
 
-    from . import query as q
+    from . import display, query as q
 
     if null and output not in (None, "paths"):
         raise typer.BadParameter(f"-0 prints paths, not {output}", param_hint="-0")
@@ -248,13 +248,13 @@ def query(
     )
     photos = q.find_photos(_read_index(db), request, with_faces=output != "paths")
     if output == "paths":
-        typer.echo(q.format_paths(photos, nul=null), nl=False)
+        typer.echo(display.format_paths(photos, nul=null), nl=False)
     elif output == "json":
-        typer.echo(q.format_json(photos), nl=False)
+        typer.echo(display.format_json(photos), nl=False)
     elif output == "csv":
-        typer.echo(q.format_csv(photos), nl=False)
+        typer.echo(display.format_csv(photos), nl=False)
     elif photos:
-        Console().print(q.photos_table(photos, matching=request.has_face_filter))
+        Console().print(display.photos_table(photos, matching=request.has_face_filter))
     else:
         typer.echo("No photos match.", err=True)
 
@@ -266,23 +266,13 @@ def show(
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
 ) -> None:
     """Print the faces of one photo: box in the displayed frame, rotation, gender, p_female, age, confidences."""
-    import json
-
-    from rich.console import Console
-
-    from . import query as q
+    from . import display, query as q
 
     detail = q.photo_detail(_read_index(db), photo)
     if detail is None:
         typer.echo(f"Not in the index: {photo} (add it with: phototag scan {photo})", err=True)
         raise typer.Exit(1)
-    if json_out:
-        typer.echo(json.dumps(q.detail_record(detail), indent=2, ensure_ascii=False))
-        return
-    console = Console(highlight=False)
-    console.print(q.detail_summary(detail), markup=False)
-    if detail["faces"]:
-        console.print(q.faces_table(detail))
+    _print_record(q.detail_record(detail) if json_out else None, lambda console: display.render_photo(detail, console))
 
 
 @app.command()
@@ -291,20 +281,22 @@ def stats(
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
 ) -> None:
     """Count the photos, faces, photos without faces, faces by gender and age decade, and failed files."""
-    import json
-
-    from rich.console import Console
-
-    from . import query as q
+    from . import display, query as q
 
     counts = q.index_stats(_read_index(db))
-    if json_out:
-        typer.echo(json.dumps(counts, indent=2))
-        return
-    console = Console(highlight=False)
-    console.print(q.stats_summary(counts), markup=False)
-    if counts["faces"]:
-        console.print(q.stats_table(counts))
+    _print_record(counts if json_out else None, lambda console: display.render_stats(counts, console))
+
+
+def _print_record(record: dict | None, render) -> None:
+    """Print ``record`` as JSON, or when it is None call ``render`` with a console for people."""
+    if record is not None:
+        import json
+
+        typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    else:
+        from rich.console import Console
+
+        render(Console(highlight=False))
 
 
 @app.command()
@@ -327,41 +319,14 @@ def clean(
         if not os.path.lexists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
-    from . import atomic, tags
-    from .images import supported_extensions
-    from .index import display_path
-    from .walk import walk
+    from .clean import CleanOptions, clean as run_clean
+    from .display import render_clean
 
-    table = Table("Photo", "Would remove" if dry_run else "Removed", box=None)
-    changed = failed = 0
-    folders = {os.path.abspath(os.fsencode(path)) for path in paths if path.is_dir()}
-
-    def unreadable(path: bytes, error: OSError) -> None:
-        nonlocal failed
-        failed += 1
-        table.add_row(Text(display_path(path)), Text(f"failed: {error.strerror or error}", style="red"))
-
-    for path in walk(paths, supported_extensions(), hidden, on_error=unreadable):
-        folders.add(os.path.dirname(path))
-        result = tags.clean(path, dry_run=dry_run, keep_mtime=not touch)
-        if result.failed:
-            failed += 1
-            table.add_row(Text(display_path(path)), Text(f"failed: {result.failed}", style="red"))
-        elif result.changed:
-            changed += 1
-            table.add_row(Text(display_path(path)), Text(result.summary()))
-    console = Console(highlight=False)
-    if table.row_count:
-        console.print(table)
-    temps = 0 if dry_run else sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
-    verb = "Would clean" if dry_run else "Cleaned"
-    console.print(f"{verb} {changed} file(s)" + (f", {failed} failed" if failed else "")
-                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
-                  markup=False)
-    raise typer.Exit(1 if failed else 0)
+    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden)
+    summary = run_clean([os.fsencode(p) for p in paths], options)
+    render_clean(summary, Console(highlight=False))
+    raise typer.Exit(1 if summary.failed else 0)
 
 
 @app.command()
@@ -439,15 +404,12 @@ def train(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console
-    from rich.table import Table
 
     from phototag.training.train import summary
 
-    table = Table("model", "file", "epochs (stage 1, 2)", "seconds", "best validation", box=None)
-    for row, path in zip(summary(out, saved), saved.values()):
-        metrics = ", ".join(f"{k.removeprefix('val_')} {v:.4g}" for k, v in row["best_validation"].items())
-        table.add_row(row["model"], str(path), ", ".join(map(str, row["epochs"])), f"{row['seconds']:.0f}", metrics)
-    Console().print(table)
+    from .display import render_training
+
+    render_training(summary(out, saved), list(saved.values()), Console())
 
 
 @app.command("export")
@@ -502,8 +464,8 @@ def evaluate(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from phototag.training.data import DataError
     from phototag.training.evaluate import evaluate as run_eval
-    from phototag.training.evaluate import format_report
 
+    from .display import format_evaluation
     from .models import ModelError
 
     try:
@@ -512,4 +474,4 @@ def evaluate(
     except (DataError, ModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))

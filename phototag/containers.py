@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import Refused
+from .errors import Refused
 from .iptc import PHOTOSHOP
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers

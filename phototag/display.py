@@ -1,6 +1,12 @@
-"""Rendering a scan for people (rich): the progress bar and the summary. No pipeline logic here."""
+"""Everything printed for people or other programs: the scan's progress bar and summary, the
+clean's list, the query formats (table, paths, JSON, CSV), ``show`` and ``stats``, the training
+table and the evaluation report. The commands' logic is elsewhere; this module only renders."""
 
 from __future__ import annotations
+
+import csv
+import io
+import json
 
 from rich.console import Console
 from rich.markup import escape
@@ -8,10 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from .clean import CleanSummary
 from .index import display_path
-from .scan import ScanSummary
+from .query import gender_confidence, photo_record, rounded_age
+from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
+
+CSV_COLUMNS = ("path", "taken_at", "width", "height", "face_count", "face_index", "x", "y", "w", "h",
+               "rotation", "gender", "p_female", "gender_confidence", "age", "confidence")
 
 # Summary labels of the in-photo (EXIF + XMP) write statuses.
 _IN_PHOTO = {
@@ -116,3 +127,173 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
                      "the next scan resumes with the rest")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def render_clean(summary: CleanSummary, console: Console) -> None:
+    """Print the photos cleaned (or failed) and a closing line."""
+    table = Table("Photo", "Would remove" if summary.dry_run else "Removed", box=None)
+    for path, result in summary.photos:
+        table.add_row(Text(path), Text(f"failed: {result.failed}", style="red") if result.failed
+                      else Text(result.summary()))
+    if table.row_count:
+        console.print(table)
+    verb = "Would clean" if summary.dry_run else "Cleaned"
+    temps = summary.temp_files_removed
+    console.print(f"{verb} {summary.cleaned} file(s)" + (f", {summary.failed} failed" if summary.failed else "")
+                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  markup=False)
+
+
+# --- query, show, stats -------------------------------------------------------------------------
+
+def detail_summary(photo: dict) -> str:
+    """The lines above ``show``'s face table."""
+    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
+    if photo["status"] != "done":
+        lines.append(f"{photo['status']}: {photo['error']}")
+    else:
+        taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
+        lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
+    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
+    return "\n".join(lines)
+
+
+def stats_summary(stats: dict) -> str:
+    """The lines above ``stats``' age/gender table."""
+    return "\n".join([
+        f"Photos  {stats['photos']:,} ({stats['photos_without_faces']:,} without faces)",
+        f"Faces   {stats['faces']:,}",
+        f"Missing {_plural(stats['missing'], 'photo')} gone at the last scan",
+        f"Failed  {_plural(stats['failed'], 'file')} that could not be scanned",
+    ])
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def format_paths(photos: list[dict], nul: bool = False) -> bytes:
+    """The exact file names, one a line (or each followed by NUL for ``xargs -0``)."""
+    end = b"\0" if nul else b"\n"
+    return b"".join(p["path_key"] + end for p in photos)
+
+
+def format_json(photos: list[dict]) -> str:
+    """A JSON array, one photo a line."""
+    return "[" + ",\n".join(json.dumps(photo_record(p), ensure_ascii=False) for p in photos) + "]\n"
+
+
+def format_csv(photos: list[dict]) -> str:
+    """One row per matching face (photo columns repeated); a photo with none gets one row with empty face columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in photos:
+        head = [p["path"], p["taken_at"], p["width"], p["height"], p["face_count"]]
+        for f in p.get("faces") or [None]:
+            if f is None:
+                writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
+            else:
+                writer.writerow(head + [f["face_index"], f["x"], f["y"], f["w"], f["h"], f["rotation"], f["gender"],
+                                        f["p_female"], gender_confidence(f), f["age"], f["confidence"]])
+    return out.getvalue()
+
+
+def _face_summary(face: dict) -> str:
+    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
+
+
+def photos_table(photos: list[dict], matching: bool) -> Table:
+    """A rich table of photos and their (matching) faces as gender + age."""
+    table = Table(show_edge=False)
+    table.add_column("Path", overflow="fold")
+    table.add_column("Taken")
+    table.add_column("Faces", justify="right")
+    table.add_column("Matching faces" if matching else "Gender, age")
+    for p in photos:
+        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
+                      ", ".join(_face_summary(f) for f in p.get("faces", [])))
+    return table
+
+
+def faces_table(photo: dict) -> Table:
+    """A rich table of one photo's faces."""
+    table = Table(show_edge=False, caption="Box: pixels of the displayed frame; Conf.: gender confidence; "
+                                            "Det.: detection confidence")
+    table.add_column("#", justify="right")
+    table.add_column("Box x y w h", no_wrap=True)
+    for name in ("Rot.", "Gender", "p_female", "Age", "Conf.", "Det."):
+        table.add_column(name, justify="right")
+    for f in photo["faces"]:
+        table.add_row(str(f["face_index"]), " ".join(f"{v:.0f}" for v in (f["x"], f["y"], f["w"], f["h"])),
+                      f"{f['rotation']:.1f}°", f["gender"] or "?", f"{f['p_female']:.3f}",
+                      f"{f['age']:.1f}", f"{gender_confidence(f):.3f}", f"{f['confidence']:.3f}")
+    return table
+
+
+def stats_table(stats: dict) -> Table:
+    """A rich table of face counts by age decade and gender."""
+    genders = list(stats["faces_by_gender"])
+    table = Table(show_edge=False)
+    table.add_column("Age")
+    for g in genders + ["total"]:
+        table.add_column(g, justify="right")
+    for label, bucket in stats["faces_by_age"].items():
+        table.add_row(label, *(str(bucket.get(g, 0)) for g in genders + ["total"]))
+    table.add_row("all", *(str(stats["faces_by_gender"][g]) for g in genders), str(stats["faces"]), style="bold")
+    return table
+
+
+def render_photo(photo: dict, console: Console) -> None:
+    """``show``: the photo's facts, then its faces."""
+    console.print(detail_summary(photo), markup=False)
+    if photo["faces"]:
+        console.print(faces_table(photo))
+
+
+def render_stats(stats: dict, console: Console) -> None:
+    """``stats``: the counts, then the faces by age decade and gender."""
+    console.print(stats_summary(stats), markup=False)
+    if stats["faces"]:
+        console.print(stats_table(stats))
+
+
+# --- train, eval ---------------------------------------------------------------------------------
+
+def render_training(rows: list[dict], paths: list, console: Console) -> None:
+    """``train``: one row per model saved (``rows`` from ``training.train.summary``, ``paths`` its files)."""
+    table = Table("model", "file", "epochs (stage 1, 2)", "seconds", "best validation", box=None)
+    for row, path in zip(rows, paths):
+        metrics = ", ".join(f"{k.removeprefix('val_')} {v:.4g}" for k, v in row["best_validation"].items())
+        table.add_row(row["model"], str(path), ", ".join(map(str, row["epochs"])), f"{row['seconds']:.0f}", metrics)
+    console.print(table)
+
+
+def format_evaluation(report: dict) -> str:
+    """``eval``: a plain-text table of a :func:`phototag.training.evaluate.evaluate` report."""
+    lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} files"
+             f"  through {report['through']}", report["runtime"]]
+    if "detection" in report:
+        d = report["detection"]
+        shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
+        lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
+    if "gender" in report:
+        lines.append(f"gender accuracy      {report['gender']['accuracy'] * 100:6.2f} %   (n={report['gender']['n']})")
+        if "accuracy_with_misses" in report["gender"]:
+            lines.append(f"  misses as errors   {report['gender']['accuracy_with_misses'] * 100:6.2f} %")
+    if "age" in report:
+        a = report["age"]
+        lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
+        lines.append(f"age RMSE             {a['rmse']:6.2f} years")
+        lines.append(f"age within ±5 years  {a['within_5'] * 100:6.2f} %")
+        lines.append("  decade     n    MAE   bias")
+        for d, r in a["by_decade"].items():
+            lines.append(f"  {d:>7} {r['n']:5d} {r['mae']:6.2f} {r['bias']:+6.2f}")
+    for r in report.get("rotation", []):
+        lines.append(f"rotation ±{r['max_angle']:.0f}°: MAE {r['mae']:.2f}°, within ±5° {r['within_5'] * 100:.1f} %, "
+                     f"95th percentile {r['p95']:.1f}°")
+    if "ms_per_face" in report:
+        lines.append(f"chain time           {report['ms_per_face']:6.2f} ms per face (rotation + de-rotate + gender/age)")
+    if "ms_per_image" in report:
+        lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
+    return "\n".join(lines)

@@ -1,4 +1,6 @@
-"""The SQLite index: schema, location and transactional writes (through sqlite-utils).
+"""The SQLite index: schema, location, reads and transactional writes (through sqlite-utils); all of
+phototag's SQL but the read-only queries of :mod:`phototag.query` (find, stats). :class:`IndexWriter` is a scan's
+side of it: the one object that writes, so that it can live where the index is.
 
 Every write is one transaction (``db.atomic()``: sqlite-utils commits each statement on its own
 otherwise), so a photo's row and its faces change together or not at all.
@@ -30,6 +32,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -208,18 +211,45 @@ def get_photo(db: sqlite_utils.Database, path) -> dict | None:
     return rows[0] if rows else None
 
 
-def _photo_row(path, stat: os.stat_result | Written, sha256: str | None) -> dict:
-    size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
-    return {
-        "path": display_path(os.path.abspath(os.fsencode(path))),
-        "path_key": path_key(path),
-        "size": size,
-        "mtime_ns": mtime_ns,
-        "sha256": sha256,
-        "missing": 0,
-        "unconfirmed": 0,
-        "scanned_at": now_iso(),
-    }
+def get_photo_of_sibling(db: sqlite_utils.Database, path) -> dict | None:
+    """The photos row of the photo scanned in place of the RAW sibling ``path``, or None."""
+    rows = list(db.query("select photos.* from siblings join photos on photos.id = siblings.photo_id"
+                         " where siblings.path_key = ?", [path_key(path)]))
+    return rows[0] if rows else None
+
+
+@dataclass
+class IndexedState:
+    """What the index remembers about a file from its last scan."""
+
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    status: str
+    model_version: str | None
+    exif_status: str | None
+    missing: bool
+    unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
+
+
+def indexed_states(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
+    """The remembered state of every file in the index, by path key."""
+    rows = db.execute(
+        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
+        " from photos"
+    ).fetchall()
+    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
+
+
+def _photo_row(path, stat: os.stat_result | Written | None, sha256: str | None) -> dict:
+    """The columns every write of a photo's row sets; the file's state only when ``stat`` is known
+    (a file that could not be stat'ed keeps the state recorded before)."""
+    row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
+           "missing": 0, "scanned_at": now_iso()}
+    if stat is not None:
+        size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
+        row |= {"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "unconfirmed": 0}
+    return row
 
 
 def record_photo(
@@ -281,12 +311,7 @@ def record_photo(
 
 def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None, error: str) -> int:
     """Store a file that could not be scanned, with the reason; its old faces are removed."""
-    if stat is None:
-        row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
-               "missing": 0, "scanned_at": now_iso()}
-    else:
-        row = _photo_row(path, stat, None)
-    row |= {"status": "failed", "error": error, "face_count": 0, "model_version": None}
+    row = _photo_row(path, stat, None) | {"status": "failed", "error": error, "face_count": 0, "model_version": None}
     with db.atomic():
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])
@@ -387,3 +412,52 @@ def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face
                   rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"])
              for f in faces_of(db, row["id"])]
     return info, faces, row["model_version"]
+
+
+class IndexWriter:
+    """A scan's writes to the index, each photo in its own transaction; owns the database handle.
+
+    With :class:`phototag.writer.PhotoWriter` it makes the write protocol: a rewritten file's row is
+    recorded unconfirmed just before the rename (``record_unconfirmed``) and confirmed after it
+    (``confirm``); a file not rewritten is recorded as it was read (``record_read``). Photos are
+    recorded with ``version``, the models' version.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, version: str):
+        self.db = db
+        self.version = version
+
+    def states(self) -> dict[bytes, IndexedState]:
+        """What the index remembers about every file, by path key."""
+        return indexed_states(self.db)
+
+    def scanned_photo(self, path) -> tuple[PhotoInfo, list[Face], str] | None:
+        """See :func:`scanned_photo`."""
+        return scanned_photo(self.db, path)
+
+    def record_unconfirmed(self, path, file: Written, info: PhotoInfo, faces: list[Face]) -> None:
+        """The file about to be renamed in over ``path``, with the faces written into it."""
+        record_photo(self.db, path, file, file.sha256, info, faces, self.version, "written", unconfirmed=True)
+
+    def confirm(self, path) -> None:
+        """The file recorded unconfirmed is in place."""
+        confirm(self.db, path)
+
+    def record_read(self, path, file: Written, info: PhotoInfo, faces: list[Face], exif_status: str) -> None:
+        """The photo's faces, with the file as it was read (not rewritten: ``exif_status`` says why)."""
+        record_photo(self.db, path, file, file.sha256, info, faces, self.version, exif_status)
+
+    def record_failure(self, path, stat: os.stat_result | None, error: str) -> None:
+        record_failure(self.db, path, stat, error)
+
+    def record_same_file(self, path, stat: os.stat_result, known: IndexedState) -> None:
+        """``path`` has the content ``known`` describes, with the file state ``stat`` (confirmed)."""
+        update_file_state(self.db, path, stat, known.sha256, known.exif_status or "")
+
+    def record_siblings(self, pairs: dict[bytes, bytes], under: Iterable[bytes]) -> None:
+        """See :func:`record_siblings`."""
+        record_siblings(self.db, pairs, under)
+
+    def mark_missing(self, seen_keys: set[bytes], under: Iterable[bytes], prune: bool = False) -> int:
+        """See :func:`mark_missing`."""
+        return mark_missing(self.db, seen_keys, under, prune=prune)

@@ -6,7 +6,8 @@ A model folder holds ``manifest.json`` and the Keras files it names::
 
 ``rotation`` is the rotation regressor, ``age`` the gender-conditioned age regressor (its outputs
 include the gender probability). The model version stored with every scanned photo is the name
-plus a hash of the model files, so retrained models are told apart.
+plus a hash of the model files, so retrained models are told apart. What each model's inputs and
+outputs mean is its class's business: :class:`RotationModel`, :class:`AttributeModel`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 MANIFEST = "manifest.json"
-MODEL_KEYS = ("rotation", "age")
+MODEL_KEYS = ("rotation", "age")  # the models a scan loads
+MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
 ENV_MODELS = "PHOTOTAG_MODELS"
 
 
@@ -49,6 +53,68 @@ class ModelSet:
 
     def describe(self) -> str:
         return f"{'LiteRT' if self.engine == 'litert' else 'Keras/TensorFlow'} on {self.device}"
+
+
+def run_batched(runner, inputs: np.ndarray, batch_size: int) -> np.ndarray | dict[str, np.ndarray]:
+    """Run a model (a runner of :mod:`phototag.runtime`) on uint8 images in batches; for Keras padded
+    to the batch size so the graph is traced once (LiteRT re-sizes cheaply and is not padded)."""
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start:start + batch_size].astype(np.float32)
+        n = len(chunk)
+        if n < batch_size and runner.fixed_batch:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), np.float32)])
+        out = runner(chunk)
+        outputs.append({k: v[:n] for k, v in out.items()} if isinstance(out, dict) else out[:n])
+    if isinstance(outputs[0], dict):
+        return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    return np.concatenate(outputs)
+
+
+class _FaceModel:
+    """A model run on square face images of ``input_size`` pixels, ``batch_size`` at a time."""
+
+    def __init__(self, runner, batch_size: int = 64, flip_average: bool = True):
+        self.runner = runner
+        self.batch_size = batch_size
+        self.flip_average = flip_average
+
+    @property
+    def input_size(self) -> int:
+        return self.runner.input_size
+
+
+class RotationModel(_FaceModel):
+    """The rotation regressor: face crops -> their angles in degrees (counter-clockwise as displayed).
+
+    The network predicts (cos, sin) of the angle. ``flip_average``: also run it on the mirror
+    images, whose angle is the negative, and average the two estimates (a call may say otherwise)."""
+
+    def __call__(self, crops: np.ndarray, flip_average: bool | None = None) -> np.ndarray:
+        angles = self._angles(crops)
+        if self.flip_average if flip_average is None else flip_average:
+            angles = (angles - self._angles(crops[:, :, ::-1])) / 2
+        return angles
+
+    def _angles(self, crops: np.ndarray) -> np.ndarray:
+        target = run_batched(self.runner, crops, self.batch_size)
+        return np.degrees(np.arctan2(target[:, 1], target[:, 0]))
+
+
+class AttributeModel(_FaceModel):
+    """The gender/age model: upright faces -> (probability of female, age in years), its outputs
+    ``gender`` and ``age``. ``flip_average``: averaged with the mirror images' predictions."""
+
+    def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p_female, age = self._predict(faces)
+        if self.flip_average:
+            mirrored_p, mirrored_age = self._predict(faces[:, :, ::-1])
+            p_female, age = (p_female + mirrored_p) / 2, (age + mirrored_age) / 2
+        return p_female, age
+
+    def _predict(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = run_batched(self.runner, faces, self.batch_size)
+        return out["gender"][:, 0], out["age"][:, 0]
 
 
 def package_model_dir() -> Path:
@@ -83,10 +149,10 @@ def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
 
 
 def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) -> dict:
-    """Write a manifest naming ``rotation.keras`` and ``age.keras`` in ``model_dir`` (keeps other keys)."""
+    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys)."""
     path = Path(model_dir) / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {}
-    manifest |= {"name": name, "models": {"rotation": {"file": "rotation.keras"}, "age": {"file": "age.keras"}}}
+    manifest |= {"name": name, "models": {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}}
     manifest |= extra or {}
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

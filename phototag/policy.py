@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from .atomic import Refused
+from .errors import Refused
 from .records import Face, PhotoInfo
 from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, Region
 

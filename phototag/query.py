@@ -1,4 +1,5 @@
 """Answer questions from the index: find photos by their faces, show one photo, count everything.
+The answers are records (dicts); :mod:`phototag.display` renders them.
 
 Matching rules
 --------------
@@ -20,8 +21,6 @@ All SQL is built from fixed fragments; every user value is a bound parameter.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -31,15 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
-from rich.table import Table
-from rich.text import Text
 
-from .index import faces_of, get_photo, path_key, siblings_of
+from .index import faces_of, get_photo, get_photo_of_sibling, siblings_of
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
-CSV_COLUMNS = ("path", "taken_at", "width", "height", "face_count", "face_index", "x", "y", "w", "h",
-               "rotation", "gender", "p_female", "gender_confidence", "age", "confidence")
 
 FACE_COLUMNS = ", ".join(f"f.{c}" for c in ("photo_id", "face_index", "frame", "x", "y", "w", "h", "rotation",
                                              "gender", "p_female", "age", "confidence"))
@@ -280,10 +275,7 @@ def build_faces_query(q: Query, photo_ids: list[int]) -> tuple[str, list]:
 def photo_detail(db: sqlite_utils.Database, path) -> dict | None:
     """The photos row of ``path`` with all its ``faces`` and RAW ``siblings``, or None if it is not in
     the index. The RAW of a RAW+JPEG pair gives the JPEG's row."""
-    photo = get_photo(db, path)
-    if photo is None:
-        row = db.execute("SELECT photo_id FROM siblings WHERE path_key = ?", [path_key(path)]).fetchone()
-        photo = next(iter(db.query("SELECT * FROM photos WHERE id = ?", [row[0]])), None) if row else None
+    photo = get_photo(db, path) or get_photo_of_sibling(db, path)
     if photo is not None:
         photo["faces"] = faces_of(db, photo["id"])
         photo["siblings"] = siblings_of(db, photo["id"])
@@ -341,7 +333,7 @@ def index_stats(db: sqlite_utils.Database) -> dict:
             "faces_by_gender": dict(sorted(by_gender.items())), "faces_by_age": by_decade}
 
 
-# --- output --------------------------------------------------------------------------------------
+# --- records (what the commands print: rendered by phototag.display) ---------------------------
 
 def face_record(face: dict) -> dict:
     """A face row as output: box in the displayed frame, predictions and both confidences."""
@@ -367,101 +359,3 @@ def detail_record(photo: dict) -> dict:
         "siblings": photo.get("siblings", []),
         "faces": [face_record(f) | {"landmarks": f["landmarks"]} for f in photo["faces"]],
     }
-
-
-def detail_summary(photo: dict) -> str:
-    """The lines above ``show``'s face table."""
-    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
-    if photo["status"] != "done":
-        lines.append(f"{photo['status']}: {photo['error']}")
-    else:
-        taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
-        lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
-    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
-    return "\n".join(lines)
-
-
-def stats_summary(stats: dict) -> str:
-    """The lines above ``stats``' age/gender table."""
-    return "\n".join([
-        f"Photos  {stats['photos']:,} ({stats['photos_without_faces']:,} without faces)",
-        f"Faces   {stats['faces']:,}",
-        f"Missing {_plural(stats['missing'], 'photo')} gone at the last scan",
-        f"Failed  {_plural(stats['failed'], 'file')} that could not be scanned",
-    ])
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def format_paths(photos: list[dict], nul: bool = False) -> bytes:
-    """The exact file names, one a line (or each followed by NUL for ``xargs -0``)."""
-    end = b"\0" if nul else b"\n"
-    return b"".join(p["path_key"] + end for p in photos)
-
-
-def format_json(photos: list[dict]) -> str:
-    """A JSON array, one photo a line."""
-    return "[" + ",\n".join(json.dumps(photo_record(p), ensure_ascii=False) for p in photos) + "]\n"
-
-
-def format_csv(photos: list[dict]) -> str:
-    """One row per matching face (photo columns repeated); a photo with none gets one row with empty face columns."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for p in photos:
-        head = [p["path"], p["taken_at"], p["width"], p["height"], p["face_count"]]
-        for f in p.get("faces") or [None]:
-            if f is None:
-                writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
-            else:
-                writer.writerow(head + [f["face_index"], f["x"], f["y"], f["w"], f["h"], f["rotation"], f["gender"],
-                                        f["p_female"], gender_confidence(f), f["age"], f["confidence"]])
-    return out.getvalue()
-
-
-def _face_summary(face: dict) -> str:
-    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
-
-
-def photos_table(photos: list[dict], matching: bool) -> Table:
-    """A rich table of photos and their (matching) faces as gender + age."""
-    table = Table(show_edge=False)
-    table.add_column("Path", overflow="fold")
-    table.add_column("Taken")
-    table.add_column("Faces", justify="right")
-    table.add_column("Matching faces" if matching else "Gender, age")
-    for p in photos:
-        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
-                      ", ".join(_face_summary(f) for f in p.get("faces", [])))
-    return table
-
-
-def faces_table(photo: dict) -> Table:
-    """A rich table of one photo's faces."""
-    table = Table(show_edge=False, caption="Box: pixels of the displayed frame; Conf.: gender confidence; "
-                                            "Det.: detection confidence")
-    table.add_column("#", justify="right")
-    table.add_column("Box x y w h", no_wrap=True)
-    for name in ("Rot.", "Gender", "p_female", "Age", "Conf.", "Det."):
-        table.add_column(name, justify="right")
-    for f in photo["faces"]:
-        table.add_row(str(f["face_index"]), " ".join(f"{v:.0f}" for v in (f["x"], f["y"], f["w"], f["h"])),
-                      f"{f['rotation']:.1f}°", f["gender"] or "?", f"{f['p_female']:.3f}",
-                      f"{f['age']:.1f}", f"{gender_confidence(f):.3f}", f"{f['confidence']:.3f}")
-    return table
-
-
-def stats_table(stats: dict) -> Table:
-    """A rich table of face counts by age decade and gender."""
-    genders = list(stats["faces_by_gender"])
-    table = Table(show_edge=False)
-    table.add_column("Age")
-    for g in genders + ["total"]:
-        table.add_column(g, justify="right")
-    for label, bucket in stats["faces_by_age"].items():
-        table.add_row(label, *(str(bucket.get(g, 0)) for g in genders + ["total"]))
-    table.add_row("all", *(str(stats["faces_by_gender"][g]) for g in genders), str(stats["faces"]), style="bold")
-    return table

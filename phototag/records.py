@@ -7,6 +7,7 @@ applied (``ImageOps.exif_transpose``), in pixels, origin top-left.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import TypeVar
 
 FRAME = "displayed"  # the frame every stored coordinate is in
 
@@ -33,6 +34,9 @@ class Face(Detection):
         return asdict(self)
 
 
+D = TypeVar("D", bound=Detection)
+
+
 @dataclass
 class PhotoInfo:
     """What decoding a photo tells about it (before detection)."""
@@ -48,9 +52,10 @@ class PhotoInfo:
     extra: dict = field(default_factory=dict)
 
 
-def to_full_resolution(face: Face, scale: float) -> Face:
-    """A face found in an image decoded at ``scale`` with coordinates in full-resolution pixels."""
+def to_full_resolution(det: D, scale: float) -> D:
+    """A detection (or face) found in an image at ``scale`` (its pixels per pixel of the full-resolution
+    image) with box and landmarks in full-resolution pixels."""
     if scale == 1.0:
-        return face
-    return replace(face, box=tuple(v / scale for v in face.box),
-                   landmarks={k: (x / scale, y / scale) for k, (x, y) in face.landmarks.items()})
+        return det
+    return replace(det, box=tuple(v / scale for v in det.box),
+                   landmarks={k: (x / scale, y / scale) for k, (x, y) in det.landmarks.items()})

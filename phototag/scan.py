@@ -1,5 +1,10 @@
 """``phototag scan``: walk -> decode -> detect -> face chain -> EXIF -> index, with progress and a summary.
 
+The stages live in their own modules: :mod:`~phototag.plan` (walk and change detection),
+:mod:`~phototag.pipeline` (read, decode, detect, chain), :mod:`~phototag.writer` (the tags, with
+:class:`~phototag.index.IndexWriter` for the index side) and :mod:`~phototag.summary`; this module
+arranges them on one machine.
+
 Each photo is written to the index in its own transaction. When its file is rewritten, the row
 (faces and the new file's size, mtime and hash) is recorded as unconfirmed just before the rename
 and confirmed after it (see :mod:`phototag.index`), so a scan stopped at any moment, even by
@@ -15,36 +20,34 @@ Rendering for people is in :mod:`phototag.display`.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import itertools
-import os
-import signal
 import sqlite3
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+import sqlite_utils
 
-from . import atomic, detectors, index, tags
-from .atomic import Written
-from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS, DecodeError, TooLarge, decode, is_raw, supported_extensions
+from . import detectors, index
+from .concurrency import Interrupts, prefetch
+from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS
 from .models import model_version, shipped_model_dir
-from .records import Detection, Face, PhotoInfo, to_full_resolution
-from .sidecar import NAMES, sidecar_path
-from .walk import RAW_SIBLING, TOO_LARGE, Skipped, is_unchanged, load_index_state, skipped_counts, walk
+from .pipeline import Photo, PhotoJob, batch_is_full, chain_faces, detect_faces, read_photo
+from .plan import plan, stat_job
+from .records import Face
+from .sidecar import NAMES
+from .summary import ScanSummary, Timings
+from .walk import named_folders
+from .writer import PhotoWriter
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
 
+__all__ = ["ScanOptions", "ScanProgress", "ScanSummary", "SilentProgress", "Timings", "scan"]
+
 PREFETCH = 2  # photos read and decoded ahead of detection
-MAX_PENDING_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
 
 
 @dataclass
@@ -75,6 +78,11 @@ class ScanOptions:
     wait: bool = False  # wait for another scan of the same index instead of refusing
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
 
+    def wants_sidecar(self, exif_status: str) -> bool:
+        """Whether a photo gets a sidecar: as ``--sidecar/--no-sidecar`` say, else where the tags could
+        not be written into the photo because of its format (``exif_status``)."""
+        return self.sidecar if self.sidecar is not None else self.exif and exif_status == "unsupported"
+
     def analyzer(self) -> FaceAnalyzer:
         """The detector and models these options ask for (loads them)."""
         from .analyzer import FaceAnalyzer
@@ -82,61 +90,6 @@ class ScanOptions:
         return FaceAnalyzer(self.detector, models=self.model_dir, engine=self.engine, min_face=self.min_face,
                             min_confidence=self.min_confidence, detect_size=self.detect_size,
                             any_angle=self.any_angle, batch_size=self.batch_size, verbose=self.verbose)
-
-
-@dataclass
-class Timings:
-    """Seconds spent per stage. ``decode`` (reading, hashing, decoding) and ``chain`` run in threads
-    of their own beside detection and writing, so the stages can add up to more than ``total``;
-    ``waiting`` is the time the main thread (detect, write) waited for them."""
-
-    startup: float = 0.0  # loading the detector and the models
-    walk: float = 0.0  # finding files and change detection
-    decode: float = 0.0
-    detect: float = 0.0
-    chain: float = 0.0
-    write: float = 0.0  # EXIF and index writes
-    waiting: float = 0.0
-    total: float = 0.0
-
-
-@dataclass
-class ScanSummary:
-    """What a scan did; ``to_dict`` is the ``--json`` output."""
-
-    detector: str = ""  # empty when nothing needed the detector and the models
-    engine: str = ""  # what ran the models: "litert" or "keras"
-    device: str = ""  # where: "CPU" or "GPU: <names>"
-    model_version: str = ""
-    found: int = 0  # image files under the paths
-    scanned: int = 0  # photos decoded, detected and recorded in this run
-    unchanged: int = 0  # skipped: same file as at the last scan
-    faces: int = 0  # faces found in the scanned photos
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
-    unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
-    skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why
-    missing: int = 0  # indexed photos under the scanned folders that are gone
-    pruned: bool = False  # whether those were deleted from the index
-    outdated: int = 0  # unchanged photos tagged by other models, not redone
-    exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
-    exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
-    sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
-    interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
-    confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
-    changed: list[str] = field(default_factory=list)  # changed while being scanned, twice: left for the next scan
-    temp_files_removed: int = 0  # temporary files left by killed writes, removed
-    timings: Timings = field(default_factory=Timings)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
-        d["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
-        d["skipped"] = [{"path": index.display_path(k.path), "reason": k.reason, "extension": k.extension}
-                        | ({"detail": k.detail} if k.detail else {})
-                        | ({"partner": index.display_path(k.partner)} if k.partner else {}) for k in self.skipped]
-        d["skipped_counts"] = skipped_counts(self.skipped)
-        d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
-        return d
 
 
 class ScanProgress(Protocol):
@@ -167,97 +120,83 @@ class SilentProgress:
         pass
 
 
-@dataclass
-class _Photo:
-    """A photo on its way through the scan."""
-
-    path: bytes
-    stat: os.stat_result | None
-    retried: bool = False  # read again because it changed between reading and writing
-    read: Written | None = None  # the file as read: what the pixels were decoded from
-    pixels: np.ndarray | None = None
-    info: PhotoInfo | None = None
-    detections: list[Detection] = field(default_factory=list)
-    error: str = ""
-    too_large: bool = False
-
-
 def scan(options: ScanOptions, progress: ScanProgress | None = None,
          analyzer: FaceAnalyzer | None = None) -> ScanSummary:
     """Run a scan and return its summary. Per-file problems are recorded and listed, never raised.
 
     ``analyzer``: the detector and models to use (built from ``options`` when there is work)."""
-    return _Scan(options, progress or SilentProgress(), analyzer).run()
+    summary = ScanSummary()
+    with index.scan_lock(options.db_path, wait=options.wait):
+        db = index.open_index(options.db_path)
+        start = time.perf_counter()
+        try:
+            with Interrupts() as interrupts:
+                _LocalScan(options, progress or SilentProgress(), analyzer, db, interrupts, summary).run()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        except sqlite3.Error as e:
+            raise index.IndexUnusable(f"cannot write the index {options.db_path}: {index.reason(e)}") from e
+        finally:
+            summary.timings.total = time.perf_counter() - start
+    return summary
 
 
-class _Scan:
-    def __init__(self, options: ScanOptions, progress: ScanProgress, analyzer: FaceAnalyzer | None):
+class _LocalScan:
+    """The stages arranged on this machine: the plan, then per photo decoding (a prefetch thread),
+    detection (here), the chain on batches of faces (a thread) and the writes (here), so that the
+    three overlap and the slowest sets the pace."""
+
+    def __init__(self, options: ScanOptions, progress: ScanProgress, analyzer: FaceAnalyzer | None,
+                 db: sqlite_utils.Database, interrupts: Interrupts, summary: ScanSummary):
         self.options = options
         self.progress = progress
         self.analyzer = analyzer
-        self.summary = ScanSummary()
-        self.timings = self.summary.timings
-        self.retry: list[_Photo] = []
+        self.interrupts = interrupts
+        self.summary = summary
+        self.timings = summary.timings
+        version = analyzer.version if analyzer is not None else model_version(options.model_dir or shipped_model_dir())
+        summary.model_version = version
+        self.index = index.IndexWriter(db, version)
+        self.writer = PhotoWriter(options, version)
+        self.retry: list[PhotoJob] = []  # photos changed between reading and writing
 
-    def run(self) -> ScanSummary:
+    def run(self) -> None:
         opts = self.options
-        with index.scan_lock(opts.db_path, wait=opts.wait):
-            self.db = index.open_index(opts.db_path)
-            try:
-                with _Interrupts() as self.interrupts:
-                    self._run()
-            except KeyboardInterrupt:
-                self.summary.interrupted = True
-            except sqlite3.Error as e:
-                raise index.IndexUnusable(f"cannot write the index {opts.db_path}: {index.reason(e)}") from e
-        return self.summary
+        t = time.perf_counter()
+        planned = plan(opts, self.index, self.summary)
+        self.timings.walk += time.perf_counter() - t
+        self._write_missing_sidecars(planned.sidecars_missing)
+        if planned.jobs:
+            self._start_analyzer()
+        self.progress.start(len(planned.jobs))
+        with ThreadPoolExecutor(max_workers=1) as chain_thread:
+            self._scan_photos(planned.jobs, chain_thread)
+            if revived := self._raws_of_failed_photos():
+                planned.seen.update(index.path_key(job.path) for job in revived)
+                self.summary.found += len(revived)
+                self.progress.more(len(revived))
+                self._scan_photos(revived, chain_thread)
+            retry, self.retry = self.retry, []  # once more
+            if retry:
+                self.progress.more(len(retry))
+            self._scan_photos([PhotoJob(job.path, None, retried=True) for job in retry], chain_thread)
+        folders = named_folders(opts.paths)
+        self.index.record_siblings(self.summary.raw_pairs(), folders)
+        self.summary.missing = self.index.mark_missing(planned.seen, folders, prune=opts.prune)
+        self.summary.pruned = opts.prune
 
-    def _run(self) -> None:
-        start = time.perf_counter()
-        opts = self.options
-        self.version = (self.analyzer.version if self.analyzer is not None
-                        else model_version(opts.model_dir or shipped_model_dir()))
-        self.summary.model_version = self.version
-        try:
-            todo, seen = self._plan()
-            self._write_missing_sidecars()
-            if todo:
-                self._start_analyzer()
-            self.progress.start(len(todo))
-            with ThreadPoolExecutor(max_workers=1) as chain_thread:
-                self._scan_photos(todo, chain_thread)
-                if retry := self._raws_of_failed_photos():
-                    seen.update(index.path_key(p.path) for p in retry)
-                    self.summary.found += len(retry)
-                    self.progress.more(len(retry))
-                    self._scan_photos(retry, chain_thread)
-                retry, self.retry = self.retry, []  # photos changed between reading and writing: once more
-                if retry:
-                    self.progress.more(len(retry))
-                self._scan_photos([_Photo(p.path, None, retried=True) for p in retry], chain_thread)
-            folders = [os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)]
-            index.record_siblings(self.db, {k.path: k.partner for k in self.summary.skipped
-                                            if k.reason == RAW_SIBLING}, folders)
-            self.summary.missing = index.mark_missing(self.db, seen, folders, prune=opts.prune)
-            self.summary.pruned = opts.prune
-        finally:
-            self.timings.total = time.perf_counter() - start
-
-    def _scan_photos(self, todo: list[_Photo], chain_thread: ThreadPoolExecutor) -> None:
-        """Decode (prefetch thread), detect (here), run the chain on batches of faces (chain thread)
-        and finish the photos (here), so that the three overlap and the slowest sets the pace."""
-        opts = self.options
-        pending: list[_Photo] = []  # detected, waiting for a chain batch
-        batches: deque[tuple[list[_Photo], Future]] = deque()  # submitted to the chain thread, in order
-        photos = _prefetch(self._load, todo, PREFETCH)
+    def _scan_photos(self, jobs: list[PhotoJob], chain_thread: ThreadPoolExecutor) -> None:
+        pending: list[Photo] = []  # detected, waiting for a chain batch
+        batches: deque[tuple[list[Photo], Future]] = deque()  # submitted to the chain thread, in order
+        photos = prefetch(self._read, jobs, PREFETCH)
         while True:
             t = time.perf_counter()
             photo = next(photos, None)
             self.timings.waiting += time.perf_counter() - t
             if photo is None:
                 break
-            if photo.too_large:  # not recorded, so that a scan with a higher limit takes it
-                self.summary.skipped.append(Skipped(photo.path, TOO_LARGE, detail=photo.error))
+            if photo.too_large:
+                self.summary.count_too_large(photo.path, photo.error)
                 self.progress.advance(0)
                 continue
             if photo.error:
@@ -265,15 +204,14 @@ class _Scan:
                 self.progress.advance(0)
                 continue
             t = time.perf_counter()
-            photo.detections = self.analyzer.detect(photo.pixels, photo.info.scale)
+            detect_faces(self.analyzer, photo)
             self.timings.detect += time.perf_counter() - t
             self.progress.advance(len(photo.detections))
             if not photo.detections:
                 self._finish(photo, [])
             else:
                 pending.append(photo)
-                if (sum(len(p.detections) for p in pending) >= opts.batch_size
-                        or sum(p.pixels.nbytes for p in pending) >= MAX_PENDING_PIXELS):
+                if batch_is_full(pending, self.options.batch_size):
                     batches.append((pending, chain_thread.submit(self._chain, pending)))
                     pending = []
             # finish what the chain has done; wait when a second batch is queued behind the running one
@@ -284,20 +222,28 @@ class _Scan:
         while batches:
             self._finish_batch(*batches.popleft())
 
-    def _chain(self, photos: list[_Photo]) -> list[list[Face]]:
+    def _read(self, job: PhotoJob) -> Photo:
+        """Read, hash and decode a photo (runs in the prefetch thread)."""
+        t = time.perf_counter()
+        try:
+            return read_photo(job, self.options.decode_size, self.options.max_pixels)
+        finally:
+            self.timings.decode += time.perf_counter() - t
+
+    def _chain(self, photos: list[Photo]) -> list[list[Face]]:
         """The chain's faces for a batch of photos (runs in the chain thread)."""
         t = time.perf_counter()
         try:
-            return self.analyzer.predict([(p.pixels, p.detections) for p in photos])
+            return chain_faces(self.analyzer, photos)
         finally:
             self.timings.chain += time.perf_counter() - t
 
-    def _finish_batch(self, photos: list[_Photo], results: Future) -> None:
+    def _finish_batch(self, photos: list[Photo], results: Future) -> None:
         t = time.perf_counter()
         faces_per_photo = results.result()  # re-raises what the chain raised
         self.timings.waiting += time.perf_counter() - t
         for photo, faces in zip(photos, faces_per_photo):
-            self._finish(photo, [to_full_resolution(f, photo.info.scale) for f in faces])
+            self._finish(photo, faces)
 
     def _start_analyzer(self) -> None:
         t = time.perf_counter()
@@ -309,213 +255,35 @@ class _Scan:
         self.progress.note(self.analyzer.describe())
         self.timings.startup += time.perf_counter() - t
 
-    def _plan(self) -> tuple[list[_Photo], set[bytes]]:
-        """Walk the paths; return the photos to scan and the path keys of every image file found."""
-        t = time.perf_counter()
-        opts = self.options
-        known = load_index_state(self.db)
-        todo: list[_Photo] = []
-        seen: set[bytes] = set()
-        self.sidecars_missing: list[bytes] = []  # unchanged photos whose sidecar is to be written
-
-        def unreadable(path: bytes, error: OSError) -> None:
-            self.summary.unreadable.append((index.display_path(path), error.strerror or str(error)))
-
-        revived: list[bytes] = []  # RAWs whose JPEG could not be scanned: scanned in its place
-
-        def skipped(k: Skipped) -> None:
-            partner = known.get(index.path_key(k.partner)) if k.reason == RAW_SIBLING else None
-            if partner is not None and partner.status == "failed":
-                revived.append(k.path)
-            else:
-                self.summary.skipped.append(k)
-
-        folders = {os.path.abspath(os.fsencode(p)) for p in opts.paths if os.path.isdir(p)}
-        found = walk(opts.paths, supported_extensions(), opts.include_hidden, on_error=unreadable,
-                     on_skip=skipped, pair_raw=opts.raw_pairs == "jpeg")
-        for path in itertools.chain(found, revived):  # ``revived`` fills up during the walk
-            key = index.path_key(path)
-            seen.add(key)
-            folders.add(os.path.dirname(path))
-            try:
-                st = os.stat(path)
-            except OSError as e:
-                self._record_failure(_Photo(path, None, error=f"cannot stat: {e.strerror or e}"))
-                continue
-            state = known.get(key)
-            outdated = (state is not None and state.status == "done"
-                        and state.model_version != self.version)
-            if opts.rescan or (opts.rescan_outdated and outdated) or not is_unchanged(self.db, path, st, state):
-                todo.append(_Photo(path, st))
-            else:
-                self.summary.unchanged += 1
-                self.summary.outdated += outdated
-                self.summary.confirmed += state.unconfirmed
-                if (state.status == "done" and self._wants_sidecar(state.exif_status or "")
-                        and not sidecar_path(os.fsdecode(os.path.realpath(path)), opts.sidecar_name).exists()):
-                    self.sidecars_missing.append(path)
-        self.summary.found = len(seen)
-        self.summary.temp_files_removed = sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
-        self.timings.walk += time.perf_counter() - t
-        return todo, seen
-
-    def _load(self, photo: _Photo) -> _Photo:
-        """Read, hash and decode a photo (runs in the prefetch thread)."""
-        t = time.perf_counter()
-        try:
-            with open(photo.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
-        except OSError as e:
-            photo.error = f"cannot read: {e.strerror or e}"
-            return photo
-        photo.stat = st
-        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
-        try:
-            photo.pixels, photo.info = decode(data, self.options.decode_size, max_pixels=self.options.max_pixels,
-                                              raw=is_raw(photo.path))
-        except DecodeError as e:
-            photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
-        self.timings.decode += time.perf_counter() - t
-        return photo
-
-    def _finish(self, photo: _Photo, faces: list[Face]) -> None:
-        """Write the photo's tags, then record it with the file's state after that write; a Ctrl-C
-        meanwhile takes effect when both are done."""
-        with self.interrupts.hold():
-            self._write_and_record(photo, faces)
-
-    def _write_and_record(self, photo: _Photo, faces: list[Face]) -> None:
-        """The write protocol: the EXIF rewrite, whose result (faces and the new file's size, mtime,
-        hash) is recorded as unconfirmed just before the rename; the sidecar; then the row is
-        confirmed, or (nothing rewritten) the photo recorded as it was read. A photo that is no
-        longer the file that was read is not written and goes back to be read again (once)."""
+    def _finish(self, photo: Photo, faces: list[Face]) -> None:
+        """Write the photo's tags and record it; a Ctrl-C meanwhile takes effect when both are done.
+        A photo that is no longer the file that was read goes back to be read again (once)."""
         t = time.perf_counter()
         photo.pixels = None
-        opts = self.options
-        path, shown = photo.path, index.display_path(photo.path)
-
-        def record(file: Written, exif_status: str, unconfirmed: bool = False) -> None:
-            index.record_photo(self.db, path, file, file.sha256, photo.info, faces, self.version,
-                               exif_status, unconfirmed=unconfirmed)
-
-        status = ""
-        if opts.exif:
-            status, reason = _write(tags.write_faces, path, faces, photo.info, self.version,
-                                    keep_mtime=not opts.touch, read=photo.read,
-                                    before_rename=lambda new: record(new, "written", unconfirmed=True))
-            if status == "changed":
-                self.timings.write += time.perf_counter() - t
-                if photo.retried:
-                    self.summary.changed.append(shown)
-                else:
-                    self.retry.append(photo)
-                return
-            self.summary.exif[status] = self.summary.exif.get(status, 0) + 1
-            # A format the tags are not written into is no problem when its sidecar takes them.
-            if status not in ("written", "unchanged") and not (status == "unsupported" and self._wants_sidecar(status)):
-                self.summary.exif_problems.append((shown, status, reason))
-        if self._wants_sidecar(status):
-            self._write_sidecar(path, faces, photo.info, self.version)
-        if status == "written":
-            index.confirm(self.db, path)
-        else:
-            record(photo.read, status)
+        with self.interrupts.hold():
+            report = self.writer.write(photo.path, photo.read, photo.info, faces, self.index)
+            if not report.changed:
+                self.summary.count_written(report)
+            elif photo.job.retried:
+                self.summary.count_changed(photo.path)
+            else:
+                self.retry.append(photo.job)
         self.timings.write += time.perf_counter() - t
-        self.summary.scanned += 1
-        self.summary.faces += len(faces)
 
-    def _wants_sidecar(self, exif_status: str) -> bool:
-        """Whether a photo gets a sidecar: as ``--sidecar/--no-sidecar`` say, else where the tags could
-        not be written into the photo because of its format."""
-        opts = self.options
-        return opts.sidecar if opts.sidecar is not None else opts.exif and exif_status == "unsupported"
-
-    def _write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> None:
-        status, reason = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name)
-        self.summary.sidecars[status] = self.summary.sidecars.get(status, 0) + 1
-        if status not in ("written", "unchanged"):
-            self.summary.exif_problems.append((index.display_path(path), f"sidecar {status}", reason))
-
-    def _write_missing_sidecars(self) -> None:
+    def _write_missing_sidecars(self, paths: list[bytes]) -> None:
         """Sidecars for unchanged photos that lack one, from what the index holds (no decoding)."""
-        for path in self.sidecars_missing:
+        for path in paths:
             with self.interrupts.hold():
-                scanned = index.scanned_photo(self.db, path)
+                scanned = self.index.scanned_photo(path)
                 if scanned is not None:
                     info, faces, version = scanned
-                    self._write_sidecar(path, faces, info, version)
+                    self.summary.count_sidecar(path, *self.writer.write_sidecar(path, faces, info, version))
 
-    def _raws_of_failed_photos(self) -> list[_Photo]:
-        """The RAW siblings of the photos that failed in this run, taken out of the skipped files to
-        be scanned in their place."""
-        failed = {path for path, _ in self.summary.failed}
-        retry = [k for k in self.summary.skipped if k.reason == RAW_SIBLING and index.display_path(k.partner) in failed]
-        self.summary.skipped = [k for k in self.summary.skipped if k not in retry]
-        photos = []
-        for k in retry:
-            try:
-                photos.append(_Photo(k.path, os.stat(k.path)))
-            except OSError as e:
-                self._record_failure(_Photo(k.path, None, error=f"cannot stat: {e.strerror or e}"))
-        return photos
+    def _raws_of_failed_photos(self) -> list[PhotoJob]:
+        """The RAW siblings of the photos that failed in this run, to be scanned in their place."""
+        jobs = (stat_job(path, self.index, self.summary) for path in self.summary.take_raws_of_failed())
+        return [job for job in jobs if job is not None]
 
-    def _record_failure(self, photo: _Photo) -> None:
-        index.record_failure(self.db, photo.path, photo.stat, photo.error)
-        self.summary.failed.append((index.display_path(photo.path), photo.error))
-
-
-def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, version: str,
-           **kwargs) -> tuple[str, str]:
-    """Call a tags writer; an unexpected exception becomes a ``failed`` status, never an abort."""
-    try:
-        result = writer(path, faces, info, version, **kwargs)
-    except Exception as e:  # a broken file must not stop the scan
-        return "failed", f"{type(e).__name__}: {e}"
-    return result.status, result.reason or ""
-
-
-class _Interrupts:
-    """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual, except inside ``hold()``, which it ends first.
-    Only installed in the main thread over Python's default handler."""
-
-    def __init__(self):
-        self.holding = self.pending = False
-        self.previous = None
-
-    def __enter__(self) -> _Interrupts:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _handler(self, signum, frame) -> None:
-        if not self.holding:
-            raise KeyboardInterrupt
-        self.pending = True
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-            if self.pending:
-                raise KeyboardInterrupt
-
-
-def _prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
-    """``map(func, items)`` computed up to ``depth`` items ahead in a thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        queue: deque = deque()
-        for item in items:
-            queue.append(pool.submit(func, item))
-            if len(queue) > depth:
-                yield queue.popleft().result()
-        while queue:
-            yield queue.popleft().result()
+    def _record_failure(self, photo: Photo) -> None:
+        self.index.record_failure(photo.path, photo.stat, photo.error)
+        self.summary.count_failure(photo.path, photo.error)

@@ -19,8 +19,9 @@ from pathlib import Path
 import piexif
 
 from . import iptc, policy
-from .atomic import Refused, Written, check_writable, remove, replace
+from .atomic import Written, check_writable, remove, replace
 from .containers import Photo, Unsupported
+from .errors import Refused
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
 from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags

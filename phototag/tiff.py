@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import piexif
 
-from .atomic import Refused
+from .errors import Refused
 
 EXIF_POINTER = piexif.ImageIFD.ExifTag
 GPS_POINTER = piexif.ImageIFD.GPSTag

@@ -1,22 +1,16 @@
-"""Finding photo files and deciding which of them need scanning.
+"""Finding photo files under the scanned paths, and why the others are left out.
 
 Paths are handled as bytes (``os.fsencode``) so that names which are not valid UTF-8 work.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from .images import is_raw, missing_package
-from .index import update_file_state
-
-HASH_CHUNK = 1 << 20
 
 
 # Why a file under the scanned paths was not scanned (``Skipped.reason``).
@@ -176,49 +170,6 @@ def _has_extension(name: bytes, wanted: set[bytes]) -> bool:
     return os.path.splitext(name)[1].lower() in wanted
 
 
-def file_sha256(path: bytes) -> str:
-    """The SHA-256 of a file's content, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass
-class IndexedState:
-    """What the index remembers about a file from its last scan."""
-
-    size: int | None
-    mtime_ns: int | None
-    sha256: str | None
-    status: str
-    model_version: str | None
-    exif_status: str | None
-    missing: bool
-    unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
-
-
-def load_index_state(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
-    """The remembered state of every file in the index, by path key."""
-    rows = db.execute(
-        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
-        " from photos"
-    ).fetchall()
-    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
-
-
-def is_unchanged(db: sqlite_utils.Database, path: bytes, st: os.stat_result, known: IndexedState | None) -> bool:
-    """Whether ``path`` is the file the index describes: same size and mtime, or, when only the
-    mtime differs, the same content hash (then the new mtime is stored so the next check is cheap).
-    A file the index marks missing counts as changed, so that it is scanned again. A row whose
-    rewrite was not confirmed is decided by the hash alone: the expected one means the rewrite took
-    place (it is confirmed now), any other that it did not, or that the file was changed since."""
-    if known is None or known.missing or known.size != st.st_size and not known.unconfirmed:
-        return False
-    if known.mtime_ns == st.st_mtime_ns and not known.unconfirmed:
-        return True
-    if known.sha256 is None or file_sha256(path) != known.sha256:
-        return False
-    update_file_state(db, path, st, known.sha256, known.exif_status or "")
-    return True
+def named_folders(paths: Iterable[str | os.PathLike | bytes]) -> list[bytes]:
+    """The absolute paths (bytes) of those of ``paths`` that are folders, in their order."""
+    return [os.path.abspath(os.fsencode(p)) for p in paths if os.path.isdir(p)]

@@ -9,8 +9,8 @@ from PIL import Image
 from phototag.chain import EYE_HEIGHT, EYE_MOUTH_SHARE, FaceChain, crop, derotate, face_square, quarter_turns
 from phototag.models import load_models
 from phototag.records import Detection
+from phototag.testing.photos import face_files
 from conftest import needs_shared_data
-from photos import face_files
 
 
 def detection(eyes_y=100.0, angle=0.0, centre=(200.0, 200.0)) -> Detection:
@@ -75,7 +75,7 @@ def chain(tiny_model_dir):
 
 def test_mirror_averaged_readings_are_antisymmetric(chain):
     crops = np.random.default_rng(1).integers(0, 255, (6, 32, 32, 3)).astype(np.uint8)
-    assert np.allclose(chain._readings(crops[:, :, ::-1]), -chain._readings(crops), atol=1e-3)
+    assert np.allclose(chain.rotation(crops[:, :, ::-1]), -chain.rotation(crops), atol=1e-3)
     assert chain.angles(crops).shape == (6,) and (np.abs(chain.angles(crops)) <= 180).all()
 
 

@@ -6,6 +6,7 @@ from test_tags import FACES, INFO, face_image, make_jpeg
 from typer.testing import CliRunner
 
 from phototag import tags
+from phototag.clean import CleanOptions, clean
 from phototag.cli import app
 from phototag.sidecar import sidecar_path
 
@@ -44,6 +45,17 @@ def test_dry_run_changes_nothing_then_clean_removes_it(tmp_path):
     assert not sidecar_path(png).exists()
     assert untouched.read_bytes() == before[untouched]
     assert "Cleaned 0 file(s)." in runner.invoke(app, ["clean", str(tmp_path)]).output
+
+
+def test_clean_as_a_library_function_lists_what_it_removed(tmp_path):
+    jpeg, png, untouched = library(tmp_path)
+    dry = clean([tmp_path], CleanOptions(dry_run=True))
+    assert dry.dry_run and (dry.cleaned, dry.failed) == (2, 0)
+    assert [path for path, _ in dry.photos] == [str(jpeg), str(png)]
+    assert dry.photos[0][1].record and dry.photos[1][1].sidecar_deleted
+    done = clean([tmp_path])
+    assert (done.cleaned, done.failed) == (2, 0) and tags.read_record(jpeg) is None
+    assert clean([tmp_path]).photos == []
 
 
 def test_missing_path_is_a_usage_error(tmp_path):

@@ -12,7 +12,6 @@ import signal
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -23,8 +22,8 @@ from phototag import atomic, index, tags
 from phototag.cli import app
 from phototag.records import PhotoInfo
 from phototag.scan import ScanOptions, SilentProgress, scan
-from phototag.walk import file_sha256
-from photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
+from phototag.plan import file_sha256
+from phototag.testing.photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 runner = CliRunner()
@@ -297,18 +296,17 @@ def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
 def test_kill_9_at_the_aimed_points_of_the_write_path(tmp_path, tiny_model_dir):
     """The fault-injection harness, short: one kill at each fault point (one while photos are edited),
     each followed by a scan that must leave every photo intact and as the index says."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import bench_faults
     from phototag.export import export_models
     from phototag.models import write_manifest
+    from phototag.testing import fault_harness
 
     models = (tmp_path / "models-a", tmp_path / "models-b")
     shutil.copytree(tiny_model_dir, models[0])
     export_models(models[0])
     shutil.copytree(models[0], models[1])
     write_manifest(models[1], "tiny-untrained-b")  # another version: every photo is rewritten each round
-    figures = bench_faults.run(photos=3, kills=3, aimed=3, seed=2, work=tmp_path, models=models,
+    figures = fault_harness.run(photos=3, kills=3, aimed=3, seed=2, work=tmp_path, models=models,
                                log=lambda *_: None, bad=False)
-    assert figures.kills == {point: 1 for point in bench_faults.POINTS} and figures.edits == 2
+    assert figures.kills == {point: 1 for point in fault_harness.POINTS} and figures.edits == 2
     assert figures.temp_after_kill >= 2  # the kills at temp-written and index-between left one
-    assert figures.zero(), bench_faults.report(figures, 3)
+    assert figures.zero(), fault_harness.report(figures, 3)

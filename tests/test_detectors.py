@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from phototag import detectors
-from photos import UTKFACE_DIR, face_files, paste_face, scene
+from phototag.testing.photos import UTKFACE_DIR, face_files, paste_face, scene
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 

@@ -17,7 +17,7 @@ from phototag.training import data
 from phototag.training.evaluate import _central_face, select
 
 from conftest import CELEBA, UTKFACE, needs_shared_data
-from photos import face_files, face_labels, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import face_files, face_labels, jpeg_bytes, paste_face, scene
 
 pytestmark = needs_shared_data
 

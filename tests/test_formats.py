@@ -15,8 +15,9 @@ import pytest
 
 from phototag import index
 from phototag.scan import ScanOptions, scan
-from formats import camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, with_preview
-from photos import FACE_FRACTION, UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene, write
+from phototag.testing.formats import camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, with_preview
+from phototag.testing.photos import (FACE_FRACTION, UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene,
+                                     write)
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 

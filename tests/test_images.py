@@ -9,9 +9,9 @@ from PIL import Image
 
 from phototag.images import (AVIF_AVAILABLE, AVIF_EXTENSIONS, BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode,
                              supported_extensions)
-from formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, set_exif_orientation, with_claimed_size,
-                     with_preview)
-from photos import exif_block, jpeg_bytes
+from phototag.testing.formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, set_exif_orientation,
+                                      with_claimed_size, with_preview)
+from phototag.testing.photos import exif_block, jpeg_bytes
 
 
 def marked(width, height, mark=(10, 20, 30, 40)):

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from phototag import index
 from phototag import query as q
 from phototag.cli import app
+from phototag.display import CSV_COLUMNS
 from phototag.records import Face, PhotoInfo
 
 runner = CliRunner()
@@ -171,7 +172,7 @@ def test_csv_has_a_row_per_matching_face(lib):
     result = run(db_path, "query", "--path", str(os.path.dirname(paths["a"])), "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == list(q.CSV_COLUMNS)
+    assert list(rows[0]) == list(CSV_COLUMNS)
     assert [(r["path"], r["gender"], r["age"]) for r in rows] == [
         (paths["a"], "m", "25.0"), (paths["a"], "f", "60.0"), (paths["b"], "f", "24.6")]
     assert rows[0]["gender_confidence"] == "0.9" and rows[1]["x"] == "300.0"

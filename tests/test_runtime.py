@@ -12,7 +12,7 @@ from PIL import Image
 from phototag.chain import FaceChain
 from phototag.models import load_models, shipped_model_dir
 from phototag.runtime import NVIDIA_DRIVER
-from photos import UTKFACE_DIR, face_files
+from phototag.testing.photos import UTKFACE_DIR, face_files
 
 
 def real_crops(size: int, count: int = 12) -> np.ndarray:

@@ -15,7 +15,8 @@ from phototag.cli import app
 from phototag.images import decode
 from phototag.models import MANIFEST
 from phototag.scan import ScanOptions, scan
-from photos import FACE_FRACTION, UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import (FACE_FRACTION, UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face,
+                                     scene)
 
 pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 

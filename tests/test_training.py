@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from phototag.cli import app
 from phototag.layers import GenderMix
 from phototag.training import augment, backbones, data
-from phototag.training.evaluate import evaluate, format_report
+from phototag.display import format_evaluation
+from phototag.training.evaluate import evaluate
 from phototag.training.train import TrainConfig, run
 
 from conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
@@ -169,7 +170,7 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     assert report["age"]["rmse"] >= report["age"]["mae"]
     assert report["rotation"][0]["max_angle"] == 60 and 0 <= report["rotation"][0]["mae"] <= 180
     assert report["ms_per_face"] > 0
-    text = format_report(report)
+    text = format_evaluation(report)
     assert "gender accuracy" in text and "age RMSE" in text and "rotation ±60°" in text
 
     result = CliRunner().invoke(app, ["eval", "--data", str(utk_small), "--models", str(out), "--json", "--limit", "3"])

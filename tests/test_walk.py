@@ -8,9 +8,10 @@ import pytest
 from phototag import images, index
 from phototag.images import BASE_EXTENSIONS, supported_extensions
 from phototag.records import PhotoInfo
+from phototag.index import IndexWriter, indexed_states
+from phototag.plan import file_sha256, is_unchanged
 from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE, NOT_A_PHOTO,
-                           RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, file_sha256, is_unchanged,
-                           load_index_state, skipped_counts, walk)
+                           RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, skipped_counts, walk)
 
 
 def touch(path, data=b"x"):
@@ -98,7 +99,7 @@ def record(db, path):
 def test_unchanged_file_is_recognised(db, tmp_path):
     path = touch(tmp_path / "p.jpg", b"photo")
     record(db, path)
-    assert is_unchanged(db, path, os.stat(path), load_index_state(db)[index.path_key(path)])
+    assert is_unchanged(IndexWriter(db, "v1"), path, os.stat(path), indexed_states(db)[index.path_key(path)])
 
 
 def test_same_content_new_mtime_is_unchanged_and_the_new_mtime_is_kept(db, tmp_path):
@@ -106,8 +107,8 @@ def test_same_content_new_mtime_is_unchanged_and_the_new_mtime_is_kept(db, tmp_p
     record(db, path)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     st = os.stat(path)
-    assert is_unchanged(db, path, st, load_index_state(db)[index.path_key(path)])
-    known = load_index_state(db)[index.path_key(path)]
+    assert is_unchanged(IndexWriter(db, "v1"), path, st, indexed_states(db)[index.path_key(path)])
+    known = indexed_states(db)[index.path_key(path)]
     assert known.mtime_ns == st.st_mtime_ns and known.exif_status == "written"
 
 
@@ -116,17 +117,17 @@ def test_changed_content_is_detected(db, tmp_path):
     record(db, path)
     touch(path, b"PHOTO")  # same size
     os.utime(path, ns=(2_000_000_000, 2_000_000_000))
-    assert not is_unchanged(db, path, os.stat(path), load_index_state(db)[index.path_key(path)])
+    assert not is_unchanged(IndexWriter(db, "v1"), path, os.stat(path), indexed_states(db)[index.path_key(path)])
     touch(path, b"a longer photo")
-    assert not is_unchanged(db, path, os.stat(path), load_index_state(db)[index.path_key(path)])
+    assert not is_unchanged(IndexWriter(db, "v1"), path, os.stat(path), indexed_states(db)[index.path_key(path)])
 
 
 def test_new_and_missing_files_count_as_changed(db, tmp_path):
     path = touch(tmp_path / "p.jpg", b"photo")
-    assert not is_unchanged(db, path, os.stat(path), load_index_state(db).get(index.path_key(path)))
+    assert not is_unchanged(IndexWriter(db, "v1"), path, os.stat(path), indexed_states(db).get(index.path_key(path)))
     record(db, path)
     index.mark_missing(db, set(), [os.fsencode(tmp_path)])
-    assert not is_unchanged(db, path, os.stat(path), load_index_state(db)[index.path_key(path)])
+    assert not is_unchanged(IndexWriter(db, "v1"), path, os.stat(path), indexed_states(db)[index.path_key(path)])
 
 
 def skipped_by_name(root, **kwargs):

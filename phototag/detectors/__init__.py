@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..records import Detection
+from ..records import Detection, to_full_resolution
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 NAMES = ("yunet", "mtcnn")
@@ -59,7 +59,7 @@ class Detector:
             for turns in (1, 2, 3):
                 found += [_turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
             found = merge_duplicates(found)
-        found = [_scaled(d, 1 / factor) for d in found]
+        found = [to_full_resolution(d, factor) for d in found]
         kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
         return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
 
@@ -90,13 +90,6 @@ def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
 
     size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
-def _scaled(det: Detection, f: float) -> Detection:
-    x, y, w, h = det.box
-    return Detection(box=(x * f, y * f, w * f, h * f),
-                     landmarks={k: (px * f, py * f) for k, (px, py) in det.landmarks.items()},
-                     confidence=det.confidence)
 
 
 def _turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:

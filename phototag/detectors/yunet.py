@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..records import Detection
-from . import LANDMARKS, Detector, _scaled, merge_duplicates, resized
+from ..records import Detection, to_full_resolution
+from . import LANDMARKS, Detector, merge_duplicates, resized
 
 MODEL_FILE = "face_detection_yunet.onnx"
 LARGE_FACE_SIZE = 400  # long side of the second pass (faces over ~1/4 of the frame)
@@ -53,7 +53,7 @@ class YuNetDetector(Detector):
         long_side = max(rgb.shape[:2])
         if long_side > 1.5 * LARGE_FACE_SIZE:
             f = LARGE_FACE_SIZE / long_side
-            found += [_scaled(d, 1 / f) for d in self._run(resized(rgb, f))]
+            found += [to_full_resolution(d, f) for d in self._run(resized(rgb, f))]
         return merge_duplicates(found)
 
     def _run(self, rgb: np.ndarray) -> list[Detection]:

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from phototag import detectors
 from phototag.analyzer import FaceAnalyzer
-from phototag.chain import CONTEXT, FaceChain
+from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
@@ -176,11 +176,10 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         return report
 
     size = models.input_size
-    wide_size = int(np.ceil(size * CONTEXT / 2) * 2)
     faces = data.load_images(samples, size)
     _attribute_report(report, samples, *chain.attributes(faces))
     rng = np.random.default_rng(seed)
-    pad = (wide_size - size) // 2  # the faces with reflected context around, as a photo would have
+    pad = (wide_size(size) - size) // 2  # the faces with reflected context around, as a photo would have
     wide = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     report["rotation"] = []
     seconds = 0.0
@@ -197,33 +196,3 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
         report["rotation"].append(_rotation_report(angles, pred, max_angle))
     report["ms_per_face"] = round(1000 * seconds / (len(samples) * len(rotation_angles)), 2)
     return report
-
-
-def format_report(report: dict) -> str:
-    """A plain-text table of an :func:`evaluate` report."""
-    lines = [f"models {report['models']}  split {report['split']} (seed {report['seed']})  {report['samples']} files"
-             f"  through {report['through']}", report["runtime"]]
-    if "detection" in report:
-        d = report["detection"]
-        shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
-        lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
-    if "gender" in report:
-        lines.append(f"gender accuracy      {report['gender']['accuracy'] * 100:6.2f} %   (n={report['gender']['n']})")
-        if "accuracy_with_misses" in report["gender"]:
-            lines.append(f"  misses as errors   {report['gender']['accuracy_with_misses'] * 100:6.2f} %")
-    if "age" in report:
-        a = report["age"]
-        lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
-        lines.append(f"age RMSE             {a['rmse']:6.2f} years")
-        lines.append(f"age within ±5 years  {a['within_5'] * 100:6.2f} %")
-        lines.append("  decade     n    MAE   bias")
-        for d, r in a["by_decade"].items():
-            lines.append(f"  {d:>7} {r['n']:5d} {r['mae']:6.2f} {r['bias']:+6.2f}")
-    for r in report.get("rotation", []):
-        lines.append(f"rotation ±{r['max_angle']:.0f}°: MAE {r['mae']:.2f}°, within ±5° {r['within_5'] * 100:.1f} %, "
-                     f"95th percentile {r['p95']:.1f}°")
-    if "ms_per_face" in report:
-        lines.append(f"chain time           {report['ms_per_face']:6.2f} ms per face (rotation + de-rotate + gender/age)")
-    if "ms_per_image" in report:
-        lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
-    return "\n".join(lines)

@@ -25,11 +25,10 @@ import keras
 import numpy as np
 
 from phototag.export import export_model
-from phototag.models import MODEL_KEYS, runtime_path
+from phototag.models import MODEL_FILES, MODEL_KEYS, runtime_path
 
 from . import augment, backbones, data, recipe
 
-MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}
 
 
 @dataclass
@@ -375,7 +374,7 @@ def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
             model, hist = train_age(cfg, prep, gender_model, bb)
             _save(model, out, "age", cfg, prep, hist, time.monotonic() - t)
             saved["age"] = out / MODEL_FILES["age"]
-    if all((out / MODEL_FILES[k]).exists() for k in ("rotation", "age")):
+    if all((out / MODEL_FILES[k]).exists() for k in MODEL_KEYS):
         from phototag.models import write_manifest
         write_manifest(out, f"{cfg.backbone}-{size}")
     return saved

@@ -17,7 +17,7 @@ import numpy as np
 import piexif
 from PIL import Image, ImageDraw, ImageFilter
 
-DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared beside the checkout
 UTKFACE_DIR = DATA_DIR / "utkface" / "crop_part1"
 FACE_FRACTION = 0.85  # MTCNN box width relative to the side of a pasted UTKFace crop, roughly
 NON_UTF8_NAME = b"caf\xe9 party.jpg"  # Latin-1 e-acute: not valid UTF-8

@@ -1,0 +1,88 @@
+"""The photo pipeline's stages, as plain functions on picklable records: read + hash + decode a
+:class:`PhotoJob` into a :class:`Photo`, detect its faces, run the chain on a batch of photos.
+
+How the stages are arranged (threads for the local scan) is :mod:`phototag.scan`'s business;
+the stages themselves hold no state between photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .atomic import Written
+from .images import DecodeError, TooLarge, decode, is_raw
+from .records import Detection, Face, PhotoInfo, to_full_resolution
+
+if TYPE_CHECKING:
+    from .analyzer import FaceAnalyzer
+
+MAX_BATCH_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain batch (about 400 MB)
+
+
+@dataclass(frozen=True)
+class PhotoJob:
+    """A photo to scan, as the planner found it."""
+
+    path: bytes
+    stat: os.stat_result | None  # at planning; None for a photo read again after a change
+    retried: bool = False  # read again because it changed between reading and writing
+
+
+@dataclass
+class Photo:
+    """A photo read and decoded (or why not), on its way through detection and the chain."""
+
+    job: PhotoJob
+    stat: os.stat_result | None  # of the file as read (as planned when it could not be read)
+    read: Written | None = None  # the file as read: what the pixels were decoded from
+    pixels: np.ndarray | None = None
+    info: PhotoInfo | None = None
+    detections: list[Detection] = field(default_factory=list)
+    error: str = ""  # why it could not be read or decoded
+    too_large: bool = False  # refused before decoding (images.TooLarge)
+
+    @property
+    def path(self) -> bytes:
+        return self.job.path
+
+
+def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
+    """Read, hash and decode a photo; a problem is the photo's ``error``, never raised."""
+    photo = Photo(job, job.stat)
+    try:
+        with open(job.path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except OSError as e:
+        photo.error = f"cannot read: {e.strerror or e}"
+        return photo
+    photo.stat = st
+    photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
+    try:
+        photo.pixels, photo.info = decode(data, decode_size, max_pixels=max_pixels, raw=is_raw(job.path))
+    except DecodeError as e:
+        photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
+    return photo
+
+
+def detect_faces(analyzer: FaceAnalyzer, photo: Photo) -> list[Detection]:
+    """The faces the detector finds in a decoded photo (kept as its ``detections``)."""
+    photo.detections = analyzer.detect(photo.pixels, photo.info.scale)
+    return photo.detections
+
+
+def batch_is_full(photos: list[Photo], batch_size: int) -> bool:
+    """Whether photos waiting for the chain hold ``batch_size`` faces, or too many decoded pixels."""
+    return (sum(len(p.detections) for p in photos) >= batch_size
+            or sum(p.pixels.nbytes for p in photos) >= MAX_BATCH_PIXELS)
+
+
+def chain_faces(analyzer: FaceAnalyzer, photos: list[Photo]) -> list[list[Face]]:
+    """The chain's faces of each of a batch of detected photos, in full-resolution pixels."""
+    faces = analyzer.predict([(p.pixels, p.detections) for p in photos])
+    return [[to_full_resolution(f, p.info.scale) for f in found] for p, found in zip(photos, faces)]

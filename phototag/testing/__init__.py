@@ -1,0 +1,6 @@
+"""Generators and harnesses shared by the tests and the benchmarks (not used by phototag itself).
+
+``photos``: synthetic photos from real face crops pasted into generated scenes; ``formats``: HEIC,
+DNG and RAW-style files and decompression bombs; ``fault_harness``: kill -9 experiments on scans.
+They need nothing beyond phototag's own dependencies to import.
+"""
