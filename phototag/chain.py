@@ -20,6 +20,7 @@ the regressor is most accurate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -142,17 +143,18 @@ class FaceChain:
         it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
         two and three quarter turns (``turned_crops``: the same faces framed for those cases,
         default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
-        others agree with (within :data:`AGREEMENT`) wins; between equals the crop as it is (read
-        mirror-averaged), then the one read nearest upright, where the regressor is most accurate.
+        others agree with (within :data:`AGREEMENT`) wins, between equals the one read nearest
+        upright, where the regressor is most accurate; and when the reading of the crop as it is
+        (the mirror-averaged one) agrees with the winner, it is taken.
         """
         source = crops if turned_crops is None else turned_crops
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
         readings = np.concatenate([self.rotation(crops)[None], self.rotation(turned, flip_average=False).reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
         support = (np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT).sum(axis=1)
-        as_is = np.arange(4)[:, None] == 0  # preferred among equals: the only mirror-averaged reading
-        best = np.argmax(support + (as_is - np.abs(readings) / 360) / 2, axis=0)  # the tie-breaks add < 1
-        return _wrapped(estimates[best, np.arange(len(crops))])
+        best = estimates[np.argmax(support - np.abs(readings) / 360, axis=0), np.arange(len(crops))]  # ties < 1/2
+        as_is = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
+        return _wrapped(np.where(as_is, estimates[0], best))
 
     def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
                      turned_crops: np.ndarray | None = None) -> np.ndarray:
@@ -195,8 +197,15 @@ class FaceChain:
         :meth:`first_angles` and :meth:`finish`)."""
         return self.finish(self.first_angles(rotation_crops, turns), wide_crops)
 
-    def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
-        """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
+    def predict(self, items: list[tuple[np.ndarray, list[Detection]]],
+                detect: Callable[[np.ndarray], list[Detection]] | None = None) -> list[list[Face]]:
+        """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair.
+
+        ``detect`` (the detector): a face whose landmarks are astray (YuNet's on a face turned by a
+        quarter or half turn) is found again on its surroundings turned upright, which gives its
+        true landmarks (one small detection, for such faces only); without ``detect``, or when
+        that finds nothing, the face is framed by its box.
+        """
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide = wide_size(size)
         rotation_crops, box_crops, wide_crops, turns, owners = [], [], [], [], []
@@ -213,10 +222,11 @@ class FaceChain:
         if not owners:
             return results
         angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops))
-        for j, ((_, det, image), angle) in enumerate(zip(owners, angles)):
+        for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
             if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:
-                cx, cy, side = box_square(det, turned=True)
+                found = None if detect is None else located_upright(items[i][0], det, angle, detect)
+                cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
         angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
         for (i, det, _), angle, p, age in zip(owners, angles, p_female, ages):
@@ -224,3 +234,22 @@ class FaceChain:
                                    rotation=round(float(angle), 2), gender="f" if p >= 0.5 else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
         return results
+
+
+def located_upright(pixels: np.ndarray, det: Detection, angle: float,
+                    detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
+    """The face of ``det`` found again by ``detect`` on its surroundings (twice its box) turned back
+    by the quarter turns nearest ``angle``, in ``pixels``' coordinates (None when not found there)."""
+    from .detectors import turned_back
+
+    x, y, w, h = det.box
+    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
+    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    back = (4 - round(angle / 90)) % 4  # counter-clockwise quarter turns that make the face upright
+    found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
+    if not found:
+        return None
+    best = min(found, key=lambda d: math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)))
+    return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
+                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})

@@ -22,8 +22,9 @@ import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import piexif
 from PIL import Image
@@ -34,6 +35,9 @@ from .atomic import replace as replace_file
 from .containers import Photo, Unsupported
 from .records import Face
 from .tiff import ExifBlock
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 ORIENTATION = piexif.ImageIFD.Orientation
 TURN_TOLERANCE = 30.0  # degrees from a quarter turn within which a face votes for it
@@ -112,12 +116,13 @@ class OrientResult:
 
 
 def orient_photo(path, turns: int, *, sha256: str | None = None, dry_run: bool = False, keep_mtime: bool = True,
-                 before_rename: Callable[[Written], None] | None = None) -> OrientResult:
+                 before_rename: Callable[[Written, int], None] | None = None) -> OrientResult:
     """Set the EXIF orientation that shows upright a photo whose content is turned by ``turns``
     (quarter turns counter-clockwise as displayed); never raises for a bad or odd file.
 
     ``sha256``: the content hash of the file the turn was found in; when the file is no longer that
-    one, nothing is written and the status is ``changed``. ``before_rename``: as for the tag writer.
+    one, nothing is written and the status is ``changed``. ``before_rename`` is told the new file
+    and its orientation just before it replaces the old one (an exception from it abandons the write).
     """
     path = Path(os.fsdecode(path))
     try:
@@ -142,8 +147,9 @@ def orient_photo(path, turns: int, *, sha256: str | None = None, dry_run: bool =
             tiff = exif.patch({ORIENTATION: (piexif.TYPES.Short, struct.pack(exif.order + "H", after))},
                               {tags.USER_COMMENT: (piexif.TYPES.Undefined,
                                                    policy.join_comment(code, record, user, encoding))})
+            told = None if before_rename is None else lambda new: before_rename(new, after)
             result.file = replace_file(path, photo.with_metadata(tiff, photo.xmp), like=photo.stat,
-                                       expect=photo.stat, keep_times=keep_mtime, before_rename=before_rename)
+                                       expect=photo.stat, keep_times=keep_mtime, before_rename=told)
             return result
     except Unsupported as error:
         return OrientResult("unsupported", reason=str(error))
@@ -156,3 +162,64 @@ def _stored_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
         return image.size
 
+
+
+@dataclass
+class OrientSummary:
+    """What ``phototag orient`` found or did: the turned photos under its paths, in path order, each
+    with its turn and (with ``fix``) what fixing it did."""
+
+    fix: bool = False
+    dry_run: bool = False
+    photos: list[tuple[str, int, OrientResult | None]] = field(default_factory=list)  # (path, turn, result)
+
+    @property
+    def failed(self) -> int:
+        return sum(r is not None and r.status not in ("written", "unchanged") for _, _, r in self.photos)
+
+
+def orient(db: sqlite_utils.Database, paths: Iterable[str | os.PathLike], *, fix: bool = False,
+           dry_run: bool = False, keep_mtime: bool = True) -> OrientSummary:
+    """The scanned photos under ``paths`` (files or folders) that the index says are turned; with
+    ``fix`` each gets the EXIF orientation that shows it upright (``dry_run``: only checked).
+
+    The index follows the fix in the write protocol's way: just before the fixed file is renamed in,
+    the photo is recorded with it, unconfirmed, its faces turned into the new displayed frame (the
+    stored frame, which the EXIF record's and the XMP regions' boxes use, does not change), and
+    confirmed after; so nothing needs scanning again.
+    """
+    from .query import Query, find_photos, normalize_path_filter
+
+    summary = OrientSummary(fix=fix, dry_run=dry_run)
+    seen: set[bytes] = set()
+    for path in paths:
+        for photo in find_photos(db, Query(path=normalize_path_filter(os.fsdecode(path)), turned=True),
+                                 with_faces=False):
+            key = bytes(photo["path_key"])
+            if key in seen:
+                continue
+            seen.add(key)
+            result = _fix(db, key, dry_run, keep_mtime) if fix else None
+            summary.photos.append((photo["path"], photo["turn"], result))
+    return summary
+
+
+def _fix(db: sqlite_utils.Database, key: bytes, dry_run: bool, keep_mtime: bool) -> OrientResult:
+    from . import index
+
+    row = index.get_photo(db, key)
+    info, faces, version = index.scanned_photo(db, key)
+    turns = row["turn"]
+    turned = [turned_face(f, info.width, info.height, turns) for f in faces]
+
+    def record(new: Written, orientation: int) -> None:
+        width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
+        fixed = replace(info, width=width, height=height, orientation=orientation)
+        index.record_photo(db, key, new, new.sha256, fixed, turned, version, row["exif_status"] or "",
+                           unconfirmed=True)
+
+    result = orient_photo(key, turns, sha256=row["sha256"], dry_run=dry_run, keep_mtime=keep_mtime,
+                          before_rename=record)
+    if result.file is not None:
+        index.confirm(db, key)
+    return result

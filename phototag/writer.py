@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from . import tags
+from . import orient, tags
 from .atomic import Written
 from .records import Face, PhotoInfo
 
@@ -42,6 +42,7 @@ class WriteReport:
     exif_problem: bool = False  # a status to list among the problems
     sidecar: str = ""  # status of the sidecar write; "" when none was written
     sidecar_reason: str = ""
+    turn: int = 0  # quarter turns the photo's faces agree it is turned by (see phototag.orient)
 
     @property
     def changed(self) -> bool:
@@ -61,7 +62,7 @@ class PhotoWriter:
               recorder: PhotoRecorder) -> WriteReport:
         """Write a photo's tags and record it (the protocol above); never raises for a bad file."""
         opts = self.options
-        report = WriteReport(path, len(faces))
+        report = WriteReport(path, len(faces), turn=orient.suggested_turn(f.rotation for f in faces))
         if opts.exif:
             report.exif, report.exif_reason = _write(
                 tags.write_faces, path, faces, info, self.version, keep_mtime=not opts.touch, read=read,

@@ -4,15 +4,24 @@ fix that ``clean`` undoes (real JPEG and WebP files, read back with Pillow and e
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 from test_tags import FACES, INFO, exiftool, face_image, jpeg_parts, make_jpeg, needs_exiftool
+from typer.testing import CliRunner
 
+from conftest import needs_shared_data
 from phototag import orient, tags
+from phototag.cli import app
 from phototag.images import decode_file
 from phototag.records import Face
+from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
+
+runner = CliRunner()
+TURNED_FACE = 40  # a UTKFace crop (sorted by name): the face of the turned photos
 
 
 @pytest.mark.parametrize(("rotations", "turn"), [
@@ -121,3 +130,86 @@ def test_a_changed_or_unsupported_file_is_left_alone(tmp_path):
     result = orient.orient_photo(damaged, 1)
     assert result.status == "failed" and "TIFF" in result.reason
     assert path.read_bytes() == before
+
+
+# -- through the CLI, with the shipped models -----------------------------------------------------
+
+AGE_TOLERANCE = 6.0  # years; benchmarks/bench_turned.py: the mean |age difference| at 180° is 2.9 y
+
+
+def cli(*args) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def turned_library(tmp_path_factory):
+    """The same photo of a real face stored upright, upside down and lying on its left side (no
+    orientation tag), scanned by ``phototag scan`` with the shipped models (tags written)."""
+    root = tmp_path_factory.mktemp("turned")
+    rng = random.Random(5)
+    canvas = scene(640, 480, rng)
+    pasted = paste_face(canvas, face_files()[TURNED_FACE], (300, 230), 230)
+    originals = {}
+    for name, turns in (("upright", 0), ("upside_down", 2), ("left_side", 1)):
+        path = root / f"{name}.jpg"
+        path.write_bytes(jpeg_bytes(canvas.rotate(90 * turns, expand=True)))  # counter-clockwise
+        originals[name] = path.read_bytes()
+    db = root / "index.db"
+    summary = json.loads(cli("scan", root, "--db", db, "--json"))
+    return root, db, summary, originals, pasted
+
+
+def faces_by_name(root, db) -> dict:
+    return {name: json.loads(cli("show", root / f"{name}.jpg", "--db", db, "--json"))
+            for name in ("upright", "upside_down", "left_side")}
+
+
+@needs_shared_data
+def test_a_turned_photo_is_tagged_like_its_upright_copy(turned_library):
+    root, db, summary, _, pasted = turned_library
+    shown = faces_by_name(root, db)
+    assert all(len(s["faces"]) == 1 for s in shown.values()), shown
+    upright = shown["upright"]["faces"][0]
+    for name, turn in (("upside_down", 2), ("left_side", 1)):
+        face = shown[name]["faces"][0]
+        assert abs((face["rotation"] - 90 * turn + 180) % 360 - 180) < 10, face
+        assert face["gender"] == upright["gender"] == ("f" if pasted.female else "m")
+        assert abs(face["age"] - upright["age"]) <= AGE_TOLERANCE, (face["age"], upright["age"])
+        assert shown[name]["turn"] == turn
+    assert summary["turned"] == 2 and shown["upright"]["turn"] == 0
+
+
+@needs_shared_data
+@needs_exiftool
+def test_orient_fix_shows_it_upright_and_clean_restores_the_file(turned_library):
+    root, db, _, originals, _ = turned_library
+    left = root / "left_side.jpg"
+    listed = cli("query", "--turned", "--format", "paths", "--db", db).split()
+    assert listed == [str(left), str(root / "upside_down.jpg")]
+    scanned = left.read_bytes()
+    before = json.loads(cli("show", left, "--db", db, "--json"))
+
+    assert "Would fix 1 photo(s)." in cli("orient", "--fix", "--dry-run", left, "--db", db)
+    assert left.read_bytes() == scanned
+    out = cli("orient", "--fix", left, "--db", db)
+    assert "1 -> 6" in out and "Fixed 1 photo(s)." in out
+    assert exiftool("-n", "-Orientation", left)[0]["Orientation"] == 6
+    assert jpeg_parts(left.read_bytes()) == jpeg_parts(scanned)  # image data and other segments untouched
+    upright = np.asarray(decode_file(left)[0])
+    assert upright.shape[:2] == (480, 640)
+
+    after = json.loads(cli("show", left, "--db", db, "--json"))
+    assert (after["width"], after["height"], after["orientation"], after["turn"]) == (640, 480, 6, 0)
+    face, old = after["faces"][0], before["faces"][0]
+    assert abs(face["rotation"]) < 10 and (face["gender"], face["age"]) == (old["gender"], old["age"])
+    x, y, w, h = face["box"]
+    assert (w, h) == pytest.approx((old["box"][3], old["box"][2]))
+    assert 250 < x + w / 2 < 350 and 180 < y + h / 2 < 280  # where the face is in the upright photo
+    assert cli("query", "--turned", "--format", "paths", "--db", db).split() == [str(root / "upside_down.jpg")]
+    rescan = json.loads(cli("scan", root, "--db", db, "--json"))
+    assert rescan["scanned"] == 0 and rescan["unchanged"] == 3  # the index follows the fix
+
+    assert "orientation" in cli("clean", left)
+    assert left.read_bytes() == originals["left_side"]  # tags, record and orientation gone: the file as it was

@@ -57,7 +57,7 @@ class Detector:
         found = self._detect(small)
         if self.any_angle:  # also on the image turned by 90, 180 and 270 degrees, mapped back
             for turns in (1, 2, 3):
-                found += [_turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
+                found += [turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
             found = merge_duplicates(found)
         found = [to_full_resolution(d, factor) for d in found]
         kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
@@ -92,7 +92,7 @@ def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def _turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
+def turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
     """A detection made in ``np.rot90(image, turns)`` (turned counter-clockwise) in the pixels of
     ``image`` of ``shape``."""
     height, width = shape[:2]
