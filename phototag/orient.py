@@ -134,10 +134,12 @@ def orient_photo(path, turns: int, *, sha256: str | None = None, dry_run: bool =
             before = struct.unpack(exif.order + "H", raw[:2])[0] if raw and len(raw) >= 2 else None
             current = before if before in _MATRICES else 1
             after = upright_orientation(current, turns)
-            result = OrientResult("unchanged" if after == current else "written", current, after)
-            if after == current or dry_run:
-                return result
+            if after == current:
+                return OrientResult("unchanged", current, after)
             check_writable(path)
+            result = OrientResult("written", current, after)
+            if dry_run:
+                return result
             code, previous, user, encoding = policy.split_comment(tags.user_comment(exif), exif.order)
             record = dict(previous or {"phototag": policy.SCHEMA_VERSION})
             record |= tags.record_flags(photo, previous)

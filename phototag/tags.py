@@ -265,7 +265,7 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
         before = record[ORIENTATION_BEFORE]
         result.orientation = True
         ifd0_changes[ORIENTATION] = ((piexif.TYPES.Short, struct.pack(exif.order + "H", before))
-                                     if isinstance(before, int) and 1 <= before <= 8 else None)
+                                     if isinstance(before, int) and 0 <= before <= 0xFFFF else None)
     if record.get("exif_created"):
         ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
         exif_changes.update(dict.fromkeys(EXIF_REQUIRED))

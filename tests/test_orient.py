@@ -122,6 +122,9 @@ def test_a_changed_or_unsupported_file_is_left_alone(tmp_path):
     path = make_jpeg(tmp_path / "p.jpg", "plain")
     before = path.read_bytes()
     assert orient.orient_photo(path, 1, sha256="0" * 64).status == "changed"
+    path.chmod(0o444)
+    assert orient.orient_photo(path, 1, dry_run=True).reason == "the file is read-only"
+    path.chmod(0o644)
     png = tmp_path / "p.png"
     face_image().save(png)
     assert orient.orient_photo(png, 1).status == "unsupported"
