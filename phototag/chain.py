@@ -143,16 +143,21 @@ class FaceChain:
         it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
         two and three quarter turns (``turned_crops``: the same faces framed for those cases,
         default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
-        others agree with (within :data:`AGREEMENT`) wins, between equals the one read nearest
-        upright, where the regressor is most accurate; and when the reading of the crop as it is
-        (the mirror-averaged one) agrees with the winner, it is taken.
+        others agree with (within :data:`AGREEMENT`) wins, between equals the one whose agreeing
+        readings are the strongest (a face outside the training range reads short); and when the
+        reading of the crop as it is (the mirror-averaged one) agrees with the winner, it is taken.
         """
         source = crops if turned_crops is None else turned_crops
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
-        readings = np.concatenate([self.rotation(crops)[None], self.rotation(turned, flip_average=False).reshape(3, -1)])
+        (as_is, as_is_strength), (other, other_strength) = (self.rotation.read(crops),
+                                                            self.rotation.read(turned, flip_average=False))
+        readings, strength = np.concatenate([as_is[None], other.reshape(3, -1)]), np.concatenate(
+            [as_is_strength[None], other_strength.reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
-        support = (np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT).sum(axis=1)
-        best = estimates[np.argmax(support - np.abs(readings) / 360, axis=0), np.arange(len(crops))]  # ties < 1/2
+        agree = np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT
+        support = agree.sum(axis=1)
+        cluster_strength = (agree * strength[None]).sum(axis=1) / support  # mean over the agreeing readings
+        best = estimates[np.argmax(support + np.clip(cluster_strength, 0, 1.9) / 2, axis=0), np.arange(len(crops))]
         as_is = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
         return _wrapped(np.where(as_is, estimates[0], best))
 
