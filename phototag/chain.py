@@ -144,7 +144,8 @@ class FaceChain:
         two and three quarter turns (``turned_crops``: the same faces framed for those cases,
         default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
         others agree with (within :data:`AGREEMENT`) wins, between equals the one whose agreeing
-        readings are the strongest (a face outside the training range reads short); and when the
+        readings are the strongest (a face outside the training range reads short), within those
+        the one read nearest upright (where the regressor is most accurate); and when the
         reading of the crop as it is (the mirror-averaged one) agrees with the winner, it is taken.
         """
         source = crops if turned_crops is None else turned_crops
@@ -157,7 +158,8 @@ class FaceChain:
         agree = np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT
         support = agree.sum(axis=1)
         cluster_strength = (agree * strength[None]).sum(axis=1) / support  # mean over the agreeing readings
-        best = estimates[np.argmax(support + np.clip(cluster_strength, 0, 1.9) / 2, axis=0), np.arange(len(crops))]
+        score = support + np.clip(cluster_strength, 0, 1.9) / 2 - np.abs(readings) / 1e4  # last: nearest upright
+        best = estimates[np.argmax(score, axis=0), np.arange(len(crops))]
         as_is = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
         return _wrapped(np.where(as_is, estimates[0], best))
 
