@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from . import atomic, tags
 from .images import supported_extensions
 from .index import display_path
+from .photolock import PhotoBusy, lock_photo
 from .tags import CleanResult
 from .walk import named_folders, walk
 
@@ -21,6 +22,7 @@ class CleanOptions:
     dry_run: bool = False  # only report what would be removed
     touch: bool = False  # give cleaned photos a new modification time (default: keep it)
     include_hidden: bool = False
+    lock_wait: float = 30.0  # seconds to wait for a photo another phototag process holds (see photolock)
 
 
 @dataclass
@@ -53,9 +55,20 @@ def clean(paths: Iterable[str | os.PathLike | bytes], options: CleanOptions | No
 
     for path in walk(paths, supported_extensions(), options.include_hidden, on_error=unreadable):
         folders.add(os.path.dirname(path))
-        result = tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch)
+        result = _clean_locked(path, options)
         if result.failed or result.changed:
             summary.photos.append((display_path(path), result))
     if not options.dry_run:
         summary.temp_files_removed = sum(atomic.remove_stale_temps(folder) for folder in sorted(folders))
     return summary
+
+
+def _clean_locked(path: bytes, options: CleanOptions) -> CleanResult:
+    """``tags.clean`` of one photo while holding its lock (another phototag process may be rewriting it)."""
+    try:
+        with lock_photo(path, wait=options.lock_wait):
+            return tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch)
+    except PhotoBusy as e:
+        return CleanResult(failed=f"{e}; try again when it has finished")
+    except OSError as e:
+        return CleanResult(failed=e.strerror or str(e))

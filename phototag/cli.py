@@ -1,6 +1,7 @@
 """The ``phototag`` command line: thin typer commands that parse options and call the library.
 
-Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path).
+Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path, or
+a command whose extra is not installed).
 """
 
 from __future__ import annotations
@@ -11,14 +12,31 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
+from .extras import MissingExtra
+from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
 
+
+class _Commands(TyperGroup):
+    """The commands, with a missing extra (``phototag train`` without TensorFlow...) reported in one
+    line naming the ``pip install`` to run, exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
     no_args_is_help=True,
     add_completion=False,
@@ -42,7 +60,7 @@ def main() -> None:
             sys.stdout.flush()
     except OSError as e:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
-        typer.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
+        typer.echo(escape_controls(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")), err=True)
         sys.exit(1)
 
 
@@ -158,7 +176,7 @@ def scan(
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -176,10 +194,10 @@ def _read_index(db: Path | None):
     try:
         return open_index(path, create=False)
     except FileNotFoundError:
-        typer.echo(f"No index at {path}; create one with: phototag scan DIR", err=True)
+        typer.echo(escape_controls(f"No index at {path}; create one with: phototag scan DIR"), err=True)
         raise typer.Exit(1) from None
     except IndexUnusable as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
 
 
@@ -207,8 +225,11 @@ def query(
     faces: int | None = typer.Option(None, "--faces", min=0, max=SQL_INT_MAX, help="Photos with exactly N faces."),
     min_faces: int | None = typer.Option(None, "--min-faces", min=0, max=SQL_INT_MAX, help="Photos with at least N faces."),
     max_faces: int | None = typer.Option(None, "--max-faces", min=0, max=SQL_INT_MAX, help="Photos with at most N faces."),
-    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file; or a glob "
-                                    "on the absolute path, where * also matches / (e.g. '*/2020/*.jpg')."),
+    path: str | None = typer.Option(None, "--path", help="Photos in this folder (recursively) or this file, named "
+                                    "exactly. A glob on the absolute path, where * also matches / (e.g. "
+                                    "'*/2020/*.jpg'), with --glob, or when it has * ? [ and names no folder or file "
+                                    "on disk or in the index ('[2020] trip' is that folder when it exists)."),
+    glob: bool = typer.Option(False, "--glob", help="--path is a glob, even where such a path exists."),
     taken_after: str | None = typer.Option(None, "--taken-after", help="Photos taken on or after this EXIF date: "
                                            "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]."),
     taken_before: str | None = typer.Option(None, "--taken-before", help="Photos taken on or before this EXIF date "
@@ -240,15 +261,18 @@ def query(
         raise typer.BadParameter(f"-0 prints paths, not {output}", param_hint="-0")
     output = "paths" if null else output or "table"
     age_min, age_max = _parse_option(q.parse_age_range, age, "--age") or (None, None)
+    index_db = _read_index(db)
+    path_prefix, path_glob = (None, None) if path is None else q.path_filter(
+        path, glob=glob, exists=lambda p: os.path.lexists(p) or q.has_photos_under(index_db, p))
     request = q.Query(
         age_min=age_min, age_max=age_max, gender=_parse_option(q.parse_gender, gender, "--gender"),
         min_gender_confidence=min_gender_confidence, faces=faces, min_faces=min_faces, max_faces=max_faces,
-        path=q.normalize_path_filter(path) if path is not None else None,
+        path=path_prefix, path_glob=path_glob,
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
         include_missing=include_missing, turned=turned, sort=sort, reverse=reverse, limit=limit,
     )
-    photos = q.find_photos(_read_index(db), request, with_faces=output != "paths")
+    photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
         typer.echo(display.format_paths(photos, nul=null), nl=False)
     elif output == "json":
@@ -272,7 +296,8 @@ def show(
 
     detail = q.photo_detail(_read_index(db), photo)
     if detail is None:
-        typer.echo(f"Not in the index: {photo} (add it with: phototag scan {photo})", err=True)
+        shown = printable(photo)
+        typer.echo(f"Not in the index: {shown} (add it with: phototag scan {shown})", err=True)
         raise typer.Exit(1)
     _print_record(q.detail_record(detail) if json_out else None, lambda console: display.render_photo(detail, console))
 
@@ -367,7 +392,9 @@ def train(
     what: str = typer.Argument("all", help="Which model to train: rotation, gender, age (trains gender first "
                                "unless OUT/gender.keras exists) or all."),
     data: list[Path] = typer.Option(..., "--data", "-d", help="Training data: a UTKFace folder, a folder with "
-                                    "male/ and female/ subfolders, or a CSV file (path,age,gender). Repeatable: "
+                                    "male/ and female/ subfolders, a CSV file (path,age,gender) or a folder with "
+                                    "one named labels.csv (e.g. All-Age-Faces), such as the crops of "
+                                    "python -m phototag.training.crops. Repeatable: "
                                     "e.g. UTKFace and the CelebA crops (gender only; a folder with train/ and val/ "
                                     "subfolders keeps that split)."),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="Folder for the trained models, their training "
@@ -434,7 +461,7 @@ def train(
     try:
         saved = run(what, cfg)
     except (DataError, WeightsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     from rich.console import Console
 
@@ -461,7 +488,7 @@ def export(
         with native_output_hidden():
             written = export_models(models)
     except ModelError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     for path in written:
         typer.echo(str(path))
@@ -487,13 +514,22 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Faces per inference batch."),
     flip_average: bool = typer.Option(True, "--flip-average/--no-flip-average",
                                       help="Average each prediction with the mirrored face's (as scan does)."),
+    choose_threshold: bool = typer.Option(False, "--choose-threshold", help="Also choose the P(female) threshold "
+                                          "that raises the worst gender x decade cell (validation splits only; "
+                                          "the models' manifest takes it as gender_threshold)."),
+    predictions: Path = typer.Option(None, "--predictions", help="Write each file's labels and predictions "
+                                     "to this CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Measure gender accuracy, age MAE/RMSE by decade, rotation error and speed on held-out faces."""
+    """Measure gender accuracy (per gender x decade cell, calibration), age MAE/RMSE by decade, rotation
+    error and speed on held-out faces."""
     import json
 
     if split not in ("test", "val", "all"):
         raise typer.BadParameter("choose test, val or all", param_hint="--split")
+    if choose_threshold and split == "test":
+        raise typer.BadParameter("choose the threshold on --split val, never on the test split",
+                                 param_hint="--choose-threshold")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from phototag.training.data import DataError
     from phototag.training.evaluate import evaluate as run_eval
@@ -503,8 +539,9 @@ def evaluate(
 
     try:
         report = run_eval(models, [str(d) for d in data], seed=seed, split=split, limit=limit, batch_size=batch_size,
-                          flip_average=flip_average, detect=detect, detector=detector, engine=engine)
+                          flip_average=flip_average, detect=detect, detector=detector, engine=engine,
+                          choose_threshold=choose_threshold, predictions=predictions)
     except (DataError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(report, indent=2) if as_json else format_evaluation(report))

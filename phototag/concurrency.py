@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 
 class Interrupts:
@@ -44,13 +45,23 @@ class Interrupts:
                 raise KeyboardInterrupt
 
 
-def prefetch(func: Callable, items: Iterable, depth: int) -> Iterator:
-    """``map(func, items)`` computed up to ``depth`` items ahead in a thread."""
+def prefetch(func: Callable, items: Iterable, depth: int, *, weight: Callable[[object], int] = lambda result: 0,
+             budget: float = math.inf) -> Iterator:
+    """``map(func, items)`` computed in a thread up to ``depth`` items ahead, and no further while the
+    results computed and not yet taken weigh ``budget`` or more (``weight``: e.g. their bytes), so
+    that a few huge results are not held at once."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        queue: deque = deque()
+        queue: deque[Future] = deque()
         for item in items:
+            while queue and _ready_weight(queue, weight) >= budget:
+                yield queue.popleft().result()
             queue.append(pool.submit(func, item))
             if len(queue) > depth:
                 yield queue.popleft().result()
         while queue:
             yield queue.popleft().result()
+
+
+def _ready_weight(queue: Iterable[Future], weight: Callable[[object], int]) -> int:
+    """What the results computed so far weigh (a result not computed yet counts nothing)."""
+    return sum(weight(f.result()) for f in queue if f.done() and f.exception() is None)

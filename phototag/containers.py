@@ -10,7 +10,6 @@ a new XMP segment right after the EXIF one.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -43,8 +42,12 @@ def _kind(head: bytes) -> str:
     return "unrecognised"
 
 
+def _unsupported(kind: str) -> Unsupported:
+    return Unsupported(f"tags are not written into {kind} files")
+
+
 class Photo:
-    """A JPEG or WebP file mapped into memory, with its EXIF (a TIFF block) and XMP packet, if any."""
+    """A JPEG or WebP file read into memory, with its EXIF (a TIFF block) and XMP packet, if any."""
 
     def __init__(self, data, st: os.stat_result):
         self.data = data
@@ -66,7 +69,7 @@ class Photo:
             self.xmp = _webp_payload(data, self.chunks, b"XMP ")
             self.lacks_vp8x = self.chunks[0][0] != b"VP8X"
         else:
-            raise Unsupported(f"tags are not written into {self.kind} files")
+            raise _unsupported(self.kind)
 
     @classmethod
     @contextlib.contextmanager
@@ -75,8 +78,11 @@ class Photo:
             st = os.fstat(file.fileno())
             if st.st_size == 0:
                 raise Unsupported("empty file")
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                yield cls(data, st)
+            kind = _kind(file.read(12))
+            if kind not in ("JPEG", "WebP"):  # known from the header: a huge TIFF is not read
+                raise _unsupported(kind)
+            file.seek(0)
+            yield cls(file.read(), st)  # read, never mapped: a file truncated meanwhile must not SIGBUS
 
     def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
         """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``

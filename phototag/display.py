@@ -14,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from .ages import age_years
 from .clean import CleanSummary
-from .index import display_path
+from .names import escape_controls, printable
+from .query import gender_confidence, photo_record
 from .orient import OrientSummary
-from .query import gender_confidence, photo_record, rounded_age
 from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
@@ -90,7 +91,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         counts = ", ".join(f"{ext or '(none)'} ×{n}" for ext, n in by_extension.items())
         if reason == NEEDS_PACKAGE:
             counts += f" ({'; '.join(sorted({k.detail for k in summary.skipped if k.reason == reason}))})"
-        rows.append((f"not scanned: {reason}", escape(counts)))
+        rows.append((f"not scanned: {reason}", _safe(counts)))
     rows += [
         ("faces found", summary.faces),
         *([("turned the wrong way up (see phototag orient)", summary.turned)] if summary.turned else []),
@@ -116,13 +117,13 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
-    lines = [f"[red]failed[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.failed]
-    lines += [f"[yellow]not scanned[/yellow] {escape(display_path(k.path))}: {escape(k.detail)}"
+    lines = [f"[red]failed[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.failed]
+    lines += [f"[yellow]not scanned[/yellow] {_safe(printable(k.path))}: {_safe(k.detail)}"
               for k in summary.skipped if k.reason == TOO_LARGE]
-    lines += [f"[red]unreadable folder[/red] {escape(path)}: {escape(reason)}" for path, reason in summary.unreadable]
-    lines += [f"[yellow]EXIF {escape(status)}[/yellow] {escape(path)}: {escape(reason)}"
+    lines += [f"[red]unreadable folder[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.unreadable]
+    lines += [f"[yellow]EXIF {_safe(status)}[/yellow] {_safe(path)}: {_safe(reason)}"
               for path, status, reason in summary.exif_problems]
-    lines += [f"[yellow]changed while being scanned[/yellow] {escape(path)}: left for the next scan"
+    lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:
         lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
@@ -131,12 +132,17 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
+def _safe(text: str) -> str:
+    """Text for a rich markup line: control characters shown as ``\\xNN``, markup escaped."""
+    return escape(escape_controls(text))
+
+
 def render_clean(summary: CleanSummary, console: Console) -> None:
     """Print the photos cleaned (or failed) and a closing line."""
     table = Table("Photo", "Would remove" if summary.dry_run else "Removed", box=None)
     for path, result in summary.photos:
-        table.add_row(Text(path), Text(f"failed: {result.failed}", style="red") if result.failed
-                      else Text(result.summary()))
+        table.add_row(Text(escape_controls(path)), Text(escape_controls(f"failed: {result.failed}"), style="red")
+                      if result.failed else Text(escape_controls(result.summary())))
     if table.row_count:
         console.print(table)
     verb = "Would clean" if summary.dry_run else "Cleaned"
@@ -177,13 +183,13 @@ def render_orient(summary: OrientSummary, console: Console) -> None:
 
 def detail_summary(photo: dict) -> str:
     """The lines above ``show``'s face table."""
-    lines = [photo["path"] + (" (missing at the last scan)" if photo["missing"] else "")]
+    lines = [escape_controls(photo["path"]) + (" (missing at the last scan)" if photo["missing"] else "")]
     if photo["status"] != "done":
-        lines.append(f"{photo['status']}: {photo['error']}")
+        lines.append(f"{photo['status']}: {escape_controls(photo['error'])}")
     else:
         taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
         lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
-    lines += [f"RAW sibling {sibling} (one photo with it)" for sibling in photo.get("siblings", [])]
+    lines += [f"RAW sibling {escape_controls(sibling)} (one photo with it)" for sibling in photo.get("siblings", [])]
     return "\n".join(lines)
 
 
@@ -229,7 +235,7 @@ def format_csv(photos: list[dict]) -> str:
 
 
 def _face_summary(face: dict) -> str:
-    return f"{face['gender'] or '?'} {rounded_age(face['age'])}"
+    return f"{face['gender'] or '?'} {age_years(face['age'])}"
 
 
 def photos_table(photos: list[dict], matching: bool) -> Table:
@@ -240,7 +246,7 @@ def photos_table(photos: list[dict], matching: bool) -> Table:
     table.add_column("Faces", justify="right")
     table.add_column("Matching faces" if matching else "Gender, age")
     for p in photos:
-        table.add_row(Text(p["path"]), p["taken_at"] or "", str(p["face_count"]),
+        table.add_row(Text(escape_controls(p["path"])), p["taken_at"] or "", str(p["face_count"]),
                       ", ".join(_face_summary(f) for f in p.get("faces", [])))
     return table
 
@@ -306,10 +312,15 @@ def format_evaluation(report: dict) -> str:
         d = report["detection"]
         shown = ", ".join(d["missed"][:10]) + (" ..." if len(d["missed"]) > 10 else "")
         lines.append(f"face found in        {d['found']} files; misses {d['misses']}" + (f": {shown}" if shown else ""))
+        if len(d.get("misses_by_source", {})) > 1:
+            lines.append("  misses by data set " + ", ".join(f"{k} {v}" for k, v in d["misses_by_source"].items()))
     if "gender" in report:
-        lines.append(f"gender accuracy      {report['gender']['accuracy'] * 100:6.2f} %   (n={report['gender']['n']})")
-        if "accuracy_with_misses" in report["gender"]:
-            lines.append(f"  misses as errors   {report['gender']['accuracy_with_misses'] * 100:6.2f} %")
+        g = report["gender"]
+        lines.append(f"gender accuracy      {g['accuracy'] * 100:6.2f} %   (n={g['n']}, female from "
+                     f"P(female) >= {g['threshold']:.2f})")
+        if "accuracy_with_misses" in g:
+            lines.append(f"  misses as errors   {g['accuracy_with_misses'] * 100:6.2f} %")
+        lines += _gender_balance_lines(g)
     if "age" in report:
         a = report["age"]
         lines.append(f"age MAE              {a['mae']:6.2f} years (n={a['n']})")
@@ -326,3 +337,41 @@ def format_evaluation(report: dict) -> str:
     if "ms_per_image" in report:
         lines.append(f"scan time            {report['ms_per_image']:6.2f} ms per file (decode + detect + chain)")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}"
+
+
+def _gender_balance_lines(g: dict) -> list[str]:
+    """Per data set: women, men, worst/best cell and spread; the cells (at the chosen threshold too,
+    when one was chosen); the reliability table; the threshold choice."""
+    choice = g.get("threshold_choice")
+    after = choice["cells_after"] if choice and choice["chosen"] != choice["current"] else None
+    lines = [f"  cells of fewer than {g['min_cell']} faces do not rank",
+             f"  {'data set':<14} {'n':>6} {'all':>6} {'women':>6} {'men':>6}  {'worst cell':<18} "
+             f"{'best cell':<18} spread"]
+    for src, r in g["by_source"].items():
+        worst = f"{r['worst']['cell']} {_percent(r['worst']['accuracy'])}" if "worst" in r else ""
+        best = f"{r['best']['cell']} {_percent(r['best']['accuracy'])}" if "best" in r else ""
+        lines.append(f"  {src:<14} {r['n']:6d} {_percent(r['accuracy']):>6} {_percent(r.get('women')):>6} "
+                     f"{_percent(r.get('men')):>6}  {worst:<18} {best:<18} {_percent(r.get('spread'))}")
+    for src, r in g["by_source"].items():
+        head = f"  {src}: accuracy % per cell (n)" + (f"; then at threshold {choice['chosen']:.2f}" if after else "")
+        lines.append(head)
+        for cell, c in r["cells"].items():
+            then = f"  -> {_percent(after[src]['cells'][cell]['accuracy']):>5}" if after else ""
+            lines.append(f"    {cell:<8} {_percent(c['accuracy']):>5} ({c['n']}){then}")
+    for src, rel in g["reliability"].items():
+        lines.append(f"  {src}: reliability of P(female), ECE {rel['ece']:.3f}  (bin, n, mean P(female), share of women)")
+        for b in rel["bins"]:
+            lines.append(f"    {b['bin']} {b['n']:6d} {b['mean_p_female']:6.3f} {b['female_share']:6.3f}")
+    if choice:
+        lines.append(f"  threshold by the worst cell (cells of {choice['min_cell']}+ faces, each set's accuracy "
+                     f"within {choice['max_overall_drop'] * 100:.1f} points): {choice['current']:.2f} -> "
+                     f"{choice['chosen']:.2f}, worst cell {_percent(choice['worst_before'])} -> "
+                     f"{_percent(choice['worst_after'])} %")
+        for row in choice["sweep"]:
+            accuracies = "  ".join(f"{src} {_percent(a)}" for src, a in row["accuracy"].items())
+            lines.append(f"    at {row['threshold']:.2f}: worst cell {_percent(row['worst'])}  {accuracies}")
+    return lines

@@ -17,16 +17,33 @@ Where the orientation comes from:
   sensor saw it; its own EXIF orientation (written by the camera, or by LibRaw from the flip) says
   the same thing and is used only when the raw has no orientation of its own.
 
-Every image's claimed size is checked against ``max_pixels`` before its pixels are decoded, so a
-file claiming 65000 x 65000 pixels is refused without allocating them.
+Memory and time are bounded before anything large is read or decoded (``read_photo``):
+
+- Every image's claimed size is checked against ``max_pixels`` before its pixels are decoded, so a
+  file claiming 65000 x 65000 pixels is refused without allocating them. Pillow's own limit
+  (``Image.MAX_IMAGE_PIXELS``) is set to the same value: it refuses, at twice the limit, what this
+  check does not see (other frames, embedded images).
+- JPEG, PNG and TIFF are decoded from the open file (Pillow reads them in blocks) and hashed in
+  chunks, so a file is never held whole. WebP, HEIF, AVIF and RAW are read whole by their decoders:
+  a file of these larger than ``BYTES_PER_PIXEL`` bytes per allowed pixel is refused unread.
+- A JPEG is decoded at a reduced scale (DCT scaling); every other format is reduced by the same
+  factor right after decoding, so one full-size image is held at a time, only while it is decoded.
+- A progressive JPEG with more than ``MAX_JPEG_SCANS`` scans (a "scan bomb": each scan costs a pass
+  over every block) is refused before decoding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import re
 import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from stat import S_ISREG
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, features
@@ -40,9 +57,17 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".ra
 DEFAULT_DECODE_SIZE = 1200  # long side below which a JPEG is not reduced any further (the detection size)
 DEFAULT_MAX_PIXELS = 200_000_000  # larger images are refused (decompression bombs)
 
-# phototag checks every image against its own limit (``max_pixels``) before decoding, for every
-# format; Pillow's global limit would warn about, or refuse, photos below it.
-Image.MAX_IMAGE_PIXELS = None
+BYTES_PER_PIXEL = 4  # files read whole (WebP, HEIF, AVIF, RAW) larger than this per allowed pixel are refused
+MAX_JPEG_SCANS = 100  # cameras and editors write 1-20; libjpeg-turbo's fuzzers stop at 500 on 1-megapixel images
+READ_CHUNK = 1 << 20  # bytes per read when hashing and counting a JPEG's scans
+
+# Pillow refuses images over twice MAX_IMAGE_PIXELS when it opens them (and TIFF tiles, crops), and
+# warns above it; ``_check_size`` refuses those (naming width and height) before decoding, so the
+# warning says nothing new. ``_decode_pillow`` sets the limit to the scan's ``max_pixels``.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+_JPEG_FORMATS = ("JPEG", "MPO")
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # in entropy-coded data: stuffing and RSTn are not markers
 
 _TRANSPOSE = {  # EXIF orientation -> the transpose that displays the stored image
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -61,7 +86,19 @@ class DecodeError(Exception):
 
 
 class TooLarge(DecodeError):
-    """An image claiming more pixels than the limit (a decompression bomb, or simply too big)."""
+    """An image claiming more pixels than the limit (a decompression bomb, or simply too big), or a
+    file read whole that is too big for any image within it."""
+
+
+@dataclass(frozen=True)
+class PhotoRead:
+    """A photo file as ``read_photo`` read it: its state when opened, the SHA-256 of its bytes, its
+    pixels (displayed frame, reduced as ``decode`` says) and what decoding told."""
+
+    stat: os.stat_result
+    sha256: str
+    pixels: np.ndarray
+    info: PhotoInfo
 
 
 def _register_heif() -> bool:
@@ -131,38 +168,181 @@ def decode(data: bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *, max_pi
 
 def decode_file(path: str | os.PathLike | bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, PhotoInfo]:
-    """``decode`` of a file's content, RAW or not as its extension says."""
-    with open(path, "rb") as f:
-        data = f.read()
-    return decode(data, decode_size, max_pixels=max_pixels, raw=is_raw(os.fsencode(path)))
+    """``decode`` of a file's content, RAW or not as its extension says (see ``read_photo``)."""
+    photo = read_photo(path, decode_size, max_pixels=max_pixels)
+    return photo.pixels, photo.info
 
 
-def _decode_pillow(data: bytes, decode_size: int | None, max_pixels: int,
-                   orientation: int | None = None) -> tuple[np.ndarray, PhotoInfo]:
-    """Decode with Pillow; ``orientation`` given: used instead of the file's own EXIF orientation."""
-    if not data:
-        raise DecodeError("empty file")
+def read_photo(path: str | os.PathLike | bytes, decode_size: int | None = DEFAULT_DECODE_SIZE, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoRead:
+    """Read, hash and decode a photo file with bounded memory and time (see the module's docstring).
+
+    The file is read with plain reads (never mapped: another program may truncate it meanwhile).
+    Raises OSError when it cannot be read, TooLarge and DecodeError as ``decode`` does.
+    """
+    with open(path, "rb") as file:
+        st = os.fstat(file.fileno())
+        if not S_ISREG(st.st_mode):
+            raise DecodeError("not a regular file")
+        if st.st_size == 0:
+            raise DecodeError("empty file")
+        raw = is_raw(os.fsencode(path))
+        if raw or _read_whole(os.pread(file.fileno(), 16, 0)):
+            limit = BYTES_PER_PIXEL * max_pixels
+            if st.st_size > limit:
+                raise TooLarge(f"too large: a file of {st.st_size / 1e9:.1f} GB (this format is read whole; the "
+                               f"limit is {limit / 1e9:.1f} GB, {BYTES_PER_PIXEL} bytes per pixel of --max-megapixels)")
+            data = file.read()  # one allocation of the file's size
+            sha256 = hashlib.sha256(data).hexdigest()
+            pixels, info = decode(data, decode_size, max_pixels=max_pixels, raw=raw)
+            return PhotoRead(st, sha256, pixels, info)
+        digests: list[str] = []
+
+        def hash_and_check(image_format: str) -> None:  # once the header is checked, before decoding
+            digests.append(_hash_checking_scans(file.fileno(), image_format in _JPEG_FORMATS))
+
+        pixels, info = _decode_pillow(file, decode_size, max_pixels, before_decoding=hash_and_check)
+        return PhotoRead(st, digests[0], pixels, info)
+
+
+def _read_whole(head: bytes) -> bool:
+    """Whether the file whose first bytes these are is read whole by its decoder (WebP, HEIF, AVIF)."""
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" or head[4:8] == b"ftyp"
+
+
+def _hash_checking_scans(fd: int, jpeg: bool) -> str:
+    """The SHA-256 of the file, read in chunks; for a JPEG its scans are counted meanwhile (DecodeError
+    as soon as there are too many)."""
+    digest = hashlib.sha256()
+    scans = JpegScans() if jpeg else None
+    offset = 0
+    while chunk := os.pread(fd, READ_CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+        if scans is not None:
+            scans.feed(chunk)
+            scans.check()
+    return digest.hexdigest()
+
+
+class JpegScans:
+    """Counts the scans (SOS markers) of a JPEG's first image up to its EOI, fed in chunks.
+
+    Segments are skipped by their lengths; in entropy-coded data the next marker is an 0xFF followed by
+    neither 0x00 (stuffing), 0xFF (fill) nor RSTn. What follows the image (MPF images, a phone's
+    video) is not looked at.
+    """
+
+    def __init__(self):
+        self.scans = 0
+        self.done = False  # at the EOI, or at something that is no marker (Pillow judges the rest)
+        self._pending = b""  # the start of a marker split between chunks
+        self._skip = 0  # bytes of a segment still to pass
+        self._entropy = False  # in entropy-coded data
+        self._entropy_after_skip = False  # the segment being passed is an SOS header
+
+    def feed(self, chunk: bytes) -> None:
+        data, self._pending = self._pending + chunk if self._pending else chunk, b""
+        i, n = 0, len(data)
+        while not self.done and i < n:
+            if self._skip:
+                step = min(self._skip, n - i)
+                i, self._skip = i + step, self._skip - step
+                if not self._skip:
+                    self._entropy = self._entropy_after_skip
+                continue
+            if self._entropy:
+                found = _NEXT_MARKER.search(data, i)
+                if found is None:
+                    self._pending = data[-1:] if data.endswith(b"\xff") else b""
+                    return
+                i, self._entropy = found.start(), False
+            if data[i] != 0xFF:
+                self.done = True
+                return
+            if n - i < 2:
+                self._pending = data[i:]
+                return
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+            elif marker == 0xD9:  # EOI
+                self.done = True
+            elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+                i += 2
+            elif n - i < 4:
+                self._pending = data[i:]
+                return
+            else:
+                self.scans += marker == 0xDA
+                self._entropy_after_skip = marker == 0xDA
+                self._skip = max((data[i + 2] << 8 | data[i + 3]) - 2, 0)
+                self._entropy = self._entropy_after_skip and not self._skip
+                i += 4
+
+    def check(self) -> None:
+        """Raise DecodeError once the count is over ``MAX_JPEG_SCANS``."""
+        if self.scans > MAX_JPEG_SCANS:
+            raise DecodeError(f"refused: a progressive JPEG of more than {MAX_JPEG_SCANS} scans (a scan bomb: "
+                              "each scan is a pass over the whole image; cameras and editors write at most 20)")
+
+
+def _check_scans(chunks: Iterable[bytes]) -> None:
+    scans = JpegScans()
+    for chunk in chunks:
+        scans.feed(chunk)
+    scans.check()
+
+
+def _decode_pillow(source: bytes | BinaryIO, decode_size: int | None, max_pixels: int,
+                   orientation: int | None = None, *,
+                   before_decoding: Callable[[str], None] | None = None) -> tuple[np.ndarray, PhotoInfo]:
+    """Decode with Pillow from bytes or an open file; ``orientation`` given: used instead of the file's
+    own EXIF orientation. ``before_decoding(format)`` is called once the header has passed the size
+    check, before any pixel is decoded (by default, for bytes: a JPEG's scans are counted)."""
+    if isinstance(source, bytes):
+        if not source:
+            raise DecodeError("empty file")
+        data, source = source, io.BytesIO(source)
+        before_decoding = before_decoding or (lambda image_format: image_format in _JPEG_FORMATS
+                                              and _check_scans([data]))
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(source) as im:
             stored_width, stored_height = im.size
             _check_size(stored_width, stored_height, max_pixels)
+            image_format = im.format or ""
+            if before_decoding is not None:
+                before_decoding(image_format)
             exif = im.getexif()
             if orientation is None:
                 orientation = exif.get(ExifTags.Base.Orientation, 1)
             if orientation not in _FLIP_TO_ORIENTATION.values():
                 orientation = 1
             taken_at = _taken_at(exif)
-            image_format = im.format or ""
-            scale = _draft(im, decode_size)
+            reduction = _reduction(stored_width, stored_height, decode_size)
+            scale = _draft(im, reduction)
             im.load()
-            rgb = im if im.mode == "RGB" else im.convert("RGB")
+            if scale == 1.0 and reduction > 1:  # not reduced while decoding: reduced now, the full size let go
+                reduced = _reduce(im, reduction)
+                scale = reduced.width / stored_width
+            else:
+                reduced = im
+            rgb = reduced if reduced.mode == "RGB" else reduced.convert("RGB")
+            del reduced
             if orientation in _TRANSPOSE:
                 rgb = rgb.transpose(_TRANSPOSE[orientation])
             pixels = np.asarray(rgb)
-    except TooLarge:
+    except DecodeError:
         raise
+    except Image.DecompressionBombError as e:  # Pillow's limit (twice max_pixels) comes first
+        raise TooLarge(_bomb_reason(e, max_pixels)) from e
     except Image.UnidentifiedImageError as e:
         raise DecodeError("not an image Pillow can identify") from e
+    except OSError as e:
+        if e.errno is not None and not isinstance(source, io.BytesIO):
+            raise  # reading the file failed (the caller says so); Pillow's own OSErrors have no errno
+        raise DecodeError(_reason(e)) from e
     except Exception as e:  # Pillow's plugins raise many types for broken files; each is a per-file error
         raise DecodeError(_reason(e)) from e
     return pixels, _photo_info(stored_width, stored_height, orientation,
@@ -256,6 +436,13 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
                        f"the limit is {max_pixels / 1e6:.0f}; see --max-megapixels)")
 
 
+def _bomb_reason(error: Image.DecompressionBombError, max_pixels: int) -> str:
+    """Pillow's refusal in the words of ``_check_size`` (Pillow names the pixel count only)."""
+    claimed = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(claimed[1]) / 1e6:.0f} megapixels" if claimed else "over twice the limit"
+    return f"too large: {size}, the limit is {max_pixels / 1e6:.0f}; see --max-megapixels"
+
+
 def _reason(e: Exception) -> str:
     if e.args and isinstance(e.args[0], bytes):  # LibRaw's messages are bytes
         text = e.args[0].decode("utf-8", "replace")
@@ -264,19 +451,31 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _draft(im: Image.Image, decode_size: int | None) -> float:
+def _reduction(width: int, height: int, decode_size: int | None) -> int:
+    """The largest of 8, 4 and 2 that keeps the long side at least ``decode_size`` (1: none)."""
+    if not decode_size:
+        return 1
+    return next((r for r in (8, 4, 2) if max(width, height) // r >= decode_size), 1)
+
+
+def _draft(im: Image.Image, reduction: int) -> float:
     """Ask the JPEG decoder for a reduced scale (DCT scaling); return decoded pixels per full pixel."""
-    width, height = im.size
-    if im.format not in ("JPEG", "MPO") or not decode_size:
+    width, _ = im.size
+    if im.format not in _JPEG_FORMATS or reduction == 1:
         return 1.0
-    reduction = next((r for r in (8, 4, 2) if max(width, height) // r >= decode_size), 1)
-    if reduction == 1:
-        return 1.0
-    drafted = im.draft("RGB", (width // reduction, height // reduction))
+    drafted = im.draft("RGB", (width // reduction, im.size[1] // reduction))
     if drafted is None:
         return 1.0
     _, box = drafted
     return 1.0 / round(width / box[2])
+
+
+def _reduce(im: Image.Image, reduction: int) -> Image.Image:
+    """``im`` reduced by box averaging (``Image.reduce``), converted first where its mode cannot be."""
+    try:
+        return im.reduce(reduction)
+    except ValueError:  # palette, bilevel and some 16-bit modes
+        return im.convert("RGB").reduce(reduction)
 
 
 def _taken_at(exif: Image.Exif) -> str | None:

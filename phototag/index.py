@@ -31,6 +31,7 @@ orientation applied, full resolution), named by ``frame``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -39,11 +40,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 import sqlite_utils
 
 from . import faults, orient
 from .atomic import Written
+from .names import display_path
 from .records import FRAME, Face, PhotoInfo
 
 ENV_DB = "PHOTOTAG_DB"
@@ -100,12 +103,6 @@ def default_db_path() -> Path:
     return Path(base) / "phototag" / "index.db"
 
 
-def display_path(path: str | os.PathLike | bytes) -> str:
-    """A printable, UTF-8-safe form of a file-system path."""
-    raw = os.fsencode(path)
-    return raw.decode("utf-8", errors="backslashreplace")
-
-
 def path_key(path: str | os.PathLike | bytes) -> bytes:
     """The exact file-system name, used as the photos table key."""
     return os.fsencode(os.path.abspath(os.fsencode(path)))
@@ -145,34 +142,61 @@ def reason(error: Exception) -> str:
     return str(error)
 
 
+LOCK_HOLDER_WIDTH = 20  # the lock file holds the holder's process id, padded to this many bytes
+
+
 @contextlib.contextmanager
 def scan_lock(db_path: str | os.PathLike | None = None, wait: bool = False) -> Iterator[None]:
     """Hold the index's scan lock (``INDEX.lock`` beside it, ``flock``): one scan per index at a time.
 
     Another scan holding it raises IndexBusy, or with ``wait`` is waited for. The lock file stays
     (removing it would race with a scan opening it); the lock goes with the process, also when killed.
+    The lock file is never followed as a link and must be a regular file of one link no larger than a
+    process id (else IndexUnusable): a link or file planted at its name is neither truncated nor written.
     """
     path = Path(db_path) if db_path is not None else default_db_path()
     lock_path = path.with_name(path.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(lock_path)
     except OSError as e:
-        raise IndexUnusable(f"cannot use the index {path}: cannot create {lock_path}: {reason(e)}") from e
+        raise IndexUnusable(f"cannot use the index {path}: cannot open {lock_path}: {reason(e)}") from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            holder = os.pread(fd, LOCK_HOLDER_WIDTH, 0).decode(errors="replace").strip()
             raise IndexBusy(f"another phototag scan is using the index {path}"
-                            + (f" (process {holder})" if holder else "")
+                            + (f" (process {holder})" if holder.isdigit() else "")
                             + "; try again when it has finished, or use --wait") from None
         with contextlib.suppress(OSError):  # who holds it, for the message; a full disk may refuse it
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            os.pwrite(fd, str(os.getpid()).ljust(LOCK_HOLDER_WIDTH).encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    """Open (or create) the lock file without following a link; refuse anything that is not one."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(lock_path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(lock_path, flags | os.O_NONBLOCK)  # a FIFO planted there must not block the open
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(e.errno, "it is a symbolic link (phototag does not follow it)") from None
+        raise
+    st = os.fstat(fd)
+    problem = ("it is not a regular file" if not S_ISREG(st.st_mode)
+               else f"it has {st.st_nlink} hard links" if st.st_nlink != 1
+               else "it is not a phototag lock file (too large)" if st.st_size > LOCK_HOLDER_WIDTH else "")
+    if problem:
+        os.close(fd)
+        raise OSError(errno.EINVAL, problem)
+    return fd
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:

@@ -5,9 +5,11 @@ A model folder holds ``manifest.json`` and the Keras files it names::
     {"name": "...", "models": {"rotation": {"file": "rotation.keras"}, "age": {"file": "age.keras"}}, ...}
 
 ``rotation`` is the rotation regressor, ``age`` the gender-conditioned age regressor (its outputs
-include the gender probability). The model version stored with every scanned photo is the name
-plus a hash of the model files, so retrained models are told apart. What each model's inputs and
-outputs mean is its class's business: :class:`RotationModel`, :class:`AttributeModel`.
+include the gender probability). An optional ``gender_threshold`` (default 0.5) is the P(female)
+from which a face is tagged female, chosen for these model files. The model version stored with
+every scanned photo is the name plus a hash of the model files (and of a threshold), so retrained
+models are told apart. What each model's inputs and outputs mean is its class's business:
+:class:`RotationModel`, :class:`AttributeModel`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import MissingExtra, require
+
 MANIFEST = "manifest.json"
 MODEL_KEYS = ("rotation", "age")  # the models a scan loads
 MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
 ENV_MODELS = "PHOTOTAG_MODELS"
+DEFAULT_GENDER_THRESHOLD = 0.5
 
 
 class ModelError(RuntimeError):
@@ -50,6 +55,11 @@ class ModelSet:
     @property
     def rotation_input_size(self) -> int:
         return self.rotation.input_size
+
+    @property
+    def gender_threshold(self) -> float:
+        """A face is tagged female when P(female) is at least this (the manifest's ``gender_threshold``)."""
+        return float(self.manifest.get("gender_threshold", DEFAULT_GENDER_THRESHOLD))
 
     def describe(self) -> str:
         return f"{'LiteRT' if self.engine == 'litert' else 'Keras/TensorFlow'} on {self.device}"
@@ -146,18 +156,23 @@ def read_manifest(model_dir: str | Path) -> dict:
 
 
 def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
-    """``name-hash``: the manifest's name and the first 10 hex digits of the model files' SHA-256."""
+    """``name-hash``: the manifest's name and the first 10 hex digits of the SHA-256 of the model files
+    (and of the gender threshold, where the manifest sets one: it changes the tags too)."""
     manifest = manifest or read_manifest(model_dir)
     digest = hashlib.sha256()
     for key in MODEL_KEYS:
         digest.update((Path(model_dir) / manifest["models"][key]["file"]).read_bytes())
+    if "gender_threshold" in manifest:
+        digest.update(f"gender_threshold={float(manifest['gender_threshold'])!r}".encode())
     return f"{manifest.get('name', 'phototag')}-{digest.hexdigest()[:10]}"
 
 
 def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) -> dict:
-    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys)."""
+    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys
+    but a gender threshold: that was chosen for the models before)."""
     path = Path(model_dir) / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {}
+    manifest.pop("gender_threshold", None)
     manifest |= {"name": name, "models": {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}}
     manifest |= extra or {}
     path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -206,12 +221,13 @@ def _load_runner(path: Path, engine: str):
             if not lite.exists():
                 raise ModelError(f"{lite}: no LiteRT file (write it with `phototag export`)")
             return runtime.LiteRunner(lite)
+        require("gpu", "the Keras engine")
         import keras
 
         from . import layers  # noqa: F401 - registers the custom layers the saved models use
 
         return runtime.KerasRunner(keras.saving.load_model(path, compile=False, safe_mode=True))
-    except ModelError:
+    except (ModelError, MissingExtra):
         raise
     except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
         raise ModelError(f"{path}: cannot load model ({exc})") from exc

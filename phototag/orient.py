@@ -190,13 +190,13 @@ def orient(db: sqlite_utils.Database, paths: Iterable[str | os.PathLike], *, fix
     stored frame, which the EXIF record's and the XMP regions' boxes use, does not change), and
     confirmed after; so nothing needs scanning again.
     """
-    from .query import Query, find_photos, normalize_path_filter
+    from .query import Query, find_photos
 
     summary = OrientSummary(fix=fix, dry_run=dry_run)
     seen: set[bytes] = set()
     for path in paths:
-        for photo in find_photos(db, Query(path=normalize_path_filter(os.fsdecode(path)), turned=True),
-                                 with_faces=False):
+        under = os.path.abspath(os.fsencode(path)).rstrip(b"/") or b"/"
+        for photo in find_photos(db, Query(path=under, turned=True), with_faces=False):
             key = bytes(photo["path_key"])
             if key in seen:
                 continue

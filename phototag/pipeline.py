@@ -7,15 +7,14 @@ the stages themselves hold no state between photos.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import images
 from .atomic import Written
-from .images import DecodeError, TooLarge, decode, is_raw
 from .records import Detection, Face, PhotoInfo, to_full_resolution
 
 if TYPE_CHECKING:
@@ -45,6 +44,7 @@ class Photo:
     detections: list[Detection] = field(default_factory=list)
     error: str = ""  # why it could not be read or decoded
     too_large: bool = False  # refused before decoding (images.TooLarge)
+    busy: bool = False  # not read: another phototag process holds it (see phototag.photolock)
 
     @property
     def path(self) -> bytes:
@@ -52,21 +52,18 @@ class Photo:
 
 
 def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
-    """Read, hash and decode a photo; a problem is the photo's ``error``, never raised."""
+    """Read, hash and decode a photo (``images.read_photo``); a problem is the photo's ``error``, never raised."""
     photo = Photo(job, job.stat)
     try:
-        with open(job.path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
+        read = images.read_photo(job.path, decode_size, max_pixels=max_pixels)
     except OSError as e:
         photo.error = f"cannot read: {e.strerror or e}"
-        return photo
-    photo.stat = st
-    photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, hashlib.sha256(data).hexdigest())
-    try:
-        photo.pixels, photo.info = decode(data, decode_size, max_pixels=max_pixels, raw=is_raw(job.path))
-    except DecodeError as e:
-        photo.error, photo.too_large = str(e), isinstance(e, TooLarge)
+    except images.DecodeError as e:
+        photo.error, photo.too_large = str(e), isinstance(e, images.TooLarge)
+    else:
+        st = photo.stat = read.stat
+        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256)
+        photo.pixels, photo.info = read.pixels, read.info
     return photo
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 
+from .ages import age_decade, age_years, decade_label
 from .errors import Refused
 from .records import Face, PhotoInfo
 from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, Region
@@ -47,8 +48,7 @@ def photo_keywords(faces: list[Face]) -> list[str]:
     """The human-readable keywords for a photo's faces."""
     words = ["phototag", f"faces: {len(faces)}"]
     words += _genders(faces)
-    decades = sorted({int(max(f.age, 0.0)) // 10 * 10 for f in faces})
-    return words + [f"age {d}-{d + 9}" for d in decades]
+    return words + [f"age {decade_label(d)}" for d in sorted({age_decade(f.age) for f in faces})]
 
 
 def keyword_paths(faces: list[Face]) -> list[str]:
@@ -152,7 +152,7 @@ def exif_record(faces: list[Face], info: PhotoInfo, model_version: str, added: l
 def face_region(face: Face, info: PhotoInfo) -> Region:
     left, top, w, h = stored_box(face.box, info)
     gender = GENDER_WORDS.get(face.gender, "face")
-    return Region(left + w / 2, top + h / 2, w, h, f"{gender}, age {face.age:.0f}", {
+    return Region(left + w / 2, top + h / 2, w, h, f"{gender}, age {age_years(face.age)}", {
         "Gender": face.gender,
         "PFemale": f"{face.p_female:.3f}",
         "Age": f"{face.age:.1f}",

@@ -5,10 +5,10 @@ Matching rules
 --------------
 * Face filters (age, gender, gender confidence) must all hold for the *same* face; a photo
   matches when at least one of its faces does.
-* Ages are stored as predicted years (floats) and compared as whole years rounded half up:
-  ``--age A-B`` matches ``A - 0.5 <= age < B + 0.5`` (30.4 is 30 and matches ``20-30``;
-  30.5 is 31 and does not). Stats' decades use the same rounding, so the ``20-29`` decade
-  holds exactly the faces ``--age 20-29`` finds.
+* Ages are stored as predicted years (floats) and compared as whole years rounded half up
+  (:mod:`phototag.ages`): ``--age A-B`` matches ``A - 0.5 <= age < B + 0.5`` (30.4 is 30 and
+  matches ``20-30``; 30.5 is 31 and does not). Stats' decades and the keywords use the same rule,
+  so the ``20-29`` decade holds exactly the faces ``--age 20-29`` finds.
 * Gender confidence is ``p_female`` for f, ``1 - p_female`` for m, and the larger of the two
   when no gender is asked for.
 * ``--taken-after``/``--taken-before`` are inclusive at the precision given:
@@ -24,16 +24,18 @@ All SQL is built from fixed fragments; every user value is a bound parameter.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
 
+from .ages import age_decade, decade_label, year_bounds
 from .index import faces_of, get_photo, get_photo_of_sibling, siblings_of
+from .names import display_path
 
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
@@ -52,6 +54,9 @@ STATS_PHOTOS_SQL = (
     " (SELECT count(*) FROM photos WHERE status = 'done' AND missing = 1),"
     " (SELECT count(*) FROM photos WHERE status = 'failed')"
 )
+# The path itself or anything below it, on the exact names: a range on the path_key index ("0"
+# follows "/"), then a check that the byte after the prefix is "/".
+UNDER_PATH_SQL = "{key} >= ? AND {key} < ? AND (length({key}) = ? OR substr({key}, ?, 1) = X'2F')"
 STATS_AGE_RANGE_SQL = "SELECT count(*) FROM faces WHERE gender IS ? AND age >= ? AND age < ?"
 STATS_MISSING_FACES_SQL = (
     "SELECT gender, age FROM faces WHERE photo_id IN (SELECT id FROM photos WHERE status = 'done' AND missing = 1)"
@@ -69,7 +74,8 @@ class Query:
     faces: int | None = None
     min_faces: int | None = None
     max_faces: int | None = None
-    path: str | None = None  # absolute folder/file prefix, or a glob
+    path: bytes | None = None  # an absolute path, exact bytes: the photo itself or any photo below it
+    path_glob: str | None = None  # a glob on the photos' displayed paths (see ``path_filter``)
     taken_after: str | None = None
     taken_before: str | None = None
     include_missing: bool = False
@@ -117,31 +123,25 @@ def parse_date(text: str) -> str:
     return value
 
 
-def normalize_path_filter(text: str, cwd: str | None = None) -> str:
-    """Make a folder prefix absolute (and strip its trailing ``/``); relative globs are anchored at ``cwd``."""
+def path_filter(text: str, *, glob: bool = False, cwd: str | None = None,
+                exists: Callable[[bytes], bool] = os.path.lexists) -> tuple[bytes | None, str | None]:
+    """``--path TEXT`` as ``(path, glob)``, one of them None.
+
+    A path that exists (``exists``: on disk, say, or in the index) is a path, whatever characters it
+    holds (``[2020] trip``). TEXT is a glob with ``glob``, or when it has ``*``, ``?`` or ``[`` and no
+    such path exists. A relative TEXT is taken from ``cwd``. Paths are exact bytes (a name that is not
+    UTF-8 too); a glob matches the displayed path, where such bytes read ``\\xNN``.
+    """
     cwd = cwd or os.getcwd()
-    if is_glob(text):
-        return text if text.startswith(("/", "*")) else os.path.join(cwd, text)
-    return os.path.abspath(os.path.join(cwd, os.path.expanduser(text))).rstrip("/")
+    if not glob:
+        path = os.path.abspath(os.path.join(os.fsencode(cwd), os.fsencode(os.path.expanduser(text)))).rstrip(b"/")
+        if not is_glob(text) or exists(path):
+            return path, None
+    return None, display_path(text if text.startswith(("/", "*")) else os.path.join(cwd, text))
 
 
 def is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
-
-
-def rounded_age(age: float | None) -> int | None:
-    """The whole-year age a stored float age counts as: round half up, exactly as the SQL bounds
-    ``A - 0.5 <= age < A + 0.5`` (``floor(age + 0.5)`` can round up just below a half)."""
-    if age is None:
-        return None
-    years = math.floor(age)
-    return years + 1 if age - years >= 0.5 else years
-
-
-def age_decade(age: float | None) -> int | None:
-    """The first year of the decade of a stored age (after rounding half up): 29.4 -> 20, 29.5 -> 30."""
-    years = rounded_age(age)
-    return None if years is None else years // 10 * 10
 
 
 def gender_confidence(face: dict) -> float | None:
@@ -169,12 +169,13 @@ def face_conditions(q: Query, indexed: bool = True) -> tuple[list[str], list]:
     if q.gender is not None:
         where.append(f"{f}gender = ?")
         params.append(q.gender)
-    if q.age_min is not None:
+    lower, upper = year_bounds(q.age_min, q.age_max)
+    if lower is not None:
         where.append(f"{f}age >= ?")
-        params.append(q.age_min - 0.5)
-    if q.age_max is not None:
+        params.append(lower)
+    if upper is not None:
         where.append(f"{f}age < ?")
-        params.append(q.age_max + 0.5)
+        params.append(upper)
     if q.min_gender_confidence is not None:
         p = q.min_gender_confidence
         if q.gender == "f":
@@ -205,14 +206,11 @@ def photo_conditions(q: Query) -> tuple[list[str], list]:
             where.append(f"p.face_count {op} ?")
             params.append(value)
     if q.path is not None:
-        if is_glob(q.path):
-            where.append("p.path GLOB ?")
-            params.append(q.path)
-        else:
-            # The path itself or anything below it: a range on the path index ("0" follows "/"),
-            # then a check that the next character after the prefix is "/".
-            where.append("p.path >= ? AND p.path < ? AND (length(p.path) = ? OR substr(p.path, ?, 1) = '/')")
-            params += [q.path, q.path + "0", len(q.path), len(q.path) + 1]
+        where.append(UNDER_PATH_SQL.format(key="p.path_key"))
+        params += under_path_params(q.path)
+    if q.path_glob is not None:
+        where.append("p.path GLOB ?")
+        params.append(q.path_glob)
     if q.taken_after is not None:
         where.append("p.taken_at >= ?")
         params.append(q.taken_after)
@@ -220,6 +218,17 @@ def photo_conditions(q: Query) -> tuple[list[str], list]:
         where.append("p.taken_at < ?")
         params.append(q.taken_before + _AFTER_ALL)
     return where, params
+
+
+def under_path_params(path: bytes) -> list:
+    """The parameters of ``UNDER_PATH_SQL`` for ``path``."""
+    return [path, path + b"0", len(path), len(path) + 1]
+
+
+def has_photos_under(db: sqlite_utils.Database, path: bytes) -> bool:
+    """Whether the index holds a photo at ``path`` or below it."""
+    return db.execute("SELECT 1 FROM photos WHERE " + UNDER_PATH_SQL.format(key="path_key") + " LIMIT 1",
+                      under_path_params(path)).fetchone() is not None
 
 
 def build_query(q: Query) -> tuple[str, list]:
@@ -298,7 +307,7 @@ def face_counts(db: sqlite_utils.Database) -> Counter:
         if low is not None:
             for decade in range(age_decade(low), age_decade(high) + 1, 10):
                 counts[gender, decade] = db.execute(STATS_AGE_RANGE_SQL,
-                                                    [gender, decade - 0.5, decade + 9.5]).fetchone()[0]
+                                                    [gender, *year_bounds(decade, decade + 9)]).fetchone()[0]
     for gender, age in db.execute(STATS_MISSING_FACES_SQL):
         counts[gender, age_decade(age)] -= 1
     return +counts
@@ -328,7 +337,7 @@ def index_stats(db: sqlite_utils.Database) -> dict:
     by_decade: dict[str, dict[str, int]] = {}
     for (gender, decade), count in sorted(face_counts(db).items(), key=_by_decade):
         gender = gender or "unknown"
-        label = "unknown" if decade is None else f"{decade}-{decade + 9}"
+        label = "unknown" if decade is None else decade_label(decade)
         by_gender[gender] = by_gender.get(gender, 0) + count
         bucket = by_decade.setdefault(label, {"total": 0})
         bucket[gender] = bucket.get(gender, 0) + count

@@ -34,6 +34,7 @@ from . import detectors, index
 from .concurrency import Interrupts, prefetch
 from .images import DEFAULT_DECODE_SIZE, DEFAULT_MAX_PIXELS
 from .models import model_version, shipped_model_dir
+from .photolock import PhotoBusy, PhotoLock, lock_photo
 from .pipeline import Photo, PhotoJob, batch_is_full, chain_faces, detect_faces, read_photo
 from .plan import plan, stat_job
 from .records import Face
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["ScanOptions", "ScanProgress", "ScanSummary", "SilentProgress", "Timings", "scan"]
 
 PREFETCH = 2  # photos read and decoded ahead of detection
+PREFETCH_BYTES = 256 << 20  # decoded bytes held ahead of detection at which reading ahead pauses
 
 
 @dataclass
@@ -76,6 +78,7 @@ class ScanOptions:
     sidecar_name: str = NAMES[0]  # see phototag.sidecar.NAMES
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
+    lock_wait: float = 60.0  # at the end, seconds to wait for photos another phototag process holds
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
 
     def wants_sidecar(self, exif_status: str) -> bool:
@@ -159,6 +162,9 @@ class _LocalScan:
         self.index = index.IndexWriter(db, version)
         self.writer = PhotoWriter(options, version)
         self.retry: list[PhotoJob] = []  # photos changed between reading and writing
+        self.busy: list[PhotoJob] = []  # photos another phototag process held (photolock)
+        self.locks: dict[bytes, PhotoLock] = {}  # held from reading a photo until it is written or given up
+        self.lock_deadline = 0.0  # until when reading waits for a photo's lock (time.monotonic)
 
     def run(self) -> None:
         opts = self.options
@@ -169,17 +175,27 @@ class _LocalScan:
         if planned.jobs:
             self._start_analyzer()
         self.progress.start(len(planned.jobs))
-        with ThreadPoolExecutor(max_workers=1) as chain_thread:
-            self._scan_photos(planned.jobs, chain_thread)
-            if revived := self._raws_of_failed_photos():
-                planned.seen.update(index.path_key(job.path) for job in revived)
-                self.summary.found += len(revived)
-                self.progress.more(len(revived))
-                self._scan_photos(revived, chain_thread)
-            retry, self.retry = self.retry, []  # once more
-            if retry:
-                self.progress.more(len(retry))
-            self._scan_photos([PhotoJob(job.path, None, retried=True) for job in retry], chain_thread)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as chain_thread:
+                self._scan_photos(planned.jobs, chain_thread)
+                if revived := self._raws_of_failed_photos():
+                    planned.seen.update(index.path_key(job.path) for job in revived)
+                    self.summary.found += len(revived)
+                    self.progress.more(len(revived))
+                    self._scan_photos(revived, chain_thread)
+                if busy := self.busy:  # held by another phototag process: once more, waiting for them
+                    self.lock_deadline, self.busy = time.monotonic() + opts.lock_wait, []
+                    self.progress.more(len(busy))
+                    self._scan_photos(busy, chain_thread)
+                    for job in self.busy:
+                        self.summary.count_busy(job.path)
+                retry, self.retry = self.retry, []  # once more
+                if retry:
+                    self.progress.more(len(retry))
+                self._scan_photos([PhotoJob(job.path, None, retried=True) for job in retry], chain_thread)
+        finally:  # an error or Ctrl-C: the photos still held are given up
+            for lock in self.locks.values():
+                lock.release()
         folders = named_folders(opts.paths)
         self.index.record_siblings(self.summary.raw_pairs(), folders)
         self.summary.missing = self.index.mark_missing(planned.seen, folders, prune=opts.prune)
@@ -188,19 +204,25 @@ class _LocalScan:
     def _scan_photos(self, jobs: list[PhotoJob], chain_thread: ThreadPoolExecutor) -> None:
         pending: list[Photo] = []  # detected, waiting for a chain batch
         batches: deque[tuple[list[Photo], Future]] = deque()  # submitted to the chain thread, in order
-        photos = prefetch(self._read, jobs, PREFETCH)
+        photos = prefetch(self._read, jobs, PREFETCH, weight=_pixel_bytes, budget=PREFETCH_BYTES)
         while True:
             t = time.perf_counter()
             photo = next(photos, None)
             self.timings.waiting += time.perf_counter() - t
             if photo is None:
                 break
+            if photo.busy:
+                self.busy.append(photo.job)
+                self.progress.advance(0)
+                continue
             if photo.too_large:
                 self.summary.count_too_large(photo.path, photo.error)
+                self._unlock(photo.path)
                 self.progress.advance(0)
                 continue
             if photo.error:
                 self._record_failure(photo)
+                self._unlock(photo.path)
                 self.progress.advance(0)
                 continue
             t = time.perf_counter()
@@ -223,12 +245,23 @@ class _LocalScan:
             self._finish_batch(*batches.popleft())
 
     def _read(self, job: PhotoJob) -> Photo:
-        """Read, hash and decode a photo (runs in the prefetch thread)."""
+        """Lock, read, hash and decode a photo (runs in the prefetch thread). The lock is held until
+        the photo is written (``_finish``) or given up; a photo another process holds is ``busy``."""
         t = time.perf_counter()
+        try:
+            self.locks[job.path] = lock_photo(job.path, wait=max(0.0, self.lock_deadline - time.monotonic()))
+        except PhotoBusy:
+            return Photo(job, job.stat, busy=True)
+        except OSError:
+            pass  # gone or unreadable: reading it says why
         try:
             return read_photo(job, self.options.decode_size, self.options.max_pixels)
         finally:
             self.timings.decode += time.perf_counter() - t
+
+    def _unlock(self, path: bytes) -> None:
+        if lock := self.locks.pop(path, None):
+            lock.release()
 
     def _chain(self, photos: list[Photo]) -> list[list[Face]]:
         """The chain's faces for a batch of photos (runs in the chain thread)."""
@@ -261,7 +294,10 @@ class _LocalScan:
         t = time.perf_counter()
         photo.pixels = None
         with self.interrupts.hold():
-            report = self.writer.write(photo.path, photo.read, photo.info, faces, self.index)
+            try:
+                report = self.writer.write(photo.path, photo.read, photo.info, faces, self.index)
+            finally:
+                self._unlock(photo.path)
             if not report.changed:
                 self.summary.count_written(report)
             elif photo.job.retried:
@@ -287,3 +323,7 @@ class _LocalScan:
     def _record_failure(self, photo: Photo) -> None:
         self.index.record_failure(photo.path, photo.stat, photo.error)
         self.summary.count_failure(photo.path, photo.error)
+
+
+def _pixel_bytes(photo: Photo) -> int:
+    return 0 if photo.pixels is None else photo.pixels.nbytes

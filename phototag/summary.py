@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from .index import display_path
-from .walk import RAW_SIBLING, TOO_LARGE, Skipped, skipped_counts
+from .walk import BUSY, RAW_SIBLING, TOO_LARGE, Skipped, skipped_counts
 
 if TYPE_CHECKING:
     from .writer import WriteReport
@@ -52,7 +52,8 @@ class ScanSummary:
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
-    changed: list[str] = field(default_factory=list)  # changed while being scanned, twice: left for the next scan
+    changed: list[str] = field(default_factory=list)  # changed while being scanned (twice, or replaced just
+    # after phototag's rewrite): left for the next scan
     temp_files_removed: int = 0  # temporary files left by killed writes, removed
     timings: Timings = field(default_factory=Timings)
 
@@ -66,6 +67,10 @@ class ScanSummary:
     def count_too_large(self, path: bytes, detail: str) -> None:
         """A photo refused before decoding (not recorded, so that a scan with a higher limit takes it)."""
         self.skipped.append(Skipped(path, TOO_LARGE, detail=detail))
+
+    def count_busy(self, path: bytes) -> None:
+        """A photo another phototag process held all along (not recorded: the next scan takes it)."""
+        self.skipped.append(Skipped(path, BUSY))
 
     def count_unchanged(self, outdated: bool, confirmed: bool) -> None:
         """A photo left alone as the file of the last scan (``confirmed``: its rewrite confirmed now)."""
@@ -88,6 +93,8 @@ class ScanSummary:
                 self.exif_problems.append((display_path(report.path), report.exif, report.exif_reason))
         if report.sidecar:
             self.count_sidecar(report.path, report.sidecar, report.sidecar_reason)
+        if report.replaced:
+            self.count_changed(report.path)
         self.scanned += 1
         self.faces += report.faces
         self.turned += bool(report.turn)

@@ -22,6 +22,7 @@ from . import iptc, policy
 from .atomic import Written, check_writable, remove, replace
 from .containers import Photo, Unsupported
 from .errors import Refused
+from .names import printable
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
 from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags
@@ -130,12 +131,12 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
     try:
         existing = target.read_bytes() if target.exists() else None
         packet = Packet(existing)
-        owner = packet.property("Photo")
-        if owner not in (None, real.name):  # photo.jpg and photo.png share photo.xmp
+        owner, name = packet.property("Photo"), printable(real.name)  # XML: no control characters, no surrogates
+        if owner not in (None, name):  # photo.jpg and photo.png share photo.xmp
             raise Refused(f"{target.name} holds phototag's tags of {owner} "
                           "(--sidecar-name photo.jpg.xmp avoids that)")
         _fill(packet, faces, info, model_version, elsewhere=[])
-        packet.set_properties({"Photo": real.name})
+        packet.set_properties({"Photo": name})
         data = packet.to_bytes()
         if data == existing:
             return WriteResult("unchanged")

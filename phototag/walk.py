@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .images import is_raw, missing_package
+from .names import display_path
 
 
 # Why a file under the scanned paths was not scanned (``Skipped.reason``).
@@ -23,9 +24,11 @@ NEEDS_PACKAGE = "format needs a package"
 NOT_A_PHOTO = "not a photo"
 NOT_A_FILE = "not a regular file"
 BROKEN_LINK = "broken symbolic link"
+LINK_OUTSIDE = "link to a file outside the scanned folders (scan its folder to include it)"
 HIDDEN = "hidden (--hidden scans it)"
 RAW_SIBLING = "RAW beside its JPEG (--raw-pairs both scans it)"
 TOO_LARGE = "too large"  # decided when decoding (see images.TooLarge)
+BUSY = "in use by another phototag process (left for the next scan)"  # see photolock
 
 VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".mkv", ".3gp", ".mts", ".m2ts", ".wmv", ".webm",
                               ".mpg", ".mpeg"})
@@ -69,8 +72,11 @@ def walk(
 ) -> Iterator[bytes]:
     """Yield the absolute paths of image files under ``paths`` (files or folders), in a stable order.
 
-    Folders are walked depth-first with entries sorted by name; symbolic links are followed but
-    each real folder is visited once, so link loops end. Names starting with ``.`` are skipped
+    Folders are walked depth-first with entries sorted by name; symbolic links to folders are
+    followed, each real folder visited once (link loops end). A link to a file is followed when its
+    target is in a folder walked (a folder given, or one reached through a link to it), else skipped
+    as ``LINK_OUTSIDE``: its photo would be rewritten, and a killed write's temporary copy left, in
+    a folder no scan of these paths visits. Names starting with ``.`` are skipped
     unless ``include_hidden`` (a path given explicitly is always used). Files are chosen by
     extension, case-insensitively. Unreadable folders are passed to ``on_error``, every other
     entry that is not yielded to ``on_skip`` with the reason. ``pair_raw``: a RAW file with a
@@ -80,10 +86,19 @@ def walk(
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[bytes] = set()
     skip = on_skip or (lambda skipped: None)
-    for root in paths:
-        root = os.path.abspath(os.fsencode(root))
+    roots = [os.path.abspath(os.fsencode(root)) for root in paths]
+    trees = [os.path.realpath(root).rstrip(b"/") + b"/" for root in roots if os.path.isdir(root)]
+
+    def inside(path: bytes, follow: bool) -> bool:
+        """Whether a link's target is in a folder walked; ``follow``: it is a folder, to be walked."""
+        real = os.path.realpath(path).rstrip(b"/") + b"/"
+        if follow:
+            trees.append(real)
+        return follow or any(real.startswith(tree) for tree in trees)
+
+    for root in roots:
         if os.path.isdir(root):
-            files = _walk_dir(root, wanted, include_hidden, seen_dirs, on_error, skip, pair_raw)
+            files = _walk_dir(root, wanted, include_hidden, seen_dirs, on_error, skip, pair_raw, inside)
         elif os.path.islink(root) and not os.path.exists(root):
             skip(Skipped(root, BROKEN_LINK))
             files = iter(())
@@ -100,7 +115,7 @@ def walk(
 
 def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: set[tuple[int, int]],
               on_error: Callable[[bytes, OSError], None] | None, skip: Callable[[Skipped], None],
-              pair_raw: bool) -> Iterator[bytes]:
+              pair_raw: bool, inside: Callable[[bytes, bool], bool]) -> Iterator[bytes]:
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -126,7 +141,9 @@ def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: 
                 skip(Skipped(entry.path, HIDDEN))
                 continue
             try:
-                if entry.is_dir():
+                if entry.is_symlink() and os.path.exists(entry.path) and not inside(entry.path, entry.is_dir()):
+                    skip(Skipped(entry.path, LINK_OUTSIDE, detail=display_path(os.path.realpath(entry.path))))
+                elif entry.is_dir():
                     subfolders.append(entry.path)
                 elif not entry.is_file():
                     skip(Skipped(entry.path, BROKEN_LINK if entry.is_symlink() and not os.path.exists(entry.path)

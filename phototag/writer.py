@@ -2,13 +2,16 @@
 side (:class:`phototag.index.IndexWriter`, or anything with its methods) told at each step.
 
 For a photo rewritten, the order is: the file is still the one read (else nothing is written:
-``changed``) -> temporary file + fsync -> ``record_unconfirmed`` -> rename -> sidecar -> ``confirm``.
+``changed``) -> temporary file + fsync -> ``record_unconfirmed`` -> rename -> sidecar -> ``confirm``,
+once the file in place is seen to be the one written (another program may have replaced it just
+after the rename: the row then stays unconfirmed, and the next scan reads the photo again).
 A photo not rewritten gets its sidecar, then ``record_read``. A killed scan thus leaves file and
 index reconcilable (see :mod:`phototag.index`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -43,6 +46,7 @@ class WriteReport:
     sidecar: str = ""  # status of the sidecar write; "" when none was written
     sidecar_reason: str = ""
     turn: int = 0  # quarter turns the photo's faces agree it is turned by (see phototag.orient)
+    replaced: bool = False  # rewritten, then found replaced by another file: left unconfirmed
 
     @property
     def changed(self) -> bool:
@@ -63,10 +67,16 @@ class PhotoWriter:
         """Write a photo's tags and record it (the protocol above); never raises for a bad file."""
         opts = self.options
         report = WriteReport(path, len(faces), turn=orient.suggested_turn(f.rotation for f in faces))
+        written: list[Written] = []
+
+        def before_rename(new: Written) -> None:
+            written.append(new)
+            recorder.record_unconfirmed(path, new, info, faces)
+
         if opts.exif:
             report.exif, report.exif_reason = _write(
                 tags.write_faces, path, faces, info, self.version, keep_mtime=not opts.touch, read=read,
-                before_rename=lambda new: recorder.record_unconfirmed(path, new, info, faces))
+                before_rename=before_rename)
             if report.changed:
                 return report
             # A format the tags are not written into is no problem when its sidecar takes them.
@@ -75,7 +85,9 @@ class PhotoWriter:
         if opts.wants_sidecar(report.exif):
             report.sidecar, report.sidecar_reason = self.write_sidecar(path, faces, info, self.version)
         if report.exif == "written":
-            recorder.confirm(path)
+            report.replaced = not _in_place(path, written[-1])
+            if not report.replaced:
+                recorder.confirm(path)
         else:
             recorder.record_read(path, read, info, faces, report.exif)
         return report
@@ -83,6 +95,15 @@ class PhotoWriter:
     def write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> tuple[str, str]:
         """Write the photo's sidecar; (status, reason)."""
         return _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name)
+
+
+def _in_place(path: bytes, file: Written) -> bool:
+    """Whether the file at ``path`` is the one phototag wrote (same inode, size and mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (file.inode, file.size, file.mtime_ns)
 
 
 def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, version: str,

@@ -14,14 +14,13 @@ from typer.testing import CliRunner
 from phototag.cli import app
 from phototag.records import Detection
 from phototag.training import data
-from phototag.training.evaluate import _central_face, select
+from phototag.training.evaluate import central_face, select
 
-from conftest import CELEBA, UTKFACE, needs_shared_data
-from phototag.testing.photos import face_files, face_labels, jpeg_bytes, paste_face, scene
-
-pytestmark = needs_shared_data
+from conftest import UTKFACE, needs_shared_data
+from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene, write_gender_folders
 
 
+@needs_shared_data
 def test_limit_draws_a_seeded_random_sample():
     val = select([UTKFACE], seed=1337, split="val")
     sample = select([UTKFACE], seed=1337, split="val", limit=50)
@@ -32,17 +31,8 @@ def test_limit_draws_a_seeded_random_sample():
     assert 20 < np.mean(sample.age) < 45  # the first files of the split are mostly children; a sample is not
 
 
-def _gender_folder(root: Path, sides: dict[str, int]) -> Path:
-    for side, n in sides.items():
-        for gender in ("male", "female"):
-            (root / side / gender).mkdir(parents=True)
-            for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:n]:
-                shutil.copy(f, root / side / gender / f.name)
-    return root
-
-
 def test_presplit_folders_keep_their_split_and_all_takes_everything(tmp_path):
-    root = _gender_folder(tmp_path / "celeba", {"train": 3, "val": 2})
+    root = write_gender_folders(tmp_path / "celeba", {"train": 3, "val": 2})
     train, val, test = data.splits(root, seed=1337)
     assert (len(train), len(val), len(test)) == (6, 4, 0)
     assert all("/val/" in p for p in val.paths) and set(train.source) == {"celeba"}
@@ -56,22 +46,21 @@ def test_central_face_is_chosen():
     def det(x, y):
         return Detection(box=(x - 10, y - 10, 20, 20), landmarks={}, confidence=0.9)
     faces = [det(20, 20), det(95, 60), det(180, 100)]
-    assert _central_face(faces, (120, 200, 3)) is faces[1]
-    assert _central_face([], (120, 200, 3)) is None
+    assert central_face(faces, (120, 200, 3)) is faces[1]
+    assert central_face([], (120, 200, 3)) is None
 
 
 @pytest.fixture(scope="module")
 def labelled_photos(tmp_path_factory) -> Path:
-    """Three photos with one pasted face each and one without a face, labelled in a CSV file."""
+    """Three photos with one pasted face each and one without a face, labelled in a CSV file (made-up labels)."""
     root = tmp_path_factory.mktemp("labelled")
     rng = random.Random(3)
     rows = []
-    for i, face in enumerate(face_files()[100:400:100]):
+    for i, crop in enumerate(face_crops()[1:4]):
         canvas = scene(640, 480, rng)
-        paste_face(canvas, face, (320 + 40 * i, 240), 200)
+        paste_face(canvas, crop, (320 + 40 * i, 240), 200)
         (root / f"face{i}.jpg").write_bytes(jpeg_bytes(canvas))
-        age, female = face_labels(face)
-        rows.append(f"face{i}.jpg,{age},{'f' if female else 'm'}")
+        rows.append(f"face{i}.jpg,{crop.age},{'f' if crop.female else 'm'}")
     (root / "empty.jpg").write_bytes(jpeg_bytes(scene(640, 480, rng)))
     rows.append("empty.jpg,30,m")  # male: a miss must not count as a right "not female"
     (root / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
@@ -85,15 +74,35 @@ def test_eval_through_detection_counts_misses(labelled_photos, tiny_model_dir):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["through"] == "detection" and report["samples"] == 4
-    assert report["detection"] == {"found": 3, "misses": 1, "missed": ["empty.jpg"]}
+    assert report["detection"] == {"found": 3, "misses": 1, "missed": ["empty.jpg"], "misses_by_source": {"labels.csv": 1}}
     g = report["gender"]
     assert g["n"] == 3 and round(g["accuracy"] * 3, 3) in (0, 1, 2, 3)
     assert g["accuracy_with_misses"] == pytest.approx(g["accuracy"] * 3 / 4, abs=1e-3)
     assert report["age"]["n"] == 3 and report["age"]["mae"] >= 0 and "rotation" not in report
     assert report["ms_per_image"] > 0
 
+    cells = g["by_source"]["labels.csv"]
+    assert cells["n"] == 3 and sum(c["n"] for c in cells["cells"].values()) == 3 and g["threshold"] == 0.5
+    assert sum(b["n"] for b in g["reliability"]["labels.csv"]["bins"]) == 3
+
     text = CliRunner().invoke(app, args)
     assert text.exit_code == 0 and "misses 1: empty.jpg" in text.output and "misses as errors" in text.output
+    assert "worst cell" in text.output and "reliability of P(female)" in text.output
+
+
+def test_eval_chooses_a_threshold_on_validation_only_and_writes_predictions(labelled_photos, tiny_model_dir,
+                                                                           tmp_path):
+    args = ["eval", "--data", str(labelled_photos / "labels.csv"), "--models", str(tiny_model_dir), "--detect"]
+    result = CliRunner().invoke(app, args + ["--choose-threshold"])
+    assert result.exit_code == 2 and "test split" in result.output
+    result = CliRunner().invoke(app, args + ["--split", "all", "--choose-threshold", "--json",
+                                             "--predictions", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    choice = json.loads(result.output)["gender"]["threshold_choice"]
+    assert choice["current"] == 0.5 and 0.05 <= choice["chosen"] <= 0.95 and choice["sweep"]
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "path,source,gender,age,found,p_female,predicted_age" and len(rows) == 5
+    assert rows[-1].endswith("empty.jpg,labels.csv,m,30,0,,")
 
 
 def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_model_dir, tmp_path):
@@ -106,6 +115,7 @@ def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_mod
     assert result.exit_code == 2 and "--split" in result.output
 
 
+@needs_shared_data
 def test_the_shipped_chain_is_measured_at_each_models_own_input_size():
     """The rotation regressor and the gender/age model take different sizes: each gets its own."""
     from phototag.training.evaluate import evaluate

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phototag.images import (AVIF_AVAILABLE, AVIF_EXTENSIONS, BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode,
+from phototag.images import (AVIF_AVAILABLE, AVIF_EXTENSIONS, BASE_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS, DecodeError, TooLarge, decode, decode_file,
                              supported_extensions)
 from phototag.testing.formats import (camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, set_exif_orientation,
                                       with_claimed_size, with_preview)
@@ -62,11 +62,17 @@ def test_reduced_decode_with_orientation():
     assert abs(x / 0.25 - 300) < 8 and abs(y / 0.25 - (4000 - 500)) < 8
 
 
-def test_other_formats_are_never_reduced():
-    out = io.BytesIO()
-    marked(3000, 2000).save(out, "PNG")
-    pixels, info = decode(out.getvalue(), decode_size=1000)
-    assert pixels.shape == (2000, 3000, 3) and info.scale == 1.0 and info.format == "PNG"
+@pytest.mark.parametrize("image_format, mode", [("PNG", "RGB"), ("PNG", "P"), ("TIFF", "RGB"), ("TIFF", "I;16"),
+                                                ("WEBP", "RGB")])
+def test_other_formats_are_reduced_right_after_decoding(tmp_path, image_format, mode):
+    image = marked(3000, 2000, mark=(2000, 1000, 2200, 1200))
+    (image.convert("L").convert(mode) if mode == "I;16" else image.convert(mode)).save(tmp_path / "a", image_format)
+    pixels, info = decode_file(tmp_path / "a", decode_size=1000)
+    assert pixels.shape == (1000, 1500, 3) and info.scale == 0.5 and info.format == image_format
+    assert (info.width, info.height) == (3000, 2000)
+    if mode != "I;16":  # grey: no red block
+        x, y = red_centre(pixels)
+        assert abs(x / 0.5 - 2100) < 4 and abs(y / 0.5 - 1100) < 4
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "1"])
@@ -104,8 +110,9 @@ def test_the_pixel_limit_is_an_option():
 
 
 @pytest.mark.parametrize("data, raw, claimed", [
-    (png_bomb(30000, 30000), False, "30000 x 30000"),
-    (jpeg_bomb(65000, 65000), False, "65000 x 65000"),
+    (png_bomb(30000, 30000), False, "900 megapixels, the limit is 200"),  # Pillow's limit: twice ours
+    (jpeg_bomb(65000, 65000), False, "4225 megapixels, the limit is 200"),
+    (png_bomb(15000, 15000), False, "15000 x 15000 pixels"),
     (with_claimed_size(dng_bytes(marked(64, 48)), 60000, 60000), True, "60000 x 60000"),
 ])
 def test_decompression_bombs_are_refused_before_decoding(data, raw, claimed):

@@ -8,7 +8,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from phototag import index
+from phototag import ages, index
 from phototag import query as q
 from phototag.cli import app
 from phototag.display import CSV_COLUMNS
@@ -116,6 +116,55 @@ def test_path_prefix_and_glob(lib, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "lib")
     assert found(lib, "--path", "2021") == ["c", "d"]
     assert found(lib, "--path", "20*/[ab].jpg") == ["a", "b"]
+
+
+def brackets(tmp_path, folder: str) -> tuple:
+    """An index with a photo in ``lib/FOLDER`` and one in ``lib/2020x``."""
+    db = index.open_index(tmp_path / "index.db")
+    paths = []
+    for name in (folder, "2020x"):
+        path = tmp_path / "lib" / name / "a.jpg"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"jpeg")
+        index.record_photo(db, path, os.stat(path), None, PhotoInfo(10, 10, 10, 10), [face("f", 0.9, 30.0)], "t")
+        paths.append(str(path))
+    db.conn.close()
+    return tmp_path / "index.db", paths
+
+
+def test_a_path_that_exists_is_a_path_not_a_glob(tmp_path):
+    """Issue 16 case 11: ``[2020] trip`` is that folder; a glob with --glob, or where no such path exists."""
+    db_path, (trip, other) = brackets(tmp_path, "[2020] trip")
+
+    def listed(*args):
+        result = run(db_path, "query", *args, "--format", "paths")
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    folder = str(tmp_path / "lib" / "[2020] trip")
+    assert listed("--path", folder) == [trip]
+    assert listed("--path", folder, "--glob") == []  # as a glob: one of the characters 2, 0, ] ...
+    assert listed("--path", str(tmp_path / "lib" / "202[0]x") + "/*") == [other]  # no such path: a glob
+    os.remove(trip)
+    os.rmdir(os.path.dirname(trip))  # gone from the disk (an unplugged drive), still in the index: a path
+    assert listed("--path", folder) == [trip]
+
+
+def test_path_filters_on_names_that_are_not_utf8(tmp_path):
+    """Issue 16 case 9: a folder named in Latin-1 is filtered exactly (no traceback), and globbed as shown."""
+    db = index.open_index(tmp_path / "index.db")
+    folder = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(folder)
+    photo = os.path.join(folder, b"\xe9t\xe9.jpg")
+    open(photo, "wb").close()
+    index.record_photo(db, photo, os.stat(photo), None, PhotoInfo(10, 10, 10, 10), [face("f", 0.9, 30.0)], "t")
+    db.conn.close()
+    result = run(tmp_path / "index.db", "query", "--path", os.fsdecode(folder), "-0")
+    assert result.exit_code == 0 and result.stdout_bytes == photo + b"\0"
+    result = run(tmp_path / "index.db", "query", "--path", "*/caf\\xe9/*", "-0")
+    assert result.exit_code == 0 and result.stdout_bytes == photo + b"\0"
+    table = run(tmp_path / "index.db", "query", env={"COLUMNS": "300"})
+    assert table.exit_code == 0 and "caf\\xe9/\\xe9t\\xe9.jpg" in table.stdout
 
 
 def test_taken_range_is_inclusive_at_the_precision_given(lib):
@@ -320,8 +369,8 @@ def test_usage_errors(lib, args):
 
 def test_user_text_is_never_sql(lib):
     hostile = "x'; DROP TABLE photos; --"
-    sql, params = q.build_query(q.Query(path=hostile, gender="f", taken_after="2020"))
-    assert hostile not in sql and hostile in params
+    sql, params = q.build_query(q.Query(path=hostile.encode(), path_glob=hostile, gender="f", taken_after="2020"))
+    assert hostile not in sql and hostile in params and hostile.encode() in params
     assert found(lib, "--path", "/" + hostile) == []
     assert len(found(lib)) == 6
 
@@ -337,7 +386,7 @@ def test_parse_age_range(text, bounds):
 
 @pytest.mark.parametrize("age, years", [(30.4, 30), (30.5, 31), (29.49999, 29), (0.49999999999999994, 0), (0.0, 0)])
 def test_rounded_age_matches_the_sql_bounds(age, years):
-    assert q.rounded_age(age) == years
+    assert ages.age_years(age) == years
     assert years - 0.5 <= age < years + 0.5
 
 

@@ -21,20 +21,16 @@ from phototag.display import format_evaluation
 from phototag.training.evaluate import evaluate
 from phototag.training.train import TrainConfig, run
 
-from conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
+from conftest import NPZ_WEIGHTS, UTKFACE, needs_shared_data
+from phototag.testing.photos import face_crops, write_gender_folders, write_utkface
 
-pytestmark = needs_shared_data
+needs_npz_weights = pytest.mark.skipif(not NPZ_WEIGHTS.exists(), reason=f"needs the ImageNet weights at {NPZ_WEIGHTS}")
 
 
 @pytest.fixture(scope="module")
 def utk_small(tmp_path_factory) -> Path:
-    """24 UTKFace crops (both genders, many ages) copied into a temporary folder."""
-    root = tmp_path_factory.mktemp("utk") / "utkface"
-    (root / "crop_part1").mkdir(parents=True)
-    files = sorted((UTKFACE / "crop_part1").glob("*.jpg"))[::380][:24]
-    for f in files:
-        shutil.copy(f, root / "crop_part1" / f.name)
-    return root
+    """A UTKFace-style folder of 24 face crops (both genders, many ages; made-up labels)."""
+    return write_utkface(tmp_path_factory.mktemp("utk") / "utkface", face_crops()[:24])
 
 
 def test_utkface_reader_parses_labels(utk_small):
@@ -56,6 +52,7 @@ def test_utkface_reader_rejects_bad_names_and_empty_folders(tmp_path, utk_small)
         data.read_utkface(tmp_path / "empty")
 
 
+@needs_shared_data
 def test_utkface_duplicate_groups_stay_on_one_side():
     s = data.read_utkface(UTKFACE)
     parts = data.split(s, seed=1337)
@@ -71,10 +68,7 @@ def test_utkface_duplicate_groups_stay_on_one_side():
 
 
 def test_gender_folder_reader(tmp_path):
-    for gender in ("male", "female"):
-        (tmp_path / "train" / gender).mkdir(parents=True)
-        for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:3]:
-            shutil.copy(f, tmp_path / "train" / gender / f.name)
+    write_gender_folders(tmp_path, {"train": 3})
     s = data.read_any(tmp_path)
     assert len(s) == 6 and sorted(s.gender) == [0, 0, 0, 1, 1, 1] and np.isnan(s.age).all()
     (tmp_path / "train" / "female" / "x").mkdir()
@@ -109,6 +103,7 @@ def test_unreadable_images_are_named(tmp_path, utk_small):
         data.load_images(data.read_utkface(folder), 32)
 
 
+@needs_npz_weights
 def test_npz_weights_reproduce_the_imagenet_check():
     """The shared weights' README: chelsea → 285 Egyptian cat 0.7571, coffee → 967 espresso 0.9547."""
     skimage_data = pytest.importorskip("skimage.data")
@@ -127,7 +122,8 @@ def test_backbone_builders():
     with pytest.warns(UserWarning, match="RANDOM INITIALISATION"):
         bb = backbones.build("xception", 71, None)
     assert bb.stage1_frozen == 115 and bb.stage2_frozen == len(bb.model.layers) // 2
-    mb = backbones.build("mobilenet_v2", 32, NPZ_WEIGHTS)
+    with pytest.warns(UserWarning, match="random initialisation"):
+        mb = backbones.build("mobilenet_v2", 32, None)
     assert mb.model.output_shape == (None, 1, 1, 1280)
     backbones.set_frozen(mb, mb.stage2_frozen)
     trainable = [layer.trainable for layer in mb.model.layers]
@@ -151,9 +147,10 @@ def test_gender_mix_blends_the_branches():
     assert np.allclose(keras.ops.convert_to_numpy(out)[:, 0], [30.0, 50.0, 45.0])
 
 
+@pytest.mark.slow
 def test_tiny_training_run_and_eval(utk_small, tmp_path):
     out = tmp_path / "models"
-    cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32, pretrained=str(NPZ_WEIGHTS),
+    cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32,
                       epochs1=1, epochs2=1, batch_size=4, val_fraction=0.25, test_fraction=0.25)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -178,9 +175,10 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     assert json.loads(result.output)["samples"] == 3
 
 
+@pytest.mark.slow
 def test_train_cli_trains_and_summarises(utk_small, tmp_path):
     args = ["train", "rotation", "--data", str(utk_small), "--out", str(tmp_path), "--input-size", "32",
-            "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
+            "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rotation.keras").exists() and "angle_error" in result.output
@@ -205,18 +203,13 @@ def test_train_cli_reports_bad_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def celeba_small(tmp_path_factory) -> Path:
-    """CelebA crops in their own train/ and val/ folders: 6 + 4 faces of each gender."""
-    root = tmp_path_factory.mktemp("celeba") / "celeba_gender"
-    for side, n in (("train", 6), ("val", 4)):
-        for gender in ("male", "female"):
-            (root / side / gender).mkdir(parents=True)
-            for f in sorted((CELEBA / side / gender).glob("*.jpg"))[:n]:
-                shutil.copy(f, root / side / gender / f.name)
-    return root
+    """CelebA-style crops in their own train/ and val/ folders: 6 + 4 faces of each gender."""
+    return write_gender_folders(tmp_path_factory.mktemp("celeba") / "celeba_gender", {"train": 6, "val": 4})
 
 
 def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
-    from phototag.training.train import age_weights, decades, sampling_weights
+    from phototag.ages import decades
+    from phototag.training.train import age_weights, sampling_weights
 
     s = data.Samples.concat([data.read_utkface(utk_small), data.splits(celeba_small, 1337)[0]])
     assert sampling_weights(s, 0.0) is None
@@ -254,6 +247,7 @@ def test_distribution_loss_and_mae():
     assert float(keras.ops.convert_to_numpy(loss(np.array([[30.0, 1.0, 1.0, 0.0]], np.float32), bad))[0]) == 0
 
 
+@pytest.mark.slow
 def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, celeba_small, tmp_path, tiny_model_dir):
     from phototag.chain import FaceChain
     from phototag.export import export_model
@@ -261,7 +255,7 @@ def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, cel
 
     out = tmp_path / "models"
     args = ["train", "age", "--data", str(utk_small), "--data", str(celeba_small), "--out", str(out),
-            "--input-size", "32", "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0",
+            "--input-size", "32", "--epochs1", "1", "--epochs2", "0",
             "--epochs3", "1", "--batch-size", "4", "--age-head", "distribution", "--balance", "1",
             "--age-balance", "0.5"]
     result = CliRunner().invoke(app, args)
@@ -325,3 +319,86 @@ def test_backbone_from_a_saved_model_at_another_input_size(tiny_model_dir, tmp_p
     other.save(tmp_path / "other.keras")
     with pytest.raises(ValueError, match="not a"):
         backbones.build("mobilenet_v2", 48, str(tmp_path / "other.keras"))
+
+
+def _labelled_folder(root: Path, faces: list[Path]) -> Path:
+    """An All-Age-Faces-like folder: ``labels.csv`` (path,age,gender) and its data set's train split in ``train/``."""
+    (root / "train").mkdir(parents=True)
+    rows = []
+    for i, face in enumerate(faces):
+        shutil.copy(face, root / "train" / f"{i:05d}A{20 + i:02d}.jpg")
+        rows.append(f"train/{i:05d}A{20 + i:02d}.jpg,{20 + i},{'female' if i % 2 else 'male'}")
+    (root / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_labelled_folder_with_only_a_train_split_draws_its_validation_from_it(tmp_path, utk_small):
+    faces = sorted((utk_small / "crop_part1").glob("*.jpg"))
+    root = _labelled_folder(tmp_path / "aaf", (faces * 3)[:60])
+    train, val, test = data.splits(root, 1337)
+    assert len(test) == 0 and len(train) + len(val) == 60 and 1 <= len(val) <= 15
+    assert set(train.source) == set(val.source) == {"aaf"}
+    first = np.flatnonzero([p.endswith("00003A23.jpg") for p in data.Samples.concat([train, val]).paths])
+    assert data.Samples.concat([train, val]).take(first).age[0] == 23
+    names = {Path(p).name for p in val.paths}
+    assert names == {Path(p).name for p in data.split(data.read_any(root), 1337, 0.1, 0.0)[1].paths}  # by name
+    assert names != {Path(p).name for p in data.splits(root, 7)[1].paths}
+
+    with open(root / "labels.csv", "a") as fh:
+        fh.write("train/../00000A20.jpg,30,male\n")
+    shutil.copy(faces[0], root / "00000A20.jpg")
+    with pytest.raises(data.DataError, match="outside the folder's train/, val/, test/"):
+        data.splits(root, 1337)
+
+
+def test_crops_are_the_chains_crops_of_the_detected_face_and_a_data_set(tmp_path, utk_small):
+    from phototag import detectors
+    from phototag.training import crops
+
+    source = _labelled_folder(tmp_path / "faces", sorted((utk_small / "crop_part1").glob("*.jpg"))[:6])
+    Image.new("RGB", (120, 150), (90, 90, 90)).save(source / "train" / "00099A40.jpg")  # no face
+    with open(source / "labels.csv", "a") as fh:
+        fh.write("train/00099A40.jpg,40,female\n")
+    out = tmp_path / "crops"
+    report = crops.build(source, out, size=64)
+    assert (report["crops"], report["misses"], report["missed"]) == (6, 1, ["train/00099A40.jpg"])
+    assert report["by_folder"] == {"train": {"crops": 6, "misses": 1}}
+
+    before = [sorted(Path(p).name for p in side.paths) for side in data.splits(source, 1337)]
+    after = [sorted(Path(p).name for p in side.paths) for side in data.splits(out / "faces", 1337)]
+    assert after == [[n for n in side if n != "00099A40.jpg"] for side in before]  # the same sides, less the miss
+    crop_file = out / "faces" / "train" / "00002A22.jpg"
+    expected, _ = crops.face_crop(source / "train" / "00002A22.jpg", detectors.create("yunet"), 64)
+    saved = np.asarray(Image.open(crop_file), dtype=float)
+    assert saved.shape == (64, 64, 3) and np.abs(saved - expected).mean() < 4  # JPEG quality 95
+    assert data.read_any(out / "faces").age.tolist() == data.read_any(source).age[:6].tolist()
+
+    index = (out / "faces" / crops.INDEX).read_text()
+    crop_file.unlink()  # a resumed build does only what its index does not list
+    assert crops.build(source, out, size=64)["crops"] == 6 and not crop_file.exists()
+    assert (out / "faces" / crops.INDEX).read_text() == index
+    (out / "faces" / crops.INDEX).write_text("file,face,outside\n")  # killed after the header
+    assert crops.build(source, out, size=64)["crops"] == 6 and crop_file.exists()
+    assert (out / "faces" / crops.INDEX).read_text().count("file,face") == 1
+    with pytest.raises(data.DataError, match="other settings"):
+        crops.build(source, out, size=80)
+
+    tight = tmp_path / "tight.jpg"  # a face cropped closer than the chain crops: its crop reaches beyond
+    Image.open(source / "train" / "00002A22.jpg").crop((40, 40, 160, 160)).save(tight, quality=95)
+    black, beyond = crops.face_crop(tight, detectors.create("yunet"), 64)
+    reflected, same = crops.face_crop(tight, detectors.create("yunet"), 64, outside="reflect")
+    assert beyond == same > 0.1 and black[0].max() < 10 < reflected[0].mean()  # the top row
+    assert np.abs(black[24:40, 24:40].astype(float) - reflected[24:40, 24:40]).max() == 0  # the face untouched
+
+
+def test_pack_gives_each_part_of_a_labelled_folder_its_rows(tmp_path, utk_small):
+    from phototag.training.pack import pack
+
+    source = _labelled_folder(tmp_path / "aaf", sorted((utk_small / "crop_part1").glob("*.jpg"))[:12])
+    report = pack([source], tmp_path / "gpu_data", size=48, quality=80, part_mib=0.005)
+    parts = [p / "aaf" for p in sorted((tmp_path / "gpu_data").glob("part*"))]
+    assert len(parts) == len(report["parts"]) > 1
+    packed = [data.splits(p, 1337) for p in parts]
+    assert sum(len(train) + len(val) for train, val, _ in packed) == 12  # every row in exactly one part
+    names = sorted(Path(p).name for _, val, _ in packed for p in val.paths)
+    assert names == sorted(Path(p).name for p in data.splits(source, 1337)[1].paths)

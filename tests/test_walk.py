@@ -10,8 +10,8 @@ from phototag.images import BASE_EXTENSIONS, supported_extensions
 from phototag.records import PhotoInfo
 from phototag.index import IndexWriter, indexed_states
 from phototag.plan import file_sha256, is_unchanged
-from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE, NOT_A_PHOTO,
-                           RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, skipped_counts, walk)
+from phototag.walk import (ANIMATION, BROKEN_LINK, HIDDEN, LINK_OUTSIDE, LIVE_PHOTO, NEEDS_PACKAGE, NOT_A_FILE,
+                           NOT_A_PHOTO, RAW_SIBLING, SIDECAR, UNSUPPORTED_IMAGE, VIDEO, skipped_counts, walk)
 
 
 def touch(path, data=b"x"):
@@ -185,3 +185,23 @@ def test_raw_jpeg_pairs(tmp_path):
         b"IMG_0004.dng": (RAW_SIBLING, b"IMG_0004.heic")}
     both, skipped = skipped_by_name(tmp_path)
     assert len(both) == 8 and skipped == {}
+
+
+def test_links_to_files_outside_the_scanned_folders_are_skipped(tmp_path):
+    """Issue 16 case 8: a linked photo would be rewritten (and a killed write's temp copy left) in its
+    target's folder, which no scan of the library visits. Links to folders are walked, and links to
+    files in the folders walked followed."""
+    library, elsewhere, album = tmp_path / "library", tmp_path / "elsewhere", tmp_path / "album"
+    touch(os.fsencode(elsewhere / "far.jpg"))
+    touch(os.fsencode(album / "in_album.jpg"))
+    touch(os.fsencode(library / "near.jpg"))
+    os.symlink(elsewhere / "far.jpg", library / "link.jpg")
+    os.symlink(album, library / "album")
+    os.symlink(album / "in_album.jpg", library / "zz_alias.jpg")
+    skipped = []
+    found = names(walk([library], BASE_EXTENSIONS, on_skip=skipped.append), library)
+    assert found == [b"near.jpg", b"zz_alias.jpg", b"album/in_album.jpg"]
+    assert [(os.path.basename(k.path), k.reason, k.detail) for k in skipped] == [
+        (b"link.jpg", LINK_OUTSIDE, str(elsewhere / "far.jpg"))]
+    both = names(walk([library, elsewhere], BASE_EXTENSIONS), tmp_path)  # its folder scanned too: followed
+    assert b"library/link.jpg" in both

@@ -6,7 +6,7 @@ in phototag's convention: landmarks ``left_eye``, ``right_eye``, ``nose``, ``mou
 (``left_eye`` is the person's right eye), coordinates in the pixels of the image passed in.
 
 ``yunet`` (default): OpenCV's YuNet (``cv2.FaceDetectorYN``), fast and finds faces tilted up to
-about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package, kept for comparison.
+about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package (the ``mtcnn`` extra), kept for comparison.
 """
 
 from __future__ import annotations

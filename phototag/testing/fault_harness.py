@@ -19,7 +19,7 @@ same models, then every photo is checked: it decodes; its image data (JPEG entro
 the user's; the user's tags (ImageDescription, their XPKeywords) are there; the file is the one the
 index describes (size, mtime, SHA-256, confirmed) and its EXIF record holds the index's faces; no
 phototag temp file is left; the index passes ``PRAGMA integrity_check``. Finally the bad inputs of
-issue 11 are run and their tracebacks counted. ``benchmarks/bench_faults.py`` runs it; the suite
+issues 11 and 16 are run and their tracebacks counted. ``benchmarks/bench_faults.py`` runs it; the suite
 runs a short version.
 """
 
@@ -46,7 +46,8 @@ from PIL import Image
 from phototag import index, tags
 from phototag.atomic import is_temp_name
 from phototag.faults import ENV
-from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.formats import jpeg_scan_bomb
+from phototag.testing.photos import FaceCrop, face_crops, jpeg_bytes, paste_face, scene
 
 POINTS = ("temp-written", "index-between", "renamed")
 USER_KEYWORDS = ["family", "holiday"]
@@ -102,7 +103,7 @@ def user_exif(description: str) -> bytes:
                         "Exif": {}})
 
 
-def user_photo(rng: random.Random, face: Path, description: str) -> bytes:
+def user_photo(rng: random.Random, face: FaceCrop, description: str) -> bytes:
     canvas = scene(320, 240, rng)
     paste_face(canvas, face, (rng.uniform(110, 210), rng.uniform(90, 150)), rng.randint(110, 140))
     return jpeg_bytes(canvas, quality=rng.randint(80, 95), exif=user_exif(description))
@@ -128,7 +129,7 @@ class Library:
     def __init__(self, root: Path, count: int, rng: random.Random):
         self.root, self.rng = root, rng
         root.mkdir(parents=True)
-        self.faces = face_files()
+        self.faces = face_crops()
         self.expected: dict[Path, tuple[str, str]] = {}  # photo -> (image data, description)
         for i in range(count):
             self.put(root / f"photo{i:04d}.jpg", f"user description {i}")
@@ -222,7 +223,7 @@ def check(library: Library, db_path: Path, figures: Figures) -> None:
 
 
 def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
-    """(command, exit code, tracebacks) for the bad inputs of issue 11."""
+    """(command, exit code, tracebacks) for the bad inputs of issues 11 and 16."""
     not_sqlite = work / "notes.db"
     not_sqlite.write_text("Shopping list: milk, eggs.\n")
     good = work / "index.db"
@@ -233,13 +234,42 @@ def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
         "query --faces 9223372036854775808": ["query", "--faces", "9223372036854775808", "--db", str(good)],
         "query --age 99999999999999999999-": ["query", "--age", "99999999999999999999-", "--db", str(good)],
         "stats --json > /dev/full": ["stats", "--json", "--db", str(good)],
-    }
+    } | hostile_reads(work / "hostile", good)
     results = []
     for name, args in runs.items():
         with open("/dev/full" if "/dev/full" in name else os.devnull, "w") as out:
             done = subprocess.run([sys.executable, "-c", CLI, *args], stdout=out, stderr=subprocess.PIPE, text=True)
         results.append((name, done.returncode, done.stderr.count("Traceback")))
     return results
+
+
+def hostile_reads(work: Path, good: Path) -> dict[str, list[str]]:
+    """The read-side bad inputs of issue 16, built in ``work``: the commands to run on them."""
+    for folder in ("names", "huge", "bomb", "links", "elsewhere", "[2020] trip"):
+        (work / folder).mkdir(parents=True, exist_ok=True)
+    photo = jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150)))
+    for name in (b"caf\xe9.jpg", b"x\x1b[2Jy.jpg", b"tab\there.jpg"):
+        (work / "names" / os.fsdecode(name)).write_bytes(photo)
+    with open(work / "huge" / "not_an_image.jpg", "wb") as f:
+        f.truncate(3 << 30)  # sparse
+    (work / "bomb" / "scans.jpg").write_bytes(jpeg_scan_bomb(5000))
+    (work / "elsewhere" / "far.jpg").write_bytes(photo)
+    (work / "links" / "far.jpg").unlink(missing_ok=True)
+    (work / "links" / "far.jpg").symlink_to(work / "elsewhere" / "far.jpg")
+    (work / "victim.txt").write_text("not a lock file\n")
+    (work / "locked.db.lock").unlink(missing_ok=True)
+    (work / "locked.db.lock").symlink_to(work / "victim.txt")
+    scan = ["scan", "--db", str(work / "hostile.db")]
+    return {
+        "scan: INDEX.lock a symbolic link to a user's file": ["scan", str(work / "names"), "--db", str(work / "locked.db")],
+        "scan: names not UTF-8, with escapes and tabs": [*scan, str(work / "names")],
+        "scan: 3 GB non-image named .jpg (sparse)": [*scan, str(work / "huge")],
+        "scan: progressive JPEG of 5000 scans": [*scan, str(work / "bomb")],
+        "scan: link to a photo outside the library": [*scan, str(work / "links")],
+        "query --path a folder not UTF-8": ["query", "--path", os.fsdecode(bytes(work / "names") + b"/caf\xe9.jpg"),
+                                           "--db", str(work / "hostile.db")],
+        "query --path '[2020] trip'": ["query", "--path", str(work / "[2020] trip"), "--db", str(good)],
+    }
 
 
 def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tuple[Path, Path], log=print,

@@ -153,3 +153,12 @@ def jpeg_bomb(width: int = 65000, height: int = 65000) -> bytes:
     sof = data.index(b"\xff\xc0")
     data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def jpeg_scan_bomb(scans: int, size: int = 64) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has ``scans`` scans (a "scan bomb")."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((size, size)).convert("RGB").save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * (scans - data.count(b"\xff\xda")) + data[-2:]

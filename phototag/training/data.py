@@ -5,10 +5,13 @@ Three layouts are read, each into a :class:`Samples` table (path, age, gender; a
 * UTKFace folders: ``{age}_{gender}_{race}_{datetime}.jpg.chip.jpg`` (gender 0 = male, 1 = female);
 * gender folders: any ``male/`` and ``female/`` folders below a root (e.g. CelebA crops);
 * a CSV file with the columns ``path,age,gender`` (either label may be empty; gender ``f``/``m``,
-  ``female``/``male`` or ``1``/``0`` as in UTKFace); paths are relative to the CSV's folder.
+  ``female``/``male`` or ``1``/``0`` as in UTKFace); paths are relative to the CSV's folder;
+* a labelled folder: such a CSV named ``labels.csv`` inside the folder (e.g. All-Age-Faces).
 
-A folder with its own ``train/``, ``val/`` or ``test/`` subfolders, such as the CelebA crops,
-keeps that split (:func:`splits`); any other source is split by file name and seed.
+A folder with its own ``train/``, ``val/`` or ``test/`` subfolders, such as the CelebA crops or
+AAF's ``train/``, keeps that split (:func:`splits`; a labelled folder without ``val/`` rows, like
+AAF, draws its validation side from ``train/`` by file name and seed). Any other source is split
+by file name and seed.
 
 Problems (an empty folder, a file name that breaks the grammar, an unreadable image, a bad label)
 raise :class:`DataError` naming the files, instead of being skipped silently.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,6 +34,7 @@ UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_(\d+)\.jpg\.chip\.jpg$")
 GENDER_WORDS = {"f": 1.0, "female": 1.0, "1": 1.0, "m": 0.0, "male": 0.0, "0": 0.0}
 MAX_AGE = 120
 SPLIT_NAMES = ("train", "val", "test")
+LABELS = "labels.csv"  # the label file of a labelled folder
 
 
 class DataError(ValueError):
@@ -171,11 +176,23 @@ def read_csv(path: str | Path) -> Samples:
     return _samples(paths, ages, genders, source=path.name)
 
 
+def read_labelled_folder(folder: str | Path) -> Samples:
+    """Read a folder's ``labels.csv`` (``path,age,gender``, paths relative to the folder); the source is
+    named by the folder."""
+    folder = Path(folder)
+    samples = read_csv(folder / LABELS)
+    samples.source[:] = folder.name
+    return samples
+
+
 def read_any(source: str | Path) -> Samples:
-    """Read a data set, choosing the reader from its layout (CSV file, gender folders, UTKFace folder)."""
+    """Read a data set, choosing the reader from its layout (CSV file, labelled folder, gender folders,
+    UTKFace folder)."""
     source = Path(source)
     if source.suffix.lower() == ".csv":
         return read_csv(source)
+    if (source / LABELS).is_file():
+        return read_labelled_folder(source)
     if source.is_dir() and any(p.is_dir() and p.name.lower() in ("male", "female") for p in [source, *source.rglob("*")]):
         return read_gender_folders(source)
     return read_utkface(source)
@@ -198,19 +215,58 @@ def split(samples: Samples, seed: int, val: float = 0.1, test: float = 0.1) -> t
     return samples.take(np.flatnonzero(is_train)), samples.take(np.flatnonzero(is_val)), samples.take(np.flatnonzero(is_test))
 
 
-def splits(source: str | Path, seed: int, val: float = 0.1, test: float = 0.1
-           ) -> tuple[Samples, Samples, Samples]:
-    """Train, validation and test samples of one source: its own ``train/``, ``val/`` and ``test/``
-    subfolders when it has any of them (a missing side is empty), else :func:`split`."""
-    source = Path(source)
-    if source.is_dir() and any((source / name).is_dir() for name in SPLIT_NAMES):
+def _own_sides(source: Path) -> list[Samples] | None:
+    """The train, validation and test sides of a source by its own split subfolders (a missing side is
+    empty), or None when it has none. A labelled folder's rows go by their first folder; there, a
+    missing validation side is the ``val`` share of the train side (AAF holds only its train split)."""
+    if not source.is_dir() or not any((source / name).is_dir() for name in SPLIT_NAMES):
+        return None
+    if not (source / LABELS).is_file():
         sides = []
         for name in SPLIT_NAMES:
             side = read_any(source / name) if (source / name).is_dir() else _samples([], [], [])
             side.source[:] = source.name
             sides.append(side)
-        return tuple(sides)
-    return split(read_any(source), seed, val, test)
+        return sides
+    samples = read_labelled_folder(source)
+    side_of = np.array([Path(os.path.relpath(p, source)).parts[0] for p in samples.paths], dtype=object)
+    outside = samples.paths[~np.isin(side_of, SPLIT_NAMES)]
+    if len(outside):
+        raise DataError(f"{source / LABELS}: " + problems(
+            f"rows outside the folder's {'/, '.join(SPLIT_NAMES)}/ subfolders", [str(p) for p in outside]))
+    return [samples.take(np.flatnonzero(side_of == name)) for name in SPLIT_NAMES]
+
+
+def splits(source: str | Path, seed: int, val: float = 0.1, test: float = 0.1
+           ) -> tuple[Samples, Samples, Samples]:
+    """Train, validation and test samples of one source: its own ``train/``, ``val/`` and ``test/``
+    subfolders when it has any of them (see :func:`_own_sides`), else :func:`split`."""
+    source = Path(source)
+    sides = _own_sides(source)
+    if sides is None:
+        return split(read_any(source), seed, val, test)
+    train, val_side, test_side = sides
+    if (source / LABELS).is_file() and not len(val_side):
+        train, val_side, _ = split(train, seed, val, 0.0)
+    return train, val_side, test_side
+
+
+LABEL_FILES = {"duplicate_groups.csv": "file", LABELS: "path"}  # label file -> its column of relative paths
+
+
+def copy_label_files(source: str | Path, target: str | Path, kept: set[str]) -> None:
+    """Write the label files of the folder ``source`` into ``target`` with the rows of the ``kept``
+    files only (paths relative to the folder), for a copy that holds some of its files."""
+    for name, column in LABEL_FILES.items():
+        if not (Path(source) / name).is_file():
+            continue
+        with open(Path(source) / name, newline="") as fh:
+            reader = csv.DictReader(fh)
+            fieldnames, rows = reader.fieldnames, [r for r in reader if r[column] in kept]
+        with open(Path(target) / name, "w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def square(image: Image.Image) -> Image.Image:

@@ -2,14 +2,17 @@
 
 Two ways in: the files as face crops (as in training), or through detection, exactly as
 ``phototag scan`` sees a photo (decode, detect, the chain on the face nearest the image centre;
-a file without a face is a miss). Reports gender accuracy; age MAE, RMSE and share within ±5 years, overall and by decade; rotation
-MAE and share within ±5° on test faces rotated by known angles (``scipy.ndimage.rotate``, an
+a file without a face is a miss). Reports gender accuracy (at the models' gender threshold), per
+data set and gender x decade cell with the worst cell, and the reliability of P(female)
+(:mod:`.balance`); age MAE, RMSE and share within ±5 years, overall and by decade; rotation MAE
+and share within ±5° on test faces rotated by known angles (``scipy.ndimage.rotate``, an
 implementation independent of the training augmentation); and milliseconds per face for the
 chain (rotation → de-rotate → gender/age) on this machine.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
 import time
@@ -20,13 +23,14 @@ from PIL import Image
 from scipy import ndimage
 
 from phototag import detectors
+from phototag.ages import decade_label, decades
 from phototag.analyzer import FaceAnalyzer
 from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 from phototag.models import load_models
 from phototag.records import Detection
 
-from . import data
+from . import balance, data
 
 
 def _age_report(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
@@ -38,10 +42,10 @@ def _age_report(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
         "within_5": round(float(np.mean(np.abs(err) <= 5)), 4),
         "by_decade": {},
     }
-    decade = np.minimum(age_true // 10 * 10, 90).astype(int)
+    decade = decades(age_true)
     for d in sorted(set(decade)):
         m = decade == d
-        report["by_decade"][f"{d}-{d + 9}" if d < 90 else "90+"] = {
+        report["by_decade"][decade_label(d) if d < 90 else "90+"] = {
             "n": int(m.sum()), "mae": round(float(np.mean(np.abs(err[m]))), 2),
             "bias": round(float(np.mean(err[m])), 2)}
     return report
@@ -81,17 +85,36 @@ def split_settings(model_dir: Path) -> dict:
     return {"seed": cfg.get("seed", 1337), "val": cfg.get("val_fraction", 0.1), "test": cfg.get("test_fraction", 0.1)}
 
 
-def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray, age: np.ndarray) -> None:
+def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray, age: np.ndarray,
+                      threshold: float, choose_threshold: bool = False) -> None:
     has_gender = ~np.isnan(samples.gender)
     if has_gender.any():
-        report["gender"] = {"n": int(has_gender.sum()), "accuracy": round(float(np.mean(
-            (p_female[has_gender] >= 0.5) == (samples.gender[has_gender] == 1))), 4)}
+        s, female, p = samples.take(np.flatnonzero(has_gender)), samples.gender[has_gender] == 1, p_female[has_gender]
+        report["gender"] = {"n": int(has_gender.sum()), "threshold": threshold, "min_cell": balance.MIN_CELL,
+                            "accuracy": round(float(np.mean((p >= threshold) == female)), 4),
+                            "by_source": balance.cell_report(s.source, female, s.age, p, threshold),
+                            "reliability": {str(src): balance.reliability(female[s.source == src], p[s.source == src])
+                                            for src in dict.fromkeys(s.source)}}
+        if choose_threshold:
+            report["gender"]["threshold_choice"] = balance.choose_threshold(s.source, female, s.age, p, threshold)
     has_age = ~np.isnan(samples.age)
     if has_age.any():
         report["age"] = _age_report(samples.age[has_age], age[has_age])
 
 
-def _central_face(detections: list[Detection], shape: tuple[int, ...]) -> Detection | None:
+def write_predictions(path: str | Path, samples: data.Samples, p_female: np.ndarray, age: np.ndarray,
+                      found: np.ndarray) -> None:
+    """One CSV row per file: its labels and what the models said (empty where no face was found)."""
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["path", "source", "gender", "age", "found", "p_female", "predicted_age"])
+        for row in zip(samples.paths, samples.source, samples.gender, samples.age, found, p_female, age):
+            path_, src, g, a, f, p, pa = row
+            out.writerow([path_, src, "" if np.isnan(g) else "fm"[int(g == 0)], "" if np.isnan(a) else f"{a:g}",
+                          int(f), f"{p:.4f}" if f else "", f"{pa:.2f}" if f else ""])
+
+
+def central_face(detections: list[Detection], shape: tuple[int, ...]) -> Detection | None:
     """The detection whose box centre is nearest the image centre."""
     def distance(d: Detection) -> float:
         x, y, w, h = d.box
@@ -124,7 +147,7 @@ def _detect_and_predict(samples: data.Samples, analyzer: FaceAnalyzer, decode_si
         except (OSError, DecodeError) as exc:
             unreadable.append(f"{path} ({exc})")
             continue
-        face = _central_face(analyzer.detect(pixels, info.scale), pixels.shape)
+        face = central_face(analyzer.detect(pixels, info.scale), pixels.shape)
         if face is not None:
             pending.append((i, pixels, face))
         if len(pending) >= analyzer.chain.batch_size:
@@ -139,7 +162,7 @@ def _detect_and_predict(samples: data.Samples, analyzer: FaceAnalyzer, decode_si
 def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int | None = None, split: str = "test",
              limit: int | None = None, rotation_angles: tuple[float, ...] = (60.0, 90.0), batch_size: int = 64,
              flip_average: bool = True, detect: bool = False, detector: str = detectors.DEFAULT,
-             engine: str = "auto") -> dict:
+             engine: str = "auto", choose_threshold: bool = False, predictions: str | Path | None = None) -> dict:
     """Measure the models of ``model_dir`` (default: shipped) on the ``split`` of ``sources``.
 
     The split uses the seed and fractions of the models' training run unless ``seed`` is given.
@@ -147,6 +170,9 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
     scan's :class:`~phototag.analyzer.FaceAnalyzer` (files without a face are misses, listed in the
     report); otherwise the files are taken as face crops, and the rotation regressor is measured on
     them too. ``engine``: how the models run (see :func:`phototag.models.load_models`).
+    ``choose_threshold``: also choose the gender threshold by the worst cell
+    (:func:`.balance.choose_threshold`; on validation splits only). ``predictions``: write each
+    file's labels and predictions to this CSV file.
     """
     analyzer = None
     if detect:
@@ -163,21 +189,30 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
                     "flip_average": flip_average, "through": "detection" if detect else "crops",
                     "runtime": analyzer.describe() if analyzer else models.describe(),
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
+    threshold = models.gender_threshold
     if detect:
         p_female, age, found, seconds = _detect_and_predict(samples, analyzer, DEFAULT_DECODE_SIZE)
         report["detection"] = {"found": int(found.sum()), "misses": int((~found).sum()),
-                               "missed": [Path(p).name for p in samples.paths[~found]]}
-        _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found])
+                               "missed": [Path(p).name for p in samples.paths[~found]],
+                               "misses_by_source": {str(src): int((~found & (samples.source == src)).sum())
+                                                    for src in dict.fromkeys(samples.source)}}
+        _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found], threshold,
+                          choose_threshold)
         if "gender" in report:  # a miss counts as a wrong answer here
             has = ~np.isnan(samples.gender)
-            hit = found & ((p_female >= 0.5) == (samples.gender == 1))
+            hit = found & ((p_female >= threshold) == (samples.gender == 1))
             report["gender"]["accuracy_with_misses"] = round(float(np.mean(hit[has])), 4)
         report["ms_per_image"] = round(1000 * seconds / len(samples), 2)
+        if predictions:
+            write_predictions(predictions, samples, p_female, age, found)
         return report
 
     size = models.input_size
     faces = data.load_images(samples, size)
-    _attribute_report(report, samples, *chain.attributes(faces))
+    p_female, age = chain.attributes(faces)
+    _attribute_report(report, samples, p_female, age, threshold, choose_threshold)
+    if predictions:
+        write_predictions(predictions, samples, p_female, age, np.ones(len(samples), bool))
     rng = np.random.default_rng(seed)
     pad = (wide_size(size) - size) // 2  # the faces with reflected context around, as a photo would have
     wide = np.pad(faces, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")

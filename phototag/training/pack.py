@@ -8,7 +8,8 @@ keeps what earlier calls carried while it stays warm). File names and layout are
 ``phototag train --data gpu_data/part1/utkface --data gpu_data/part2/utkface ...`` there reads the
 same train and validation sides as here: UTKFace splits by file name (and a data set's parts are
 one source, by folder name), the test files are simply not packed (``test_samples_held_out`` is
-0 there), and folders with their own ``train/``/``val/`` keep them. See models/README.md.
+0 there), and folders with their own ``train/``/``val/`` keep them; each part carries the rows of its
+files from ``duplicate_groups.csv`` and ``labels.csv``. See models/README.md.
 
     python -m phototag.training.pack --data ../shared/data/utkface --data ../shared/data/celeba_gender --part-mib 16
 """
@@ -16,7 +17,6 @@ one source, by folder name), the test files are simply not packed (``test_sample
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 from pathlib import Path
@@ -68,15 +68,8 @@ def pack(sources: list[str | Path], out: str | Path, size: int = 128, quality: i
             target.write_bytes(encoded)
             report["parts"][-1] += len(encoded)
             in_part.setdefault(part, set()).add(relative.as_posix())
-        groups = source / "duplicate_groups.csv"
-        if groups.exists():  # each part lists its own files; a group's side depends only on its name
-            with open(groups, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            for part, kept in in_part.items():
-                with open(out / f"part{part}" / source.name / groups.name, "w", newline="") as dst:
-                    writer = csv.DictWriter(dst, ["group", "file"])
-                    writer.writeheader()
-                    writer.writerows(r for r in rows if r["file"] in kept)
+        for part, kept in in_part.items():  # each part lists its own files; a side depends only on the name
+            data.copy_label_files(source, out / f"part{part}" / source.name, kept)
         report["sources"][source.name] = {"train": len(train), "val": len(val), "test_not_packed": len(test),
                                           "parts": sorted(in_part)}
     report["bytes"] = sum(report["parts"])

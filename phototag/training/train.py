@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from phototag.ages import decades
 from phototag.export import export_model
 from phototag.models import MODEL_FILES, MODEL_KEYS, runtime_path
 
@@ -135,11 +136,6 @@ def prepare(cfg: TrainConfig, input_size: int) -> Prepared:
 def _gender_targets(s: data.Samples) -> np.ndarray:
     has = ~np.isnan(s.gender)
     return np.stack([np.nan_to_num(s.gender), has], axis=-1).astype(np.float32)
-
-
-def decades(age: np.ndarray) -> np.ndarray:
-    """Decade index 0..9 (90+ together) of each age; -1 where the age is unknown."""
-    return np.where(np.isnan(age), -1, np.minimum(np.nan_to_num(age) // 10, 9)).astype(int)
 
 
 def _inverse_count(keys: list[tuple], power: float) -> np.ndarray:
