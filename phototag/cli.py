@@ -14,7 +14,7 @@ from typing import Literal
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, extras
 from .extras import MissingExtra
 from .names import escape_controls, printable
 
@@ -129,6 +129,10 @@ def scan(
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Run the scan on the Ray cluster at ADDRESS (host:port, ray://host:port, auto, or local for one "
+             "on this machine); the photos must be at the same path on every node. Needs pip install \"phototag[ray]\"."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -145,6 +149,8 @@ def scan(
     Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
     (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
+    if ray is not None:
+        extras.require("ray", "phototag scan --ray")
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
@@ -156,6 +162,7 @@ def scan(
 
     from .display import RichProgress, render_summary
     from .index import IndexUnusable, default_db_path
+    from .ray_scan import ClusterUnreachable
     from .scan import ScanOptions, scan as run_scan
 
     options = ScanOptions(
@@ -166,7 +173,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose, ray=ray,
     )
     console = Console(stderr=True)
     try:
@@ -175,7 +182,7 @@ def scan(
         else:
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
-    except IndexUnusable as e:
+    except (IndexUnusable, ClusterUnreachable) as e:
         typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:

@@ -108,9 +108,12 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     rows.append(("time", f"{t.total:.1f} s"))
     if summary.scanned or summary.failed:
         rows.append(("  start-up / walk", f"{t.startup:.1f} / {t.walk:.1f} s"))
-        rows.append(("  decode / detect / chain / write",
+        rows.append(("  decode / detect / chain / write" + (" (all workers)" if summary.nodes else ""),
                      f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"))
-        rows.append(("  waiting for decode or chain", f"{t.waiting:.1f} s"))
+        rows.append(("  waiting for the cluster" if summary.nodes else "  waiting for decode or chain",
+                     f"{t.waiting:.1f} s"))
+    if summary.nodes:
+        rows.append(("Ray cluster: nodes / worker processes", f"{summary.nodes} / {summary.workers}"))
     if summary.engine:
         rows += [("detector", summary.detector), ("models run on", f"{summary.engine} on {summary.device}")]
     rows.append(("models", summary.model_version))

@@ -14,6 +14,7 @@ MODULES = {  # extra -> the modules it provides that phototag imports
     "train": ("tensorflow", "keras", "scipy"),  # training, `phototag eval`, `phototag export`
     "gpu": ("tensorflow", "keras"),  # the Keras/TensorFlow engine (CUDA on Linux)
     "mtcnn": ("mtcnn", "tensorflow"),  # the MTCNN detector
+    "ray": ("ray",),  # `phototag scan --ray` (phototag/ray_scan.py)
 }
 
 

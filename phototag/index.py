@@ -472,6 +472,12 @@ class IndexWriter:
         self.db = db
         self.version = version
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes made inside in one transaction (each photo's own becomes a savepoint)."""
+        with self.db.atomic():
+            yield
+
     def states(self) -> dict[bytes, IndexedState]:
         """What the index remembers about every file, by path key."""
         return indexed_states(self.db)

@@ -55,6 +55,8 @@ class ScanSummary:
     changed: list[str] = field(default_factory=list)  # changed while being scanned (twice, or replaced just
     # after phototag's rewrite): left for the next scan
     temp_files_removed: int = 0  # temporary files left by killed writes, removed
+    nodes: int = 0  # on a Ray cluster (scan --ray): its nodes, and the worker processes that ran photos' tasks
+    workers: int = 0
     timings: Timings = field(default_factory=Timings)
 
     def count_unreadable(self, folder: bytes, error: OSError) -> None:
