@@ -248,6 +248,8 @@ def query(
                                             "(all of the year, month or day given)."),
     include_missing: bool = typer.Option(False, "--include-missing",
                                          help="Also list photos that were gone at the last scan."),
+    turned: bool = typer.Option(False, "--turned", help="Only photos whose faces agree that they are turned by "
+                                "90°, 180° or 270° (see phototag orient)."),
     output: Literal["table", "paths", "json", "csv"] | None = typer.Option(
         None, "--format", "-f", help="table (default), paths (one a line), json or csv (with the matching faces)."),
     null: bool = typer.Option(False, "-0", "--null", help="Print the paths each ended by NUL, for xargs -0 "
@@ -280,7 +282,7 @@ def query(
         path=path_prefix, path_glob=path_glob,
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
-        include_missing=include_missing, sort=sort, reverse=reverse, limit=limit,
+        include_missing=include_missing, turned=turned, sort=sort, reverse=reverse, limit=limit,
     )
     photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
@@ -363,6 +365,37 @@ def clean(
 
     options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden, force=force)
     render_clean(run_clean([os.fsencode(p) for p in paths], options), Console(highlight=False))
+
+
+@app.command()
+def orient(
+    paths: list[Path] = typer.Argument(..., help="Scanned photos or folders (recursively)."),
+    fix: bool = typer.Option(False, "--fix", help="Set each turned photo's EXIF orientation so that viewers show "
+                             "it upright (lossless: the pixels are not touched; phototag clean undoes it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: check and list what would be set; change "
+                                 "no file."),
+    touch: bool = typer.Option(False, "--touch", help="Set the fixed photos' modification time to now "
+                                                      "(default: keep it)."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
+) -> None:
+    """List the scanned photos under PATHS that are the wrong way up (their faces agree they are
+    turned by 90°, 180° or 270°), and with --fix set the EXIF orientation that shows them upright.
+    The index follows (its face boxes are in the displayed frame), so nothing needs scanning again.
+
+    Exit code: 0 when done, 1 when some photos could not be fixed (or there is no index).
+    """
+    from rich.console import Console
+
+    from .display import render_orient
+    from .orient import orient as run_orient
+
+    if dry_run and not fix:
+        raise typer.BadParameter("--dry-run goes with --fix (without it nothing is written anyway)",
+                                 param_hint="--dry-run")
+    summary = run_orient(_read_index(db), [os.fsencode(p) for p in paths], fix=fix, dry_run=dry_run,
+                         keep_mtime=not touch)
+    render_orient(summary, Console(highlight=False))
+    raise typer.Exit(1 if summary.failed else 0)
 
 
 @app.command()

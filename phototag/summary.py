@@ -40,6 +40,7 @@ class ScanSummary:
     scanned: int = 0  # photos decoded, detected and recorded in this run
     unchanged: int = 0  # skipped: same file as at the last scan
     faces: int = 0  # faces found in the scanned photos
+    turned: int = 0  # scanned photos whose faces agree they are the wrong way up (phototag orient)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
     skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why
@@ -101,6 +102,7 @@ class ScanSummary:
             self.count_changed(report.path)
         self.scanned += 1
         self.faces += report.faces
+        self.turned += bool(report.turn)
 
     def count_sidecar(self, path: bytes, status: str, reason: str) -> None:
         """A sidecar written (or found as it should be, or failed)."""

@@ -34,6 +34,8 @@ from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 
 XP_KEYWORDS = piexif.ImageIFD.XPKeywords
 USER_COMMENT = piexif.ExifIFD.UserComment
+ORIENTATION = piexif.ImageIFD.Orientation
+ORIENTATION_BEFORE = "orientation_before"  # the record's note of the orientation ``phototag orient`` replaced
 BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 JPEG_XMP_LIMIT = 0xFFFF - 2 - len(JPEG_XMP)  # bytes of XMP one APP1 segment holds
 MAX_SIDECAR = 64 << 20  # a larger file at a sidecar's name is not read (Lightroom's are under 1 MB)
@@ -60,6 +62,7 @@ class CleanResult:
 
     keywords: list[str] = field(default_factory=list)  # phototag keywords taken out of XPKeywords / dc:subject
     record: bool = False  # phototag's EXIF record
+    orientation: bool = False  # the EXIF orientation ``phototag orient`` set, put back
     xmp: bool = False  # phototag's parts of the embedded XMP
     regions: int = 0  # face regions taken out of the embedded XMP and the sidecar
     sidecar_keywords: list[str] = field(default_factory=list)
@@ -68,14 +71,16 @@ class CleanResult:
 
     @property
     def changed(self) -> bool:
-        return bool(self.keywords or self.record or self.xmp or self.sidecar_keywords or self.regions
-                    or self.sidecar_deleted)
+        return bool(self.keywords or self.record or self.orientation or self.xmp or self.sidecar_keywords
+                    or self.regions or self.sidecar_deleted)
 
     def summary(self) -> str:
         """One line for people."""
         parts = []
         if self.record:
             parts.append("EXIF record")
+        if self.orientation:
+            parts.append("orientation")
         if self.xmp:
             parts.append("XMP")
         if self.keywords or self.sidecar_keywords:
@@ -116,7 +121,7 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
     except (Refused, NotXmp, OSError, struct.error) as error:
-        return WriteResult("failed", _reason(error))
+        return WriteResult("failed", reason(error))
 
 
 def _embedded_packet(photo: Photo) -> tuple[Packet, str | None]:
@@ -182,7 +187,7 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
             written = replace(target, [data], like=before, expect=before, keep_times=False, force=force)
         return WriteResult("written", file=written)
     except (NotXmp, Refused, OSError) as error:
-        return WriteResult("failed", _reason(error))
+        return WriteResult("failed", reason(error))
 
 
 def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
@@ -212,7 +217,7 @@ def read_record(path) -> dict | None:
     """phototag's record from the photo's EXIF, or None (no record, or a format without EXIF support)."""
     exif = _read_exif(Path(os.fsdecode(path)))
     try:
-        return None if exif is None else policy.split_comment(_comment(exif), exif.order)[1]
+        return None if exif is None else policy.split_comment(user_comment(exif), exif.order)[1]
     except Refused:
         return None
 
@@ -236,7 +241,7 @@ def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool =
             _clean_sidecar(sidecar_path(real, name), real.name if name == NAMES[1] else None, result, dry_run,
                            force)
     except (Refused, NotXmp, OSError, struct.error) as error:
-        result.failed = _reason(error)
+        result.failed = reason(error)
     except Exception as error:  # a damaged file must not stop the others
         result.failed = f"{type(error).__name__}: {error}"
     return result
@@ -245,27 +250,37 @@ def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool =
 def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version: str) -> tuple[bytes, list[str]]:
     """(the photo's EXIF block with phototag's keywords and record, the same bytes when they are there
     already; the user's own XPKeywords)."""
-    exif = ExifBlock.parse(photo.tiff) if photo.tiff else _created_block(photo, info)
-    code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
+    exif = ExifBlock.parse(photo.tiff) if photo.tiff else created_block(photo, (info.stored_width, info.stored_height))
+    code, previous, user, encoding = policy.split_comment(user_comment(exif), exif.order)
     current = policy.decode_keywords(exif.get(XP_KEYWORDS))
     own = policy.own_keywords(previous)
     keywords, added = policy.merge_keywords(current, own, policy.photo_keywords(faces))
-    record = policy.exif_record(faces, info, model_version, added)
-    for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None)):
-        if now or (previous or {}).get(flag):
-            record[flag] = True  # phototag added the VP8X header / the EXIF block: clean removes it
+    record = policy.exif_record(faces, info, model_version, added) | record_flags(photo, previous)
     new_keywords = policy.encode_keywords(keywords)
     new_comment = policy.join_comment(code, record, user, encoding)
-    if (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment):
+    if (exif.get(XP_KEYWORDS), user_comment(exif)) == (new_keywords, new_comment):
         return photo.tiff, policy.without(current, own)
     return exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
                       {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}), policy.without(current, own)
 
 
-def _created_block(photo: Photo, info: PhotoInfo) -> ExifBlock:
-    """A new EXIF block holding the tags the standard requires; phototag's own go in next."""
+def record_flags(photo: Photo, previous: dict | None) -> dict:
+    """What phototag's EXIF record keeps saying, whatever is written next, so that ``clean`` can undo
+    it: that phototag added the WebP VP8X header or the EXIF block, and the orientation ``phototag
+    orient`` replaced (None: the file had none)."""
+    previous = previous or {}
+    flags = {flag: True for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None))
+             if now or previous.get(flag)}
+    if ORIENTATION_BEFORE in previous:
+        flags[ORIENTATION_BEFORE] = previous[ORIENTATION_BEFORE]
+    return flags
+
+
+def created_block(photo: Photo, stored_size: tuple[int, int]) -> ExifBlock:
+    """A new EXIF block holding the tags the standard requires (``stored_size``: the stored pixel
+    width and height); phototag's own go in next."""
     empty = ExifBlock.parse(EMPTY_TIFF)
-    required = required_tags(empty.order, (info.stored_width, info.stored_height), photo.density)
+    required = required_tags(empty.order, stored_size, photo.density)
     return ExifBlock.parse(empty.patch(*required))
 
 
@@ -307,7 +322,7 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     if not photo.tiff:
         return photo.tiff, None, []
     exif = ExifBlock.parse(photo.tiff)
-    code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
+    code, record, user, _ = policy.split_comment(user_comment(exif), exif.order)
     if record is None:
         return photo.tiff, None, []
     current = policy.decode_keywords(exif.get(XP_KEYWORDS))
@@ -316,6 +331,11 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     result.record = True
     ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None}
     exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
+    if ORIENTATION_BEFORE in record:
+        before = record[ORIENTATION_BEFORE]
+        result.orientation = True
+        ifd0_changes[ORIENTATION] = ((piexif.TYPES.Short, struct.pack(exif.order + "H", before))
+                                     if isinstance(before, int) and 0 <= before <= 0xFFFF else None)
     if record.get("exif_created"):
         ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
         exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
@@ -377,11 +397,13 @@ def _read_exif(path: Path) -> ExifBlock | None:
         return None
 
 
-def _comment(exif: ExifBlock) -> bytes | None:
+def user_comment(exif: ExifBlock) -> bytes | None:
+    """The EXIF UserComment, where phototag's record lives (None: absent)."""
     return exif.get(USER_COMMENT, in_exif_ifd=True)
 
 
-def _reason(error: Exception) -> str:
+def reason(error: Exception) -> str:
+    """A one-line reason for a failed write."""
     if isinstance(error, OSError):
         return f"{error.strerror or error.__class__.__name__}" + (f": {error.filename}" if error.filename else "")
     return str(error) or error.__class__.__name__

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from . import tags
+from . import orient, tags
 from .atomic import Written
 from .records import Face, PhotoInfo
 
@@ -46,6 +46,7 @@ class WriteReport:
     exif_problem: bool = False  # a status to list among the problems
     sidecar: str = ""  # status of the sidecar write; "" when none was written
     sidecar_reason: str = ""
+    turn: int = 0  # quarter turns the photo's faces agree it is turned by (see phototag.orient)
     replaced: bool = False  # rewritten, then found replaced by another file: left unconfirmed
 
     @property
@@ -66,7 +67,7 @@ class PhotoWriter:
               recorder: PhotoRecorder) -> WriteReport:
         """Write a photo's tags and record it (the protocol above); never raises for a bad file."""
         opts = self.options
-        report = WriteReport(path, len(faces))
+        report = WriteReport(path, len(faces), turn=orient.suggested_turn(f.rotation for f in faces))
         written: list[Written] = []
 
         def before_rename(new: Written) -> None:

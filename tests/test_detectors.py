@@ -119,3 +119,16 @@ def test_no_faces_in_a_scene():
 def test_unknown_detector():
     with pytest.raises(ValueError, match="unknown detector"):
         detectors.create("haar")
+
+
+def test_yunet_can_be_asked_from_two_threads_at_once():
+    """The scan detects in its main thread while the chain's thread asks again for a turned face
+    (FaceChain.predict): images of other sizes at the same time must not break YuNet's network."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = detectors.create("yunet")
+    rng = random.Random(3)
+    images = [np.asarray(scene(w, h, rng)) for w, h in ((640, 480), (300, 360), (500, 500), (240, 320))]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(detector.detect, images * 15))
+    assert len(results) == 60 and all(r == results[i % 4] for i, r in enumerate(results))

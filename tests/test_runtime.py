@@ -48,8 +48,10 @@ def test_the_chain_predicts_the_same_through_both_engines(shipped):
         angles, _, p_female, age = chain.predict_crops(real_crops(models.rotation_input_size), real_crops(wide))
         results[engine] = angles, p_female, age
     (a_k, p_k, age_k), (a_l, p_l, age_l) = results["keras"], results["litert"]
-    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 5e-3
-    assert np.abs(age_k - age_l).max() < 0.2  # years; 0.11 measured on the astronaut's faces
+    # A 30° face is read twice (the second time de-rotated), so the engines' float16 differences add
+    # up in its angle (0.12° measured), and the attribute model is that sensitive to it: on the same
+    # engine, turning one of these faces by 0.12° more moves P(female) by 0.016 and its age by 0.23 y.
+    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 2e-2 and np.abs(age_k - age_l).max() < 0.3  # years
     assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
 
 

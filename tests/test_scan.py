@@ -243,11 +243,11 @@ def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir, tiny_analyz
 def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_analyzer, monkeypatch):
     predict, calls = FaceChain.predict, []
 
-    def interrupted_after_two_batches(self, items):
+    def interrupted_after_two_batches(self, items, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(len(items))
-        return predict(self, items)
+        return predict(self, items, **kwargs)
 
     monkeypatch.setattr(FaceChain, "predict", interrupted_after_two_batches)
     options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", batch_size=1, exif=False)
