@@ -1,0 +1,5 @@
+"""``python -m phototag``: the ``phototag`` command."""
+
+from .cli import main
+
+main()
