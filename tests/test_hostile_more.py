@@ -1,0 +1,78 @@
+"""More hostile and awkward files (issue 16, a reviewer's further cases): file times SQLite cannot
+hold, FIFOs and devices named like photos. Each test builds such a file and runs the CLI or the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from phototag import containers, images
+from phototag.cli import app
+from phototag.testing.photos import jpeg_bytes
+
+runner = CliRunner()
+
+
+def invoke_within(args: list[str], seconds: float = 60):
+    """The CLI's result, failing the test (instead of hanging it) when the command does not end."""
+    box = []
+    thread = threading.Thread(target=lambda: box.append(runner.invoke(app, args)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert box, f"phototag {' '.join(args)} still running after {seconds} s"
+    return box[0]
+
+
+def test_a_photo_dated_past_2262_is_indexed_and_then_unchanged(tmp_path, tiny_model_dir):
+    (tmp_path / "photos").mkdir()
+    photo = tmp_path / "photos" / "far.jpg"
+    photo.write_bytes(jpeg_bytes(Image.new("RGB", (64, 48), "gray")))
+    far = 2**63 + 10**18  # nanoseconds past what a 64-bit SQLite integer holds (ext4 keeps up to 2446)
+    os.utime(photo, ns=(far, far))
+    if os.stat(photo).st_mtime_ns != far:
+        pytest.skip("this file system does not keep times past 2262")
+    args = ["scan", str(tmp_path / "photos"), "--db", str(tmp_path / "index.db"), "--models", str(tiny_model_dir),
+            "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "Traceback" not in first.output, first.output
+    assert json.loads(first.stdout)["scanned"] == 1
+    second = json.loads(runner.invoke(app, args).stdout)
+    assert (second["scanned"], second["unchanged"]) == (0, 1)
+
+
+@pytest.mark.parametrize("command", ["scan", "clean"])
+def test_a_fifo_or_device_named_as_a_photo_is_skipped_not_read(tmp_path, tiny_model_dir, command):
+    os.mkfifo(tmp_path / "fifo.jpg")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    args = [command, str(tmp_path / "fifo.jpg"), str(tmp_path / "zero.jpg")]
+    if command == "scan":
+        args += ["--db", str(tmp_path / "index.db"), "--models", str(tiny_model_dir), "--json"]
+    result = invoke_within(args)
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    if command == "scan":
+        skipped = json.loads(result.stdout)["skipped"]
+        assert [(os.path.basename(k["path"]), k["reason"]) for k in skipped] == [
+            ("fifo.jpg", "not a regular file"), ("zero.jpg", "not a regular file")]
+
+
+def test_a_fifo_put_in_a_photo_s_place_after_the_walk_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "a.jpg")
+    box = []
+
+    def read_both():
+        with pytest.raises(images.DecodeError, match="not a regular file"):
+            images.read_photo(tmp_path / "a.jpg")  # the scan's read
+        with pytest.raises(containers.Unsupported, match="not a regular file"):
+            with containers.Photo.open(tmp_path / "a.jpg"):  # the write's and clean's read
+                pass
+        box.append("done")
+
+    thread = threading.Thread(target=read_both, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert box == ["done"]
