@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from phototag import containers, images
 from phototag.cli import app
+from phototag.scan import ScanOptions, scan
 from phototag.testing.photos import jpeg_bytes
 
 runner = CliRunner()
@@ -76,3 +77,33 @@ def test_a_fifo_put_in_a_photo_s_place_after_the_walk_is_refused_not_waited_on(t
     thread.start()
     thread.join(10)
     assert box == ["done"]
+
+
+def test_a_photo_replaced_by_a_link_to_outside_after_the_walk_is_left_alone(tmp_path, tiny_model_dir,
+                                                                             tiny_analyzer, monkeypatch):
+    """The walk checks a link's target is in the scanned folders; a link put in a photo's place after it
+    must not take the write there."""
+    folder, outside = tmp_path / "photos", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    (folder / "a.jpg").write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150))))
+    (outside / "b.jpg").write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (150, 120, 90))))
+    before = (outside / "b.jpg").read_bytes()
+    read_photo = images.read_photo
+
+    def swap_then_read(path, *args, **kwargs):
+        os.replace(_link(outside / "b.jpg", folder / "new-link"), path)  # another program, after the walk
+        return read_photo(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "read_photo", swap_then_read)
+    summary = scan(ScanOptions(paths=[os.fsencode(folder)], db_path=tmp_path / "index.db", model_dir=tiny_model_dir),
+                   analyzer=tiny_analyzer)
+    assert [(os.path.basename(p), why) for p, why in summary.failed] == [
+        ("a.jpg", "became a link to another file while the scan ran (left for the next scan)")]
+    assert (outside / "b.jpg").read_bytes() == before and os.listdir(outside) == ["b.jpg"]
+    assert os.readlink(folder / "a.jpg") == str(outside / "b.jpg")
+
+
+def _link(target, at):
+    os.symlink(target, at)
+    return at
