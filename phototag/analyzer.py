@@ -61,7 +61,7 @@ class FaceAnalyzer:
 
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
         """The chain's faces for many (image, detections) pairs at once, in each image's pixels."""
-        return self.chain.predict(items)
+        return self.chain.predict(items, detect=self.detector.detect)
 
     def analyze(self, rgb: np.ndarray) -> list[Face]:
         """The faces of one RGB uint8 image, in its pixels."""

@@ -1,19 +1,28 @@
 """Replacing a file atomically: temp file beside it, fsync, rename, fsync of the folder.
 
 Used for photos and sidecars alike. The temporary file is named ``.NAME.XXXXXXXX.phototag-tmp``
-(``TEMP_SUFFIX``), so a crash leaves a file that is recognisably phototag's; the writer holds an
-``flock`` on it while it works, so ``remove_stale_temps`` can tell a crashed write's leftover from a
-write in progress. ``replace`` returns what it wrote (size, mtime, inode and SHA-256 of the bytes),
-so a caller need not read the file back, and can tell it to a ``before_rename`` callback first.
+(``TEMP_SUFFIX``; NAME cut short when the whole would not fit the file system's name limit), so a
+crash leaves a file that is recognisably phototag's; the writer holds an ``flock`` on it while it
+works, so ``remove_stale_temps`` can tell a crashed write's leftover from a write in progress.
+``replace`` returns what it wrote (size, mtime, inode and SHA-256 of the bytes), so a caller need
+not read the file back, and can tell it to a ``before_rename`` callback first.
+
+The new file keeps the old one's owner, permission bits and extended attributes (``user.*``, POSIX
+ACLs ``system.posix_acl_*``, ``security.*`` labels such as SELinux's); when one of them cannot be
+kept the write is refused, unless the caller forces it. A file that did not exist is created with
+a hard link of the temp file, which fails rather than replace a file another program created
+meanwhile, and never follows a symbolic link at its name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +32,7 @@ from . import faults
 from .errors import Refused
 
 TEMP_SUFFIX = ".phototag-tmp"
+TEMP_EXTRA = len(".") + len(".XXXXXXXX") + len(TEMP_SUFFIX)  # bytes the temp name adds to NAME
 
 
 @dataclass(frozen=True)
@@ -47,16 +57,20 @@ def check_writable(path: Path) -> None:
 
 
 def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.stat_result | None,
-            keep_times: bool, before_rename: Callable[[Written], None] | None = None) -> Written:
+            keep_times: bool, before_rename: Callable[[Written], None] | None = None,
+            force: bool = False) -> Written:
     """Write ``pieces`` (bytes-like) to a temp file beside ``path``, fsync it and rename it over ``path``.
 
-    The new file gets ``like``'s permission bits, its owner where allowed and, with ``keep_times``,
-    its access and modification times. ``path`` must still match ``expect`` (None: must not exist),
-    else ``Refused`` is raised and nothing changes. ``before_rename`` is told what the file will be
-    just before the rename (an exception from it abandons the write).
+    The new file gets ``like``'s permission bits and owner (where allowed, for a file that did not
+    exist) and, with ``keep_times``, its access and modification times; when it replaces a file, that
+    file's extended attributes too. ``Refused`` (nothing changes) when the replaced file's owner or an
+    attribute cannot be kept, unless ``force``. ``path`` must
+    still match ``expect`` (None: must not exist; it is then created without following a link at its
+    name), else ``Refused`` is raised and nothing changes. ``before_rename`` is told what the file will
+    be just before the rename (an exception from it abandons the write).
     """
-    path = Path(os.path.realpath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    path = Path(os.path.realpath(path)) if expect is not None else Path(os.path.realpath(path.parent)) / path.name
+    fd, temp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # in use: not stale (released when closed or the process dies)
         digest = hashlib.sha256()
@@ -65,10 +79,10 @@ def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.st
                 file.write(piece)
                 digest.update(piece)
             file.flush()
+            _keep_owner(file.fileno(), like, force or expect is None)  # a new file loses no owner
             os.fchmod(file.fileno(), stat.S_IMODE(like.st_mode))
-            if (like.st_uid, like.st_gid) != (os.getuid(), os.getgid()):
-                with contextlib.suppress(PermissionError):
-                    os.fchown(file.fileno(), like.st_uid, like.st_gid)
+            if expect is not None:
+                _copy_xattrs(path, file.fileno(), force)
             if keep_times:
                 os.utime(file.fileno(), ns=(like.st_atime_ns, like.st_mtime_ns))
             os.fsync(file.fileno())
@@ -78,7 +92,10 @@ def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.st
             if before_rename is not None:
                 before_rename(written)
             _expect(path, expect)
-            os.replace(temp, path)
+            if expect is None:
+                _create(temp, path)
+            else:
+                os.replace(temp, path)
             faults.point("renamed")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -86,6 +103,76 @@ def replace(path: Path, pieces: Iterable, *, like: os.stat_result, expect: os.st
         raise
     fsync_dir(path.parent)
     return written
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.``, NAME cut (by bytes) so that the temp name fits the folder's file name limit."""
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    name = os.fsencode(path.name)[:max(limit - TEMP_EXTRA, 1)]
+    return f".{os.fsdecode(name)}."
+
+
+def _create(temp: str, path: Path) -> None:
+    """Put ``temp`` at ``path``, which must not exist (not even as a dangling link): a hard link, then
+    ``temp`` dropped; where the file system has no hard links (FAT, some network shares), the name is
+    claimed with an empty file (``O_EXCL``) and ``temp`` renamed over that claim."""
+    taken = Refused(f"{path.name} was created by another program meanwhile; left as it is")
+    try:
+        os.link(temp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise taken from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        try:
+            claim = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise taken from None
+        claimed = os.fstat(claim).st_ino
+        os.close(claim)
+        if os.lstat(path).st_ino != claimed:
+            raise taken from None
+        os.replace(temp, path)
+        return
+    os.unlink(temp)
+
+
+def _keep_owner(fd: int, like: os.stat_result, force: bool) -> None:
+    if (like.st_uid, like.st_gid) == (os.getuid(), os.getgid()):
+        return
+    try:
+        os.fchown(fd, like.st_uid, like.st_gid)
+    except PermissionError as error:
+        if not force:
+            raise Refused(f"its owner (user {like.st_uid}, group {like.st_gid}) cannot be kept "
+                          f"({error.strerror}); --force rewrites it as yours") from None
+
+
+def _copy_xattrs(source: Path, fd: int, force: bool) -> None:
+    """Copy ``source``'s extended attributes (ACLs and security labels included) onto the file ``fd``."""
+    if sys.platform == "darwin":
+        _copy_xattrs_macos(source, fd, force)
+        return
+    try:
+        names = os.listxattr(source, follow_symlinks=False)
+    except OSError as error:
+        if error.errno in (errno.ENOTSUP, errno.ENOSYS):
+            return
+        raise
+    for name in names:
+        try:
+            value = os.getxattr(source, name, follow_symlinks=False)
+            with contextlib.suppress(OSError):
+                if os.getxattr(fd, name) == value:  # given to every new file (an SELinux label)
+                    continue
+            os.setxattr(fd, name, value)
+        except OSError as error:
+            if not force:
+                raise Refused(f"its extended attribute {name} cannot be kept ({error.strerror}); "
+                              "--force rewrites it without") from None
 
 
 def is_temp_name(name: str | bytes) -> bool:
@@ -141,9 +228,24 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _copy_xattrs_macos(source: Path, fd: int, force: bool) -> None:
+    """macOS: extended attributes (Finder tags, comments) and the ACL, with ``fcopyfile`` (copyfile(3))."""
+    import ctypes
+
+    copyfile_acl, copyfile_xattr = 1 << 0, 1 << 2
+    libc = ctypes.CDLL("libc.dylib", use_errno=True)
+    source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if libc.fcopyfile(source_fd, fd, None, copyfile_acl | copyfile_xattr) < 0 and not force:
+            raise Refused(f"its extended attributes cannot be kept ({os.strerror(ctypes.get_errno())}); "
+                          "--force rewrites it without")
+    finally:
+        os.close(source_fd)
+
+
 def _expect(path: Path, expect: os.stat_result | None) -> None:
     try:
-        now = path.stat()
+        now = path.lstat()
     except FileNotFoundError:
         now = None
     same = (now is None if expect is None else now is not None and

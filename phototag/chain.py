@@ -6,11 +6,21 @@ eye centre sits 0.29 of the side below the top edge. The crop is placed from the
 the face's own axis, so it is centred on the face whatever its rotation; the rotation regressor
 sees this square, then a 1.5× wider square is rotated back (Pillow, bilinear) and its centre is
 what the gender/age model sees (the rotated corners stay outside it at any angle).
+
+The angle covers the full circle although the regressor was trained within ±90° (see
+:meth:`FaceChain.angles`), in the default scan too: YuNet finds faces turned by a quarter or half
+turn, but its landmarks follow an upright template, so they do not show the turn; such a face
+(landmarks more than :data:`ASTRAY_LANDMARKS` from the regressor's angle) is framed by its box.
+For a face tilted by 45-60° the landmarks sit about 30° nearer upright than the face, putting the
+crop 7 % of its side off centre (measured on benchmarks/bench_scan.py's tilted set), so a face
+found tilted by more than :data:`REFINE_ANGLE` is read once more on its de-rotated crop, where
+the regressor is most accurate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -22,6 +32,11 @@ EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
 EYE_HEIGHT = 0.29  # eye centre below the top edge / crop side
 BOX_HEIGHT_SHARE = 0.965  # detector box height / crop side (fallback without landmarks)
 CONTEXT = 1.5  # the de-rotated crop is taken from a square this much wider
+TURNED_BOX_SHARE = 0.91  # longer box side / crop side for faces turned by a quarter or half turn (YuNet)
+REFINE_ANGLE = 20.0  # degrees: faces tilted more are measured again on their de-rotated crop
+REFINE_LIMIT = 15.0  # degrees: the most that second reading may add
+AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
+ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
 
 
 def wide_size(size: int) -> int:
@@ -42,25 +57,40 @@ def eyes_and_mouth(det: Detection) -> tuple[np.ndarray, np.ndarray] | None:
 
 def face_square(det: Detection) -> tuple[float, float, float]:
     """Centre (x, y) and side of the training-style square crop of a detected face, in image pixels."""
-    eyes, mouth = eyes_and_mouth(det) or (None, None)
-    x, y, w, h = det.box
-    if eyes is not None and np.linalg.norm(mouth - eyes) > 1:
+    points = eyes_and_mouth(det)
+    if points is not None and np.linalg.norm(points[1] - points[0]) > 1:
+        eyes, mouth = points
         d = np.linalg.norm(mouth - eyes)
         side = d / EYE_MOUTH_SHARE
         centre = eyes + (mouth - eyes) / d * (0.5 - EYE_HEIGHT) * side
         return float(centre[0]), float(centre[1]), float(side)
+    return box_square(det)
+
+
+def box_square(det: Detection, turned: bool = False) -> tuple[float, float, float]:
+    """The square crop of :func:`face_square` placed by the detector's box alone (``turned``: for a
+    face turned by about a quarter or half turn, whose box is no longer taller than wide)."""
+    x, y, w, h = det.box
+    if turned:
+        return x + w / 2, y + h / 2, max(w, h, 1.0) / TURNED_BOX_SHARE
     return x + w / 2, y + h / 2, max(h / BOX_HEIGHT_SHARE, w, 1.0)
 
 
+def landmark_angle(det: Detection) -> float | None:
+    """The face's rotation (degrees, counter-clockwise) by its landmarks: the direction from the mouth
+    to the eyes (None without landmarks)."""
+    points = eyes_and_mouth(det)
+    if points is None:
+        return None
+    up = points[0] - points[1]
+    return math.degrees(math.atan2(-up[0], -up[1]))
+
+
 def quarter_turns(det: Detection) -> int:
-    """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks: the
-    direction from the mouth to the eyes, to the nearest 90 degrees (0 without landmarks)."""
-    found = eyes_and_mouth(det)
-    if found is None:
-        return 0
-    eyes, mouth = found
-    up = eyes - mouth
-    return round(math.degrees(math.atan2(-up[0], -up[1])) / 90) % 4
+    """How many quarter turns (counter-clockwise, 0-3) the face is from upright by its landmarks, to
+    the nearest 90 degrees (0 without landmarks)."""
+    angle = landmark_angle(det)
+    return 0 if angle is None else round(angle / 90) % 4
 
 
 def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np.ndarray:
@@ -70,11 +100,22 @@ def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np
     return np.asarray(image.transform((size, size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
 
 
-def derotate(wide: np.ndarray, angle: float, size: int) -> np.ndarray:
-    """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size`` square."""
-    upright = Image.fromarray(wide).rotate(-angle, resample=Image.Resampling.BILINEAR)
-    start = (wide.shape[0] - size) // 2
-    return np.asarray(upright.crop((start, start, start + size, start + size)))
+def _wrapped(angles: np.ndarray) -> np.ndarray:
+    """Angles (degrees) brought into (-180, 180]."""
+    return 180 - (180 - angles) % 360
+
+
+def derotate(wide: np.ndarray, angle: float, size: int, out: int | None = None) -> np.ndarray:
+    """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size``
+    square (resampled to ``out`` pixels, in the same single bilinear step, when given)."""
+    out = out or size
+    t = math.radians(angle)
+    k = size / out
+    a, b, d, e = math.cos(t) * k, math.sin(t) * k, -math.sin(t) * k, math.cos(t) * k
+    c = wide.shape[0] / 2
+    data = (a, b, c - (a + b) * out / 2, d, e, c - (d + e) * out / 2)  # output pixel -> wide-crop pixel
+    return np.asarray(Image.fromarray(wide).transform((out, out), Image.Transform.AFFINE, data,
+                                                      Image.Resampling.BILINEAR))
 
 
 class FaceChain:
@@ -95,45 +136,128 @@ class FaceChain:
     def version(self) -> str:
         return self.models.version
 
-    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Angles, de-rotated faces, probabilities of female and ages for prepared crops.
+    def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None) -> np.ndarray:
+        """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle.
 
-        ``turns``: quarter turns (counter-clockwise) each face is from upright, as far as the detector
-        tells; its rotation crop is turned back by them before the regressor (trained within ±90°)
-        measures the rest, so the angles cover the full circle, in (-180, 180].
+        The regressor was trained within ±90° and reads a face beyond that as some small angle, so
+        it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
+        two and three quarter turns (``turned_crops``: the same faces framed for those cases,
+        default ``crops``). Each reading plus its turn estimates the angle; the estimate that most
+        others agree with (within :data:`AGREEMENT`) wins, between equals the one whose agreeing
+        readings are the strongest (a face outside the training range reads short), within those
+        the one read nearest upright (where the regressor is most accurate); and when the
+        reading of the crop as it is (the mirror-averaged one) agrees with the winner, it is taken.
         """
+        source = crops if turned_crops is None else turned_crops
+        turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
+        (as_is, as_is_strength), (other, other_strength) = (self.rotation.read(crops),
+                                                            self.rotation.read(turned, flip_average=False))
+        readings, strength = np.concatenate([as_is[None], other.reshape(3, -1)]), np.concatenate(
+            [as_is_strength[None], other_strength.reshape(3, -1)])
+        estimates = readings + 90 * np.arange(4)[:, None]
+        agree = np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT
+        support = agree.sum(axis=1)
+        cluster_strength = (agree * strength[None]).sum(axis=1) / support  # mean over the agreeing readings
+        score = support + np.clip(cluster_strength, 0, 1.9) / 2 - np.abs(readings) / 1e4  # last: nearest upright
+        best = estimates[np.argmax(score, axis=0), np.arange(len(crops))]
+        as_is = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
+        return _wrapped(np.where(as_is, estimates[0], best))
+
+    def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
+                     turned_crops: np.ndarray | None = None) -> np.ndarray:
+        """Full-circle angles of rotation crops (:meth:`angles`). ``turns``: quarter turns
+        (counter-clockwise) each face is from upright, as far as the detector tells; its crops are
+        turned back by them before the regressor measures the rest."""
         if turns is not None and turns.any():
-            rotation_crops = np.stack([np.rot90(c, -int(k)) for c, k in zip(rotation_crops, turns)])
-        angles = self.rotation(rotation_crops)
-        if turns is not None:
-            angles = 180 - (180 - angles - 90 * turns) % 360
+            def back(crops):
+                return None if crops is None else np.stack([np.rot90(c, -int(k)) for c, k in zip(crops, turns)])
+            rotation_crops, turned_crops = back(rotation_crops), back(turned_crops)
+        angles = self.angles(rotation_crops, turned_crops)
+        return angles if turns is None else _wrapped(angles + 90 * turns)
+
+    def finish(self, angles: np.ndarray, wide_crops: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Angles, de-rotated faces, probabilities of female and ages from first angles and wide crops.
+
+        A face found tilted by more than :data:`REFINE_ANGLE` is measured again on its de-rotated
+        crop (the regressor is most accurate near upright) and de-rotated by the sum; a second
+        reading beyond :data:`REFINE_LIMIT` is not believed (the first was nearer than that).
+        """
+        angles = np.array(angles, float)
         size = self.models.input_size
         upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
+        tilted = np.flatnonzero(np.abs(angles) > REFINE_ANGLE)
+        if len(tilted):
+            again = np.stack([derotate(wide_crops[i], angles[i], size, self.models.rotation_input_size)
+                              for i in tilted])
+            second = self.rotation(again)
+            tilted, second = tilted[np.abs(second) <= REFINE_LIMIT], second[np.abs(second) <= REFINE_LIMIT]
+            angles[tilted] = _wrapped(angles[tilted] + second)
+            for i in tilted:
+                upright[i] = derotate(wide_crops[i], angles[i], size)
         p_female, age = self.attributes(upright)
         return angles, upright, p_female, age
 
-    def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
-        """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair."""
+    def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Angles, de-rotated faces, probabilities of female and ages for prepared crops (see
+        :meth:`first_angles` and :meth:`finish`)."""
+        return self.finish(self.first_angles(rotation_crops, turns), wide_crops)
+
+    def predict(self, items: list[tuple[np.ndarray, list[Detection]]],
+                detect: Callable[[np.ndarray], list[Detection]] | None = None) -> list[list[Face]]:
+        """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair.
+
+        ``detect`` (the detector): a face whose landmarks are astray (YuNet's on a face turned by a
+        quarter or half turn) is found again on its surroundings turned upright, which gives its
+        true landmarks (one small detection, for such faces only); without ``detect``, or when
+        that finds nothing, the face is framed by its box.
+        """
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide = wide_size(size)
-        rotation_crops, wide_crops, turns, owners = [], [], [], []
+        rotation_crops, box_crops, wide_crops, turns, owners = [], [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
                 cx, cy, side = face_square(det)
                 rotation_crops.append(crop(image, cx, cy, side, rot_size))
                 wide_crops.append(crop(image, cx, cy, side * wide / size, wide))
+                box_crops.append(crop(image, *box_square(det, turned=True), rot_size))
                 turns.append(quarter_turns(det))
-                owners.append((i, det))
+                owners.append((i, det, image))
         results: list[list[Face]] = [[] for _ in items]
         if not owners:
             return results
-        angles, _, p_female, ages = self.predict_crops(np.stack(rotation_crops), np.stack(wide_crops),
-                                                       np.array(turns))
+        angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops))
+        for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
+            marked = landmark_angle(det)
+            if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:
+                found = None if detect is None else located_upright(items[i][0], det, angle, detect)
+                cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
+                wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
+        angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
         threshold = self.models.gender_threshold
-        for (i, det), angle, p, age in zip(owners, angles, p_female, ages):
+        for (i, det, _), angle, p, age in zip(owners, angles, p_female, ages):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
         return results
+
+
+def located_upright(pixels: np.ndarray, det: Detection, angle: float,
+                    detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
+    """The face of ``det`` found again by ``detect`` on its surroundings (twice its box) turned back
+    by the quarter turns nearest ``angle``, in ``pixels``' coordinates (None when not found there)."""
+    from .detectors import turned_back
+
+    x, y, w, h = det.box
+    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
+    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    back = (4 - round(angle / 90)) % 4  # counter-clockwise quarter turns that make the face upright
+    found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
+    if not found:
+        return None
+    best = min(found, key=lambda d: math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)))
+    return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
+                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})

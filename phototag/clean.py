@@ -23,6 +23,7 @@ class CleanOptions:
     touch: bool = False  # give cleaned photos a new modification time (default: keep it)
     include_hidden: bool = False
     lock_wait: float = 30.0  # seconds to wait for a photo another phototag process holds (see photolock)
+    force: bool = False  # rewrite photos whose owner or extended attributes cannot be kept
 
 
 @dataclass
@@ -67,7 +68,7 @@ def _clean_locked(path: bytes, options: CleanOptions) -> CleanResult:
     """``tags.clean`` of one photo while holding its lock (another phototag process may be rewriting it)."""
     try:
         with lock_photo(path, wait=options.lock_wait):
-            return tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch)
+            return tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch, force=options.force)
     except PhotoBusy as e:
         return CleanResult(failed=f"{e}; try again when it has finished")
     except OSError as e:

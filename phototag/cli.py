@@ -1,6 +1,7 @@
 """The ``phototag`` command line: thin typer commands that parse options and call the library.
 
-Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path).
+Exit codes: 0 success, 1 runtime failure (e.g. no index yet), 2 usage error (bad option or path, or
+a command whose extra is not installed).
 """
 
 from __future__ import annotations
@@ -11,15 +12,31 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, extras
+from .extras import MissingExtra
 from .names import escape_controls, printable
 
 SQL_INT_MAX = 2**63 - 1  # numbers compared in the index must fit SQLite's integers
 MAX_SIDE = 65535  # no JPEG, WebP or PNG is larger
 MAX_BATCH = 65536
 
+
+class _Commands(TyperGroup):
+    """The commands, with a missing extra (``phototag train`` without TensorFlow...) reported in one
+    line naming the ``pip install`` to run, exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Tag the faces in a photo library with rotation, gender and age (EXIF + a SQLite index).",
     no_args_is_help=True,
     add_completion=False,
@@ -56,6 +73,10 @@ def callback(
 
 
 # Commands are added below, one function each, calling into the library modules.
+
+
+_FORCE_HELP = ("Rewrite photos even when their owner or extended attributes (ACLs, security labels) cannot "
+               "be kept (default: leave such photos as they are and list them).")
 
 
 @app.command()
@@ -112,6 +133,11 @@ def scan(
                                                       "(default: keep it, like exiftool -P)."),
     wait: bool = typer.Option(False, "--wait", help="When another scan is using the index, wait for it to finish "
                                                     "(default: stop with exit code 1)."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Run the scan on the Ray cluster at ADDRESS (host:port, ray://host:port, auto, or local for one "
+             "on this machine); the photos must be at the same path on every node. Needs pip install \"phototag[ray]\"."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
@@ -128,6 +154,8 @@ def scan(
     Exit code: 0 when the scan ran (per-file failures included), 1 when the index cannot be used
     (or another scan is using it), 2 for unusable arguments, 130 when interrupted.
     """
+    if ray is not None:
+        extras.require("ray", "phototag scan --ray")
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")
@@ -139,6 +167,7 @@ def scan(
 
     from .display import RichProgress, render_summary
     from .index import IndexUnusable, default_db_path
+    from .ray_scan import ClusterUnreachable
     from .scan import ScanOptions, scan as run_scan
 
     options = ScanOptions(
@@ -149,7 +178,7 @@ def scan(
         raw_pairs=raw_pairs,
         batch_size=batch_size, include_hidden=hidden, rescan=rescan, rescan_outdated=rescan_outdated,
         prune=prune, exif=not no_exif, sidecar=sidecar,
-        sidecar_name=sidecar_name, touch=touch, wait=wait, verbose=verbose,
+        sidecar_name=sidecar_name, touch=touch, wait=wait, force=force, verbose=verbose, ray=ray,
     )
     console = Console(stderr=True)
     try:
@@ -158,7 +187,7 @@ def scan(
         else:
             with RichProgress(console) as progress:
                 summary = run_scan(options, progress)
-    except IndexUnusable as e:
+    except (IndexUnusable, ClusterUnreachable) as e:
         typer.echo(escape_controls(f"error: {e}"), err=True)
         raise typer.Exit(1) from None
     if json_out:
@@ -219,6 +248,8 @@ def query(
                                             "(all of the year, month or day given)."),
     include_missing: bool = typer.Option(False, "--include-missing",
                                          help="Also list photos that were gone at the last scan."),
+    turned: bool = typer.Option(False, "--turned", help="Only photos whose faces agree that they are turned by "
+                                "90°, 180° or 270° (see phototag orient)."),
     output: Literal["table", "paths", "json", "csv"] | None = typer.Option(
         None, "--format", "-f", help="table (default), paths (one a line), json or csv (with the matching faces)."),
     null: bool = typer.Option(False, "-0", "--null", help="Print the paths each ended by NUL, for xargs -0 "
@@ -251,7 +282,7 @@ def query(
         path=path_prefix, path_glob=path_glob,
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
-        include_missing=include_missing, sort=sort, reverse=reverse, limit=limit,
+        include_missing=include_missing, turned=turned, sort=sort, reverse=reverse, limit=limit,
     )
     photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
@@ -315,13 +346,14 @@ def clean(
                                                       "(default: keep it)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also clean hidden files and folders (names starting "
                                                         "with '.')."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Remove exactly what phototag wrote: its keywords, record, keyword paths and face regions from
     the EXIF and XMP, and from the sidecars (both naming conventions). The user's own keywords,
     comments and other metadata stay. Folders are walked like ``phototag scan`` walks them.
     Temporary files left by killed phototag writes in these folders are removed too.
 
-    Exit code: 0 when done, 1 when some files could not be cleaned, 2 for missing paths.
+    Exit code: 0 when done (files that could not be cleaned are listed), 2 for missing paths.
     """
     for path in paths:
         if not os.path.lexists(path):
@@ -331,9 +363,38 @@ def clean(
     from .clean import CleanOptions, clean as run_clean
     from .display import render_clean
 
-    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden)
-    summary = run_clean([os.fsencode(p) for p in paths], options)
-    render_clean(summary, Console(highlight=False))
+    options = CleanOptions(dry_run=dry_run, touch=touch, include_hidden=hidden, force=force)
+    render_clean(run_clean([os.fsencode(p) for p in paths], options), Console(highlight=False))
+
+
+@app.command()
+def orient(
+    paths: list[Path] = typer.Argument(..., help="Scanned photos or folders (recursively)."),
+    fix: bool = typer.Option(False, "--fix", help="Set each turned photo's EXIF orientation so that viewers show "
+                             "it upright (lossless: the pixels are not touched; phototag clean undoes it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: check and list what would be set; change "
+                                 "no file."),
+    touch: bool = typer.Option(False, "--touch", help="Set the fixed photos' modification time to now "
+                                                      "(default: keep it)."),
+    db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
+) -> None:
+    """List the scanned photos under PATHS that are the wrong way up (their faces agree they are
+    turned by 90°, 180° or 270°), and with --fix set the EXIF orientation that shows them upright.
+    The index follows (its face boxes are in the displayed frame), so nothing needs scanning again.
+
+    Exit code: 0 when done, 1 when some photos could not be fixed (or there is no index).
+    """
+    from rich.console import Console
+
+    from .display import render_orient
+    from .orient import orient as run_orient
+
+    if dry_run and not fix:
+        raise typer.BadParameter("--dry-run goes with --fix (without it nothing is written anyway)",
+                                 param_hint="--dry-run")
+    summary = run_orient(_read_index(db), [os.fsencode(p) for p in paths], fix=fix, dry_run=dry_run,
+                         keep_mtime=not touch)
+    render_orient(summary, Console(highlight=False))
     raise typer.Exit(1 if summary.failed else 0)
 
 

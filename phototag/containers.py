@@ -2,9 +2,15 @@
 them replaced.
 
 Only the APP1 Exif and APP1 XMP segments (JPEG) or the EXIF and XMP chunks and the VP8X flags (WebP)
-change; the image data, the other segments and chunks (extended XMP, IPTC, ICC profile, MPF...) and
+change; the image data, the other segments and chunks (extended XMP, IPTC, ICC profile...) and
 the thumbnail are copied byte for byte. A new EXIF segment goes after SOI (and a leading JFIF APP0),
 a new XMP segment right after the EXIF one.
+
+A JPEG with more images after its own (MPO, phones' HDR gain maps) lists them in an APP2 MPF
+segment, by offsets from that segment's TIFF header (CIPA DC-007). When a segment after the MPF one
+changes size, the images behind it move, and their offsets in the MPF index are moved by as much
+(the primary image's own size entry is left, as exiftool leaves it); an MPF index that cannot be
+read then refuses the write.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ from pathlib import Path
 
 from .errors import Refused
 from .iptc import PHOTOSHOP
+from .xmp import extended_guid
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
 JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"  # then GUID (32), full length, offset (4 + 4)
+EXTENDED_PORTION = 65400  # bytes of extended XMP per segment (Adobe's XMP toolkit writes 65400 at most)
+MPF = b"MPF\0"  # APP2 payload header of the Multi-Picture Format index
+MP_ENTRY = 0xB002
 VP8X_ALPHA, VP8X_EXIF, VP8X_XMP = 0x10, 0x08, 0x04
 WEBP_EARLY_CHUNKS = (b"VP8X", b"ICCP", b"ANIM", b"ALPH", b"VP8 ", b"VP8L", b"ANMF")
 
@@ -56,13 +67,15 @@ class Photo:
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
         if self.kind == "JPEG":
-            self.exif_span, self.xmp_span, app13_span, self.insert_at = _jpeg_spans(data)
+            self.exif_span, self.xmp_span, app13_span, self.mpf_span, self.insert_at = _jpeg_spans(data)
             self.density = _jfif_density(data, self.insert_at)
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
             self.app13 = _jpeg_payload(data, app13_span, 0)
+            self.extended = _extended_chunks(data)
         elif self.kind == "WebP":
             self.density = self.app13 = None
+            self.extended = []
             self.chunks, self.riff_end = _webp_chunks(data)
             payload = _webp_payload(data, self.chunks, b"EXIF")
             self.prefix = b"Exif\0\0" if (payload or b"").startswith(b"Exif\0\0") else b""
@@ -87,16 +100,36 @@ class Photo:
             file.seek(0)
             yield cls(file.read(), st)  # read, never mapped: a file truncated meanwhile must not SIGBUS
 
-    def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False) -> list[bytes]:
+    def extended_xmp(self, guid: str) -> bytes | None:
+        """The extended XMP packet with this GUID (JPEG), None when its segments are missing or incomplete."""
+        mine = [chunk for chunk in self.extended if chunk[0] == guid.encode()]
+        data = b""
+        for _, _, offset, _, portion in sorted(mine, key=lambda chunk: chunk[2]):
+            if offset != len(data):
+                return None
+            data += portion
+        return data if mine and {chunk[1] for chunk in mine} == {len(data)} else None
+
+    def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False,
+                      extended: tuple[str | None, bytes | None] = (None, None)) -> list[bytes]:
         """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
-        (None: removed). Raises ``Refused`` when either does not fit its JPEG segment."""
+        (None: removed). ``extended`` (JPEG): the GUID of extended XMP segments to remove, and an
+        extended packet to write after the main one. Raises ``Refused`` when the EXIF or the XMP does
+        not fit its JPEG segment."""
         if self.kind == "WebP":
             return _webp_with(self, tiff, xmp, drop_vp8x)
+        old_guid, new_extended = extended
         exif_segment = _jpeg_segment(JPEG_EXIF, tiff, "EXIF block")
-        xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet")
+        xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet") + _extended_segments(new_extended)
         exif_span = self.exif_span or (self.insert_at, self.insert_at)
         xmp_span = self.xmp_span or (exif_span[1], exif_span[1])
-        edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)])
+        edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)]
+                       + [(*span, 3, b"") for g, _, _, span, _ in self.extended if old_guid and g == old_guid.encode()])
+        if self.mpf_span is not None:
+            moved = sum(len(segment) - (end - start) for start, end, _, segment in edits if start >= self.mpf_span[1])
+            if moved:
+                start, end = self.mpf_span
+                edits = sorted(edits + [(start, end, 2, _mpf_moved(bytes(self.data[start:end]), moved))])
         pieces, pos = [], 0
         for start, end, _, segment in edits:
             pieces += [self.data[pos:start], segment]
@@ -104,11 +137,14 @@ class Photo:
         return pieces + [self.data[pos:]]
 
 
-def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[int, int] | None, int]:
-    """Byte ranges of the first APP1 Exif, APP1 XMP and APP13 Photoshop segments (None: absent), and
-    where a new EXIF segment belongs (after SOI and a leading APP0)."""
+Span = tuple[int, int]
+
+
+def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | None, int]:
+    """Byte ranges of the first APP1 Exif, APP1 XMP, APP13 Photoshop and APP2 MPF segments (None:
+    absent), and where a new EXIF segment belongs (after SOI and a leading APP0)."""
     pos = insert_at = 2
-    exif = xmp = app13 = None
+    exif = xmp = app13 = mpf = None
     while True:
         if pos + 4 > len(data) or data[pos] != 0xFF:
             raise Refused("the JPEG is damaged before its image data")
@@ -117,7 +153,7 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, t
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # SOS, EOI
-            return exif, xmp, app13, insert_at
+            return exif, xmp, app13, mpf, insert_at
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue
@@ -130,9 +166,67 @@ def _jpeg_spans(data) -> tuple[tuple[int, int] | None, tuple[int, int] | None, t
             xmp = (pos, end)
         if marker == 0xED and app13 is None and data[pos + 4:pos + 4 + len(PHOTOSHOP)] == PHOTOSHOP:
             app13 = (pos, end)
+        if marker == 0xE2 and mpf is None and data[pos + 4:pos + 4 + len(MPF)] == MPF:
+            mpf = (pos, end)
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
         pos = end
+
+
+def _extended_chunks(data) -> list[tuple[bytes, int, int, Span, bytes]]:
+    """(GUID, full length, offset, span, portion) of each APP1 extended XMP segment before the image data."""
+    chunks, pos = [], 2
+    header = len(JPEG_EXTENDED_XMP) + 40
+    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
+        if data[pos + 1] == 0xFF or 0xD0 <= data[pos + 1] <= 0xD7 or data[pos + 1] == 0x01:
+            pos += 1 if data[pos + 1] == 0xFF else 2
+            continue
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        payload = bytes(data[pos + 4:min(end, pos + 4 + header)])
+        if data[pos + 1] == 0xE1 and payload.startswith(JPEG_EXTENDED_XMP) and len(payload) == header:
+            total, offset = struct.unpack_from(">II", payload, len(JPEG_EXTENDED_XMP) + 32)
+            guid = payload[len(JPEG_EXTENDED_XMP):len(JPEG_EXTENDED_XMP) + 32]
+            chunks.append((guid, total, offset, (pos, end), bytes(data[pos + 4 + header:end])))
+        pos = end
+    return chunks
+
+
+def _extended_segments(extended: bytes | None) -> bytes:
+    """APP1 segments carrying an extended XMP packet, named by the MD5 digest of its bytes."""
+    if extended is None:
+        return b""
+    guid = extended_guid(extended).encode()
+    out = []
+    for offset in range(0, len(extended), EXTENDED_PORTION):
+        portion = extended[offset:offset + EXTENDED_PORTION]
+        out.append(_jpeg_segment(JPEG_EXTENDED_XMP, guid + struct.pack(">II", len(extended), offset) + portion,
+                                 "extended XMP"))
+    return b"".join(out)
+
+
+def _mpf_moved(segment: bytes, moved: int) -> bytes:
+    """The APP2 MPF segment with the offsets of the images after the primary one moved by ``moved``."""
+    tiff = 4 + len(MPF)  # where the offsets count from
+    out = bytearray(segment)
+    try:
+        order = {b"II*\0": "<", b"MM\0*": ">"}[segment[tiff:tiff + 4]]
+        ifd = tiff + struct.unpack_from(order + "I", segment, tiff + 4)[0]
+        for i in range(struct.unpack_from(order + "H", segment, ifd)[0]):
+            tag, _, count, value = struct.unpack_from(order + "HHII", segment, ifd + 2 + 12 * i)
+            if tag != MP_ENTRY:
+                continue
+            entries = tiff + value
+            if count % 16 or entries + count > len(segment):
+                raise ValueError
+            for at in range(entries + 8, entries + count, 16):
+                offset = struct.unpack_from(order + "I", segment, at)[0]
+                if offset:  # 0: the primary image
+                    struct.pack_into(order + "I", out, at, offset + moved)
+            return bytes(out)
+    except (KeyError, ValueError, struct.error):
+        pass
+    raise Refused("the JPEG's MPF index (of the images after the main one) is damaged; "
+                  "writing would lose them")
 
 
 def _jfif_density(data, app0_end: int) -> tuple[int, int, int] | None:
@@ -193,6 +287,8 @@ def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
 def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: bool) -> list[bytes]:
     data = photo.data
     names = [c[0] for c in photo.chunks]
+    if names[0] == b"VP8X" and _u32le(data, photo.chunks[0][1] + 4) < 10:
+        raise Refused("the WebP file is damaged (its VP8X chunk is shorter than 10 bytes)")
     body = [bytes(data[start:end]) for _, start, end in photo.chunks]
     new = {b"EXIF": None if tiff is None else _webp_chunk(b"EXIF", photo.prefix + tiff),
            b"XMP ": None if xmp is None else _webp_chunk(b"XMP ", xmp)}

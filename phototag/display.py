@@ -18,6 +18,7 @@ from .ages import age_years
 from .clean import CleanSummary
 from .names import escape_controls, printable
 from .query import gender_confidence, photo_record
+from .orient import OrientSummary
 from .summary import ScanSummary
 from .walk import NEEDS_PACKAGE, TOO_LARGE, skipped_counts
 
@@ -93,6 +94,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         rows.append((f"not scanned: {reason}", _safe(counts)))
     rows += [
         ("faces found", summary.faces),
+        *([("turned the wrong way up (see phototag orient)", summary.turned)] if summary.turned else []),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
     ]
     rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
@@ -106,9 +108,12 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     rows.append(("time", f"{t.total:.1f} s"))
     if summary.scanned or summary.failed:
         rows.append(("  start-up / walk", f"{t.startup:.1f} / {t.walk:.1f} s"))
-        rows.append(("  decode / detect / chain / write",
+        rows.append(("  decode / detect / chain / write" + (" (all workers)" if summary.nodes else ""),
                      f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"))
-        rows.append(("  waiting for decode or chain", f"{t.waiting:.1f} s"))
+        rows.append(("  waiting for the cluster" if summary.nodes else "  waiting for decode or chain",
+                     f"{t.waiting:.1f} s"))
+    if summary.nodes:
+        rows.append(("Ray cluster: nodes / worker processes", f"{summary.nodes} / {summary.workers}"))
     if summary.engine:
         rows += [("detector", summary.detector), ("models run on", f"{summary.engine} on {summary.device}")]
     rows.append(("models", summary.model_version))
@@ -121,6 +126,7 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[red]unreadable folder[/red] {_safe(path)}: {_safe(reason)}" for path, reason in summary.unreadable]
     lines += [f"[yellow]EXIF {_safe(status)}[/yellow] {_safe(path)}: {_safe(reason)}"
               for path, status, reason in summary.exif_problems]
+    lines += [f"[cyan]note[/cyan] {_safe(path)}: {_safe(note)}" for path, note in summary.exif_notes]
     lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:
@@ -147,6 +153,33 @@ def render_clean(summary: CleanSummary, console: Console) -> None:
     temps = summary.temp_files_removed
     console.print(f"{verb} {summary.cleaned} file(s)" + (f", {summary.failed} failed" if summary.failed else "")
                   + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  markup=False)
+
+
+TURN_WORDS = {1: "turned 90° counter-clockwise", 2: "upside down", 3: "turned 90° clockwise"}
+
+
+def render_orient(summary: OrientSummary, console: Console) -> None:
+    """Print the turned photos (and with --fix what was done to each) and a closing line."""
+    table = Table("Photo", "Faces say", *(["Orientation"] if summary.fix else []), box=None)
+    for path, turn, result in summary.photos:
+        cells = [Text(path), Text(TURN_WORDS.get(turn, str(turn)))]
+        if result is not None:
+            if result.status in ("written", "unchanged"):
+                cells.append(Text(f"{result.before} -> {result.after}" if result.status == "written" else "already upright"))
+            else:
+                cells.append(Text(f"{result.status}: {result.reason}", style="red"))
+        table.add_row(*cells)
+    if table.row_count:
+        console.print(table)
+    n = len(summary.photos)
+    if not summary.fix:
+        console.print(f"{n} photo(s) turned" + (" (show them upright with: phototag orient --fix PATH)" if n else "")
+                      + ".", markup=False)
+        return
+    done = sum(r is not None and r.status == "written" for _, _, r in summary.photos)
+    verb = "Would fix" if summary.dry_run else "Fixed"
+    console.print(f"{verb} {done} photo(s)" + (f", {summary.failed} failed" if summary.failed else "") + ".",
                   markup=False)
 
 

@@ -14,11 +14,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from .extras import require
 from .models import MODEL_KEYS, read_manifest, runtime_path
 
 
 def export_model(model, path: str | Path) -> Path:
     """Convert a loaded Keras model to a LiteRT file at ``path`` (written atomically)."""
+    require("train", "exporting to LiteRT")
     import tensorflow as tf
 
     path = Path(path)
@@ -39,6 +41,7 @@ def export_model(model, path: str | Path) -> Path:
 
 def export_models(model_dir: str | Path) -> list[Path]:
     """Write the LiteRT file of every model a model folder's manifest names; return the files."""
+    require("train", "phototag export")
     import keras
 
     from . import layers  # noqa: F401 - registers the custom layers the saved models use

@@ -17,6 +17,10 @@ before the new file is renamed in, and confirmed after; the next scan confirms i
 hash is the expected one, else the rename never happened (or the user changed the file) and the
 photo is scanned again.
 
+``turn`` is the quarter turns (counter-clockwise as displayed, 0-3) the photo's faces agree it is
+turned by (:func:`phototag.orient.suggested_turn`; 0: upright, or the faces do not agree); an index
+from before the column gets it from the rotations it holds.
+
 ``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
 orientation applied, full resolution), named by ``frame``.
 
@@ -40,7 +44,7 @@ from stat import S_ISREG
 
 import sqlite_utils
 
-from . import faults
+from . import faults, orient
 from .atomic import Written
 from .names import display_path
 from .records import FRAME, Face, PhotoInfo
@@ -60,6 +64,7 @@ PHOTO_COLUMNS = {
     "stored_width": int,
     "stored_height": int,
     "orientation": int,
+    "turn": int,
     "taken_at": str,
     "format": str,
     "status": str,
@@ -203,14 +208,14 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
 def _create_tables(db: sqlite_utils.Database) -> None:
     if "photos" not in db.table_names():
         db["photos"].create(PHOTO_COLUMNS, pk="id", not_null={"path", "path_key", "status"},
-                            defaults={"missing": 0, "face_count": 0, "unconfirmed": 0})
+                            defaults={"missing": 0, "face_count": 0, "unconfirmed": 0, "turn": 0})
         db["photos"].create_index(["path_key"], unique=True)
         db["photos"].create_index(["path"])
         db["photos"].create_index(["taken_at"])
         db["photos"].create_index(["face_count"])
         db["photos"].create_index(["status", "missing", "face_count"])  # covers the stats counts
-    elif "unconfirmed" not in db["photos"].columns_dict:  # an index from before the write protocol
-        db["photos"].add_column("unconfirmed", int, not_null_default=0)
+    else:
+        _add_columns(db)
     if "faces" not in db.table_names():
         db["faces"].create(FACE_COLUMNS, pk="id", foreign_keys=[("photo_id", "photos", "id")])
         db["faces"].create_index(["photo_id"])
@@ -223,6 +228,20 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("create index if not exists siblings_photo_id on siblings(photo_id)")
     if "meta" not in db.table_names():
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+
+def _add_columns(db: sqlite_utils.Database) -> None:
+    """Bring an older index's photos table up to date: the columns added since, filled in."""
+    columns = db["photos"].columns_dict
+    if "unconfirmed" not in columns:  # an index from before the write protocol
+        db["photos"].add_column("unconfirmed", int, not_null_default=0)
+    if "turn" not in columns:  # an index from before photos were found turned: from the rotations it holds
+        db["photos"].add_column("turn", int, not_null_default=0)
+        rotations: dict[int, list[float]] = {}
+        for photo_id, rotation in db.execute("select photo_id, rotation from faces order by photo_id"):
+            rotations.setdefault(photo_id, []).append(rotation)
+        turned = [(turn, i) for i, r in rotations.items() if (turn := orient.suggested_turn(r))]
+        db.executemany("update photos set turn = ? where id = ?", turned)
 
 
 def now_iso() -> str:
@@ -305,6 +324,7 @@ def record_photo(
         "stored_width": info.stored_width,
         "stored_height": info.stored_height,
         "orientation": info.orientation,
+        "turn": orient.suggested_turn(f.rotation for f in faces),
         "taken_at": info.taken_at,
         "format": info.format,
         "status": "done",
@@ -341,7 +361,8 @@ def record_photo(
 
 def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None, error: str) -> int:
     """Store a file that could not be scanned, with the reason; its old faces are removed."""
-    row = _photo_row(path, stat, None) | {"status": "failed", "error": error, "face_count": 0, "model_version": None}
+    row = _photo_row(path, stat, None) | {"status": "failed", "error": error, "face_count": 0, "model_version": None,
+                                          "turn": 0}
     with db.atomic():
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])
@@ -456,6 +477,12 @@ class IndexWriter:
     def __init__(self, db: sqlite_utils.Database, version: str):
         self.db = db
         self.version = version
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes made inside in one transaction (each photo's own becomes a savepoint)."""
+        with self.db.atomic():
+            yield
 
     def states(self) -> dict[bytes, IndexedState]:
         """What the index remembers about every file, by path key."""

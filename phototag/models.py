@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import MissingExtra, require
+
 MANIFEST = "manifest.json"
 MODEL_KEYS = ("rotation", "age")  # the models a scan loads
 MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
@@ -96,16 +98,23 @@ class RotationModel(_FaceModel):
     """The rotation regressor: face crops -> their angles in degrees (counter-clockwise as displayed).
 
     The network predicts (cos, sin) of the angle. ``flip_average``: also run it on the mirror
-    images, whose angle is the negative, and average the two estimates."""
+    images, whose angle is the negative, and average the two estimates (a call may say otherwise)."""
 
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        angles = self._angles(crops)
-        if self.flip_average:
-            angles = (angles - self._angles(crops[:, :, ::-1])) / 2
-        return angles
+    def __call__(self, crops: np.ndarray, flip_average: bool | None = None) -> np.ndarray:
+        return self.read(crops, flip_average)[0]
 
-    def _angles(self, crops: np.ndarray) -> np.ndarray:
-        return target_angles(run_batched(self.runner, crops, self.batch_size))
+    def read(self, crops: np.ndarray, flip_average: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(angles, strengths): the strength is the length of the (cos, sin) output, shorter on faces
+        unlike the training faces (e.g. upside down); both mirror-averaged as ``flip_average`` says."""
+        angles, strength = self._read(crops)
+        if self.flip_average if flip_average is None else flip_average:
+            mirrored, mirrored_strength = self._read(crops[:, :, ::-1])
+            angles, strength = (angles - mirrored) / 2, (strength + mirrored_strength) / 2
+        return angles, strength
+
+    def _read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        target = run_batched(self.runner, crops, self.batch_size)
+        return target_angles(target), np.linalg.norm(target, axis=1)
 
 
 def target_angles(target: np.ndarray) -> np.ndarray:
@@ -218,12 +227,13 @@ def _load_runner(path: Path, engine: str):
             if not lite.exists():
                 raise ModelError(f"{lite}: no LiteRT file (write it with `phototag export`)")
             return runtime.LiteRunner(lite)
+        require("gpu", "the Keras engine")
         import keras
 
         from . import layers  # noqa: F401 - registers the custom layers the saved models use
 
         return runtime.KerasRunner(keras.saving.load_model(path, compile=False, safe_mode=True))
-    except ModelError:
+    except (ModelError, MissingExtra):
         raise
     except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
         raise ModelError(f"{path}: cannot load model ({exc})") from exc

@@ -79,8 +79,13 @@ def detect_faces(analyzer: FaceAnalyzer, photo: Photo) -> list[Detection]:
 
 def batch_is_full(photos: list[Photo], batch_size: int) -> bool:
     """Whether photos waiting for the chain hold ``batch_size`` faces, or too many decoded pixels."""
-    return (sum(len(p.detections) for p in photos) >= batch_size
-            or sum(p.pixels.nbytes for p in photos) >= MAX_BATCH_PIXELS)
+    return batch_holds(sum(len(p.detections) for p in photos), sum(p.pixels.nbytes for p in photos), batch_size)
+
+
+def batch_holds(faces: int, nbytes: int, batch_size: int) -> bool:
+    """Whether a batch of ``faces`` in ``nbytes`` of decoded pixels is full (for a scan that keeps
+    the counts, not the pixels)."""
+    return faces >= batch_size or nbytes >= MAX_BATCH_PIXELS
 
 
 def chain_faces(analyzer: FaceAnalyzer, photos: list[Photo]) -> list[list[Face]]:

@@ -187,7 +187,7 @@ def split_comment(raw: bytes | None, order: str) -> tuple[bytes, dict | None, by
         text = payload.decode(encoding, errors="replace")
         try:
             record, end = json.JSONDecoder().raw_decode(text, len(RECORD_MARK))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to be phototag's: the user's text
             break
         if not isinstance(record, dict) or not text[:end].isascii():
             break

@@ -13,6 +13,8 @@ Matching rules
   when no gender is asked for.
 * ``--taken-after``/``--taken-before`` are inclusive at the precision given:
   ``--taken-before 2020-12-31`` includes all of that day.
+* ``turned``: only photos whose faces agree that they are the wrong way up (their ``turn``, see
+  :mod:`phototag.orient`).
 * Only scanned photos (status ``done``) that were present at the last scan are listed, unless
   ``include_missing`` is set.
 
@@ -77,6 +79,7 @@ class Query:
     taken_after: str | None = None
     taken_before: str | None = None
     include_missing: bool = False
+    turned: bool = False  # only photos whose faces agree they are the wrong way up
     sort: str = "path"
     reverse: bool = False
     limit: int | None = None
@@ -196,6 +199,8 @@ def photo_conditions(q: Query) -> tuple[list[str], list]:
     where, params = ["+p.status = 'done'"], []
     if not q.include_missing:
         where.append("+p.missing = 0")
+    if q.turned:
+        where.append("p.turn != 0")
     for op, value in (("=", q.faces), (">=", q.min_faces), ("<=", q.max_faces)):
         if value is not None:
             where.append(f"p.face_count {op} ?")
@@ -232,7 +237,7 @@ def build_query(q: Query) -> tuple[str, list]:
         raise ValueError(f"unknown sort key {q.sort!r}; use one of {', '.join(SORT_KEYS)}")
     where, params = photo_conditions(q)
     face_where, face_params = face_conditions(q)
-    columns = "p.id, p.path, p.path_key, p.taken_at, p.width, p.height, p.face_count, p.missing"
+    columns = "p.id, p.path, p.path_key, p.taken_at, p.width, p.height, p.face_count, p.missing, p.turn"
     source, source_params = "photos AS p", []
     matching_faces = "faces AS f WHERE " + " AND ".join(face_where)
     if face_where and q.sort == "age":
@@ -356,12 +361,12 @@ def photo_record(photo: dict) -> dict:
     """A photo as output, with its (matching) faces."""
     return {"path": photo["path"], "taken_at": photo["taken_at"], "width": photo["width"],
             "height": photo["height"], "face_count": photo["face_count"], "missing": bool(photo["missing"]),
-            "faces": [face_record(f) for f in photo.get("faces", [])]}
+            "turn": photo["turn"], "faces": [face_record(f) for f in photo.get("faces", [])]}
 
 
 def detail_record(photo: dict) -> dict:
     """One photo as ``show --json`` prints it: the scan's facts and every face with its landmarks."""
-    keys = ("path", "status", "error", "taken_at", "width", "height", "orientation", "format", "face_count",
+    keys = ("path", "status", "error", "taken_at", "width", "height", "orientation", "turn", "format", "face_count",
             "model_version", "scanned_at")
     return {k: photo[k] for k in keys} | {
         "missing": bool(photo["missing"]),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import extras
+
 ENGINES = ("auto", "litert", "keras")
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
@@ -40,8 +42,9 @@ def native_output_hidden(hide: bool = True) -> Iterator[None]:
 
 
 def tensorflow_gpus() -> list[str]:
-    """Names of the GPUs TensorFlow sees; imports TensorFlow only when an NVIDIA driver is present."""
-    if not NVIDIA_DRIVER.exists():
+    """Names of the GPUs TensorFlow sees; imports TensorFlow only when an NVIDIA driver is present
+    and the ``gpu`` extra is installed (without it: none)."""
+    if not NVIDIA_DRIVER.exists() or extras.missing("gpu"):
         return []
     import tensorflow as tf
 

@@ -79,7 +79,9 @@ class ScanOptions:
     touch: bool = False  # give rewritten photos a new modification time (default: keep it)
     wait: bool = False  # wait for another scan of the same index instead of refusing
     lock_wait: float = 60.0  # at the end, seconds to wait for photos another phototag process holds
+    force: bool = False  # rewrite files whose owner or extended attributes cannot be kept
     verbose: bool = False  # let TensorFlow's/LiteRT's start-up messages through
+    ray: str | None = None  # a Ray cluster's address (as ray.init takes it): the stages run there (ray_scan)
 
     def wants_sidecar(self, exif_status: str) -> bool:
         """Whether a photo gets a sidecar: as ``--sidecar/--no-sidecar`` say, else where the tags could
@@ -133,8 +135,11 @@ def scan(options: ScanOptions, progress: ScanProgress | None = None,
         db = index.open_index(options.db_path)
         start = time.perf_counter()
         try:
+            arrangement = _LocalScan
+            if options.ray is not None:
+                from .ray_scan import RayScan as arrangement
             with Interrupts() as interrupts:
-                _LocalScan(options, progress or SilentProgress(), analyzer, db, interrupts, summary).run()
+                arrangement(options, progress or SilentProgress(), analyzer, db, interrupts, summary).run()
         except KeyboardInterrupt:
             summary.interrupted = True
         except sqlite3.Error as e:

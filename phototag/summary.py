@@ -40,6 +40,7 @@ class ScanSummary:
     scanned: int = 0  # photos decoded, detected and recorded in this run
     unchanged: int = 0  # skipped: same file as at the last scan
     faces: int = 0  # faces found in the scanned photos
+    turned: int = 0  # scanned photos whose faces agree they are the wrong way up (phototag orient)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
     skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why
@@ -48,12 +49,15 @@ class ScanSummary:
     outdated: int = 0  # unchanged photos tagged by other models, not redone
     exif: dict[str, int] = field(default_factory=dict)  # EXIF write status -> photos
     exif_problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    exif_notes: list[tuple[str, str]] = field(default_factory=list)  # (path, where the face regions went)
     sidecars: dict[str, int] = field(default_factory=dict)  # sidecar write status -> photos
     interrupted: bool = False  # stopped by Ctrl-C; the next scan carries on
     confirmed: int = 0  # rewrites by an interrupted scan found in place and confirmed (see index)
     changed: list[str] = field(default_factory=list)  # changed while being scanned (twice, or replaced just
     # after phototag's rewrite): left for the next scan
     temp_files_removed: int = 0  # temporary files left by killed writes, removed
+    nodes: int = 0  # on a Ray cluster (scan --ray): its nodes, and the worker processes that ran photos' tasks
+    workers: int = 0
     timings: Timings = field(default_factory=Timings)
 
     def count_unreadable(self, folder: bytes, error: OSError) -> None:
@@ -90,12 +94,15 @@ class ScanSummary:
             self.exif[report.exif] = self.exif.get(report.exif, 0) + 1
             if report.exif_problem:
                 self.exif_problems.append((display_path(report.path), report.exif, report.exif_reason))
+            if report.exif_note:
+                self.exif_notes.append((display_path(report.path), report.exif_note))
         if report.sidecar:
             self.count_sidecar(report.path, report.sidecar, report.sidecar_reason)
         if report.replaced:
             self.count_changed(report.path)
         self.scanned += 1
         self.faces += report.faces
+        self.turned += bool(report.turn)
 
     def count_sidecar(self, path: bytes, status: str, reason: str) -> None:
         """A sidecar written (or found as it should be, or failed)."""
@@ -124,4 +131,5 @@ class ScanSummary:
                         | ({"partner": display_path(k.partner)} if k.partner else {}) for k in self.skipped]
         d["skipped_counts"] = skipped_counts(self.skipped)
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
+        d["exif_notes"] = [{"path": p, "note": n} for p, n in self.exif_notes]
         return d

@@ -3,14 +3,18 @@
 This module puts the stages together: ``policy`` decides what is written, ``containers`` and ``tiff``
 edit the file's bytes, ``xmp`` the XMP packet (embedded or in a sidecar), and ``atomic`` replaces the
 file: one temporary file in the same folder for EXIF and XMP together, fsync, rename, fsync of the
-folder. Permission bits, owner (where allowed) and by default the access/modification times are
-kept. Files that are read-only, hard-linked or changed meanwhile are left alone and reported.
+folder. Permission bits, owner, extended attributes and by default the access/modification times
+are kept (a file whose owner or attributes cannot be kept is refused unless forced). Files that are
+read-only, hard-linked or changed meanwhile, or hold XMP or EXIF phototag cannot edit safely, are
+left alone and reported.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ import piexif
 
 from . import iptc, policy
 from .atomic import Written, check_writable, remove, replace
-from .containers import Photo, Unsupported
+from .containers import JPEG_XMP, Photo, Unsupported
 from .errors import Refused
 from .names import printable
 from .records import Face, PhotoInfo
@@ -30,7 +34,11 @@ from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 
 XP_KEYWORDS = piexif.ImageIFD.XPKeywords
 USER_COMMENT = piexif.ExifIFD.UserComment
+ORIENTATION = piexif.ImageIFD.Orientation
+ORIENTATION_BEFORE = "orientation_before"  # the record's note of the orientation ``phototag orient`` replaced
 BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
+JPEG_XMP_LIMIT = 0xFFFF - 2 - len(JPEG_XMP)  # bytes of XMP one APP1 segment holds
+MAX_SIDECAR = 64 << 20  # a larger file at a sidecar's name is not read (Lightroom's are under 1 MB)
 
 
 @dataclass
@@ -38,12 +46,14 @@ class WriteResult:
     """What a write did: ``written``, ``unchanged``, ``changed`` (the file is not the one read),
     ``unsupported`` or ``failed`` (``reason`` says why).
 
-    ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``.
+    ``file`` describes the file as written (size, mtime, inode, SHA-256) when ``status`` is ``written``;
+    ``note`` says where the face regions went when not into the main XMP packet.
     """
 
     status: str
     reason: str = ""
     file: Written | None = None
+    note: str = ""
 
 
 @dataclass
@@ -52,6 +62,7 @@ class CleanResult:
 
     keywords: list[str] = field(default_factory=list)  # phototag keywords taken out of XPKeywords / dc:subject
     record: bool = False  # phototag's EXIF record
+    orientation: bool = False  # the EXIF orientation ``phototag orient`` set, put back
     xmp: bool = False  # phototag's parts of the embedded XMP
     regions: int = 0  # face regions taken out of the embedded XMP and the sidecar
     sidecar_keywords: list[str] = field(default_factory=list)
@@ -60,14 +71,16 @@ class CleanResult:
 
     @property
     def changed(self) -> bool:
-        return bool(self.keywords or self.record or self.xmp or self.sidecar_keywords or self.regions
-                    or self.sidecar_deleted)
+        return bool(self.keywords or self.record or self.orientation or self.xmp or self.sidecar_keywords
+                    or self.regions or self.sidecar_deleted)
 
     def summary(self) -> str:
         """One line for people."""
         parts = []
         if self.record:
             parts.append("EXIF record")
+        if self.orientation:
+            parts.append("orientation")
         if self.xmp:
             parts.append("XMP")
         if self.keywords or self.sidecar_keywords:
@@ -81,13 +94,14 @@ class CleanResult:
 
 def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                 keep_mtime: bool = True, read: Written | None = None,
-                before_rename: Callable[[Written], None] | None = None) -> WriteResult:
+                before_rename: Callable[[Written], None] | None = None, force: bool = False) -> WriteResult:
     """Put the faces' keywords, record and regions into the photo's EXIF and XMP (one atomic write);
     never raises for a bad or odd file.
 
     ``read``: the file the faces were found in; when the file is no longer that one (size, mtime,
     inode, SHA-256), nothing is written and the status is ``changed``. ``before_rename`` is told what
-    the new file will be just before it replaces the old one.
+    the new file will be just before it replaces the old one. ``force``: write even when the file's
+    owner or extended attributes cannot be kept (see ``atomic.replace``).
     """
     path = Path(os.fsdecode(path))
     try:
@@ -96,18 +110,48 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
                 return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
             tiff, user_keywords = _tagged_exif(photo, faces, info, model_version)
-            packet = Packet(photo.xmp)
+            packet, old_guid = _embedded_packet(photo)
             _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
-            xmp = packet.to_bytes()
+            xmp, extended, note = _packed(photo, packet, old_guid)
             if (tiff, xmp) == (photo.tiff, photo.xmp):
-                return WriteResult("unchanged")
-            written = replace(path, photo.with_metadata(tiff, xmp), like=photo.stat, expect=photo.stat,
-                              keep_times=keep_mtime, before_rename=before_rename)
-        return WriteResult("written", file=written)
+                return WriteResult("unchanged", note=note)
+            written = replace(path, photo.with_metadata(tiff, xmp, extended=extended), like=photo.stat,
+                              expect=photo.stat, keep_times=keep_mtime, before_rename=before_rename, force=force)
+        return WriteResult("written", file=written, note=note)
     except Unsupported as error:
         return WriteResult("unsupported", str(error))
     except (Refused, NotXmp, OSError, struct.error) as error:
-        return WriteResult("failed", _reason(error))
+        return WriteResult("failed", reason(error))
+
+
+def _embedded_packet(photo: Photo) -> tuple[Packet, str | None]:
+    """The photo's XMP with phototag's extended packet merged back in; the GUID of that (None: none)."""
+    packet = Packet(photo.xmp)
+    guid, own = packet.extended_guid()
+    if not own:
+        return packet, None
+    extended = photo.extended_xmp(guid)
+    if extended is None:  # its face regions, the user's among them, would be lost
+        raise Refused("the extended XMP phototag wrote into this file is incomplete (a segment is missing)")
+    packet.merge_extended(extended)
+    return packet, guid
+
+
+def _packed(photo: Photo, packet: Packet, old_guid: str | None) -> tuple[bytes, tuple[str | None, bytes | None], str]:
+    """(the main packet, the extended XMP edit for ``Photo.with_metadata``, a note): a JPEG's packet
+    too large for its segment keeps its keywords and hierarchy there, its face regions going to
+    extended XMP, or, when the file's extended XMP is another program's, staying out of the file."""
+    if photo.kind != "JPEG":
+        return packet.to_bytes(), (None, None), ""
+    try:
+        main, extended = packet.split(JPEG_XMP_LIMIT)
+    except NotXmp:
+        if packet.extended_guid()[0] is None or not packet.replace_own_regions([], (0, 0)):
+            raise
+        main, extended = packet.split(JPEG_XMP_LIMIT)
+        return main, (old_guid, extended), ("face regions not in the file (too large for its XMP segment, and "
+                                            "its extended XMP is another program's); they are in the index")
+    return main, (old_guid, extended), "face regions in extended XMP" if extended else ""
 
 
 def _is_file(photo: Photo, read: Written) -> bool:
@@ -117,14 +161,15 @@ def _is_file(photo: Photo, read: Written) -> bool:
 
 
 def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
-                  name: str = NAMES[0]) -> WriteResult:
+                  name: str = NAMES[0], force: bool = False) -> WriteResult:
     """Write or update the photo's XMP sidecar (``name``: its naming convention) with the keywords,
-    keyword paths and MWG face regions; works for every format."""
+    keyword paths and MWG face regions; works for every format. A symbolic link at the sidecar's
+    name is never followed (refused), and a new sidecar never replaces a file created meanwhile."""
     path = Path(os.fsdecode(path))
     real = Path(os.path.realpath(path))
     target = sidecar_path(real, name)
     try:
-        existing = target.read_bytes() if target.exists() else None
+        existing, before = _read_sidecar(target)
         packet = Packet(existing)
         owner, name = packet.property("Photo"), printable(real.name)  # XML: no control characters, no surrogates
         if owner not in (None, name):  # photo.jpg and photo.png share photo.xmp
@@ -139,18 +184,40 @@ def write_sidecar(path, faces: list[Face], info: PhotoInfo, model_version: str, 
             written = replace(target, [data], like=path.stat(), expect=None, keep_times=False)
         else:
             check_writable(target)
-            before = target.stat()
-            written = replace(target, [data], like=before, expect=before, keep_times=False)
+            written = replace(target, [data], like=before, expect=before, keep_times=False, force=force)
         return WriteResult("written", file=written)
     except (NotXmp, Refused, OSError) as error:
-        return WriteResult("failed", _reason(error))
+        return WriteResult("failed", reason(error))
+
+
+def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
+    """(the sidecar's bytes and status; None, None when there is none), never through a symbolic link
+    and only from a regular file (a FIFO there would block) of at most ``MAX_SIDECAR`` bytes."""
+    linked = Refused(f"{target.name} is a symbolic link; phototag does not write through it")
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        if os.path.islink(target):  # a dangling link: writing would create its target
+            raise linked from None
+        return None, None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise linked from None
+        raise
+    with open(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{target.name} is not a regular file")
+        if st.st_size > MAX_SIDECAR:
+            raise Refused(f"{target.name} is {st.st_size} bytes, too large for an XMP sidecar")
+        return file.read(), st
 
 
 def read_record(path) -> dict | None:
     """phototag's record from the photo's EXIF, or None (no record, or a format without EXIF support)."""
     exif = _read_exif(Path(os.fsdecode(path)))
     try:
-        return None if exif is None else policy.split_comment(_comment(exif), exif.order)[1]
+        return None if exif is None else policy.split_comment(user_comment(exif), exif.order)[1]
     except Refused:
         return None
 
@@ -161,43 +228,59 @@ def read_keywords(path) -> list[str]:
     return [] if exif is None else policy.decode_keywords(exif.get(XP_KEYWORDS))
 
 
-def clean(path, *, dry_run: bool = False, keep_mtime: bool = True) -> CleanResult:
-    """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it."""
+def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool = False) -> CleanResult:
+    """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it.
+    A shared sidecar (``photo.xmp`` beside ``photo.jpg`` and ``photo.png``) is cleaned only when it
+    says it holds this photo's tags. Never raises for a bad or odd file (``failed`` says why)."""
     path = Path(os.fsdecode(path))
     result = CleanResult()
     try:
-        _clean_photo(path, result, dry_run, keep_mtime)
+        _clean_photo(path, result, dry_run, keep_mtime, force)
+        real = Path(os.path.realpath(path))
         for name in NAMES:
-            _clean_sidecar(sidecar_path(Path(os.path.realpath(path)), name), result, dry_run)
+            _clean_sidecar(sidecar_path(real, name), real.name if name == NAMES[1] else None, result, dry_run,
+                           force)
     except (Refused, NotXmp, OSError, struct.error) as error:
-        result.failed = _reason(error)
+        result.failed = reason(error)
+    except Exception as error:  # a damaged file must not stop the others
+        result.failed = f"{type(error).__name__}: {error}"
     return result
 
 
 def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version: str) -> tuple[bytes, list[str]]:
     """(the photo's EXIF block with phototag's keywords and record, the same bytes when they are there
     already; the user's own XPKeywords)."""
-    exif = ExifBlock.parse(photo.tiff) if photo.tiff else _created_block(photo, info)
-    code, previous, user, encoding = policy.split_comment(_comment(exif), exif.order)
+    exif = ExifBlock.parse(photo.tiff) if photo.tiff else created_block(photo, (info.stored_width, info.stored_height))
+    code, previous, user, encoding = policy.split_comment(user_comment(exif), exif.order)
     current = policy.decode_keywords(exif.get(XP_KEYWORDS))
     own = policy.own_keywords(previous)
     keywords, added = policy.merge_keywords(current, own, policy.photo_keywords(faces))
-    record = policy.exif_record(faces, info, model_version, added)
-    for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None)):
-        if now or (previous or {}).get(flag):
-            record[flag] = True  # phototag added the VP8X header / the EXIF block: clean removes it
+    record = policy.exif_record(faces, info, model_version, added) | record_flags(photo, previous)
     new_keywords = policy.encode_keywords(keywords)
     new_comment = policy.join_comment(code, record, user, encoding)
-    if (exif.get(XP_KEYWORDS), _comment(exif)) == (new_keywords, new_comment):
+    if (exif.get(XP_KEYWORDS), user_comment(exif)) == (new_keywords, new_comment):
         return photo.tiff, policy.without(current, own)
     return exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
                       {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}), policy.without(current, own)
 
 
-def _created_block(photo: Photo, info: PhotoInfo) -> ExifBlock:
-    """A new EXIF block holding the tags the standard requires; phototag's own go in next."""
+def record_flags(photo: Photo, previous: dict | None) -> dict:
+    """What phototag's EXIF record keeps saying, whatever is written next, so that ``clean`` can undo
+    it: that phototag added the WebP VP8X header or the EXIF block, and the orientation ``phototag
+    orient`` replaced (None: the file had none)."""
+    previous = previous or {}
+    flags = {flag: True for flag, now in (("webp_vp8x", photo.lacks_vp8x), ("exif_created", photo.tiff is None))
+             if now or previous.get(flag)}
+    if ORIENTATION_BEFORE in previous:
+        flags[ORIENTATION_BEFORE] = previous[ORIENTATION_BEFORE]
+    return flags
+
+
+def created_block(photo: Photo, stored_size: tuple[int, int]) -> ExifBlock:
+    """A new EXIF block holding the tags the standard requires (``stored_size``: the stored pixel
+    width and height); phototag's own go in next."""
     empty = ExifBlock.parse(EMPTY_TIFF)
-    required = required_tags(empty.order, (info.stored_width, info.stored_height), photo.density)
+    required = required_tags(empty.order, stored_size, photo.density)
     return ExifBlock.parse(empty.patch(*required))
 
 
@@ -218,16 +301,17 @@ def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str
 # -- clean -----------------------------------------------------------------------------------------
 
 
-def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool) -> None:
+def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool, force: bool) -> None:
     try:
         with Photo.open(path) as photo:
             tiff, record, remaining = _cleaned_exif(photo, result)
-            xmp = _cleaned_xmp(photo, result, remaining)
+            xmp, extended = _cleaned_xmp(photo, result, remaining)
             if dry_run or not (result.record or result.xmp):
                 return
             check_writable(path)
-            pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")))
-            replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime)
+            pieces = photo.with_metadata(tiff, xmp, drop_vp8x=bool((record or {}).get("webp_vp8x")),
+                                         extended=extended)
+            replace(path, pieces, like=photo.stat, expect=photo.stat, keep_times=keep_mtime, force=force)
     except Unsupported:
         return
 
@@ -238,7 +322,7 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     if not photo.tiff:
         return photo.tiff, None, []
     exif = ExifBlock.parse(photo.tiff)
-    code, record, user, _ = policy.split_comment(_comment(exif), exif.order)
+    code, record, user, _ = policy.split_comment(user_comment(exif), exif.order)
     if record is None:
         return photo.tiff, None, []
     current = policy.decode_keywords(exif.get(XP_KEYWORDS))
@@ -247,6 +331,11 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     result.record = True
     ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None}
     exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
+    if ORIENTATION_BEFORE in record:
+        before = record[ORIENTATION_BEFORE]
+        result.orientation = True
+        ifd0_changes[ORIENTATION] = ((piexif.TYPES.Short, struct.pack(exif.order + "H", before))
+                                     if isinstance(before, int) and 0 <= before <= 0xFFFF else None)
     if record.get("exif_created"):
         ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
         exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
@@ -254,27 +343,35 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     return (None if ExifBlock.parse(tiff).is_empty() else tiff), record, remaining
 
 
-def _cleaned_xmp(photo: Photo, result: CleanResult, user_keywords: list[str]) -> bytes | None:
-    """The XMP packet without phototag's parts (None: nothing left)."""
+def _cleaned_xmp(photo: Photo, result: CleanResult,
+                 user_keywords: list[str]) -> tuple[bytes | None, tuple[str | None, bytes | None]]:
+    """The XMP packet without phototag's parts (None: nothing left), and the extended XMP edit."""
     if photo.xmp is None:
-        return None
-    packet = Packet(photo.xmp)
+        return None, (None, None)
+    packet, old_guid = _embedded_packet(photo)
+    before = packet.to_bytes()
     keywords, regions = packet.remove_own()
-    cleaned = packet.to_bytes()
-    if cleaned == Packet(photo.xmp).to_bytes():
-        return photo.xmp
+    if packet.to_bytes() == before:
+        return photo.xmp, (None, None)
     result.xmp = True
     ours = [k for k in keywords if k not in user_keywords]  # not the user's, carried over
     result.keywords = list(dict.fromkeys(result.keywords + ours))
     result.regions += regions
-    return None if packet.is_empty() else cleaned
+    if packet.is_empty():
+        return None, (old_guid, None)
+    xmp, extended, _ = _packed(photo, packet, old_guid)
+    return xmp, extended
 
 
-def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:
-    if not target.exists():
+def _clean_sidecar(target: Path, photo: str | None, result: CleanResult, dry_run: bool, force: bool) -> None:
+    """Take phototag's tags out of a sidecar; ``photo``: the photo's name when the sidecar's name may be
+    shared (``photo.xmp``), whose tags are then taken out only if the sidecar says they are its."""
+    existing, before = _read_sidecar(target)
+    if existing is None:
         return
-    existing = target.read_bytes()
     packet = Packet(existing)
+    if photo is not None and packet.property("Photo") not in (None, photo):
+        return
     keywords, regions = packet.remove_own()
     data = packet.to_bytes()
     if data == Packet(existing).to_bytes():
@@ -289,8 +386,7 @@ def _clean_sidecar(target: Path, result: CleanResult, dry_run: bool) -> None:
     if deleted:
         remove(target)
     else:
-        before = target.stat()
-        replace(target, [data], like=before, expect=before, keep_times=False)
+        replace(target, [data], like=before, expect=before, keep_times=False, force=force)
 
 
 def _read_exif(path: Path) -> ExifBlock | None:
@@ -301,11 +397,13 @@ def _read_exif(path: Path) -> ExifBlock | None:
         return None
 
 
-def _comment(exif: ExifBlock) -> bytes | None:
+def user_comment(exif: ExifBlock) -> bytes | None:
+    """The EXIF UserComment, where phototag's record lives (None: absent)."""
     return exif.get(USER_COMMENT, in_exif_ifd=True)
 
 
-def _reason(error: Exception) -> str:
+def reason(error: Exception) -> str:
+    """A one-line reason for a failed write."""
     if isinstance(error, OSError):
         return f"{error.strerror or error.__class__.__name__}" + (f": {error.filename}" if error.filename else "")
     return str(error) or error.__class__.__name__

@@ -98,7 +98,11 @@ class ExifBlock:
         return not self.ifd0 and not self.ifd0_next
 
     def patch(self, ifd0_changes: dict, exif_changes: dict) -> bytes:
-        """A new block with tags set (``(type, bytes)``) or removed (``None``); old bytes stay in place."""
+        """A new block with tags set (``(type, bytes)``) or removed (``None``); old bytes stay in place.
+
+        Space is reused only at the end of the block, and only where nothing kept (a value, a
+        directory, the thumbnail) lies; every kept value's bytes are checked afterwards (``Refused``
+        when one would change, as in a damaged block whose values overlap)."""
         order, tiff = self.order, self.tiff
         freed = [(self.ifd0_at, _ifd_size(len(self.ifd0)))]
         freed += [x for e in self.ifd0 if e[0] in ifd0_changes and (x := _extent(e, order))]
@@ -106,8 +110,12 @@ class ExifBlock:
         if self.exif_at:
             freed.append((self.exif_at, _ifd_size(len(self.exif))))
             freed += [x for e in self.exif if e[0] in exif_changes and (x := _extent(e, order))]
+        kept = self._kept_extents(ifd0_changes, exif_changes)
+        if any(start + size > len(tiff) for start, size in kept):
+            raise Refused("the EXIF block is damaged (a value it keeps points past its end)")
         ifd0 = [e for e in _apply(self.ifd0, ifd0_changes) if _tag(e) != EXIF_POINTER]
-        ifd0_at = _reusable_end(tiff, freed)
+        ifd0_at = max([_reusable_end(tiff, freed)] + [start + size for start, size in kept])
+        ifd0_at += ifd0_at & 1
         exif_at = ifd0_at + _ifd_size(len(ifd0) + bool(exif))
         if exif:
             ifd0.append(New(EXIF_POINTER, piexif.TYPES.Long, struct.pack(order + "I", exif_at)))
@@ -117,8 +125,35 @@ class ExifBlock:
         exif_bytes = _ifd_bytes(exif, 0, order, values, values_at) if exif else b""
         head = tiff[:4] + struct.pack(order + "I", ifd0_at) + tiff[8:ifd0_at].ljust(ifd0_at - 8, b"\0")
         out = head + ifd0_bytes + exif_bytes + b"".join(values)
+        for start, size in kept:
+            if out[start:start + size] != tiff[start:start + size]:
+                raise Refused(f"the EXIF block is damaged (rewriting it would change a kept value at {start})")
         _check_bounds(out)
         return out
+
+    def _kept_extents(self, ifd0_changes: dict, exif_changes: dict) -> list[tuple[int, int]]:
+        """(offset, size) of everything a patch keeps: the values outside their entries in IFD0 and the
+        Exif IFD (unless changed), and the GPS, Interop and IFD1 directories with their values and the
+        thumbnail."""
+        order, tiff = self.order, self.tiff
+        kept = [x for e in self.ifd0 if e[0] not in ifd0_changes and (x := _extent(e, order))]
+        kept += [x for e in self.exif if e[0] not in exif_changes and (x := _extent(e, order))]
+        for at in _sub_directories(self):
+            entries = _read_ifd(tiff, at, order)[0]
+            kept.append((at, _ifd_size(len(entries))))
+            kept += [x for e in entries if (x := _extent(e, order))]
+            thumb = [_pointer(e, order) for e in entries if e[0] in (THUMB_OFFSET, THUMB_LENGTH) and e[1] == 4]
+            if at == self.ifd0_next and len(thumb) == 2:
+                kept.append(tuple(thumb))
+        return kept
+
+
+def _sub_directories(exif: ExifBlock) -> list[int]:
+    """Offsets of the GPS, Interop and IFD1 directories."""
+    order = exif.order
+    found = [_pointer(e, order) for entries, pointer in ((exif.ifd0, GPS_POINTER), (exif.exif, INTEROP_POINTER))
+             for e in entries if e[0] == pointer]
+    return found + ([exif.ifd0_next] if exif.ifd0_next else [])
 
 
 def _read_ifd(tiff: bytes, at: int, order: str) -> tuple[list[tuple], int]:
@@ -201,13 +236,11 @@ def _check_bounds(tiff: bytes) -> None:
     exif = ExifBlock.parse(tiff)
     order = exif.order
     directories = [exif.ifd0, exif.exif]
-    for entries, pointer in ((exif.ifd0, GPS_POINTER), (exif.exif, INTEROP_POINTER)):
-        directories += [_read_ifd(tiff, _pointer(e, order), order)[0] for e in entries if e[0] == pointer]
-    if exif.ifd0_next:
-        ifd1 = _read_ifd(tiff, exif.ifd0_next, order)[0]
-        directories.append(ifd1)
-        thumb = [_pointer(e, order) for e in ifd1 if e[0] in (THUMB_OFFSET, THUMB_LENGTH) and e[1] == 4]
-        if len(thumb) == 2 and sum(thumb) > len(tiff):
+    for at in _sub_directories(exif):
+        entries = _read_ifd(tiff, at, order)[0]
+        directories.append(entries)
+        thumb = [_pointer(e, order) for e in entries if e[0] in (THUMB_OFFSET, THUMB_LENGTH) and e[1] == 4]
+        if at == exif.ifd0_next and len(thumb) == 2 and sum(thumb) > len(tiff):
             raise Refused("the EXIF block is damaged (the thumbnail runs past its end)")
     for entries in directories:
         for entry in entries:

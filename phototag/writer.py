@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from . import tags
+from . import orient, tags
 from .atomic import Written
 from .records import Face, PhotoInfo
 
@@ -42,9 +42,11 @@ class WriteReport:
     faces: int
     exif: str = ""  # status of the write into the photo (see tags.WriteResult); "" when not asked
     exif_reason: str = ""
+    exif_note: str = ""  # where the face regions went, when not into the photo's main XMP packet
     exif_problem: bool = False  # a status to list among the problems
     sidecar: str = ""  # status of the sidecar write; "" when none was written
     sidecar_reason: str = ""
+    turn: int = 0  # quarter turns the photo's faces agree it is turned by (see phototag.orient)
     replaced: bool = False  # rewritten, then found replaced by another file: left unconfirmed
 
     @property
@@ -55,7 +57,7 @@ class WriteReport:
 
 class PhotoWriter:
     """Writes the tags of scanned photos as ``options`` say (``exif``, ``sidecar``, ``sidecar_name``,
-    ``touch``), for the models ``version``."""
+    ``touch``, ``force``), for the models ``version``."""
 
     def __init__(self, options: ScanOptions, version: str):
         self.options = options
@@ -65,7 +67,7 @@ class PhotoWriter:
               recorder: PhotoRecorder) -> WriteReport:
         """Write a photo's tags and record it (the protocol above); never raises for a bad file."""
         opts = self.options
-        report = WriteReport(path, len(faces))
+        report = WriteReport(path, len(faces), turn=orient.suggested_turn(f.rotation for f in faces))
         written: list[Written] = []
 
         def before_rename(new: Written) -> None:
@@ -73,9 +75,9 @@ class PhotoWriter:
             recorder.record_unconfirmed(path, new, info, faces)
 
         if opts.exif:
-            report.exif, report.exif_reason = _write(
-                tags.write_faces, path, faces, info, self.version, keep_mtime=not opts.touch, read=read,
-                before_rename=before_rename)
+            result = _write(tags.write_faces, path, faces, info, self.version, keep_mtime=not opts.touch,
+                            read=read, force=opts.force, before_rename=before_rename)
+            report.exif, report.exif_reason, report.exif_note = result.status, result.reason, result.note
             if report.changed:
                 return report
             # A format the tags are not written into is no problem when its sidecar takes them.
@@ -93,7 +95,9 @@ class PhotoWriter:
 
     def write_sidecar(self, path: bytes, faces: list[Face], info: PhotoInfo, version: str) -> tuple[str, str]:
         """Write the photo's sidecar; (status, reason)."""
-        return _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name)
+        result = _write(tags.write_sidecar, path, faces, info, version, name=self.options.sidecar_name,
+                        force=self.options.force)
+        return result.status, result.reason
 
 
 def _in_place(path: bytes, file: Written) -> bool:
@@ -106,10 +110,9 @@ def _in_place(path: bytes, file: Written) -> bool:
 
 
 def _write(writer: Callable, path: bytes, faces: list[Face], info: PhotoInfo, version: str,
-           **kwargs) -> tuple[str, str]:
+           **kwargs) -> tags.WriteResult:
     """Call a tags writer; an unexpected exception becomes a ``failed`` status, never an abort."""
     try:
-        result = writer(path, faces, info, version, **kwargs)
+        return writer(path, faces, info, version, **kwargs)
     except Exception as e:  # a broken file must not stop the scan
-        return "failed", f"{type(e).__name__}: {e}"
-    return result.status, result.reason or ""
+        return tags.WriteResult("failed", f"{type(e).__name__}: {e}")

@@ -13,10 +13,16 @@ What phototag writes, and how it marks it so ``remove_own`` takes exactly that o
   box, w/h its size, normalised to the image **as stored**, ``AppliedToDimensions`` the stored pixel
   size) carry ``mwg-rs:Extensions`` with properties in the phototag namespace, and no ``mwg-rs:Name``;
 * new properties go into an ``rdf:Description`` of phototag's own, removed again when it empties.
+
+A packet too large for one JPEG segment is split as XMP Part 3 (1.1.3.1) describes: its face
+regions (the whole ``mwg-rs:Regions`` property) go to an *extended* packet, which the main one names
+by the MD5 digest of its bytes in ``xmpNote:HasExtendedXMP`` (in phototag's description: that is how
+phototag knows the extended packet is its own to merge back and rewrite).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -30,6 +36,7 @@ NS = {
     "mwg-rs": "http://www.metadataworkinggroup.com/schemas/regions/",
     "stArea": "http://ns.adobe.com/xmp/sType/Area#",
     "stDim": "http://ns.adobe.com/xap/1.0/sType/Dimensions#",
+    "xmpNote": "http://ns.adobe.com/xmp/note/",
     "phototag": "http://ns.phototag.invalid/1.0/",
 }
 PHOTOTAG_NS = NS["phototag"]
@@ -47,8 +54,8 @@ def _q(name: str) -> str:
 
 RDF, DESCRIPTION, LI, ABOUT, PARSE_TYPE = (_q(n) for n in (
     "rdf:RDF", "rdf:Description", "rdf:li", "rdf:about", "rdf:parseType"))
-REGIONS, REGION_LIST, APPLIED_TO = (_q(n) for n in (
-    "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions"))
+REGIONS, REGION_LIST, APPLIED_TO, HAS_EXTENDED = (_q(n) for n in (
+    "mwg-rs:Regions", "mwg-rs:RegionList", "mwg-rs:AppliedToDimensions", "xmpNote:HasExtendedXMP"))
 SUBJECT, HIERARCHY, TAGS_LIST = "dc:subject", "lr:hierarchicalSubject", "digiKam:TagsList"
 OWN_MARKERS = {SUBJECT: "phototag:Keywords", HIERARCHY: "phototag:Hierarchy", TAGS_LIST: "phototag:TagsList"}
 
@@ -79,6 +86,10 @@ class Packet:
                 self.root = etree.fromstring(data.rstrip(b"\0"), parser)
             except etree.XMLSyntaxError as error:
                 raise NotXmp(f"not valid XML: {error}") from error
+            docinfo = self.root.getroottree().docinfo
+            if docinfo.internalDTD is not None or docinfo.doctype:
+                raise NotXmp("the XMP packet has a DOCTYPE, which XMP forbids (ISO 16684-1); "
+                             "phototag leaves it as it is")
             self.rdf = self.root if self.root.tag == RDF else self.root.find(f".//{RDF}")
             if self.rdf is None:
                 raise NotXmp("no rdf:RDF element")
@@ -184,8 +195,60 @@ class Packet:
         return True
 
     def to_bytes(self) -> bytes:
-        """The document as an XMP packet (UTF-8)."""
-        return (PACKET_BEGIN + etree.tostring(self.root, encoding="unicode", with_tail=False) + PACKET_END).encode()
+        """The document as an XMP packet (UTF-8), with the comments and processing instructions around
+        ``x:xmpmeta`` (other than the packet wrapper); checked to parse back (raises ``NotXmp``)."""
+        before = [n for n in self.root.itersiblings(preceding=True) if not _is_xpacket(n)][::-1]
+        after = [n for n in self.root.itersiblings() if not _is_xpacket(n)]
+        parts = [etree.tostring(n, encoding="unicode", with_tail=False) for n in (*before, self.root, *after)]
+        data = (PACKET_BEGIN + "\n".join(parts) + PACKET_END).encode()
+        Packet(data)
+        return data
+
+    # -- extended XMP (JPEG) ----------------------------------------------------------------------
+
+    def extended_guid(self) -> tuple[str | None, bool]:
+        """(the GUID ``xmpNote:HasExtendedXMP`` names, or None; whether phototag wrote it)."""
+        element = self._property(HAS_EXTENDED)
+        if element is None:
+            return None, False
+        return (element.text or "").strip(), _is_own_description(element.getparent())
+
+    def merge_extended(self, data: bytes) -> None:
+        """Take phototag's extended packet back into this one."""
+        element = self._property(HAS_EXTENDED)
+        if element is not None:
+            _drop(element)
+        for description in Packet(data).rdf.findall(DESCRIPTION):
+            for prop in list(description):
+                if isinstance(prop.tag, str) and self._property(prop.tag) is None:
+                    own = self._own_description()
+                    own.append(prop)
+                    _place(prop)
+
+    def split(self, limit: int) -> tuple[bytes, bytes | None]:
+        """(the main packet, an extended packet or None): when the packet is over ``limit`` bytes, its
+        ``mwg-rs:Regions`` go to an extended packet; ``NotXmp`` when the main one is still too large."""
+        data = self.to_bytes()
+        regions = self._property(REGIONS)
+        if len(data) <= limit:
+            return data, None
+        if regions is None or self.extended_guid()[0] is not None:
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes, over the 64 KiB one JPEG APP1 segment "
+                         f"holds ({limit} bytes)")
+        extended = etree.Element(_q("x:xmpmeta"), nsmap={"x": NS["x"]})
+        rdf = _add(extended, "rdf:RDF")
+        holder = _add(rdf, "rdf:Description", {ABOUT: ""})
+        _drop(regions)
+        holder.append(regions)
+        _place(regions)
+        extended_data = etree.tostring(extended, encoding="unicode").encode()
+        Packet(extended_data)
+        _add(self._own_description(), "xmpNote:HasExtendedXMP", text=extended_guid(extended_data))
+        data = self.to_bytes()
+        if len(data) > limit:
+            raise NotXmp(f"the XMP packet would be {len(data)} bytes without its face regions, over the 64 KiB "
+                         f"one JPEG APP1 segment holds ({limit} bytes)")
+        return data, extended_data
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -220,6 +283,15 @@ class Packet:
             element = _add(self._own_description(), name)
         if values:
             _append_items(element, values)
+
+
+def extended_guid(extended: bytes) -> str:
+    """The GUID naming an extended packet: the MD5 digest of its bytes, 32 upper-case hex digits."""
+    return hashlib.md5(extended).hexdigest().upper()
+
+
+def _is_xpacket(node) -> bool:
+    return isinstance(node, etree._ProcessingInstruction) and node.target == "xpacket"
 
 
 def _is_own_description(description: etree._Element) -> bool:

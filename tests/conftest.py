@@ -12,15 +12,18 @@ UTKFACE = SHARED / "data" / "utkface"
 CELEBA = SHARED / "data" / "celeba_gender"
 NPZ_WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet.npz"
 
-needs_shared_data = pytest.mark.skipif(not UTKFACE.is_dir(), reason="needs ../shared/data beside the checkout")
+needs_shared_data = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"needs labelled faces: UTKFace in {UTKFACE}")
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    """A model folder with randomly initialised 32 px rotation and age models and a manifest.
+    """A model folder with randomly initialised 32 px rotation and age models, their LiteRT files
+    (so that scans run them as the default scan does, in a fraction of Keras' start-up time) and a
+    manifest.
 
     For plumbing tests only: its predictions are meaningless, and it is never shipped.
     """
+    from phototag.export import export_models
     from phototag.models import write_manifest
     from phototag.training import backbones, recipe
 
@@ -31,6 +34,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         gender = recipe.build_gender_model(backbones.build("mobilenet_v2", 32))
         recipe.build_age_model(gender).save(out / "age.keras")
     write_manifest(out, "tiny-untrained")
+    export_models(out)
     return out
 
 

@@ -63,11 +63,12 @@ def test_missing_path_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
 
 
-def test_a_file_that_cannot_be_cleaned_exits_1(tmp_path):
-    jpeg, _, _ = library(tmp_path)
+def test_a_file_that_cannot_be_cleaned_is_listed_and_the_run_goes_on(tmp_path):
+    jpeg, png, _ = library(tmp_path)
     jpeg.chmod(0o444)
-    result = runner.invoke(app, ["clean", str(jpeg)])
-    assert result.exit_code == 1 and "read-only" in result.output
+    result = runner.invoke(app, ["clean", str(tmp_path)])
+    assert result.exit_code == 0 and "read-only" in result.output and "1 failed" in result.output
+    assert not sidecar_path(png).exists()
     assert tags.read_record(jpeg) is not None
 
 

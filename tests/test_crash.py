@@ -23,9 +23,8 @@ from phototag.cli import app
 from phototag.records import PhotoInfo
 from phototag.scan import ScanOptions, SilentProgress, scan
 from phototag.plan import file_sha256
-from phototag.testing.photos import UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene
 
-pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
 runner = CliRunner()
 
 
@@ -34,7 +33,7 @@ def make_photos(folder, count: int = 2, seed: int = 3) -> list:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, face in enumerate(face_files()[:count]):
+    for i, face in enumerate(face_crops()[:count]):
         canvas = scene(480, 360, rng)
         paste_face(canvas, face, (240, 180), 180)
         path = folder / f"photo{i}.jpg"
@@ -293,16 +292,15 @@ def test_an_unusable_index_is_found_before_tensorflow_is_imported(tmp_path):
     assert done.stdout == "1 False\n" and done.stderr.startswith("error: cannot use the index")
 
 
+@pytest.mark.slow
 def test_kill_9_at_the_aimed_points_of_the_write_path(tmp_path, tiny_model_dir):
     """The fault-injection harness, short: one kill at each fault point (one while photos are edited),
     each followed by a scan that must leave every photo intact and as the index says."""
-    from phototag.export import export_models
     from phototag.models import write_manifest
     from phototag.testing import fault_harness
 
     models = (tmp_path / "models-a", tmp_path / "models-b")
-    shutil.copytree(tiny_model_dir, models[0])
-    export_models(models[0])
+    shutil.copytree(tiny_model_dir, models[0])  # with its LiteRT files
     shutil.copytree(models[0], models[1])
     write_manifest(models[1], "tiny-untrained-b")  # another version: every photo is rewritten each round
     figures = fault_harness.run(photos=3, kills=3, aimed=3, seed=2, work=tmp_path, models=models,

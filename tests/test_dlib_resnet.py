@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,27 +16,32 @@ from typer.testing import CliRunner
 from phototag.cli import app
 from phototag.training import backbones, dlib_resnet
 
-from conftest import UTKFACE, needs_shared_data
+from phototag.testing.photos import face_crops, write_utkface
 
-pytestmark = needs_shared_data
+
+def chip(image: Image.Image) -> np.ndarray:
+    """An image resized to dlib's 150×150 chips, RGB uint8."""
+    return np.asarray(image.convert("RGB").resize((150, 150), Image.Resampling.BILINEAR))
 
 
 def chips(n: int) -> np.ndarray:
-    """``n`` UTKFace crops (aligned faces) resized to dlib's 150×150 chips, RGB uint8."""
-    files = sorted((UTKFACE / "crop_part1").glob("*.jpg"))[::1500][:n]
-    return np.stack([np.asarray(Image.open(f).convert("RGB").resize((150, 150), Image.Resampling.BILINEAR))
-                     for f in files])
+    """``n`` aligned face crops as dlib chips."""
+    return np.stack([chip(crop.image) for crop in face_crops()[:n]])
 
 
 def test_the_keras_descriptor_equals_dlibs():
+    from skimage import data as pictures
+
     path = dlib_resnet.installed_weights()
-    faces = chips(4)
+    face = face_crops()[0].image  # the face, the face turned by 30 degrees, a cat, a cup of coffee
+    cat, coffee = Image.fromarray(pictures.chelsea()).crop((100, 0, 400, 300)), Image.fromarray(pictures.coffee())
+    faces = np.stack([chip(face), chip(face.rotate(30)), chip(cat), chip(coffee.crop((100, 0, 500, 400)))])
     ours = np.asarray(dlib_resnet.descriptor_model(path).predict_on_batch(faces.astype(np.float32)))
     reference = dlib.face_recognition_model_v1(str(path))
     theirs = np.stack([np.asarray(reference.compute_face_descriptor(face)) for face in faces])
     assert np.abs(ours - theirs).max() < 1e-5  # measured 3e-7; the descriptors' entries reach ±0.4
     distances = np.linalg.norm(theirs[:, None] - theirs[None], axis=-1)
-    assert distances[~np.eye(4, dtype=bool)].min() > 0.3  # different people: the comparison means something
+    assert distances[~np.eye(4, dtype=bool)].min() > 0.3  # different pictures: the comparison means something
 
 
 def test_the_backbone_and_its_freezing_plan():
@@ -63,13 +67,10 @@ def test_bad_or_missing_weights_are_named(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def utk_tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("utk") / "utkface"
-    (root / "crop_part1").mkdir(parents=True)
-    for f in sorted((UTKFACE / "crop_part1").glob("*.jpg"))[::700][:12]:
-        shutil.copy(f, root / "crop_part1" / f.name)
-    return root
+    return write_utkface(tmp_path_factory.mktemp("utk") / "utkface", face_crops()[:12])
 
 
+@pytest.mark.slow
 def test_tiny_training_run_exports_and_resumes(utk_tiny, tmp_path):
     from phototag.runtime import KerasRunner, LiteRunner
 

@@ -16,12 +16,11 @@ from phototag.records import Detection
 from phototag.training import data
 from phototag.training.evaluate import central_face, select
 
-from conftest import CELEBA, UTKFACE, needs_shared_data
-from phototag.testing.photos import face_files, face_labels, jpeg_bytes, paste_face, scene
-
-pytestmark = needs_shared_data
+from conftest import UTKFACE, needs_shared_data
+from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene, write_gender_folders
 
 
+@needs_shared_data
 def test_limit_draws_a_seeded_random_sample():
     val = select([UTKFACE], seed=1337, split="val")
     sample = select([UTKFACE], seed=1337, split="val", limit=50)
@@ -32,17 +31,8 @@ def test_limit_draws_a_seeded_random_sample():
     assert 20 < np.mean(sample.age) < 45  # the first files of the split are mostly children; a sample is not
 
 
-def _gender_folder(root: Path, sides: dict[str, int]) -> Path:
-    for side, n in sides.items():
-        for gender in ("male", "female"):
-            (root / side / gender).mkdir(parents=True)
-            for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:n]:
-                shutil.copy(f, root / side / gender / f.name)
-    return root
-
-
 def test_presplit_folders_keep_their_split_and_all_takes_everything(tmp_path):
-    root = _gender_folder(tmp_path / "celeba", {"train": 3, "val": 2})
+    root = write_gender_folders(tmp_path / "celeba", {"train": 3, "val": 2})
     train, val, test = data.splits(root, seed=1337)
     assert (len(train), len(val), len(test)) == (6, 4, 0)
     assert all("/val/" in p for p in val.paths) and set(train.source) == {"celeba"}
@@ -62,16 +52,15 @@ def test_central_face_is_chosen():
 
 @pytest.fixture(scope="module")
 def labelled_photos(tmp_path_factory) -> Path:
-    """Three photos with one pasted face each and one without a face, labelled in a CSV file."""
+    """Three photos with one pasted face each and one without a face, labelled in a CSV file (made-up labels)."""
     root = tmp_path_factory.mktemp("labelled")
     rng = random.Random(3)
     rows = []
-    for i, face in enumerate(face_files()[100:400:100]):
+    for i, crop in enumerate(face_crops()[1:4]):
         canvas = scene(640, 480, rng)
-        paste_face(canvas, face, (320 + 40 * i, 240), 200)
+        paste_face(canvas, crop, (320 + 40 * i, 240), 200)
         (root / f"face{i}.jpg").write_bytes(jpeg_bytes(canvas))
-        age, female = face_labels(face)
-        rows.append(f"face{i}.jpg,{age},{'f' if female else 'm'}")
+        rows.append(f"face{i}.jpg,{crop.age},{'f' if crop.female else 'm'}")
     (root / "empty.jpg").write_bytes(jpeg_bytes(scene(640, 480, rng)))
     rows.append("empty.jpg,30,m")  # male: a miss must not count as a right "not female"
     (root / "labels.csv").write_text("path,age,gender\n" + "\n".join(rows) + "\n")
@@ -126,6 +115,7 @@ def test_eval_through_detection_names_unreadable_files(labelled_photos, tiny_mod
     assert result.exit_code == 2 and "--split" in result.output
 
 
+@needs_shared_data
 def test_the_shipped_chain_is_measured_at_each_models_own_input_size():
     """The rotation regressor and the gender/age model take different sizes: each gets its own."""
     from phototag.training.evaluate import evaluate

@@ -16,17 +16,14 @@ import pytest
 from phototag import index
 from phototag.scan import ScanOptions, scan
 from phototag.testing.formats import camera_jpeg, dng_bytes, heic_bytes, jpeg_bomb, png_bomb, with_preview
-from phototag.testing.photos import (FACE_FRACTION, UTKFACE_DIR, face_files, jpeg_bytes, paste_face, scene,
-                                     write)
-
-pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+from phototag.testing.photos import FACE_FRACTION, face_crops, jpeg_bytes, paste_face, scene, write
 
 
-def sideways(rng, face_path):
+def sideways(rng, crop):
     """A picture stored turned 90 degrees counter-clockwise (800 x 600), to be shown turned 90 degrees
     clockwise (orientation 6): upright 600 x 800 with the face centred at (350, 300) as displayed."""
     stored = scene(800, 600, rng)
-    face = paste_face(stored, face_path, (300.0, 250.0), 220, angle=90.0)
+    face = paste_face(stored, crop, (300.0, 250.0), 220, angle=90.0)
     face.center, face.angle = (600 - 250.0, 300.0), 0.0
     return stored, face
 
@@ -36,13 +33,13 @@ def library(tmp_path_factory):
     """HEIC and RAW photos stored sideways with an orientation, and where their faces are as displayed."""
     root = tmp_path_factory.mktemp("formats")
     rng = random.Random(12)
-    faces = iter(face_files()[40:])
+    crops = iter(face_crops()[40:])
     pasted = {}
-    stored, face = sideways(rng, next(faces))
+    stored, face = sideways(rng, next(crops))
     pasted[write(root / "phone" / "IMG_0001.HEIC", heic_bytes(stored, orientation=6))] = face
-    stored, face = sideways(rng, next(faces))
+    stored, face = sideways(rng, next(crops))
     pasted[write(root / "camera" / "DSC_0002.dng", dng_bytes(stored, orientation=6))] = face
-    stored, face = sideways(rng, next(faces))
+    stored, face = sideways(rng, next(crops))
     raw = with_preview(dng_bytes(stored, orientation=6), camera_jpeg(stored, orientation=6))
     pasted[write(root / "camera" / "DSC_0003.NEF", raw)] = face
     return root, pasted
@@ -94,13 +91,13 @@ def mixed(tmp_path_factory):
     """A RAW+JPEG pair, a Live Photo, a video, a GIF, a text file, two bombs and a broken link."""
     root = tmp_path_factory.mktemp("mixed")
     rng = random.Random(13)
-    faces = iter(face_files()[50:])
+    crops = iter(face_crops()[30:])
     canvas = scene(800, 600, rng)
-    paste_face(canvas, next(faces), (400, 300), 220)
+    paste_face(canvas, next(crops), (400, 300), 220)
     write(root / "IMG_0100.JPG", jpeg_bytes(canvas))
     write(root / "IMG_0100.CR2", dng_bytes(canvas))  # LibRaw reads the content, whatever the name
     canvas = scene(800, 600, rng)
-    paste_face(canvas, next(faces), (400, 300), 220)
+    paste_face(canvas, next(crops), (400, 300), 220)
     write(root / "IMG_0200.HEIC", heic_bytes(canvas))
     write(root / "IMG_0200.MOV", b"\0\0\0\x14ftypqt  not really a movie")
     write(root / "clips" / "birthday.mp4", b"\0\0\0\x18ftypmp42 not really a movie")
@@ -196,7 +193,7 @@ def test_the_one_call_api_reads_raw_and_heic_too(library, tiny_model_dir):
 def test_the_raw_of_a_broken_jpeg_is_scanned_in_its_place(tiny_model_dir, tmp_path):
     root = tmp_path / "pair"
     canvas = scene(800, 600, random.Random(14))
-    paste_face(canvas, face_files()[60], (400, 300), 220)
+    paste_face(canvas, face_crops()[20], (400, 300), 220)
     whole = jpeg_bytes(canvas)
     write(root / "IMG_0300.JPG", whole[:len(whole) // 3])  # the card was pulled while writing it
     write(root / "IMG_0300.NEF", dng_bytes(canvas))

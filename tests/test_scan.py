@@ -1,4 +1,4 @@
-"""``phototag scan`` through the CLI on a real photo folder (UTKFace faces pasted onto scenes)."""
+"""``phototag scan`` through the CLI on a real photo folder (real faces pasted onto scenes)."""
 
 import json
 import math
@@ -15,10 +15,7 @@ from phototag.cli import app
 from phototag.images import decode
 from phototag.models import MANIFEST
 from phototag.scan import ScanOptions, scan
-from phototag.testing.photos import (FACE_FRACTION, UTKFACE_DIR, build_test_folder, face_files, jpeg_bytes, paste_face,
-                                     scene)
-
-pytestmark = pytest.mark.skipif(not UTKFACE_DIR.is_dir(), reason="needs the UTKFace crops in ../shared/data")
+from phototag.testing.photos import FACE_FRACTION, build_test_folder, face_crops, jpeg_bytes, paste_face, scene
 
 runner = CliRunner()
 
@@ -209,7 +206,7 @@ def test_changed_and_deleted_files(copy, tmp_path, tiny_analyzer):
     first = scan_dict(tiny_analyzer, copy, db=db_path, exif=False)
     changed, deleted = copy / "2023" / "group.jpg", copy / "2023" / "tilted.jpg"
     canvas = scene(800, 600, random.Random(3))
-    paste_face(canvas, sorted(UTKFACE_DIR.glob("*.jpg"))[0], (400, 300), 240)
+    paste_face(canvas, face_crops()[0], (400, 300), 240)
     changed.write_bytes(jpeg_bytes(canvas))
     deleted.unlink()
 
@@ -246,11 +243,11 @@ def test_rescan_options_and_sidecars(copy, tmp_path, tiny_model_dir, tiny_analyz
 def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_analyzer, monkeypatch):
     predict, calls = FaceChain.predict, []
 
-    def interrupted_after_two_batches(self, items):
+    def interrupted_after_two_batches(self, items, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(len(items))
-        return predict(self, items)
+        return predict(self, items, **kwargs)
 
     monkeypatch.setattr(FaceChain, "predict", interrupted_after_two_batches)
     options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", batch_size=1, exif=False)
@@ -308,7 +305,7 @@ def rotated_faces(tmp_path_factory):
     """Photos with faces pasted at known angles, scanned with the shipped (trained) models."""
     root = tmp_path_factory.mktemp("rotated")
     rng = random.Random(11)
-    pool = face_files()
+    pool = face_crops()
     rng.shuffle(pool)
     pasted = {}
     for i in range(0, len(ROTATED), 4):
@@ -340,7 +337,7 @@ def turned_photos(tmp_path_factory):
     --any-angle and the shipped models; returns the pasted faces (where and how turned) and the index."""
     root = tmp_path_factory.mktemp("turned")
     rng = random.Random(21)
-    pool = face_files()
+    pool = face_crops()
     rng.shuffle(pool)
     pasted = {}
     for turns in (1, 2):

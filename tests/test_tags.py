@@ -18,8 +18,8 @@ from PIL import Image, ImageCms, ImageOps
 from phototag import policy, tags
 from phototag.atomic import Written
 from phototag.records import Face, PhotoInfo
+from phototag.testing.photos import astronaut_face
 
-UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "crop_part1"
 needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
 
 FACES = [
@@ -32,11 +32,8 @@ MAKERNOTE = b"TESTMKN\0" + bytes(range(200))
 
 
 def face_image() -> Image.Image:
-    """A real UTKFace crop when the data set is beside the checkout, else a generated 200 x 200 image."""
-    crops = sorted(UTKFACE.glob("*.jpg"))[:1]
-    if crops:
-        return Image.open(crops[0]).convert("RGB")
-    return Image.radial_gradient("L").resize((200, 200)).convert("RGB")
+    """A real face: the astronaut's, as a 200 x 200 crop."""
+    return astronaut_face().copy()
 
 
 def exiftool(*args: str) -> list[dict]:

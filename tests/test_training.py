@@ -22,20 +22,16 @@ from phototag.display import format_evaluation
 from phototag.training.evaluate import evaluate
 from phototag.training.train import TrainConfig, run
 
-from conftest import CELEBA, NPZ_WEIGHTS, UTKFACE, needs_shared_data
+from conftest import NPZ_WEIGHTS, UTKFACE, needs_shared_data
+from phototag.testing.photos import face_crops, write_gender_folders, write_utkface
 
-pytestmark = needs_shared_data
+needs_npz_weights = pytest.mark.skipif(not NPZ_WEIGHTS.exists(), reason=f"needs the ImageNet weights at {NPZ_WEIGHTS}")
 
 
 @pytest.fixture(scope="module")
 def utk_small(tmp_path_factory) -> Path:
-    """24 UTKFace crops (both genders, many ages) copied into a temporary folder."""
-    root = tmp_path_factory.mktemp("utk") / "utkface"
-    (root / "crop_part1").mkdir(parents=True)
-    files = sorted((UTKFACE / "crop_part1").glob("*.jpg"))[::380][:24]
-    for f in files:
-        shutil.copy(f, root / "crop_part1" / f.name)
-    return root
+    """A UTKFace-style folder of 24 face crops (both genders, many ages; made-up labels)."""
+    return write_utkface(tmp_path_factory.mktemp("utk") / "utkface", face_crops()[:24])
 
 
 def test_utkface_reader_parses_labels(utk_small):
@@ -57,6 +53,7 @@ def test_utkface_reader_rejects_bad_names_and_empty_folders(tmp_path, utk_small)
         data.read_utkface(tmp_path / "empty")
 
 
+@needs_shared_data
 def test_utkface_duplicate_groups_stay_on_one_side():
     s = data.read_utkface(UTKFACE)
     parts = data.split(s, seed=1337)
@@ -72,10 +69,7 @@ def test_utkface_duplicate_groups_stay_on_one_side():
 
 
 def test_gender_folder_reader(tmp_path):
-    for gender in ("male", "female"):
-        (tmp_path / "train" / gender).mkdir(parents=True)
-        for f in sorted((CELEBA / "train" / gender).glob("*.jpg"))[:3]:
-            shutil.copy(f, tmp_path / "train" / gender / f.name)
+    write_gender_folders(tmp_path, {"train": 3})
     s = data.read_any(tmp_path)
     assert len(s) == 6 and sorted(s.gender) == [0, 0, 0, 1, 1, 1] and np.isnan(s.age).all()
     (tmp_path / "train" / "female" / "x").mkdir()
@@ -110,6 +104,7 @@ def test_unreadable_images_are_named(tmp_path, utk_small):
         data.load_images(data.read_utkface(folder), 32)
 
 
+@needs_npz_weights
 def test_npz_weights_reproduce_the_imagenet_check():
     """The shared weights' README: chelsea → 285 Egyptian cat 0.7571, coffee → 967 espresso 0.9547."""
     skimage_data = pytest.importorskip("skimage.data")
@@ -128,7 +123,8 @@ def test_backbone_builders():
     with pytest.warns(UserWarning, match="RANDOM INITIALISATION"):
         bb = backbones.build("xception", 71, None)
     assert bb.stage1_frozen == 115 and bb.stage2_frozen == len(bb.model.layers) // 2
-    mb = backbones.build("mobilenet_v2", 32, NPZ_WEIGHTS)
+    with pytest.warns(UserWarning, match="random initialisation"):
+        mb = backbones.build("mobilenet_v2", 32, None)
     assert mb.model.output_shape == (None, 1, 1, 1280)
     backbones.set_frozen(mb, mb.stage2_frozen)
     trainable = [layer.trainable for layer in mb.model.layers]
@@ -152,9 +148,10 @@ def test_gender_mix_blends_the_branches():
     assert np.allclose(keras.ops.convert_to_numpy(out)[:, 0], [30.0, 50.0, 45.0])
 
 
+@pytest.mark.slow
 def test_tiny_training_run_and_eval(utk_small, tmp_path):
     out = tmp_path / "models"
-    cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32, pretrained=str(NPZ_WEIGHTS),
+    cfg = TrainConfig(data=[str(utk_small)], out=str(out), input_size=32,
                       epochs1=1, epochs2=1, batch_size=4, val_fraction=0.25, test_fraction=0.25)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -179,9 +176,10 @@ def test_tiny_training_run_and_eval(utk_small, tmp_path):
     assert json.loads(result.output)["samples"] == 3
 
 
+@pytest.mark.slow
 def test_train_cli_trains_and_summarises(utk_small, tmp_path):
     args = ["train", "rotation", "--data", str(utk_small), "--out", str(tmp_path), "--input-size", "32",
-            "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
+            "--epochs1", "1", "--epochs2", "0", "--batch-size", "4"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rotation.keras").exists() and "angle_error" in result.output
@@ -206,14 +204,8 @@ def test_train_cli_reports_bad_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def celeba_small(tmp_path_factory) -> Path:
-    """CelebA crops in their own train/ and val/ folders: 6 + 4 faces of each gender."""
-    root = tmp_path_factory.mktemp("celeba") / "celeba_gender"
-    for side, n in (("train", 6), ("val", 4)):
-        for gender in ("male", "female"):
-            (root / side / gender).mkdir(parents=True)
-            for f in sorted((CELEBA / side / gender).glob("*.jpg"))[:n]:
-                shutil.copy(f, root / side / gender / f.name)
-    return root
+    """CelebA-style crops in their own train/ and val/ folders: 6 + 4 faces of each gender."""
+    return write_gender_folders(tmp_path_factory.mktemp("celeba") / "celeba_gender", {"train": 6, "val": 4})
 
 
 def test_balanced_sampling_and_decade_weights(utk_small, celeba_small):
@@ -256,6 +248,7 @@ def test_distribution_loss_and_mae():
     assert float(keras.ops.convert_to_numpy(loss(np.array([[30.0, 1.0, 1.0, 0.0]], np.float32), bad))[0]) == 0
 
 
+@pytest.mark.slow
 def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, celeba_small, tmp_path, tiny_model_dir):
     from phototag.chain import FaceChain
     from phototag.export import export_model
@@ -263,7 +256,7 @@ def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, cel
 
     out = tmp_path / "models"
     args = ["train", "age", "--data", str(utk_small), "--data", str(celeba_small), "--out", str(out),
-            "--input-size", "32", "--pretrained", str(NPZ_WEIGHTS), "--epochs1", "1", "--epochs2", "0",
+            "--input-size", "32", "--epochs1", "1", "--epochs2", "0",
             "--epochs3", "1", "--batch-size", "4", "--age-head", "distribution", "--balance", "1",
             "--age-balance", "0.5"]
     result = CliRunner().invoke(app, args)

@@ -6,10 +6,12 @@ in phototag's convention: landmarks ``left_eye``, ``right_eye``, ``nose``, ``mou
 (``left_eye`` is the person's right eye), coordinates in the pixels of the image passed in.
 
 ``yunet`` (default): OpenCV's YuNet (``cv2.FaceDetectorYN``), fast and finds faces tilted up to
-about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package, kept for comparison.
+about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package (the ``mtcnn`` extra), kept for comparison.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -41,6 +43,7 @@ class Detector:
         self.min_confidence = self.default_confidence if min_confidence is None else min_confidence
         self.detect_size = detect_size or self.default_detect_size
         self.any_angle = any_angle
+        self._lock = threading.Lock()  # the chain's thread may ask again (see FaceChain.predict)
 
     def detection_factor(self, shape: tuple[int, ...], scale: float) -> float:
         """How much to shrink an image of ``shape`` (decoded at ``scale``) before detection."""
@@ -54,10 +57,12 @@ class Detector:
         left to right, in the image's own pixel coordinates."""
         factor = self.detection_factor(rgb.shape, scale)
         small = resized(rgb, factor)
-        found = self._detect(small)
-        if self.any_angle:  # also on the image turned by 90, 180 and 270 degrees, mapped back
-            for turns in (1, 2, 3):
-                found += [_turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
+        with self._lock:  # one image at a time: YuNet's network keeps the input size between calls
+            found = self._detect(small)
+            if self.any_angle:  # also on the image turned by 90, 180 and 270 degrees, mapped back
+                for turns in (1, 2, 3):
+                    found += [turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
+        if self.any_angle:
             found = merge_duplicates(found)
         found = [to_full_resolution(d, factor) for d in found]
         kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
@@ -92,7 +97,7 @@ def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def _turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
+def turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
     """A detection made in ``np.rot90(image, turns)`` (turned counter-clockwise) in the pixels of
     ``image`` of ``shape``."""
     height, width = shape[:2]

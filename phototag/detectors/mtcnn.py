@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..extras import require
 from ..records import Detection
 from . import LANDMARKS, Detector
 
@@ -23,6 +24,7 @@ class MTCNNDetector(Detector):
     def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None,
                  any_angle: bool = False, device: str = "CPU:0"):
         super().__init__(min_face, min_confidence, detect_size, any_angle)
+        require("mtcnn", "the MTCNN detector")
         from mtcnn import MTCNN
 
         self._mtcnn = MTCNN(device=device)

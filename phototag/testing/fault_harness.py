@@ -19,8 +19,8 @@ same models, then every photo is checked: it decodes; its image data (JPEG entro
 the user's; the user's tags (ImageDescription, their XPKeywords) are there; the file is the one the
 index describes (size, mtime, SHA-256, confirmed) and its EXIF record holds the index's faces; no
 phototag temp file is left; the index passes ``PRAGMA integrity_check``. Finally the bad inputs of
-issues 11 and 16 are run and their tracebacks counted. ``benchmarks/bench_faults.py`` runs it; the suite
-runs a short version.
+issues 11 and 16 are run and their exit codes and tracebacks counted. ``benchmarks/bench_faults.py``
+runs it; the suite runs a short version.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from phototag import index, tags
 from phototag.atomic import is_temp_name
 from phototag.faults import ENV
 from phototag.testing.formats import jpeg_scan_bomb
-from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
+from phototag.testing.hostile import write_hostile_files
+from phototag.testing.photos import FaceCrop, face_crops, jpeg_bytes, paste_face, scene
 
 POINTS = ("temp-written", "index-between", "renamed")
 USER_KEYWORDS = ["family", "holiday"]
@@ -103,7 +104,7 @@ def user_exif(description: str) -> bytes:
                         "Exif": {}})
 
 
-def user_photo(rng: random.Random, face: Path, description: str) -> bytes:
+def user_photo(rng: random.Random, face: FaceCrop, description: str) -> bytes:
     canvas = scene(320, 240, rng)
     paste_face(canvas, face, (rng.uniform(110, 210), rng.uniform(90, 150)), rng.randint(110, 140))
     return jpeg_bytes(canvas, quality=rng.randint(80, 95), exif=user_exif(description))
@@ -129,7 +130,7 @@ class Library:
     def __init__(self, root: Path, count: int, rng: random.Random):
         self.root, self.rng = root, rng
         root.mkdir(parents=True)
-        self.faces = face_files()
+        self.faces = face_crops()
         self.expected: dict[Path, tuple[str, str]] = {}  # photo -> (image data, description)
         for i in range(count):
             self.put(root / f"photo{i:04d}.jpg", f"user description {i}")
@@ -222,7 +223,7 @@ def check(library: Library, db_path: Path, figures: Figures) -> None:
     figures.problems += [f"temp file left: {n}" for n in left]
 
 
-def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
+def bad_inputs(work: Path, library: Library, models: Path) -> list[tuple[str, int, int]]:
     """(command, exit code, tracebacks) for the bad inputs of issues 11 and 16."""
     not_sqlite = work / "notes.db"
     not_sqlite.write_text("Shopping list: milk, eggs.\n")
@@ -234,7 +235,7 @@ def bad_inputs(work: Path, library: Library) -> list[tuple[str, int, int]]:
         "query --faces 9223372036854775808": ["query", "--faces", "9223372036854775808", "--db", str(good)],
         "query --age 99999999999999999999-": ["query", "--age", "99999999999999999999-", "--db", str(good)],
         "stats --json > /dev/full": ["stats", "--json", "--db", str(good)],
-    } | hostile_reads(work / "hostile", good)
+    } | hostile_reads(work / "hostile", good) | hostile_writes(work / "hostile-writes", models)
     results = []
     for name, args in runs.items():
         with open("/dev/full" if "/dev/full" in name else os.devnull, "w") as out:
@@ -270,6 +271,14 @@ def hostile_reads(work: Path, good: Path) -> dict[str, list[str]]:
                                            "--db", str(work / "hostile.db")],
         "query --path '[2020] trip'": ["query", "--path", str(work / "[2020] trip"), "--db", str(good)],
     }
+
+
+def hostile_writes(work: Path, models: Path) -> dict[str, list[str]]:
+    """The write-side bad inputs of issue 16 (files awkward to write into), built in ``work``: each
+    scanned on its own, then all cleaned."""
+    runs = {f"scan: {what}": ["scan", str(path), "--db", str(work / "index.db"), "--models", str(models)]
+            for what, path in write_hostile_files(work / "photos").items()}
+    return runs | {"clean: the files awkward to write into": ["clean", str(work / "photos")]}
 
 
 def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tuple[Path, Path], log=print,
@@ -320,7 +329,7 @@ def run(photos: int, kills: int, aimed: int, seed: int, work: Path, models: tupl
         log(f"round {r:2d}: {kind:13s} {'killed' if killed else 'finished first'}; next scan: "
             f"{summary['scanned']} scanned, {summary['exif'].get('written', 0)} written, "
             f"{summary['confirmed']} confirmed, {summary['temp_files_removed']} temp files removed")
-    for name, code, tracebacks in bad_inputs(work, library) if bad else []:
+    for name, code, tracebacks in bad_inputs(work, library, models[0]) if bad else []:
         figures.tracebacks += tracebacks
         log(f"bad input: {name}: exit code {code}, {tracebacks} tracebacks")
     log(f"time: {time.perf_counter() - started:.0f} s")
