@@ -107,3 +107,18 @@ def test_a_photo_replaced_by_a_link_to_outside_after_the_walk_is_left_alone(tmp_
 def _link(target, at):
     os.symlink(target, at)
     return at
+
+
+def test_orient_escapes_control_characters_in_names_and_reasons():
+    from rich.console import Console
+
+    from phototag.display import render_orient
+    from phototag.orient import OrientResult, OrientSummary
+
+    summary = OrientSummary(fix=True, photos=[("/p/t\x1b[2Jx.jpg", 1, OrientResult("written", 1, 6)),
+                                              ("/p/b\x07.jpg", 3, OrientResult("failed", reason="cannot open b\x07.jpg"))])
+    console = Console(record=True, width=300)
+    render_orient(summary, console)
+    shown = console.export_text()
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "t\\x1b[2Jx.jpg" in shown and "cannot open b\\x07.jpg" in shown
