@@ -240,7 +240,8 @@ def test_odd_names_get_their_sidecars_and_no_escape_reaches_the_terminal(tmp_pat
     as_json = json.loads(runner.invoke(app, ["query", "-f", "json", "--db", db]).stdout)
     assert str(folder / ESCAPE) in [p["path"] for p in as_json]  # JSON escapes it itself, exactly
     cleaned = runner.invoke(app, ["clean", str(folder)], env={"COLUMNS": "300"})
-    assert cleaned.exit_code == 0 and "\x1b" not in cleaned.output  # the broken JPEG is listed (issue 16 case 13)
+    assert cleaned.exit_code == 0 and "\x1b" not in cleaned.output  # the broken JPEG is listed, not fatal
+    assert "t\\x1b]0;owned\\x07.jpg" in cleaned.output
     assert "x\\x1b[2Jy.png" in cleaned.output and not (folder / (ESCAPE + ".xmp")).exists()
 
 
