@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,8 +88,10 @@ class Photo:
     @classmethod
     @contextlib.contextmanager
     def open(cls, path: Path) -> Iterator[Photo]:
-        with open(path, "rb") as file:
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as file:  # a FIFO does not hang
             st = os.fstat(file.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise Unsupported("not a regular file")
             if st.st_size == 0:
                 raise Unsupported("empty file")
             kind = _kind(file.read(12))

@@ -163,12 +163,12 @@ def render_orient(summary: OrientSummary, console: Console) -> None:
     """Print the turned photos (and with --fix what was done to each) and a closing line."""
     table = Table("Photo", "Faces say", *(["Orientation"] if summary.fix else []), box=None)
     for path, turn, result in summary.photos:
-        cells = [Text(path), Text(TURN_WORDS.get(turn, str(turn)))]
+        cells = [Text(escape_controls(path)), Text(TURN_WORDS.get(turn, str(turn)))]
         if result is not None:
             if result.status in ("written", "unchanged"):
                 cells.append(Text(f"{result.before} -> {result.after}" if result.status == "written" else "already upright"))
             else:
-                cells.append(Text(f"{result.status}: {result.reason}", style="red"))
+                cells.append(Text(escape_controls(f"{result.status}: {result.reason}"), style="red"))
         table.add_row(*cells)
     if table.row_count:
         console.print(table)

@@ -180,7 +180,7 @@ def read_photo(path: str | os.PathLike | bytes, decode_size: int | None = DEFAUL
     The file is read with plain reads (never mapped: another program may truncate it meanwhile).
     Raises OSError when it cannot be read, TooLarge and DecodeError as ``decode`` does.
     """
-    with open(path, "rb") as file:
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as file:  # a FIFO does not hang
         st = os.fstat(file.fileno())
         if not S_ISREG(st.st_mode):
             raise DecodeError("not a regular file")

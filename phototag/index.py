@@ -284,6 +284,12 @@ def indexed_states(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
     return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
 
 
+def stored_ns(ns: int) -> int:
+    """A file time in nanoseconds as the index stores it: SQLite's integers are 64-bit, so times past
+    2262 (ext4 keeps up to 2446) wrap around; compare a file's time with ``stored_ns`` of it."""
+    return (ns + 2**63) % 2**64 - 2**63
+
+
 def _photo_row(path, stat: os.stat_result | Written | None, sha256: str | None) -> dict:
     """The columns every write of a photo's row sets; the file's state only when ``stat`` is known
     (a file that could not be stat'ed keeps the state recorded before)."""
@@ -291,7 +297,7 @@ def _photo_row(path, stat: os.stat_result | Written | None, sha256: str | None) 
            "missing": 0, "scanned_at": now_iso()}
     if stat is not None:
         size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
-        row |= {"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "unconfirmed": 0}
+        row |= {"size": size, "mtime_ns": stored_ns(mtime_ns), "sha256": sha256, "unconfirmed": 0}
     return row
 
 
@@ -370,7 +376,7 @@ def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha
         db.execute(
             "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ?, unconfirmed = 0"
             " where path_key = ?",
-            [stat.st_size, stat.st_mtime_ns, sha256, exif_status, path_key(path)],
+            [stat.st_size, stored_ns(stat.st_mtime_ns), sha256, exif_status, path_key(path)],
         )
 
 

@@ -114,7 +114,13 @@ class RotationModel(_FaceModel):
 
     def _read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = run_batched(self.runner, crops, self.batch_size)
-        return np.degrees(np.arctan2(target[:, 1], target[:, 0])), np.linalg.norm(target, axis=1)
+        return target_angles(target), np.linalg.norm(target, axis=1)
+
+
+def target_angles(target: np.ndarray) -> np.ndarray:
+    """The rotation network's (cos, sin) outputs as degrees in (-180, 180] (the inverse of
+    ``training.augment.angle_to_target``)."""
+    return np.degrees(np.arctan2(target[..., 1], target[..., 0]))
 
 
 class AttributeModel(_FaceModel):

@@ -61,6 +61,10 @@ def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
     except images.DecodeError as e:
         photo.error, photo.too_large = str(e), isinstance(e, images.TooLarge)
     else:
+        planned = job.stat and (job.stat.st_dev, job.stat.st_ino)
+        if planned and os.path.islink(job.path) and (read.stat.st_dev, read.stat.st_ino) != planned:
+            photo.error = "became a link to another file while the scan ran (left for the next scan)"
+            return photo  # its target was never checked to be in the scanned folders (see walk)
         st = photo.stat = read.stat
         photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256)
         photo.pixels, photo.info = read.pixels, read.info

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import atomic
 from .images import supported_extensions
-from .index import IndexedState, IndexWriter, path_key
+from .index import IndexedState, IndexWriter, path_key, stored_ns
 from .pipeline import PhotoJob
 from .sidecar import sidecar_path
 from .summary import ScanSummary
@@ -103,7 +103,7 @@ def is_unchanged(writer: IndexWriter, path: bytes, st: os.stat_result, known: In
     place (it is confirmed now), any other that it did not, or that the file was changed since."""
     if known is None or known.missing or known.size != st.st_size and not known.unconfirmed:
         return False
-    if known.mtime_ns == st.st_mtime_ns and not known.unconfirmed:
+    if known.mtime_ns == stored_ns(st.st_mtime_ns) and not known.unconfirmed:
         return True
     if known.sha256 is None or file_sha256(path) != known.sha256:
         return False

@@ -102,6 +102,9 @@ def walk(
         elif os.path.islink(root) and not os.path.exists(root):
             skip(Skipped(root, BROKEN_LINK))
             files = iter(())
+        elif os.path.exists(root) and not os.path.isfile(root):  # a FIFO or a device: reading it hangs
+            skip(Skipped(root, NOT_A_FILE))
+            files = iter(())
         elif _has_extension(root, wanted):
             files = iter([root])
         else:

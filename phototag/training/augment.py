@@ -69,7 +69,3 @@ def angle_to_target(angles_deg: np.ndarray) -> np.ndarray:
     t = np.deg2rad(angles_deg)
     return np.stack([np.cos(t), np.sin(t)], axis=-1).astype(np.float32)
 
-
-def target_to_angle(target: np.ndarray) -> np.ndarray:
-    """Decode (cos, sin) predictions to degrees in (-180, 180]."""
-    return np.rad2deg(np.arctan2(target[..., 1], target[..., 0]))
