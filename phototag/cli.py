@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -141,7 +142,8 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
-                                 help="Show TensorFlow's, LiteRT's and OpenCV's own start-up messages."),
+                                 help="Show TensorFlow's, LiteRT's and OpenCV's own start-up messages, and "
+                                      "Pillow's warnings about a photo's damaged metadata."),
 ) -> None:
     """Find the faces in photos and tag each with rotation, gender and age, in EXIF and the index.
     Unchanged photos (same size and modification time, or same content) are skipped; photos gone
@@ -156,6 +158,8 @@ def scan(
     """
     if ray is not None:
         extras.require("ray", "phototag scan --ray")
+    if not verbose:  # e.g. "Corrupt EXIF data": the photo is still scanned, its failures listed
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     for path in paths:
         if not os.path.exists(path):
             raise typer.BadParameter(f"no such file or folder: {path}", param_hint="PATHS")

@@ -3,9 +3,14 @@ hold, FIFOs and devices named like photos. Each test builds such a file and runs
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -122,3 +127,24 @@ def test_orient_escapes_control_characters_in_names_and_reasons():
     shown = console.export_text()
     assert "\x1b" not in shown and "\x07" not in shown
     assert "t\\x1b[2Jx.jpg" in shown and "cannot open b\\x07.jpg" in shown
+
+
+def jpeg_with_a_tag_past_its_exif() -> bytes:
+    """A JPEG whose EXIF Make claims 40 bytes at an offset past the end of the block (Pillow warns)."""
+    entry = struct.pack("<HHII", 0x010F, 2, 40, 4000)
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (100, 120, 140)).save(out, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    return out.getvalue()
+
+
+def test_pillows_warnings_about_damaged_metadata_stay_out_of_the_scans_output_unless_verbose(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(jpeg_with_a_tag_past_its_exif())
+    command = [sys.executable, "-m", "phototag", "scan", str(folder), "--db", str(tmp_path / "index.db"), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    plain = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert plain.returncode == 0 and "Tag data larger than file" not in plain.stderr, plain.stderr
+    verbose = subprocess.run([*command, "--rescan", "--verbose"], capture_output=True, text=True, env=env, timeout=300)
+    assert verbose.returncode == 0 and "Tag data larger than file" in verbose.stderr
