@@ -246,7 +246,7 @@ def bad_inputs(work: Path, library: Library, models: Path) -> list[tuple[str, in
 
 def hostile_reads(work: Path, good: Path) -> dict[str, list[str]]:
     """The read-side bad inputs of issue 16, built in ``work``: the commands to run on them."""
-    for folder in ("names", "huge", "bomb", "links", "elsewhere", "[2020] trip"):
+    for folder in ("names", "huge", "bomb", "links", "elsewhere", "[2020] trip", "future"):
         (work / folder).mkdir(parents=True, exist_ok=True)
     photo = jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150)))
     for name in (b"caf\xe9.jpg", b"x\x1b[2Jy.jpg", b"tab\there.jpg"):
@@ -257,6 +257,11 @@ def hostile_reads(work: Path, good: Path) -> dict[str, list[str]]:
     (work / "elsewhere" / "far.jpg").write_bytes(photo)
     (work / "links" / "far.jpg").unlink(missing_ok=True)
     (work / "links" / "far.jpg").symlink_to(work / "elsewhere" / "far.jpg")
+    (work / "future" / "2300.jpg").write_bytes(photo)
+    year_2300 = 10_413_792_000 * 10**9  # ns: past SQLite's 64-bit integers (ext4 keeps times to 2446)
+    os.utime(work / "future" / "2300.jpg", ns=(year_2300, year_2300))
+    if not (work / "pipe.jpg").exists():
+        os.mkfifo(work / "pipe.jpg")  # reading it would wait for a writer forever
     (work / "victim.txt").write_text("not a lock file\n")
     (work / "locked.db.lock").unlink(missing_ok=True)
     (work / "locked.db.lock").symlink_to(work / "victim.txt")
@@ -267,6 +272,8 @@ def hostile_reads(work: Path, good: Path) -> dict[str, list[str]]:
         "scan: 3 GB non-image named .jpg (sparse)": [*scan, str(work / "huge")],
         "scan: progressive JPEG of 5000 scans": [*scan, str(work / "bomb")],
         "scan: link to a photo outside the library": [*scan, str(work / "links")],
+        "scan: a photo dated 2300": [*scan, str(work / "future")],
+        "scan: a FIFO named as a photo": [*scan, str(work / "pipe.jpg")],
         "query --path a folder not UTF-8": ["query", "--path", os.fsdecode(bytes(work / "names") + b"/caf\xe9.jpg"),
                                            "--db", str(work / "hostile.db")],
         "query --path '[2020] trip'": ["query", "--path", str(work / "[2020] trip"), "--db", str(good)],
