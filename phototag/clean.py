@@ -65,10 +65,13 @@ def clean(paths: Iterable[str | os.PathLike | bytes], options: CleanOptions | No
 
 
 def _clean_locked(path: bytes, options: CleanOptions) -> CleanResult:
-    """``tags.clean`` of one photo while holding its lock (another phototag process may be rewriting it)."""
+    """``tags.clean`` of one photo, just walked, while holding its lock (another phototag process may
+    be rewriting it)."""
     try:
+        walked = os.stat(path)
         with lock_photo(path, wait=options.lock_wait):
-            return tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch, force=options.force)
+            return tags.clean(path, dry_run=options.dry_run, keep_mtime=not options.touch, force=options.force,
+                              walked=walked)
     except PhotoBusy as e:
         return CleanResult(failed=f"{e}; try again when it has finished")
     except OSError as e:

@@ -16,6 +16,7 @@ import numpy as np
 from . import images
 from .atomic import Written
 from .records import Detection, Face, PhotoInfo, to_full_resolution
+from .walk import became_another_link
 
 if TYPE_CHECKING:
     from .analyzer import FaceAnalyzer
@@ -61,10 +62,9 @@ def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
     except images.DecodeError as e:
         photo.error, photo.too_large = str(e), isinstance(e, images.TooLarge)
     else:
-        planned = job.stat and (job.stat.st_dev, job.stat.st_ino)
-        if planned and os.path.islink(job.path) and (read.stat.st_dev, read.stat.st_ino) != planned:
+        if job.stat and became_another_link(job.path, job.stat, read.stat):
             photo.error = "became a link to another file while the scan ran (left for the next scan)"
-            return photo  # its target was never checked to be in the scanned folders (see walk)
+            return photo
         st = photo.stat = read.stat
         photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256)
         photo.pixels, photo.info = read.pixels, read.info

@@ -30,6 +30,7 @@ from .names import printable
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
 from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags
+from .walk import became_another_link
 from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 
 XP_KEYWORDS = piexif.ImageIFD.XPKeywords
@@ -228,15 +229,19 @@ def read_keywords(path) -> list[str]:
     return [] if exif is None else policy.decode_keywords(exif.get(XP_KEYWORDS))
 
 
-def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool = False) -> CleanResult:
+def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool = False,
+          walked: os.stat_result | None = None) -> CleanResult:
     """Remove exactly what phototag wrote to the photo and its sidecars; ``dry_run`` only reports it.
     A shared sidecar (``photo.xmp`` beside ``photo.jpg`` and ``photo.png``) is cleaned only when it
-    says it holds this photo's tags. Never raises for a bad or odd file (``failed`` says why)."""
+    says it holds this photo's tags. ``walked``: the photo's status when a walk found it; a photo that
+    has become a link to another file since is left alone (failed). Never raises for a bad or odd
+    file (``failed`` says why)."""
     path = Path(os.fsdecode(path))
     result = CleanResult()
     try:
-        _clean_photo(path, result, dry_run, keep_mtime, force)
         real = Path(os.path.realpath(path))
+        _refuse_another_link(path, walked, os.stat(real))  # the sidecars are found beside ``real``
+        _clean_photo(path, result, dry_run, keep_mtime, force, walked)
         for name in NAMES:
             _clean_sidecar(sidecar_path(real, name), real.name if name == NAMES[1] else None, result, dry_run,
                            force)
@@ -301,9 +306,16 @@ def _fill(packet: Packet, faces: list[Face], info: PhotoInfo, model_version: str
 # -- clean -----------------------------------------------------------------------------------------
 
 
-def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool, force: bool) -> None:
+def _refuse_another_link(path: Path, walked: os.stat_result | None, now: os.stat_result) -> None:
+    if walked is not None and became_another_link(path, walked, now):
+        raise Refused("became a link to another file while the clean ran (left alone)")
+
+
+def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: bool, force: bool,
+                 walked: os.stat_result | None) -> None:
     try:
         with Photo.open(path) as photo:
+            _refuse_another_link(path, walked, photo.stat)  # ``replace`` rewrites only the file opened
             tiff, record, remaining = _cleaned_exif(photo, result)
             xmp, extended = _cleaned_xmp(photo, result, remaining)
             if dry_run or not (result.record or result.xmp):

@@ -116,6 +116,12 @@ def walk(
                 yield path
 
 
+def became_another_link(path, walked: os.stat_result, now: os.stat_result) -> bool:
+    """Whether ``path``, the file ``walked`` when walked, is now a link to another file (``now``): put in
+    its place after the walk, the link's target was never checked to be in the walked folders."""
+    return os.path.islink(path) and (now.st_dev, now.st_ino) != (walked.st_dev, walked.st_ino)
+
+
 def _walk_dir(root: bytes, wanted: set[bytes], include_hidden: bool, seen_dirs: set[tuple[int, int]],
               on_error: Callable[[bytes, OSError], None] | None, skip: Callable[[Skipped], None],
               pair_raw: bool, inside: Callable[[bytes, bool], bool]) -> Iterator[bytes]:

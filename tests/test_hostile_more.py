@@ -109,6 +109,50 @@ def test_a_photo_replaced_by_a_link_to_outside_after_the_walk_is_left_alone(tmp_
     assert os.readlink(folder / "a.jpg") == str(outside / "b.jpg")
 
 
+def test_a_photo_replaced_by_a_link_to_outside_before_clean_reaches_it_is_left_alone(tmp_path, monkeypatch):
+    """``clean`` rewrites only the file the walk found: a link put in a photo's place after the walk
+    (its target never checked to be in the cleaned folders) is listed as failed, the target untouched."""
+    from test_tags import FACES, INFO, make_jpeg
+
+    from phototag import tags
+
+    folder, outside = tmp_path / "photos", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    tags.write_faces(make_jpeg(folder / "a.jpg"), FACES, INFO, "m1")
+    tags.write_faces(make_jpeg(outside / "b.jpg", "camera"), FACES, INFO, "m1")
+    before = (outside / "b.jpg").read_bytes()
+    clean_photo = tags.clean
+
+    def swap_then_clean(path, *args, **kwargs):
+        os.replace(_link(outside / "b.jpg", folder / "new-link"), path)  # another program, after the walk
+        return clean_photo(path, *args, **kwargs)
+
+    monkeypatch.setattr(tags, "clean", swap_then_clean)
+    result = runner.invoke(app, ["clean", str(folder)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "a.jpg" in result.output
+    assert "became a link to another file while the clean ran (left alone)" in result.output
+    assert "Cleaned 0 file(s), 1 failed." in result.output
+    assert (outside / "b.jpg").read_bytes() == before and os.listdir(outside) == ["b.jpg"]
+    assert os.readlink(folder / "a.jpg") == str(outside / "b.jpg")
+
+
+def test_a_link_the_walk_took_as_a_photo_inside_the_tree_is_still_cleaned(tmp_path):
+    from test_tags import FACES, INFO, make_jpeg
+
+    from phototag import tags
+    from phototag.clean import clean
+
+    (tmp_path / "sub").mkdir()
+    photo = make_jpeg(tmp_path / "sub" / "a.jpg")
+    tags.write_faces(photo, FACES, INFO, "m1")
+    _link(photo, tmp_path / "link.jpg")  # walked first, as a photo inside the tree
+    summary = clean([tmp_path])
+    assert [(os.path.basename(p), r.failed) for p, r in summary.photos] == [("link.jpg", "")]
+    assert tags.read_record(photo) is None and os.path.islink(tmp_path / "link.jpg")
+
+
 def _link(target, at):
     os.symlink(target, at)
     return at
