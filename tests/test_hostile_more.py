@@ -84,6 +84,15 @@ def test_a_fifo_put_in_a_photo_s_place_after_the_walk_is_refused_not_waited_on(t
     assert box == ["done"]
 
 
+def linked_first(func, target: Path, folder: Path):
+    """``func`` that first puts a link to ``target`` in its photo's place, as another program might
+    after the walk."""
+    def swapped(path, *args, **kwargs):
+        os.replace(_link(target, folder / "new-link"), path)
+        return func(path, *args, **kwargs)
+    return swapped
+
+
 def test_a_photo_replaced_by_a_link_to_outside_after_the_walk_is_left_alone(tmp_path, tiny_model_dir,
                                                                              tiny_analyzer, monkeypatch):
     """The walk checks a link's target is in the scanned folders; a link put in a photo's place after it
@@ -94,13 +103,7 @@ def test_a_photo_replaced_by_a_link_to_outside_after_the_walk_is_left_alone(tmp_
     (folder / "a.jpg").write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (90, 120, 150))))
     (outside / "b.jpg").write_bytes(jpeg_bytes(Image.new("RGB", (320, 240), (150, 120, 90))))
     before = (outside / "b.jpg").read_bytes()
-    read_photo = images.read_photo
-
-    def swap_then_read(path, *args, **kwargs):
-        os.replace(_link(outside / "b.jpg", folder / "new-link"), path)  # another program, after the walk
-        return read_photo(path, *args, **kwargs)
-
-    monkeypatch.setattr(images, "read_photo", swap_then_read)
+    monkeypatch.setattr(images, "read_photo", linked_first(images.read_photo, outside / "b.jpg", folder))
     summary = scan(ScanOptions(paths=[os.fsencode(folder)], db_path=tmp_path / "index.db", model_dir=tiny_model_dir),
                    analyzer=tiny_analyzer)
     assert [(os.path.basename(p), why) for p, why in summary.failed] == [
@@ -122,13 +125,7 @@ def test_a_photo_replaced_by_a_link_to_outside_before_clean_reaches_it_is_left_a
     tags.write_faces(make_jpeg(folder / "a.jpg"), FACES, INFO, "m1")
     tags.write_faces(make_jpeg(outside / "b.jpg", "camera"), FACES, INFO, "m1")
     before = (outside / "b.jpg").read_bytes()
-    clean_photo = tags.clean
-
-    def swap_then_clean(path, *args, **kwargs):
-        os.replace(_link(outside / "b.jpg", folder / "new-link"), path)  # another program, after the walk
-        return clean_photo(path, *args, **kwargs)
-
-    monkeypatch.setattr(tags, "clean", swap_then_clean)
+    monkeypatch.setattr(tags, "clean", linked_first(tags.clean, outside / "b.jpg", folder))
     result = runner.invoke(app, ["clean", str(folder)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "a.jpg" in result.output
