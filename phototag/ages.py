@@ -30,9 +30,12 @@ def age_decade(age: float | None) -> int | None:
     return None if years is None else years // 10 * 10
 
 
-def decade_label(decade: int) -> str:
-    """``20-29`` for the decade starting at 20."""
-    return f"{decade}-{decade + 9}"
+LAST_DECADE = 90  # training's reports and weights put this decade and the ones above together
+
+
+def decade_label(decade: int, last: int | None = None) -> str:
+    """``20-29`` for the decade starting at 20; ``90+`` for ``last`` (90) and above, when given."""
+    return f"{last}+" if last is not None and decade >= last else f"{decade}-{decade + 9}"
 
 
 def year_bounds(low: int | None, high: int | None) -> tuple[float | None, float | None]:
@@ -41,7 +44,7 @@ def year_bounds(low: int | None, high: int | None) -> tuple[float | None, float 
     return (None if low is None else low - HALF), (None if high is None else high + HALF)
 
 
-def decades(ages: np.ndarray, last: int = 90) -> np.ndarray:
+def decades(ages: np.ndarray, last: int = LAST_DECADE) -> np.ndarray:
     """The first year of each age's decade, ``last`` and above together; -1 where the age is NaN."""
     known = ~np.isnan(ages)
     first = np.minimum(_round_half_up(np.nan_to_num(ages)) // 10 * 10, last)

@@ -49,3 +49,10 @@ def test_keyword_region_query_and_stats_agree(tmp_path, age, decade):
 
 def test_training_decades_put_nan_apart_and_90_plus_together():
     assert ages.decades(np.array([np.nan, 9.5, 95.0, 130.0])).tolist() == [-1, 10, 90, 90]
+
+
+def test_decade_labels_put_the_last_decade_and_above_together_only_when_asked():
+    from phototag.ages import LAST_DECADE, decade_label
+
+    assert [decade_label(d, LAST_DECADE) for d in (0, 80, 90, 110)] == ["0-9", "80-89", "90+", "90+"]
+    assert decade_label(90) == "90-99"  # keywords and stats name every decade

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phototag.ages import decade_label, decades
+from phototag.ages import LAST_DECADE, decade_label, decades
 
 ALL = "all"  # the decade of faces without an age
 MIN_CELL = 20
@@ -23,7 +23,7 @@ SWEEP_SHOWN = np.round(np.arange(0.3, 0.701, 0.05), 2)  # thresholds listed in t
 def decade_names(age: np.ndarray) -> np.ndarray:
     """``0-9`` ... ``80-89``, ``90+`` for each age (:func:`phototag.ages.decades`); ``all`` where it
     is unknown (NaN)."""
-    return np.array([ALL if d < 0 else "90+" if d >= 90 else decade_label(d) for d in decades(age)], dtype=object)
+    return np.array([ALL if d < 0 else decade_label(d, LAST_DECADE) for d in decades(age)], dtype=object)
 
 
 def _decade_order(name: str) -> int:

@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 
 from phototag import detectors
-from phototag.ages import decade_label, decades
+from phototag.ages import LAST_DECADE, decade_label, decades
 from phototag.analyzer import FaceAnalyzer
 from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
@@ -45,7 +45,7 @@ def _age_report(age_true: np.ndarray, age_pred: np.ndarray) -> dict:
     decade = decades(age_true)
     for d in sorted(set(decade)):
         m = decade == d
-        report["by_decade"][decade_label(d) if d < 90 else "90+"] = {
+        report["by_decade"][decade_label(d, LAST_DECADE)] = {
             "n": int(m.sum()), "mae": round(float(np.mean(np.abs(err[m]))), 2),
             "bias": round(float(np.mean(err[m])), 2)}
     return report
