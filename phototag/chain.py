@@ -37,6 +37,13 @@ REFINE_ANGLE = 20.0  # degrees: faces tilted more are measured again on their de
 REFINE_LIMIT = 15.0  # degrees: the most that second reading may add
 AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
 ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
+# A face read as nearly upright is believed without the turned readings when all of these hold
+# (chosen on pasted and turned UTKFace/AAF validation faces, benchmarks/bench_upright_shortcut.py):
+SURE_DETECTION = 0.91  # detector confidence at least this (YuNet's on upside-down faces stays below)
+SURE_STRENGTH = 0.88  # the mirror-averaged reading's strength at least this
+SURE_SPREAD = 10.0  # degrees: the face's and its mirror image's readings disagree by at most this
+SURE_ANGLE = 45.0  # degrees: the reading is within this of upright
+SURE_LANDMARKS = 20.0  # degrees: and within this of the landmarks' angle
 
 
 def wide_size(size: int) -> int:
@@ -123,20 +130,25 @@ class FaceChain:
     measures the rotation (``rotation``), turns them upright and reads gender and age (``attributes``).
 
     ``flip_average``: also run each model on the mirrored face and average (test-time augmentation;
-    about twice the model time, see models/README.md for what it gains).
+    about twice the model time, see models/README.md for what it gains). ``upright_shortcut``: skip
+    the turned readings of faces that the detector and the first reading agree are nearly upright
+    (see :meth:`angles`; off, every face gets all four readings).
     """
 
-    def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True):
+    def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True,
+                 upright_shortcut: bool = True):
         self.models = models
         self.batch_size = batch_size
         self.rotation = RotationModel(models.rotation, batch_size, flip_average)
         self.attributes = AttributeModel(models.attributes, batch_size, flip_average)
+        self.upright_shortcut = upright_shortcut
 
     @property
     def version(self) -> str:
         return self.models.version
 
-    def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None) -> np.ndarray:
+    def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None,
+               vouched: np.ndarray | None = None) -> np.ndarray:
         """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle.
 
         The regressor was trained within ±90° and reads a face beyond that as some small angle, so
@@ -147,32 +159,47 @@ class FaceChain:
         readings are the strongest (a face outside the training range reads short), within those
         the one read nearest upright (where the regressor is most accurate); and when the
         reading of the crop as it is (the mirror-averaged one) agrees with the winner, it is taken.
+
+        ``vouched``: per face, the landmarks' angle in the crop's frame where the detector is sure
+        of the face (confidence at least :data:`SURE_DETECTION`), else NaN. A vouched face whose
+        first reading is strong, mirror-consistent, nearly upright and near the landmarks (the
+        ``SURE_*`` limits) keeps that reading without the turned ones (``upright_shortcut``).
         """
-        source = crops if turned_crops is None else turned_crops
+        as_is, strength, spread = self.rotation.read(crops)
+        result = as_is.copy()
+        rest = np.ones(len(crops), bool)
+        if self.upright_shortcut and vouched is not None:
+            rest = ~((np.abs(_wrapped(vouched - as_is)) <= SURE_LANDMARKS) & (np.abs(as_is) <= SURE_ANGLE)
+                     & (strength >= SURE_STRENGTH) & (spread <= SURE_SPREAD))  # NaN is never sure
+        if not rest.any():
+            return _wrapped(result)
+        source = (crops if turned_crops is None else turned_crops)[rest]
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
-        (as_is, as_is_strength), (other, other_strength) = (self.rotation.read(crops),
-                                                            self.rotation.read(turned, flip_average=False))
-        readings, strength = np.concatenate([as_is[None], other.reshape(3, -1)]), np.concatenate(
-            [as_is_strength[None], other_strength.reshape(3, -1)])
+        other, other_strength, _ = self.rotation.read(turned, flip_average=False)
+        readings = np.concatenate([as_is[rest][None], other.reshape(3, -1)])
+        strengths = np.concatenate([strength[rest][None], other_strength.reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
         agree = np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT
         support = agree.sum(axis=1)
-        cluster_strength = (agree * strength[None]).sum(axis=1) / support  # mean over the agreeing readings
+        cluster_strength = (agree * strengths[None]).sum(axis=1) / support  # mean over the agreeing readings
         score = support + np.clip(cluster_strength, 0, 1.9) / 2 - np.abs(readings) / 1e4  # last: nearest upright
-        best = estimates[np.argmax(score, axis=0), np.arange(len(crops))]
-        as_is = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
-        return _wrapped(np.where(as_is, estimates[0], best))
+        best = estimates[np.argmax(score, axis=0), np.arange(len(source))]
+        first = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
+        result[rest] = np.where(first, estimates[0], best)
+        return _wrapped(result)
 
     def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
-                     turned_crops: np.ndarray | None = None) -> np.ndarray:
+                     turned_crops: np.ndarray | None = None, vouched: np.ndarray | None = None) -> np.ndarray:
         """Full-circle angles of rotation crops (:meth:`angles`). ``turns``: quarter turns
         (counter-clockwise) each face is from upright, as far as the detector tells; its crops are
-        turned back by them before the regressor measures the rest."""
+        turned back by them before the regressor measures the rest. ``vouched``: the landmarks'
+        angles of faces the detector is sure of, NaN for the others (see :meth:`angles`)."""
         if turns is not None and turns.any():
             def back(crops):
                 return None if crops is None else np.stack([np.rot90(c, -int(k)) for c, k in zip(crops, turns)])
             rotation_crops, turned_crops = back(rotation_crops), back(turned_crops)
-        angles = self.angles(rotation_crops, turned_crops)
+            vouched = None if vouched is None else vouched - 90 * turns
+        angles = self.angles(rotation_crops, turned_crops, vouched)
         return angles if turns is None else _wrapped(angles + 90 * turns)
 
     def finish(self, angles: np.ndarray, wide_crops: np.ndarray
@@ -215,7 +242,7 @@ class FaceChain:
         """
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide = wide_size(size)
-        rotation_crops, box_crops, wide_crops, turns, owners = [], [], [], [], []
+        rotation_crops, box_crops, wide_crops, turns, vouched, owners = [], [], [], [], [], []
         for i, (pixels, detections) in enumerate(items):
             image = Image.fromarray(pixels) if detections else None  # once per photo, not per face
             for det in detections:
@@ -224,11 +251,13 @@ class FaceChain:
                 wide_crops.append(crop(image, cx, cy, side * wide / size, wide))
                 box_crops.append(crop(image, *box_square(det, turned=True), rot_size))
                 turns.append(quarter_turns(det))
+                marked = landmark_angle(det)
+                vouched.append(np.nan if marked is None or det.confidence < SURE_DETECTION else marked)
                 owners.append((i, det, image))
         results: list[list[Face]] = [[] for _ in items]
         if not owners:
             return results
-        angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops))
+        angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops), np.array(vouched))
         for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
             if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:

@@ -103,14 +103,17 @@ class RotationModel(_FaceModel):
     def __call__(self, crops: np.ndarray, flip_average: bool | None = None) -> np.ndarray:
         return self.read(crops, flip_average)[0]
 
-    def read(self, crops: np.ndarray, flip_average: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(angles, strengths): the strength is the length of the (cos, sin) output, shorter on faces
-        unlike the training faces (e.g. upside down); both mirror-averaged as ``flip_average`` says."""
+    def read(self, crops: np.ndarray, flip_average: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(angles, strengths, spreads): the strength is the length of the (cos, sin) output, shorter on
+        faces unlike the training faces (e.g. upside down); both mirror-averaged as ``flip_average``
+        says. The spread is how far (degrees) the face's and its mirror image's readings disagree,
+        NaN without mirror averaging."""
         angles, strength = self._read(crops)
-        if self.flip_average if flip_average is None else flip_average:
-            mirrored, mirrored_strength = self._read(crops[:, :, ::-1])
-            angles, strength = (angles - mirrored) / 2, (strength + mirrored_strength) / 2
-        return angles, strength
+        if not (self.flip_average if flip_average is None else flip_average):
+            return angles, strength, np.full(len(crops), np.nan)
+        mirrored, mirrored_strength = self._read(crops[:, :, ::-1])
+        spread = np.abs(180 - (180 - (angles + mirrored)) % 360)
+        return (angles - mirrored) / 2, (strength + mirrored_strength) / 2, spread
 
     def _read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = run_batched(self.runner, crops, self.batch_size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -110,3 +112,30 @@ def test_predict_batches_faces_of_many_photos(chain):
         assert -180 <= face.rotation <= 180 and 0 <= face.p_female <= 1 and face.age >= 0
         assert face.gender == ("f" if face.p_female >= 0.5 else "m")
     assert results[0][0].box == detection().box
+
+
+def test_a_sure_upright_face_skips_the_turned_readings_and_an_upside_down_one_does_not(monkeypatch):
+    """The shipped chain on the astronaut's face pasted upright, then the photo upside down: the
+    upright face keeps its first reading (no turned readings, the same angle as with them); the
+    upside-down one is read at every turn and found near 180°."""
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import FaceCrop, astronaut_face, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    full = FaceChain(analyzer.chain.models, upright_shortcut=False)
+    canvas = scene(480, 480, random.Random(3))
+    paste_face(canvas, FaceCrop(astronaut_face(), 30, True, "astronaut"), (240, 240), 220, angle=8)
+    read, turned = analyzer.chain.rotation.read, []  # per reading: whether it was a turned one
+
+    def spy(crops, flip_average=None):
+        turned.append(flip_average is False)
+        return read(crops, flip_average)
+    monkeypatch.setattr(analyzer.chain.rotation, "read", spy)
+    for turns, expected, shortcut in ((0, 8, True), (2, -172, False)):
+        pixels = np.asarray(canvas.rotate(90 * turns, expand=True))
+        items = [(pixels, analyzer.detect(pixels)[:1])]
+        turned.clear()
+        ((face,),), ((reference,),) = analyzer.predict(items), full.predict(items, detect=analyzer.detector.detect)
+        assert (not any(turned)) == shortcut
+        assert abs((face.rotation - expected + 180) % 360 - 180) < 10, face.rotation
+        assert face.rotation == pytest.approx(reference.rotation, abs=0.01)
