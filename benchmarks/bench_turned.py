@@ -22,7 +22,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag.analyzer import FaceAnalyzer  # noqa: E402
-from phototag.testing.photos import face_files, face_labels, paste_face, scene  # noqa: E402
+from phototag.testing.photos import face_files, paste_face, scene, utkface_crop  # noqa: E402
 
 
 def main() -> None:
@@ -36,11 +36,12 @@ def main() -> None:
     found = {t: [] for t in range(4)}  # per turn: (gender right, age, rotation error, gender) or None
     for _ in range(args.photos):
         path = rng.choice(pool)
-        age, female = face_labels(path)
+        face = utkface_crop(path)
+        age, female = face.age, face.female
         side = rng.randint(140, 300)
         canvas = scene(448, 448, rng)
         centre = (rng.uniform(side / 2, 448 - side / 2), rng.uniform(side / 2, 448 - side / 2))
-        paste_face(canvas, path, centre, side)
+        paste_face(canvas, face, centre, side)
         for turns in range(4):
             pixels = np.asarray(canvas.rotate(90 * turns, expand=True))  # counter-clockwise
             x, y = centre
