@@ -40,7 +40,8 @@ REFINE_LIMIT = 15.0  # degrees: the most that second reading may add
 AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
 ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
 # A face read as nearly upright is believed without the turned readings when all of these hold
-# (chosen on pasted and turned UTKFace/AAF validation faces, benchmarks/bench_upright_shortcut.py):
+# (chosen on pasted and turned UTKFace/AAF validation faces, see models/README.md "The upright
+# shortcut"; benchmarks/bench_upright_shortcut.py checks them on others):
 SURE_DETECTION = 0.91  # detector confidence at least this (YuNet's on upside-down faces stays below)
 SURE_STRENGTH = 0.88  # the mirror-averaged reading's strength at least this
 SURE_SPREAD = 10.0  # degrees: the face's and its mirror image's readings disagree by at most this
