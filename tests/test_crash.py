@@ -69,7 +69,17 @@ def test_a_photo_stopped_between_its_index_statements_is_redone(tmp_path, tiny_m
     assert row["sha256"] != before["sha256"] and len(index.faces_of(db, row["id"])) == row["face_count"]
 
 
-def test_ctrl_c_finishes_the_write_in_flight_and_says_the_next_scan_resumes(tmp_path, tiny_model_dir, monkeypatch):
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT at Python's default (KeyboardInterrupt), as for a command run in a terminal: a shell
+    starts background jobs with SIGINT ignored, and the scan then rightly leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_finishes_the_write_in_flight_and_says_the_next_scan_resumes(tmp_path, tiny_model_dir, monkeypatch,
+                                                                             ctrl_c_reaches_python):
     photos = make_photos(tmp_path / "photos", count=3)
     write_faces, written = tags.write_faces, []
 
