@@ -448,7 +448,8 @@ def train(
     time_budget: float = typer.Option(None, help="Seconds per model; training stops (best weights kept) when spent."),
     cache: Path = typer.Option(None, help="Folder to cache decoded images in (speeds up repeated runs)."),
     resume: Path = typer.Option(None, help="Continue training this saved rotation or age model (with WHAT "
-                                "rotation or age; --epochs1 0 runs stage 2 only)."),
+                                "rotation or age; its backbone and input size are kept; --epochs1 0 runs "
+                                "stage 2 only)."),
 ) -> None:
     """Train the rotation, gender and age models (two-stage transfer learning with augmentation)."""
     if what not in ("rotation", "gender", "age", "all"):

@@ -192,6 +192,23 @@ def test_train_cli_trains_and_summarises(utk_small, tmp_path):
     assert [s["stage"] for s in info["stages"]] == [2] and info["config"]["resume"].endswith("rotation.keras")
 
 
+def test_a_resumed_model_keeps_its_backbone():
+    """``--resume`` continues with the saved model's backbone (its freezing plan and its record),
+    not the ``--backbone`` default: the shipped models hold both kinds."""
+    import keras
+
+    import phototag.layers  # noqa: F401 - custom layers of the saved models
+    from phototag.models import package_model_dir
+    from phototag.training import backbones
+
+    saved = {name: keras.saving.load_model(package_model_dir() / f"{name}.keras", compile=False)
+             for name in ("age", "rotation")}
+    assert backbones.saved_name(saved["age"]) == "dlib_resnet"
+    assert backbones.saved_name(saved["rotation"]) == "mobilenet_v2"
+    bb = backbones.from_model(backbones.saved_name(saved["age"]), saved["age"])
+    assert (bb.stage1_frozen, bb.stage2_frozen) == (99, 53)  # dlib_resnet's plan (mobilenet_v2's: 93, 53)
+
+
 def test_train_cli_reports_bad_data(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(app, ["train", "gender", "--data", str(tmp_path / "empty")])

@@ -100,6 +100,16 @@ def frozen_plan(name: str, model: keras.Model) -> tuple[int, int]:
     return stage1, n_layers // 2
 
 
+def saved_name(model: keras.Model) -> str:
+    """Which backbone (a key of :data:`BACKBONES`) a model built by :mod:`phototag.training.recipe`
+    holds, by the name of its inner model (``dlib_resnet``, ``mobilenetv2_1.00_128``, ``xception``)."""
+    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model)).name.replace("_", "")
+    name = next((key for key in BACKBONES if inner.startswith(key.replace("_", ""))), None)
+    if name is None:
+        raise ValueError(f"not a backbone phototag trains: {inner}")
+    return name
+
+
 def from_model(name: str, model: keras.Model) -> Backbone:
     """The backbone inside a saved model built by :mod:`phototag.training.recipe` (to continue training it)."""
     inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))

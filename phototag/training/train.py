@@ -18,7 +18,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -341,6 +341,7 @@ def run(what: str, cfg: TrainConfig) -> dict[str, Path]:
         if what not in ("rotation", "age"):
             raise ValueError("resume continues one model: rotation or age")
         resumed = keras.saving.load_model(cfg.resume, compile=False)
+        cfg = replace(cfg, backbone=backbones.saved_name(resumed))  # the saved model's, whatever --backbone says
     size = resumed.input_shape[1] if resumed else cfg.input_size or backbones.DEFAULT_SIZE[cfg.backbone]
     prep = prepare(cfg, size)
     out, saved = Path(cfg.out), {}
