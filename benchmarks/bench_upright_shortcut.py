@@ -29,14 +29,11 @@ sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag.analyzer import FaceAnalyzer  # noqa: E402
 from phototag.chain import FaceChain  # noqa: E402
+from phototag.models import wrapped_angles  # noqa: E402
 from phototag.testing.photos import FaceCrop, paste_face, scene  # noqa: E402
 from phototag.training import data  # noqa: E402
 
 SOURCES = ("aaf", "utkface")
-
-
-def wrapped(angles: np.ndarray) -> np.ndarray:
-    return 180 - (180 - angles) % 360
 
 
 def validation_faces(root: Path, rng: random.Random) -> list[tuple[str, float, float]]:
@@ -90,13 +87,13 @@ def main() -> None:
             turned_counts.clear()
             (with_shortcut,), s_shortcut = timed(shortcut, items, analyzer.detector.detect)
             (without,), s_full = timed(full, items, analyzer.detector.detect)
-            row, truth = rows[k], wrapped(np.array(tilt + 90 * k))
+            row, truth = rows[k], wrapped_angles(np.array(tilt + 90 * k))
             a, b = with_shortcut[0].rotation, without[0].rotation
             row["faces"] += 1
             row["turned"] += sum(turned_counts)
-            row["differ"] += abs(wrapped(np.array(a - b))) >= 25
-            row["off_shortcut"] += abs(wrapped(a - truth)) >= 25
-            row["off_full"] += abs(wrapped(b - truth)) >= 25
+            row["differ"] += abs(wrapped_angles(np.array(a - b))) >= 25
+            row["off_shortcut"] += abs(wrapped_angles(a - truth)) >= 25
+            row["off_full"] += abs(wrapped_angles(b - truth)) >= 25
             row["s_shortcut"] += s_shortcut
             row["s_full"] += s_full
     print(f"{analyzer.describe()}; {len(faces)} validation faces tilted by up to ±50°, seed {args.seed}")

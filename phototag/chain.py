@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from .models import AttributeModel, ModelSet, RotationModel
+from .models import AttributeModel, ModelSet, RotationModel, wrapped_angles
 from .records import Detection, Face
 
 EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
@@ -110,11 +110,6 @@ def crop(image: Image.Image, cx: float, cy: float, side: float, size: int) -> np
     return np.asarray(image.transform((size, size), Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
 
 
-def _wrapped(angles: np.ndarray) -> np.ndarray:
-    """Angles (degrees) brought into (-180, 180]."""
-    return 180 - (180 - angles) % 360
-
-
 def derotate(wide: np.ndarray, angle: float, size: int, out: int | None = None) -> np.ndarray:
     """Undo ``angle`` (counter-clockwise as displayed) on a wide crop and keep its centre ``size``
     square (resampled to ``out`` pixels, in the same single bilinear step, when given)."""
@@ -172,24 +167,24 @@ class FaceChain:
         result = as_is.copy()
         rest = np.ones(len(crops), bool)
         if self.upright_shortcut and vouched is not None:
-            rest = ~((np.abs(_wrapped(vouched - as_is)) <= SURE_LANDMARKS) & (np.abs(as_is) <= SURE_ANGLE)
+            rest = ~((np.abs(wrapped_angles(vouched - as_is)) <= SURE_LANDMARKS) & (np.abs(as_is) <= SURE_ANGLE)
                      & (strength >= SURE_STRENGTH) & (spread <= SURE_SPREAD))  # NaN is never sure
         if not rest.any():
-            return _wrapped(result)
+            return wrapped_angles(result)
         source = (crops if turned_crops is None else turned_crops)[rest]
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
         other, other_strength, _ = self.rotation.read(turned, flip_average=False)
         readings = np.concatenate([as_is[rest][None], other.reshape(3, -1)])
         strengths = np.concatenate([strength[rest][None], other_strength.reshape(3, -1)])
         estimates = readings + 90 * np.arange(4)[:, None]
-        agree = np.abs(_wrapped(estimates[:, None] - estimates[None])) < AGREEMENT
+        agree = np.abs(wrapped_angles(estimates[:, None] - estimates[None])) < AGREEMENT
         support = agree.sum(axis=1)
         cluster_strength = (agree * strengths[None]).sum(axis=1) / support  # mean over the agreeing readings
         score = support + np.clip(cluster_strength, 0, 1.9) / 2 - np.abs(readings) / 1e4  # last: nearest upright
         best = estimates[np.argmax(score, axis=0), np.arange(len(source))]
-        first = np.abs(_wrapped(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
+        first = np.abs(wrapped_angles(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
         result[rest] = np.where(first, estimates[0], best)
-        return _wrapped(result)
+        return wrapped_angles(result)
 
     def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
                      turned_crops: np.ndarray | None = None, vouched: np.ndarray | None = None) -> np.ndarray:
@@ -203,7 +198,7 @@ class FaceChain:
             rotation_crops, turned_crops = back(rotation_crops), back(turned_crops)
             vouched = None if vouched is None else vouched - 90 * turns
         angles = self.angles(rotation_crops, turned_crops, vouched)
-        return angles if turns is None else _wrapped(angles + 90 * turns)
+        return angles if turns is None else wrapped_angles(angles + 90 * turns)
 
     def finish(self, angles: np.ndarray, wide_crops: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -222,7 +217,7 @@ class FaceChain:
                               for i in tilted])
             second = self.rotation(again)
             tilted, second = tilted[np.abs(second) <= REFINE_LIMIT], second[np.abs(second) <= REFINE_LIMIT]
-            angles[tilted] = _wrapped(angles[tilted] + second)
+            angles[tilted] = wrapped_angles(angles[tilted] + second)
             for i in tilted:
                 upright[i] = derotate(wide_crops[i], angles[i], size)
         p_female, age = self.attributes(upright)
@@ -263,7 +258,7 @@ class FaceChain:
         angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops), np.array(vouched))
         for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
-            if marked is not None and abs(_wrapped(marked - angle)) > ASTRAY_LANDMARKS:
+            if marked is not None and abs(wrapped_angles(marked - angle)) > ASTRAY_LANDMARKS:
                 found = None if detect is None else located_upright(items[i][0], det, angle, detect)
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)

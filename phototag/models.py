@@ -112,12 +112,17 @@ class RotationModel(_FaceModel):
         if not (self.flip_average if flip_average is None else flip_average):
             return angles, strength, np.full(len(crops), np.nan)
         mirrored, mirrored_strength = self._read(crops[:, :, ::-1])
-        spread = np.abs(180 - (180 - (angles + mirrored)) % 360)
+        spread = np.abs(wrapped_angles(angles + mirrored))
         return (angles - mirrored) / 2, (strength + mirrored_strength) / 2, spread
 
     def _read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = run_batched(self.runner, crops, self.batch_size)
         return target_angles(target), np.linalg.norm(target, axis=1)
+
+
+def wrapped_angles(angles: np.ndarray) -> np.ndarray:
+    """Angles (degrees) brought into (-180, 180]."""
+    return 180 - (180 - angles) % 360
 
 
 def target_angles(target: np.ndarray) -> np.ndarray:
