@@ -33,6 +33,7 @@ from . import policy, tags
 from .atomic import Refused, Written, check_writable
 from .atomic import replace as replace_file
 from .containers import Photo, Unsupported
+from .models import wrapped_angles
 from .records import Face
 from .tiff import ExifBlock
 
@@ -97,7 +98,7 @@ def turned_face(face: Face, width: float, height: float, turns: int) -> Face:
     x, y, w, h = face.box
     corners = [turned_point(cx, cy, width, height, turns) for cx, cy in ((x, y), (x + w, y + h))]
     xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
-    rotation = 180 - (180 - face.rotation + 90 * turns) % 360
+    rotation = float(wrapped_angles(face.rotation - 90 * turns))
     return replace(face, box=(xs[0], ys[0], xs[1] - xs[0], ys[1] - ys[0]), rotation=round(rotation, 2),
                    landmarks={k: turned_point(px, py, width, height, turns) for k, (px, py) in face.landmarks.items()})
 
