@@ -456,6 +456,9 @@ def train(
         raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
     if resume and what not in ("rotation", "age"):
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
+    from .runtime import start_keras_quietly
+
+    start_keras_quietly()
     from phototag.training.backbones import BACKBONES
 
     if backbone not in BACKBONES:

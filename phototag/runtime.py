@@ -41,6 +41,15 @@ def native_output_hidden(hide: bool = True) -> Iterator[None]:
         os.close(saved)
 
 
+def start_keras_quietly() -> None:
+    """Import Keras and start its backend with the native start-up lines (TensorFlow's oneDNN and
+    CUDA probing) hidden; what Keras prints afterwards (progress, errors) is not touched."""
+    with native_output_hidden():
+        import keras
+
+        keras.ops.zeros(1)
+
+
 def tensorflow_gpus() -> list[str]:
     """Names of the GPUs TensorFlow sees; imports TensorFlow only when an NVIDIA driver is present
     and the ``gpu`` extra is installed (without it: none)."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -217,6 +220,18 @@ def test_train_cli_reports_bad_data(tmp_path):
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["train", "all", "--data", str(tmp_path), "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "--resume" in result.output
+
+
+@pytest.mark.slow
+def test_train_in_a_fresh_process_prints_no_library_start_up_lines(tmp_path):
+    """TensorFlow's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in a
+    fresh process; ``phototag train`` hides them, so bad data gets its one error line."""
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", "from phototag.cli import main; main()", "train", "gender",
+                           "--data", str(tmp_path / "empty")], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"error: {tmp_path / 'empty'}: no images found"], done.stderr
 
 
 @pytest.fixture(scope="module")
