@@ -1,17 +1,20 @@
 """Peak memory (RSS) of ``phototag scan`` on huge files and on ordinary photos (issue 16, case 15).
 
-Two libraries are generated in a temporary folder and each is scanned by ``phototag scan`` (shipped
+Three libraries are generated in a temporary folder and each is scanned by ``phototag scan`` (shipped
 models, default options) in a child process whose own peak RSS is read from ``os.wait4``:
 
 * huge: three panoramas of 169 megapixels (13000 x 13000; a JPEG, a PNG and an uncompressed TIFF,
   under the 200-megapixel limit) and a 3 GB file named ``.jpg`` that is no image (sparse, zeros);
 * ordinary: ``--photos`` photos of 24 megapixels (6000 x 4000 JPEGs; with faces pasted in when
-  ``../shared`` has UTKFace).
+  ``../shared`` has UTKFace);
+* big: one 144-megapixel photo whose tags are written (12000 x 12000, noise, so the JPEG is about
+  160 MB; with faces pasted in when ``../shared`` has UTKFace).
 
-Targets: huge <= 1.5 GiB, ordinary <= 600 MiB. The files are written by a child process too, so
-that this one stays small (a child's peak counts the parent's memory it was started from). Run as
+Targets: huge <= 1.5 GiB, ordinary <= 600 MiB, big <= 800 MiB. The files are written by a child
+process too, so that this one stays small (a child's peak counts the parent's memory it was
+started from). Run as
 
-    python benchmarks/bench_memory.py               # both sets
+    python benchmarks/bench_memory.py               # every set
     python benchmarks/bench_memory.py --set huge --keep /tmp/bench
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLI = "from phototag.cli import main; main()"
 PANORAMA = 13000  # pixels a side: 169 megapixels
-TARGETS_MIB = {"huge": 1536, "ordinary": 600}
+TARGETS_MIB = {"huge": 1536, "ordinary": 600, "big": 800}
 
 
 def generate(folder: Path, which: str, photos: int) -> None:
@@ -53,6 +56,15 @@ def generate(folder: Path, which: str, photos: int) -> None:
 
     rng = random.Random(5)
     faces = face_files()
+    if which == "big":
+        import numpy as np
+
+        tile = np.random.default_rng(5).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+        image = Image.fromarray(np.tile(tile, (4, 4, 1)))
+        for k in range(3 if faces else 0):
+            paste_face(image, rng.choice(faces), (2500 + 3500 * k, 6000), 2400)
+        image.save(folder / "big.jpg", quality=95)
+        return
     for i in range(photos):
         image = scene(6000, 4000, rng)
         for k in range(3 if faces else 0):
@@ -77,7 +89,7 @@ def peak_rss_of_scan(folder: Path, db: Path) -> tuple[int, float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", choices=["huge", "ordinary", "both"], default="both")
+    parser.add_argument("--set", choices=["huge", "ordinary", "big", "all"], default="all")
     parser.add_argument("--photos", type=int, default=8, help="photos in the ordinary set")
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this folder")
     parser.add_argument("--generate", nargs=2, metavar=("FOLDER", "SET"), help=argparse.SUPPRESS)
@@ -87,7 +99,7 @@ def main() -> None:
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_memory."))
     failed = False
-    for which in (["huge", "ordinary"] if args.set == "both" else [args.set]):
+    for which in (["huge", "ordinary", "big"] if args.set == "all" else [args.set]):
         folder = work / which
         if not folder.is_dir():
             subprocess.run([sys.executable, __file__, "--generate", str(folder), which, "--photos", str(args.photos)],
@@ -98,7 +110,7 @@ def main() -> None:
         mib = peak / (1 << 20)
         files = ", ".join(f"{p.name} {p.stat().st_size / 1e6:,.0f} MB" for p in sorted(folder.iterdir()))
         print(f"{which}: peak RSS {mib:,.0f} MiB (target {TARGETS_MIB[which]:,} MiB), {seconds:.1f} s; "
-              f"scanned {summary['scanned']}, failed {len(summary['failed'])}, "
+              f"scanned {summary['scanned']}, faces {summary['faces']}, failed {len(summary['failed'])}, "
               f"not scanned {sum(len(v) for v in summary['skipped_counts'].values())}; {files}")
         for item in summary["failed"]:
             print(f"  failed {Path(item['path']).name}: {item['reason']}")

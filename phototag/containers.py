@@ -97,8 +97,7 @@ class Photo:
             kind = _kind(file.read(12))
             if kind not in ("JPEG", "WebP"):  # known from the header: a huge TIFF is not read
                 raise _unsupported(kind)
-            file.seek(0)
-            yield cls(file.read(), st)  # read, never mapped: a file truncated meanwhile must not SIGBUS
+            yield cls(_read_from_start(file.fileno(), st.st_size), st)
 
     def extended_xmp(self, guid: str) -> bytes | None:
         """The extended XMP packet with this GUID (JPEG), None when its segments are missing or incomplete."""
@@ -111,8 +110,8 @@ class Photo:
         return data if mine and {chunk[1] for chunk in mine} == {len(data)} else None
 
     def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False,
-                      extended: tuple[str | None, bytes | None] = (None, None)) -> list[bytes]:
-        """The file's bytes, in pieces, with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
+                      extended: tuple[str | None, bytes | None] = (None, None)) -> list:
+        """The file's bytes, in pieces (bytes and views of the file's buffer), with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
         (None: removed). ``extended`` (JPEG): the GUID of extended XMP segments to remove, and an
         extended packet to write after the main one. Raises ``Refused`` when the EXIF or the XMP does
         not fit its JPEG segment."""
@@ -130,14 +129,24 @@ class Photo:
             if moved:
                 start, end = self.mpf_span
                 edits = sorted(edits + [(start, end, 2, _mpf_moved(bytes(self.data[start:end]), moved))])
-        pieces, pos = [], 0
+        data, pieces, pos = memoryview(self.data), [], 0  # views: the image data is not copied
         for start, end, _, segment in edits:
-            pieces += [self.data[pos:start], segment]
+            pieces += [data[pos:start], segment]
             pos = end
-        return pieces + [self.data[pos:]]
+        return pieces + [data[pos:]]
 
 
 Span = tuple[int, int]
+
+
+def _read_from_start(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of a file, read into one buffer (a buffered ``read()`` of the whole
+    file peaks at twice its size); read, never mapped: a file truncated meanwhile must not SIGBUS."""
+    chunks = []
+    while size > 0 and (chunk := os.pread(fd, size, sum(map(len, chunks)))):  # at most 2 GiB a call
+        chunks.append(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | None, int]:
@@ -284,12 +293,13 @@ def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
     return fourcc + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
 
 
-def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: bool) -> list[bytes]:
+def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: bool) -> list:
     data = photo.data
     names = [c[0] for c in photo.chunks]
     if names[0] == b"VP8X" and _u32le(data, photo.chunks[0][1] + 4) < 10:
         raise Refused("the WebP file is damaged (its VP8X chunk is shorter than 10 bytes)")
-    body = [bytes(data[start:end]) for _, start, end in photo.chunks]
+    view = memoryview(data)  # the image chunk is written from the file's buffer, not copied
+    body = [view[start:end] for _, start, end in photo.chunks]
     new = {b"EXIF": None if tiff is None else _webp_chunk(b"EXIF", photo.prefix + tiff),
            b"XMP ": None if xmp is None else _webp_chunk(b"XMP ", xmp)}
     for fourcc, chunk in new.items():  # in place, else EXIF before XMP, both after the image
@@ -310,14 +320,14 @@ def _webp_with(photo: Photo, tiff: bytes | None, xmp: bytes | None, drop_vp8x: b
     if names[0] == b"VP8X":
         flags = body[0][8] & ~(VP8X_EXIF | VP8X_XMP)
         flags |= (VP8X_EXIF if has[b"EXIF"] else 0) | (VP8X_XMP if has[b"XMP "] else 0)
-        body[0] = body[0][:8] + bytes([flags]) + body[0][9:]
+        body[0] = bytes(body[0][:8]) + bytes([flags]) + bytes(body[0][9:])
         if drop_vp8x and names[1:] in ([b"VP8 "], [b"VP8L"]) and not flags & ~VP8X_ALPHA:
             del body[0]
     header = b"RIFF" + struct.pack("<I", 4 + sum(map(len, body))) + b"WEBP"
-    return [header, *body, data[photo.riff_end:]]
+    return [header, *body, view[photo.riff_end:]]
 
 
-def _vp8x_for(image_chunk: bytes) -> bytes:
+def _vp8x_for(image_chunk) -> bytes:
     """A VP8X chunk (extended format, needed for EXIF) describing a simple-format image chunk."""
     fourcc, payload = image_chunk[:4], image_chunk[8:]
     if fourcc == b"VP8 " and payload[3:6] == b"\x9d\x01\x2a":

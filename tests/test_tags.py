@@ -187,6 +187,30 @@ def test_only_the_exif_and_xmp_segments_change(tmp_path, kind):
         assert exif_block(after)[:2] == b"II"
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_writing_tags_holds_the_file_once(tmp_path, suffix):
+    """A big photo is read into one buffer and written from views of it: the allocations peak near
+    one file size (a buffered whole-file read and sliced copies each made it two)."""
+    import numpy as np
+    import tracemalloc
+
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    photo = tmp_path / f"big{suffix}"
+    Image.fromarray(noise).save(photo, quality=95)
+    image_data = jpeg_parts(photo.read_bytes())[1] if suffix == ".jpg" else None
+    size = photo.stat().st_size
+    assert size > 2_000_000
+    tracemalloc.start()
+    try:
+        assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.3 * size, (peak, size)
+    if image_data is not None:
+        assert jpeg_parts(photo.read_bytes())[1] == image_data
+
+
 @needs_exiftool
 def test_unicode_comment_kept_exactly(tmp_path):
     photo = make_jpeg(tmp_path / "p.jpg", "plain")
