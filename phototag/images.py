@@ -342,9 +342,9 @@ def _decode_pillow(source: bytes | BinaryIO, decode_size: int | None, max_pixels
     except OSError as e:
         if e.errno is not None and not isinstance(source, io.BytesIO):
             raise  # reading the file failed (the caller says so); Pillow's own OSErrors have no errno
-        raise DecodeError(_reason(e)) from e
+        raise DecodeError(f"damaged or incomplete image ({_reason(e)})") from e
     except Exception as e:  # Pillow's plugins raise many types for broken files; each is a per-file error
-        raise DecodeError(_reason(e)) from e
+        raise DecodeError(f"damaged or incomplete image ({_reason(e)})") from e
     return pixels, _photo_info(stored_width, stored_height, orientation,
                                taken_at=taken_at, format=image_format, scale=scale)
 
