@@ -320,13 +320,17 @@ def show(
 
 @app.command()
 def stats(
-    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    failed: bool = typer.Option(False, "--failed", help="Also list the files that could not be scanned, and why."),
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON (with --failed: and the files)."),
     db: Path | None = typer.Option(None, "--db", envvar="PHOTOTAG_DB", help=_INDEX_HELP),
 ) -> None:
     """Count the photos, faces, photos without faces, faces by gender and age decade, and failed files."""
     from . import display, query as q
 
-    counts = q.index_stats(_read_index(db))
+    index = _read_index(db)
+    counts = q.index_stats(index)
+    if failed:
+        counts["failed_files"] = q.failed_files(index)
     _print_record(counts if json_out else None, lambda console: display.render_stats(counts, console))
 
 

@@ -291,10 +291,12 @@ def render_photo(photo: dict, console: Console) -> None:
 
 
 def render_stats(stats: dict, console: Console) -> None:
-    """``stats``: the counts, then the faces by age decade and gender."""
+    """``stats``: the counts, then the faces by age decade and gender, then (``--failed``) the failed files."""
     console.print(stats_summary(stats), markup=False)
     if stats["faces"]:
         console.print(stats_table(stats))
+    for item in stats.get("failed_files", []):
+        console.print(Text(escape_controls(f"failed {item['path']}: {item['error']}"), style="red"))
 
 
 # --- train, eval ---------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ class Photo:
     """A photo read and decoded (or why not), on its way through detection and the chain."""
 
     job: PhotoJob
-    stat: os.stat_result | None  # of the file as read (as planned when it could not be read)
+    # of the file as read; as planned when it could not be decoded; None when it could not be read
+    # (not the content's fault: the index then keeps no size or time, so the next scan tries again)
+    stat: os.stat_result | None
     read: Written | None = None  # the file as read: what the pixels were decoded from
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
@@ -58,7 +60,7 @@ def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
     try:
         read = images.read_photo(job.path, decode_size, max_pixels=max_pixels)
     except OSError as e:
-        photo.error = f"cannot read: {e.strerror or e}"
+        photo.error, photo.stat = f"cannot read: {e.strerror or e}", None
     except images.DecodeError as e:
         photo.error, photo.too_large = str(e), isinstance(e, images.TooLarge)
     else:

@@ -347,6 +347,12 @@ def index_stats(db: sqlite_utils.Database) -> dict:
             "faces_by_gender": dict(sorted(by_gender.items())), "faces_by_age": by_decade}
 
 
+def failed_files(db: sqlite_utils.Database) -> list[dict]:
+    """The files the last scan of each could not scan, with why, by path."""
+    return [{"path": path, "error": error} for path, error in
+            db.execute("SELECT path, error FROM photos WHERE status = 'failed' ORDER BY path_key").fetchall()]
+
+
 # --- records (what the commands print: rendered by phototag.display) ---------------------------
 
 def face_record(face: dict) -> dict:

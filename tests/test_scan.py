@@ -263,6 +263,36 @@ def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_analy
     assert resumed.unchanged == done and resumed.scanned + len(resumed.failed) == resumed.found - done
 
 
+def test_a_file_that_could_not_be_read_is_tried_again_at_the_next_scan(copy, tmp_path, tiny_analyzer, monkeypatch):
+    """A read failure's cause can go away without the file changing (a permission): the next scan
+    tries the file again. A file that cannot be decoded waits until it changes. ``stats --failed``
+    lists what failed, with the reason."""
+    from phototag import images
+
+    photo = copy / "2024" / sorted(p.name for p in (copy / "2024").glob("*.jpg")
+                                   if p.name.isascii() and p.name != "truncated.jpg" and p.stat().st_size > 1000)[0]
+    real = images.read_photo
+
+    def unreadable_once(path, *args, **kwargs):
+        if os.fsdecode(path) == str(photo):
+            raise OSError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "read_photo", unreadable_once)
+    options = ScanOptions(paths=[os.fsencode(copy / "2024")], db_path=tmp_path / "index.db", exif=False)
+    first = scan(options, analyzer=tiny_analyzer)
+    assert {os.path.basename(p): why for p, why in first.failed}[photo.name] == "cannot read: Permission denied"
+    monkeypatch.undo()
+    again = scan(options, analyzer=tiny_analyzer)
+    assert (again.scanned, again.failed, again.unchanged) == (1, [], first.found - 1)  # only that file again
+    db = index.open_index(tmp_path / "index.db", create=False)
+    assert index.get_photo(db, photo)["status"] == "done"
+    result = CliRunner().invoke(app, ["stats", "--failed", "--json", "--db", str(tmp_path / "index.db")])
+    listed = {os.path.basename(f["path"]): f["error"] for f in json.loads(result.stdout)["failed_files"]}
+    assert listed == {os.path.basename(p): why for p, why in first.failed if not p.endswith(photo.name)}
+    assert "truncated.jpg" in listed
+
+
 def test_human_summary_and_quiet(copy, tmp_path, tiny_model_dir):
     db_path = tmp_path / "index.db"
     result = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--no-exif")
