@@ -460,6 +460,7 @@ def train(
         raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
     if resume and what not in ("rotation", "age"):
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
+    import phototag.training  # noqa: F401 - without the train extra: says what to install, imports nothing heavy
     from .runtime import start_keras_quietly
 
     start_keras_quietly()
