@@ -111,10 +111,10 @@ class Photo:
 
     def with_metadata(self, tiff: bytes | None, xmp: bytes | None, *, drop_vp8x: bool = False,
                       extended: tuple[str | None, bytes | None] = (None, None)) -> list:
-        """The file's bytes, in pieces (bytes and views of the file's buffer), with its EXIF replaced by ``tiff`` and its XMP packet by ``xmp``
-        (None: removed). ``extended`` (JPEG): the GUID of extended XMP segments to remove, and an
-        extended packet to write after the main one. Raises ``Refused`` when the EXIF or the XMP does
-        not fit its JPEG segment."""
+        """The file's bytes, in pieces (bytes, and views of the file's buffer), with its EXIF replaced
+        by ``tiff`` and its XMP packet by ``xmp`` (None: removed). ``extended`` (JPEG): the GUID of
+        extended XMP segments to remove, and an extended packet to write after the main one. Raises
+        ``Refused`` when the EXIF or the XMP does not fit its JPEG segment."""
         if self.kind == "WebP":
             return _webp_with(self, tiff, xmp, drop_vp8x)
         old_guid, new_extended = extended
@@ -142,10 +142,10 @@ Span = tuple[int, int]
 def _read_from_start(fd: int, size: int) -> bytes:
     """The first ``size`` bytes of a file, read into one buffer (a buffered ``read()`` of the whole
     file peaks at twice its size); read, never mapped: a file truncated meanwhile must not SIGBUS."""
-    chunks = []
-    while size > 0 and (chunk := os.pread(fd, size, sum(map(len, chunks)))):  # at most 2 GiB a call
+    chunks, offset = [], 0
+    while offset < size and (chunk := os.pread(fd, size - offset, offset)):  # Linux: at most 2 GiB a call
         chunks.append(chunk)
-        size -= len(chunk)
+        offset += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -348,7 +348,7 @@ def index_stats(db: sqlite_utils.Database) -> dict:
 
 
 def failed_files(db: sqlite_utils.Database) -> list[dict]:
-    """The files the last scan of each could not scan, with why, by path."""
+    """The files that failed at their last scan, with the reason, by path."""
     return [{"path": path, "error": error} for path, error in
             db.execute("SELECT path, error FROM photos WHERE status = 'failed' ORDER BY path_key").fetchall()]
 
