@@ -263,8 +263,8 @@ class FaceChain:
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
         angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
-        threshold = self.models.gender_threshold
-        for (i, det, _), angle, p, age in zip(owners, angles, p_female, ages):
+        thresholds = self.models.gender_thresholds(ages)
+        for (i, det, _), angle, p, age, threshold in zip(owners, angles, p_female, ages, thresholds):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))

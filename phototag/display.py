@@ -322,8 +322,9 @@ def format_evaluation(report: dict) -> str:
             lines.append("  misses by data set " + ", ".join(f"{k} {v}" for k, v in d["misses_by_source"].items()))
     if "gender" in report:
         g = report["gender"]
+        by_age = "".join(f", {t:.2f} from an estimated {a:g} years" for a, t in g.get("threshold_by_age", []))
         lines.append(f"gender accuracy      {g['accuracy'] * 100:6.2f} %   (n={g['n']}, female from "
-                     f"P(female) >= {g['threshold']:.2f})")
+                     f"P(female) >= {g['threshold']:.2f}{by_age})")
         if "accuracy_with_misses" in g:
             lines.append(f"  misses as errors   {g['accuracy_with_misses'] * 100:6.2f} %")
         lines += _gender_balance_lines(g)

@@ -6,9 +6,10 @@ A model folder holds ``manifest.json`` and the Keras files it names::
 
 ``rotation`` is the rotation regressor, ``age`` the gender-conditioned age regressor (its outputs
 include the gender probability). An optional ``gender_threshold`` (default 0.5) is the P(female)
-from which a face is tagged female, chosen for these model files. The model version stored with
-every scanned photo is the name plus a hash of the model files (and of a threshold), so retrained
-models are told apart. What each model's inputs and outputs mean is its class's business:
+from which a face is tagged female, and an optional ``gender_threshold_by_age`` (``[[age,
+threshold], ...]``, ascending) the threshold for faces estimated at least that old; both are
+chosen for these model files. The model version stored with every scanned photo is the name plus
+a hash of the model files (and of the thresholds), so retrained models are told apart. What each model's inputs and outputs mean is its class's business:
 :class:`RotationModel`, :class:`AttributeModel`.
 """
 
@@ -58,8 +59,17 @@ class ModelSet:
 
     @property
     def gender_threshold(self) -> float:
-        """A face is tagged female when P(female) is at least this (the manifest's ``gender_threshold``)."""
+        """A face is tagged female when P(female) is at least this (the manifest's ``gender_threshold``),
+        unless its estimated age has a threshold of its own (:meth:`gender_thresholds`)."""
         return float(self.manifest.get("gender_threshold", DEFAULT_GENDER_THRESHOLD))
+
+    def gender_thresholds(self, ages: np.ndarray) -> np.ndarray:
+        """Per face of these estimated ages, the P(female) from which it is tagged female: that of the
+        last ``gender_threshold_by_age`` pair whose age it reaches, else :attr:`gender_threshold`."""
+        thresholds = np.full(len(ages), self.gender_threshold)
+        for age, threshold in self.manifest.get("gender_threshold_by_age", []):
+            thresholds[np.asarray(ages) >= age] = threshold
+        return thresholds
 
     def describe(self) -> str:
         return f"{'LiteRT' if self.engine == 'litert' else 'Keras/TensorFlow'} on {self.device}"
@@ -171,22 +181,26 @@ def read_manifest(model_dir: str | Path) -> dict:
 
 def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
     """``name-hash``: the manifest's name and the first 10 hex digits of the SHA-256 of the model files
-    (and of the gender threshold, where the manifest sets one: it changes the tags too)."""
+    (and of the gender thresholds, where the manifest sets them: they change the tags too)."""
     manifest = manifest or read_manifest(model_dir)
     digest = hashlib.sha256()
     for key in MODEL_KEYS:
         digest.update((Path(model_dir) / manifest["models"][key]["file"]).read_bytes())
     if "gender_threshold" in manifest:
         digest.update(f"gender_threshold={float(manifest['gender_threshold'])!r}".encode())
+    if "gender_threshold_by_age" in manifest:
+        pairs = [(float(a), float(t)) for a, t in manifest["gender_threshold_by_age"]]
+        digest.update(f"gender_threshold_by_age={pairs!r}".encode())
     return f"{manifest.get('name', 'phototag')}-{digest.hexdigest()[:10]}"
 
 
 def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) -> dict:
     """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys
-    but a gender threshold: that was chosen for the models before)."""
+    but the gender thresholds: they were chosen for the models before)."""
     path = Path(model_dir) / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest.pop("gender_threshold", None)
+    manifest.pop("gender_threshold_by_age", None)
     manifest |= {"name": name, "models": {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}}
     manifest |= extra or {}
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -118,3 +118,24 @@ def test_the_chain_tags_gender_at_the_manifests_threshold(threshold_models):
     write_manifest(threshold_models, "retrained")  # new model files: the old threshold does not carry over
     assert "gender_threshold" not in json.loads((threshold_models / "manifest.json").read_text())
     assert model_version(threshold_models).startswith("retrained-")
+
+
+def test_a_threshold_of_their_own_for_faces_estimated_old(threshold_models):
+    """``gender_threshold_by_age``: faces estimated at least that old are tagged female from that
+    threshold (the chain and the evaluation alike), and the model version changes with it."""
+    face = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    det = Detection(box=(50, 50, 100, 100), landmarks={"left_eye": (80, 90), "right_eye": (120, 90), "nose": (100, 110),
+                                                       "mouth_left": (85, 130), "mouth_right": (115, 130)}, confidence=0.9)
+    plain = load_models(threshold_models, engine="keras")
+    (tagged,) = FaceChain(plain).predict([(face, [det])])[0]
+    manifest = json.loads((threshold_models / "manifest.json").read_text())
+    for from_age, gender in ((tagged.age - 1, "f"), (tagged.age + 1, "m")):
+        manifest |= {"gender_threshold": tagged.p_female + 0.001, "gender_threshold_by_age": [[from_age, 0.0]]}
+        (threshold_models / "manifest.json").write_text(json.dumps(manifest))
+        models = load_models(threshold_models, engine="keras")
+        assert FaceChain(models).predict([(face, [det])])[0][0].gender == gender
+        assert models.version != plain.version
+    ages = np.array([from_age - 10, from_age - 0.1, from_age, from_age + 20])
+    assert list(models.gender_thresholds(ages)) == [tagged.p_female + 0.001] * 2 + [0.0] * 2
+    write_manifest(threshold_models, "retrained")
+    assert "gender_threshold_by_age" not in json.loads((threshold_models / "manifest.json").read_text())

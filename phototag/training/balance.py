@@ -31,9 +31,10 @@ def _decade_order(name: str) -> int:
 
 
 def cell_report(source: np.ndarray, female: np.ndarray, age: np.ndarray, p_female: np.ndarray,
-                threshold: float = 0.5, min_cell: int = MIN_CELL) -> dict:
+                threshold: float | np.ndarray = 0.5, min_cell: int = MIN_CELL) -> dict:
     """Per data set: overall, women's and men's accuracy, every gender x decade cell, the worst and
-    best ranked cell and their spread (best - worst), all at ``threshold`` on P(female)."""
+    best ranked cell and their spread (best - worst), all at ``threshold`` on P(female) (one, or
+    one per face)."""
     right = (p_female >= threshold) == female
     decade = decade_names(age)
     report = {}
@@ -83,16 +84,20 @@ def _worst(cells: dict, min_cell: int) -> float:
 
 def choose_threshold(source: np.ndarray, female: np.ndarray, age: np.ndarray, p_female: np.ndarray,
                      current: float = 0.5, min_cell: int = MIN_CELL, max_drop: float = MAX_OVERALL_DROP,
-                     grid: np.ndarray = THRESHOLD_GRID) -> dict:
+                     grid: np.ndarray = THRESHOLD_GRID, held: np.ndarray | None = None) -> dict:
     """The threshold on P(female) whose worst ranked cell over all data sets is best, among those
     that raise the worst cell and cost no data set more than ``max_drop`` of its overall accuracy at
     ``current`` (ties: the higher mean overall accuracy, then the nearer to ``current``); ``current``
-    when none does."""
-    before = cell_report(source, female, age, p_female, current, min_cell)
+    when none does. ``held``: per face, a threshold of its own kept throughout (NaN: none; the
+    faces whose estimated age has one)."""
+    def at(t: float) -> np.ndarray | float:
+        return t if held is None else np.where(np.isnan(held), t, held)
+
+    before = cell_report(source, female, age, p_female, at(current), min_cell)
     worst_before = _worst(before, min_cell)
     chosen, chosen_key, sweep = current, None, []
     for t in grid:
-        cells = cell_report(source, female, age, p_female, float(t), min_cell)
+        cells = cell_report(source, female, age, p_female, at(float(t)), min_cell)
         worst = _worst(cells, min_cell)
         if np.isclose(SWEEP_SHOWN, t).any():
             sweep.append({"threshold": float(t), "worst": worst, "accuracy": {s: r["accuracy"] for s, r in cells.items()}})
@@ -101,7 +106,7 @@ def choose_threshold(source: np.ndarray, female: np.ndarray, age: np.ndarray, p_
         key = (worst, np.mean([r["accuracy"] for r in cells.values()]), -abs(t - current))
         if chosen_key is None or key > chosen_key:
             chosen, chosen_key = float(t), key
-    after = cell_report(source, female, age, p_female, chosen, min_cell)
+    after = cell_report(source, female, age, p_female, at(chosen), min_cell)
     return {"current": current, "chosen": chosen, "min_cell": min_cell, "max_overall_drop": max_drop,
             "worst_before": worst_before, "worst_after": _worst(after, min_cell), "cells_after": after,
             "sweep": sweep}

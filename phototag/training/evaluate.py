@@ -27,7 +27,7 @@ from phototag.ages import LAST_DECADE, decade_label, decades
 from phototag.analyzer import FaceAnalyzer
 from phototag.chain import FaceChain, wide_size
 from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
-from phototag.models import load_models
+from phototag.models import ModelSet, load_models
 from phototag.records import Detection
 
 from . import balance, data
@@ -86,17 +86,23 @@ def split_settings(model_dir: Path) -> dict:
 
 
 def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray, age: np.ndarray,
-                      threshold: float, choose_threshold: bool = False) -> None:
+                      models: ModelSet, choose_threshold: bool = False) -> None:
+    """Gender (at the models' thresholds for the estimated ``age``) and age reports into ``report``."""
     has_gender = ~np.isnan(samples.gender)
     if has_gender.any():
         s, female, p = samples.take(np.flatnonzero(has_gender)), samples.gender[has_gender] == 1, p_female[has_gender]
-        report["gender"] = {"n": int(has_gender.sum()), "threshold": threshold, "min_cell": balance.MIN_CELL,
-                            "accuracy": round(float(np.mean((p >= threshold) == female)), 4),
-                            "by_source": balance.cell_report(s.source, female, s.age, p, threshold),
+        thresholds = models.gender_thresholds(age[has_gender])
+        report["gender"] = {"n": int(has_gender.sum()), "threshold": models.gender_threshold,
+                            "threshold_by_age": models.manifest.get("gender_threshold_by_age", []),
+                            "min_cell": balance.MIN_CELL,
+                            "accuracy": round(float(np.mean((p >= thresholds) == female)), 4),
+                            "by_source": balance.cell_report(s.source, female, s.age, p, thresholds),
                             "reliability": {str(src): balance.reliability(female[s.source == src], p[s.source == src])
                                             for src in dict.fromkeys(s.source)}}
         if choose_threshold:
-            report["gender"]["threshold_choice"] = balance.choose_threshold(s.source, female, s.age, p, threshold)
+            held = np.where(thresholds != models.gender_threshold, thresholds, np.nan)
+            report["gender"]["threshold_choice"] = balance.choose_threshold(s.source, female, s.age, p,
+                                                                            models.gender_threshold, held=held)
     has_age = ~np.isnan(samples.age)
     if has_age.any():
         report["age"] = _age_report(samples.age[has_age], age[has_age])
@@ -193,18 +199,17 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
                     "flip_average": flip_average, "through": "detection" if detect else "crops",
                     "runtime": analyzer.describe() if analyzer else models.describe(),
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
-    threshold = models.gender_threshold
     if detect:
         p_female, age, found, seconds, chain_seconds = _detect_and_predict(samples, analyzer, DEFAULT_DECODE_SIZE)
         report["detection"] = {"found": int(found.sum()), "misses": int((~found).sum()),
                                "missed": [Path(p).name for p in samples.paths[~found]],
                                "misses_by_source": {str(src): int((~found & (samples.source == src)).sum())
                                                     for src in dict.fromkeys(samples.source)}}
-        _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found], threshold,
+        _attribute_report(report, samples.take(np.flatnonzero(found)), p_female[found], age[found], models,
                           choose_threshold)
         if "gender" in report:  # a miss counts as a wrong answer here
             has = ~np.isnan(samples.gender)
-            hit = found & ((p_female >= threshold) == (samples.gender == 1))
+            hit = found & ((p_female >= models.gender_thresholds(age)) == (samples.gender == 1))
             report["gender"]["accuracy_with_misses"] = round(float(np.mean(hit[has])), 4)
         report["ms_per_image"] = round(1000 * seconds / len(samples), 2)
         report["ms_per_face"] = round(1000 * chain_seconds / max(int(found.sum()), 1), 2)
@@ -215,7 +220,7 @@ def evaluate(model_dir: str | Path | None, sources: list[str | Path], seed: int 
     size = models.input_size
     faces = data.load_images(samples, size)
     p_female, age = chain.attributes(faces)
-    _attribute_report(report, samples, p_female, age, threshold, choose_threshold)
+    _attribute_report(report, samples, p_female, age, models, choose_threshold)
     if predictions:
         write_predictions(predictions, samples, p_female, age, np.ones(len(samples), bool))
     rng = np.random.default_rng(seed)
