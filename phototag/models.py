@@ -9,8 +9,9 @@ include the gender probability). An optional ``gender_threshold`` (default 0.5) 
 from which a face is tagged female, and an optional ``gender_threshold_by_age`` (``[[age,
 threshold], ...]``, ascending) the threshold for faces estimated at least that old; both are
 chosen for these model files. The model version stored with every scanned photo is the name plus
-a hash of the model files (and of the thresholds), so retrained models are told apart. What each model's inputs and outputs mean is its class's business:
-:class:`RotationModel`, :class:`AttributeModel`.
+a hash of the model files (and of the thresholds), so retrained models are told apart. What each
+model's inputs and outputs mean is its class's business: :class:`RotationModel`,
+:class:`AttributeModel`.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ class ModelSet:
         unless its estimated age has a threshold of its own (:meth:`gender_thresholds`)."""
         return float(self.manifest.get("gender_threshold", DEFAULT_GENDER_THRESHOLD))
 
-    def gender_thresholds(self, ages: np.ndarray) -> np.ndarray:
+    def gender_thresholds(self, ages: np.ndarray, base: float | None = None) -> np.ndarray:
         """Per face of these estimated ages, the P(female) from which it is tagged female: that of the
-        last ``gender_threshold_by_age`` pair whose age it reaches, else :attr:`gender_threshold`."""
-        thresholds = np.full(len(ages), self.gender_threshold)
+        last ``gender_threshold_by_age`` pair whose age it reaches, else ``base`` (default
+        :attr:`gender_threshold`)."""
+        thresholds = np.full(len(ages), self.gender_threshold if base is None else base)
         for age, threshold in self.manifest.get("gender_threshold_by_age", []):
             thresholds[np.asarray(ages) >= age] = threshold
         return thresholds

@@ -66,6 +66,20 @@ def test_threshold_raises_the_worst_cell_within_the_overall_budget():
     assert 0.35 < choice["chosen"] <= 0.4 and choice["worst_after"] == 1.0
 
 
+def test_the_sweep_keeps_the_thresholds_faces_have_by_estimated_age():
+    # the women of 35 sit at 0.2 but have a threshold of their own (0.15); only the girls (0.4) need the sweep
+    source, female, age, p = _set(25, [0.4, 0.2], [0.1, 0.1])
+    own = (age == 35) & female
+
+    def thresholds_at(t):
+        return np.where(own, 0.15, t)
+
+    held = balance.choose_threshold(source, female, age, p, thresholds_at=thresholds_at)
+    assert held["chosen"] == 0.4 and held["worst_after"] == 1.0  # the nearest to 0.5 that lifts the girls
+    assert held["cells_after"]["s"]["cells"]["f 30-39"]["accuracy"] == 1.0
+    assert balance.choose_threshold(source, female, age, p)["chosen"] <= 0.2  # swept for everyone, it must go lower
+
+
 def test_threshold_stays_when_nothing_helps_or_it_costs_too_much():
     source, female, age, p = _set(25, [0.9, 0.9], [0.1, 0.1])
     assert balance.choose_threshold(source, female, age, p)["chosen"] == 0.5  # all right already
@@ -121,8 +135,8 @@ def test_the_chain_tags_gender_at_the_manifests_threshold(threshold_models):
 
 
 def test_a_threshold_of_their_own_for_faces_estimated_old(threshold_models):
-    """``gender_threshold_by_age``: faces estimated at least that old are tagged female from that
-    threshold (the chain and the evaluation alike), and the model version changes with it."""
+    """``gender_threshold_by_age``: the chain tags faces estimated at least that old female from that
+    threshold, the model version changes with it, and retrained files do not inherit it."""
     face = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     det = Detection(box=(50, 50, 100, 100), landmarks={"left_eye": (80, 90), "right_eye": (120, 90), "nose": (100, 110),
                                                        "mouth_left": (85, 130), "mouth_right": (115, 130)}, confidence=0.9)

@@ -8,6 +8,8 @@ cell per gender, decade ``all``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from phototag.ages import LAST_DECADE, decade_label, decades
@@ -84,15 +86,14 @@ def _worst(cells: dict, min_cell: int) -> float:
 
 def choose_threshold(source: np.ndarray, female: np.ndarray, age: np.ndarray, p_female: np.ndarray,
                      current: float = 0.5, min_cell: int = MIN_CELL, max_drop: float = MAX_OVERALL_DROP,
-                     grid: np.ndarray = THRESHOLD_GRID, held: np.ndarray | None = None) -> dict:
+                     grid: np.ndarray = THRESHOLD_GRID,
+                     thresholds_at: Callable[[float], np.ndarray] | None = None) -> dict:
     """The threshold on P(female) whose worst ranked cell over all data sets is best, among those
     that raise the worst cell and cost no data set more than ``max_drop`` of its overall accuracy at
     ``current`` (ties: the higher mean overall accuracy, then the nearer to ``current``); ``current``
-    when none does. ``held``: per face, a threshold of its own kept throughout (NaN: none; the
-    faces whose estimated age has one)."""
-    def at(t: float) -> np.ndarray | float:
-        return t if held is None else np.where(np.isnan(held), t, held)
-
+    when none does. ``thresholds_at(t)``: the per-face thresholds when the swept one is ``t`` (faces
+    with a threshold of their own, by estimated age, keep it); default ``t`` for every face."""
+    at = thresholds_at or (lambda t: t)
     before = cell_report(source, female, age, p_female, at(current), min_cell)
     worst_before = _worst(before, min_cell)
     chosen, chosen_key, sweep = current, None, []

@@ -100,9 +100,10 @@ def _attribute_report(report: dict, samples: data.Samples, p_female: np.ndarray,
                             "reliability": {str(src): balance.reliability(female[s.source == src], p[s.source == src])
                                             for src in dict.fromkeys(s.source)}}
         if choose_threshold:
-            held = np.where(thresholds != models.gender_threshold, thresholds, np.nan)
-            report["gender"]["threshold_choice"] = balance.choose_threshold(s.source, female, s.age, p,
-                                                                            models.gender_threshold, held=held)
+            estimated = age[has_gender]
+            report["gender"]["threshold_choice"] = balance.choose_threshold(
+                s.source, female, s.age, p, models.gender_threshold,
+                thresholds_at=lambda t: models.gender_thresholds(estimated, base=t))
     has_age = ~np.isnan(samples.age)
     if has_age.any():
         report["age"] = _age_report(samples.age[has_age], age[has_age])
