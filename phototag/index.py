@@ -18,7 +18,7 @@ hash is the expected one, else the rename never happened (or the user changed th
 photo is scanned again.
 
 ``turn`` is the quarter turns (counter-clockwise as displayed, 0-3) the photo's faces agree it is
-turned by (:func:`phototag.orient.suggested_turn`; 0: upright, or the faces do not agree); an index
+turned by (:func:`phototag.turns.suggested_turn`; 0: upright, or the faces do not agree); an index
 from before the column gets it from the rotations it holds.
 
 ``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
@@ -44,10 +44,11 @@ from stat import S_ISREG
 
 import sqlite_utils
 
-from . import faults, orient
+from . import faults
 from .atomic import Written
 from .names import display_path
 from .records import FRAME, Face, PhotoInfo
+from .turns import suggested_turn
 
 ENV_DB = "PHOTOTAG_DB"
 SCHEMA_VERSION = 1
@@ -240,7 +241,7 @@ def _add_columns(db: sqlite_utils.Database) -> None:
         rotations: dict[int, list[float]] = {}
         for photo_id, rotation in db.execute("select photo_id, rotation from faces order by photo_id"):
             rotations.setdefault(photo_id, []).append(rotation)
-        turned = [(turn, i) for i, r in rotations.items() if (turn := orient.suggested_turn(r))]
+        turned = [(turn, i) for i, r in rotations.items() if (turn := suggested_turn(r))]
         db.executemany("update photos set turn = ? where id = ?", turned)
 
 
@@ -324,7 +325,7 @@ def record_photo(
         "stored_width": info.stored_width,
         "stored_height": info.stored_height,
         "orientation": info.orientation,
-        "turn": orient.suggested_turn(f.rotation for f in faces),
+        "turn": suggested_turn(f.rotation for f in faces),
         "taken_at": info.taken_at,
         "format": info.format,
         "status": "done",

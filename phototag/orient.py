@@ -2,10 +2,7 @@
 
 Turns are counted like face rotations: quarter turns counter-clockwise *as displayed* (1 = the
 photo's content lies on its left side, 2 = upside down, 3 = on its right side). A photo is
-*turned* by ``k`` when its faces agree (:func:`suggested_turn`): each face within
-:data:`TURN_TOLERANCE` of a quarter turn votes for it, a face between two votes for none, and the
-photo is turned by ``k`` (1-3) when at least :data:`TURN_MAJORITY` of all its faces vote ``k``
-(one face: it alone decides; two: both; three: two of them). A photo without faces is never turned.
+*turned* by ``k`` when its faces agree (:func:`phototag.turns.suggested_turn`).
 
 :func:`orient_photo` fixes one losslessly: it changes only the EXIF ``Orientation`` tag (pixels,
 every other tag and segment untouched), composing the photo's orientation with the turn back, so
@@ -21,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +26,12 @@ from typing import TYPE_CHECKING
 import piexif
 from PIL import Image
 
-from . import policy, tags
+from . import index, policy, tags
 from .atomic import Refused, Written, check_writable
 from .atomic import replace as replace_file
 from .containers import Photo, Unsupported
 from .models import wrapped_angles
+from .query import Query, find_photos
 from .records import Face
 from .tiff import ExifBlock
 
@@ -41,8 +39,6 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 ORIENTATION = piexif.ImageIFD.Orientation
-TURN_TOLERANCE = 30.0  # degrees from a quarter turn within which a face votes for it
-TURN_MAJORITY = 2 / 3  # share of a photo's faces that must vote for the same turn
 
 # EXIF orientation -> the matrix taking a stored-frame vector (x right, y down) to the displayed frame.
 _MATRICES = {
@@ -56,19 +52,6 @@ _MATRICES = {
     8: ((0, 1), (-1, 0)),  # turned 90° counter-clockwise to display
 }
 _CLOCKWISE = _MATRICES[6]
-
-
-def suggested_turn(rotations: Iterable[float]) -> int:
-    """The quarter turns (0-3, counter-clockwise as displayed) a photo is turned by, from its faces'
-    rotations (degrees): see the module's rule; 0 when the faces do not agree."""
-    rotations = list(rotations)
-    votes = [0, 0, 0, 0]
-    for rotation in rotations:
-        quarter = round(rotation / 90)
-        if abs(rotation - 90 * quarter) <= TURN_TOLERANCE:
-            votes[quarter % 4] += 1
-    best = max(range(1, 4), key=votes.__getitem__)
-    return best if rotations and votes[best] >= TURN_MAJORITY * len(rotations) else 0
 
 
 def upright_orientation(orientation: int, turns: int) -> int:
@@ -191,8 +174,6 @@ def orient(db: sqlite_utils.Database, paths: Iterable[str | os.PathLike], *, fix
     stored frame, which the EXIF record's and the XMP regions' boxes use, does not change), and
     confirmed after; so nothing needs scanning again.
     """
-    from .query import Query, find_photos
-
     summary = OrientSummary(fix=fix, dry_run=dry_run)
     seen: set[bytes] = set()
     for path in paths:
@@ -208,8 +189,6 @@ def orient(db: sqlite_utils.Database, paths: Iterable[str | os.PathLike], *, fix
 
 
 def _fix(db: sqlite_utils.Database, key: bytes, dry_run: bool, keep_mtime: bool) -> OrientResult:
-    from . import index
-
     row = index.get_photo(db, key)
     info, faces, version = index.scanned_photo(db, key)
     turns = row["turn"]

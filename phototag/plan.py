@@ -8,18 +8,15 @@ import hashlib
 import itertools
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import atomic
 from .images import supported_extensions
 from .index import IndexedState, IndexWriter, path_key, stored_ns
+from .options import ScanOptions
 from .pipeline import PhotoJob
 from .sidecar import sidecar_path
 from .summary import ScanSummary
 from .walk import RAW_SIBLING, Skipped, named_folders, walk
-
-if TYPE_CHECKING:
-    from .scan import ScanOptions
 
 HASH_CHUNK = 1 << 20
 

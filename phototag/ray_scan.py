@@ -33,18 +33,15 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from . import atomic
 from .photolock import PhotoBusy, lock_photo
 from .pipeline import MAX_BATCH_PIXELS, Photo, PhotoJob, batch_holds, chain_faces, detect_faces, read_photo
 from .plan import file_sha256
 from .records import Face
-from .scan import _LocalScan
+from .local_scan import LocalScan
+from .options import ScanOptions
 from .writer import PhotoWriter, WriteReport
-
-if TYPE_CHECKING:
-    from .scan import ScanOptions
 
 CPUS_PER_CHAIN = 4  # CPU nodes: one chain actor per this many CPUs (the chain is about a quarter of the work)
 IN_FLIGHT_PER_CPU = 2  # read tasks submitted at a time, per CPU of the cluster
@@ -264,7 +261,7 @@ class _WriterActor:
         return _Written(report, recorder.after, (node, os.getpid()), time.perf_counter() - t)
 
 
-class RayScan(_LocalScan):
+class RayScan(LocalScan):
     """The stages arranged over a Ray cluster (see the module's description); the plan, the order of
     the passes and the end of the scan are the local scan's. An analyzer given to ``scan()`` is not
     used: each chain actor loads the models of the options, each worker their detector."""

@@ -14,14 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from . import orient, tags
+from . import tags
 from .atomic import Written
+from .options import ScanOptions
 from .records import Face, PhotoInfo
-
-if TYPE_CHECKING:
-    from .scan import ScanOptions
+from .turns import suggested_turn
 
 
 class PhotoRecorder(Protocol):
@@ -67,7 +66,7 @@ class PhotoWriter:
               recorder: PhotoRecorder) -> WriteReport:
         """Write a photo's tags and record it (the protocol above); never raises for a bad file."""
         opts = self.options
-        report = WriteReport(path, len(faces), turn=orient.suggested_turn(f.rotation for f in faces))
+        report = WriteReport(path, len(faces), turn=suggested_turn(f.rotation for f in faces))
         written: list[Written] = []
 
         def before_rename(new: Written) -> None:

@@ -18,6 +18,7 @@ from phototag import orient, tags
 from phototag.cli import app
 from phototag.images import decode_file
 from phototag.records import Face
+from phototag.turns import suggested_turn
 from phototag.testing.photos import face_files, jpeg_bytes, paste_face, scene
 
 runner = CliRunner()
@@ -29,7 +30,7 @@ TURNED_FACE = 40  # a UTKFace crop (sorted by name): the face of the turned phot
     ([90.0, 0.0], 0), ([45.0], 0), ([125.0], 0), ([91.0, 95.0, 87.0, -170.0], 1), ([-100.0, 60.0], 0),
 ])
 def test_a_photo_is_turned_when_its_faces_agree(rotations, turn):
-    assert orient.suggested_turn(rotations) == turn
+    assert suggested_turn(rotations) == turn
 
 
 def stored_with(orientation: int) -> Image.Image:

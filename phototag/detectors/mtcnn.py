@@ -6,7 +6,7 @@ import numpy as np
 
 from ..extras import require
 from ..records import Detection
-from . import LANDMARKS, Detector
+from .base import LANDMARKS, Detector
 
 MTCNN_MIN_FACE = 20  # px in the detector's input; mtcnn 1.0 finds nothing when min_face_size > ~20
 MTCNN_MIN_INPUT = 12  # px: PNet's input size

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..records import Detection, to_full_resolution
-from . import LANDMARKS, Detector, merge_duplicates, resized
+from .base import LANDMARKS, Detector, merge_duplicates, resized
 
 MODEL_FILE = "face_detection_yunet.onnx"
 LARGE_FACE_SIZE = 400  # long side of the second pass (faces over ~1/4 of the frame)

@@ -1,0 +1,108 @@
+"""What every face detector shares: the :class:`Detector` base class (resizing, quarter turns,
+limits) and the geometry of detections (turning back, merging duplicates)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..records import Detection, to_full_resolution
+
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+DUPLICATE_IOU = 0.4  # boxes overlapping more than this are one face (two scales, quarter turns)
+
+
+class Detector:
+    """A face detector run on a copy whose long side is at most ``detect_size``.
+
+    ``min_face``: smallest face (longer box side) to report, in full-resolution displayed pixels;
+    0 means whatever the detection size allows. ``min_confidence``: the detector's score.
+    Subclasses set ``name``, ``min_input_face`` (smallest face, in detector pixels, that they find
+    reliably) and implement :meth:`_detect` on the resized copy.
+    """
+
+    name = ""
+    min_input_face = 20
+    default_confidence = 0.8
+    default_detect_size = 1200
+
+    def __init__(self, min_face: int = 0, min_confidence: float | None = None, detect_size: int | None = None,
+                 any_angle: bool = False):
+        self.min_face = min_face
+        self.min_confidence = self.default_confidence if min_confidence is None else min_confidence
+        self.detect_size = detect_size or self.default_detect_size
+        self.any_angle = any_angle
+        self._lock = threading.Lock()  # the chain's thread may ask again (see FaceChain.predict)
+
+    def detection_factor(self, shape: tuple[int, ...], scale: float) -> float:
+        """How much to shrink an image of ``shape`` (decoded at ``scale``) before detection."""
+        factor = min(1.0, self.detect_size / max(shape[0], shape[1]))
+        if self.min_face:
+            factor = max(factor, self.min_input_face / (self.min_face * scale))
+        return min(1.0, factor)
+
+    def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """Faces in an RGB uint8 image decoded at ``scale`` (decoded px per full-resolution px),
+        left to right, in the image's own pixel coordinates."""
+        factor = self.detection_factor(rgb.shape, scale)
+        small = resized(rgb, factor)
+        with self._lock:  # one image at a time: YuNet's network keeps the input size between calls
+            found = self._detect(small)
+            if self.any_angle:  # also on the image turned by 90, 180 and 270 degrees, mapped back
+                for turns in (1, 2, 3):
+                    found += [turned_back(d, turns, small.shape) for d in self._detect(np.rot90(small, turns))]
+        if self.any_angle:
+            found = merge_duplicates(found)
+        found = [to_full_resolution(d, factor) for d in found]
+        kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
+        return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
+
+
+def resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """``rgb`` shrunk by ``factor`` (OpenCV's area averaging; unchanged when ``factor`` is 1)."""
+    if factor >= 1.0:
+        return rgb
+    import cv2
+
+    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection:
+    """A detection made in ``np.rot90(image, turns)`` (turned counter-clockwise) in the pixels of
+    ``image`` of ``shape``."""
+    height, width = shape[:2]
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        for k in range(turns, 0, -1):  # undo one counter-clockwise quarter turn at a time
+            w = width if k % 2 else height  # width of the image after k - 1 turns
+            x, y = w - y, x
+        return float(x), float(y)
+
+    x, y, w, h = det.box
+    corners = [back(x, y), back(x + w, y), back(x, y + h), back(x + w, y + h)]
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    return Detection(box=(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)),
+                     landmarks={k: back(*p) for k, p in det.landmarks.items()}, confidence=det.confidence)
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_duplicates(detections: list[Detection], threshold: float = DUPLICATE_IOU) -> list[Detection]:
+    """Keep the best-scoring of the detections whose boxes overlap by more than ``threshold``."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.confidence):
+        if all(iou(det.box, k.box) <= threshold for k in kept):
+            kept.append(det)
+    return kept
