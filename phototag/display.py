@@ -48,7 +48,7 @@ class RichProgress:
     def __init__(self, console: Console):
         self.console = console
         self.faces = 0
-        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos"),
+        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos recorded"),
                             TextColumn("{task.fields[faces]} faces"), RateColumn(), TimeRemainingColumn(),
                             console=console)
         self.task = None
@@ -130,7 +130,8 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
     lines += [f"[yellow]changed while being scanned[/yellow] {_safe(path)}: left for the next scan"
               for path in summary.changed]
     if summary.interrupted:
-        lines.append(f"[yellow]interrupted[/yellow]: {summary.scanned} photo(s) were scanned and recorded; "
+        lines.append(f"[yellow]interrupted[/yellow]: {summary.recorded} photo(s) recorded in the index "
+                     f"({summary.scanned} scanned, {len(summary.failed)} failed); "
                      "the next scan resumes with the rest")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)

@@ -100,22 +100,20 @@ class LocalScan:
                 break
             if photo.busy:
                 self.busy.append(photo.job)
-                self.progress.advance(0)
+                self.progress.more(-1)  # for now: the pass for busy photos adds it back
                 continue
             if photo.too_large:
                 self.summary.count_too_large(photo.path, photo.error)
                 self._unlock(photo.path)
-                self.progress.advance(0)
+                self.progress.more(-1)
                 continue
             if photo.error:
                 self._record_failure(photo)
                 self._unlock(photo.path)
-                self.progress.advance(0)
                 continue
             t = time.perf_counter()
             detect_faces(self.analyzer, photo)
             self.timings.detect += time.perf_counter() - t
-            self.progress.advance(len(photo.detections))
             if not photo.detections:
                 self._finish(photo, [])
             else:
@@ -187,10 +185,13 @@ class LocalScan:
                 self._unlock(photo.path)
             if not report.changed:
                 self.summary.count_written(report)
-            elif photo.job.retried:
-                self.summary.count_changed(photo.path)
+                self.progress.advance(len(faces))
             else:
-                self.retry.append(photo.job)
+                self.progress.more(-1)  # not recorded; read once more in the last pass
+                if photo.job.retried:
+                    self.summary.count_changed(photo.path)
+                else:
+                    self.retry.append(photo.job)
         self.timings.write += time.perf_counter() - t
 
     def _write_missing_sidecars(self, paths: list[bytes]) -> None:
@@ -210,6 +211,7 @@ class LocalScan:
     def _record_failure(self, photo: Photo) -> None:
         self.index.record_failure(photo.path, photo.stat, photo.error)
         self.summary.count_failure(photo.path, photo.error)
+        self.progress.advance(0)
 
 
 def _pixel_bytes(photo: Photo) -> int:

@@ -62,8 +62,11 @@ class ScanOptions:
 
 class ScanProgress(Protocol):
     """Receives the scan's messages and progress: ``start`` once with the number of photos to scan,
-    then ``advance`` once per photo as soon as its faces are found (or it failed), and ``more`` when
-    photos are added to the run (read again after a change, or a RAW in place of its broken JPEG)."""
+    then ``advance`` once per photo when its row (its faces, or why it failed) is committed to the
+    index, and ``more`` when photos are added to the run (read again after a change, a RAW in place
+    of its broken JPEG) or, negative, taken out of it for now (changed or held by another process:
+    a later pass adds them back) or for good (too large: not recorded). So the bar never shows
+    more photos than the index holds from this run."""
 
     def note(self, text: str) -> None: ...
 

@@ -446,11 +446,12 @@ class _Run:
         scan.timings.detect += read.seconds.get("detect", 0.0)
         if photo.busy:
             scan.busy.append(photo.job)
+            scan.progress.more(-1)  # for now: the pass for busy photos adds it back
         elif photo.too_large:
             scan.summary.count_too_large(photo.path, photo.error)
+            scan.progress.more(-1)
         elif photo.error:
             scan._record_failure(photo)
-        scan.progress.advance(len(photo.detections))
         if photo.error or photo.busy:
             return
         if not photo.detections:
@@ -472,6 +473,7 @@ class _Run:
             for read in batch.photos:
                 scan.index.record_failure(read.photo.path, read.photo.stat, f"cannot scan: {e}")
                 scan.summary.count_failure(read.photo.path, f"cannot scan: {e}")
+                scan.progress.advance(0)
             return
         scan.timings.chain += seconds
         self.writes.extend(zip(batch.photos, faces_per_photo))
@@ -493,6 +495,7 @@ class _Run:
         report = written.report
         if report is None:
             scan.busy.append(photo.job)
+            scan.progress.more(-1)
             return
         if report.changed and photo.path in self.unconfirmed and self._renamed_by_earlier_try(photo.path):
             report.exif, written.after = "written", ("confirm",)  # the task's first try renamed it, then died
@@ -500,6 +503,7 @@ class _Run:
                 report.sidecar, report.sidecar_reason = scan.writer.write_sidecar(
                     photo.path, faces, photo.info, scan.writer.version)
         if report.changed:
+            scan.progress.more(-1)  # not recorded; read once more in the last pass
             if photo.job.retried:
                 scan.summary.count_changed(photo.path)
             else:
@@ -522,7 +526,7 @@ class _Run:
             return
         scan = self.scan
         ops, self.index_ops = self.index_ops, []
-        acknowledged = []
+        acknowledged, recorded = [], []  # recorded: faces of each photo whose row this transaction commits
         with scan.interrupts.hold(), scan.index.transaction():
             for op in ops:
                 if op[0] == "unconfirmed":
@@ -534,6 +538,7 @@ class _Run:
                     _, photo, error = op
                     scan.index.record_failure(photo.path, photo.stat, error)
                     scan.summary.count_failure(photo.path, error)
+                    recorded.append(0)
                 else:
                     _, photo, faces, report, after = op
                     if after == ("confirm",):
@@ -542,6 +547,9 @@ class _Run:
                         scan.index.record_read(photo.path, photo.read, photo.info, faces, after[1])
                     self.unconfirmed.pop(photo.path, None)  # after == (): replaced, the row left unconfirmed
                     scan.summary.count_written(report)
+                    recorded.append(len(faces))
+        for faces in recorded:
+            scan.progress.advance(faces)
         if acknowledged:
             scan.relay.done.remote(acknowledged)
 

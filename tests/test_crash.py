@@ -265,7 +265,8 @@ def test_a_photo_changed_between_reading_and_writing_is_not_written_and_read_aga
             bar["done"] += 1
 
     summary = scan(options_for(tmp_path / "photos", tmp_path / "index.db", tiny_model_dir), Progress())
-    assert bar == {"total": 3, "done": 3}  # the photo read again (once at most) counts on the bar once more
+    # the bar counts what was recorded: a photo read again counts once, one left for the next scan not at all
+    assert bar["total"] == bar["done"] == summary.recorded == (2 if times == 1 else 1)
     if times == 1:  # read again, then written
         assert summary.scanned == 2 and summary.changed == []
         assert_file_and_index_agree(tmp_path / "index.db", photos)

@@ -5,6 +5,7 @@ import math
 import os
 import random
 import shutil
+import sqlite3
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +15,7 @@ from phototag.chain import FaceChain
 from phototag.cli import app
 from phototag.images import decode
 from phototag.models import MANIFEST
-from phototag.scan import ScanOptions, scan
+from phototag.scan import ScanOptions, SilentProgress, scan
 from phototag.testing.photos import FACE_FRACTION, build_test_folder, face_crops, jpeg_bytes, paste_face, scene
 
 runner = CliRunner()
@@ -155,29 +156,32 @@ def test_a_rescan_with_nothing_to_do_imports_no_tensorflow(library, first_scan, 
     assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
 
 
-def test_progress_advances_per_photo_as_detection_finishes(copy, tmp_path, tiny_analyzer, monkeypatch):
+def test_the_bar_advances_as_each_photo_is_recorded(copy, tmp_path, tiny_analyzer, monkeypatch):
+    db_path = tmp_path / "index.db"
     events = []
 
-    class Recorder:
-        def note(self, text):
-            pass
-
+    class Recorder(SilentProgress):
         def start(self, total):
             events.append(("start", total))
 
         def advance(self, faces):
-            events.append(("photo", faces))
+            with sqlite3.connect(db_path) as db:  # what another process would see now
+                events.append(("photo", faces, db.execute("select count(*) from photos").fetchone()[0]))
 
     predict = type(tiny_analyzer).predict
     monkeypatch.setattr(type(tiny_analyzer), "predict",
                         lambda self, items: events.append(("chain", len(items))) or predict(self, items))
-    options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", exif=False, batch_size=64)
+    options = ScanOptions(paths=[os.fsencode(copy)], db_path=db_path, exif=False, batch_size=64)
     summary = scan(options, Recorder(), analyzer=tiny_analyzer)
     photos = [e for e in events if e[0] == "photo"]
-    assert events[0] == ("start", summary.found) and len(photos) == summary.found
-    assert sum(n for _, n in photos) == summary.faces
-    # One chain batch holds every face (batch size 64), yet the bar moved for each photo before it.
-    assert [e[0] for e in events].count("chain") == 1 and events[-1][0] == "chain"
+    assert events[0] == ("start", summary.found) and len(photos) == summary.found == summary.recorded
+    assert sum(e[1] for e in photos) == summary.faces
+    # Each photo counts once its row is in the index, never before: the photos with faces wait for
+    # the one chain batch (batch size 64) that holds them all.
+    assert [e[2] for e in photos] == list(range(1, len(photos) + 1))
+    chained = [e[0] for e in events].index("chain")
+    assert all(e[1] == 0 for e in events[:chained] if e[0] == "photo")
+    assert [e[0] for e in events].count("chain") == 1 and events[chained + 1:] and summary.faces
 
 
 @pytest.fixture
@@ -251,8 +255,10 @@ def test_an_interrupted_scan_resumes_where_it_stopped(copy, tmp_path, tiny_analy
 
     monkeypatch.setattr(FaceChain, "predict", interrupted_after_two_batches)
     options = ScanOptions(paths=[os.fsencode(copy)], db_path=tmp_path / "index.db", batch_size=1, exif=False)
-    assert scan(options, analyzer=tiny_analyzer).interrupted
+    stopped = scan(options, analyzer=tiny_analyzer)
+    assert stopped.interrupted
     db = index.open_index(tmp_path / "index.db", create=False)
+    assert stopped.recorded == db.execute("select count(*) from photos").fetchone()[0]
     done = db.execute("select count(*) from photos where status = 'done'").fetchone()[0]
     assert done == 2
     assert db.execute("select count(*) from faces").fetchone()[0] == sum(
