@@ -5,7 +5,7 @@ The same stages as the local scan (:mod:`phototag.scan`), placed differently:
 - the planner, the progress and every index write run in this process, the driver;
 - reading, hashing, decoding and detection run as CPU tasks (``_read_and_detect``), one photo each,
   in any worker of any node; the decoded pixels stay in that node's object store;
-- the chain runs in a pool of actors that load the models once (``_Chain``): one per GPU where the
+- the chain runs in a pool of actors that load the models and the detector once (``_ChainActor``): one per GPU where the
   cluster has GPUs (Keras), else one per four CPUs of each node (LiteRT), fed batches of faces from
   the photos read on their node;
 - the tags are written on the node that read the photo (the photos are on storage every node
@@ -151,22 +151,18 @@ def _read_and_detect_task(job: PhotoJob, options: ScanOptions, lock_wait: float)
 
 
 class _ChainActor:
-    """The face chain, loaded once per actor (LiteRT on a CPU, Keras on its GPU)."""
+    """The face chain, loaded once per actor (LiteRT on a CPU, Keras on its GPU), with the detector of
+    the options: the chain finds a face whose landmarks went astray again on its surroundings
+    turned upright, as the local scan's does (without it, such faces were framed by their box)."""
 
     def __init__(self, options: ScanOptions):
-        from .chain import FaceChain
-        from .models import load_models
-        from .runtime import native_output_hidden
-
-        with native_output_hidden(not options.verbose):
-            self.chain = FaceChain(load_models(options.model_dir, engine=options.engine, verbose=options.verbose),
-                                   batch_size=options.batch_size)
+        self.analyzer = options.analyzer()
 
     def describe(self) -> tuple[str, str, str, str]:
         """(engine, device, words for people, this actor's node)."""
         import ray
 
-        models = self.chain.models
+        models = self.analyzer.chain.models
         return models.engine, models.device, models.describe(), ray.get_runtime_context().get_node_id()
 
     def predict(self, photos: list[Photo], *pixels) -> tuple[list[list[Face]], float]:
@@ -174,7 +170,7 @@ class _ChainActor:
         t = time.perf_counter()
         for photo, rgb in zip(photos, pixels):
             photo.pixels = rgb
-        return chain_faces(self.chain, photos), time.perf_counter() - t
+        return chain_faces(self.analyzer, photos), time.perf_counter() - t
 
 
 class _IndexRelay:

@@ -264,3 +264,42 @@ def test_an_address_where_no_cluster_listens_is_a_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"]
+
+
+def _turned_library(root: Path) -> Path:
+    """Photos whose faces lie on their side or upside down (stored turned, no orientation tag): the
+    faces whose landmarks go astray, which the chain finds again on their surroundings turned upright."""
+    import random
+
+    root.mkdir()
+    rng = random.Random(21)
+    pool = face_crops()
+    rng.shuffle(pool)
+    for turns in (1, 2, 3):
+        canvas = scene(900, 500, rng)
+        for i in range(2):
+            paste_face(canvas, pool[2 * turns + i], (220 + 460 * i, 250), 220)
+        (root / f"turned{turns}.jpg").write_bytes(jpeg_bytes(canvas.rotate(90 * turns, expand=True)))
+    return root
+
+
+@needs_ray
+def test_a_face_gets_one_answer_alone_in_a_folder_and_on_ray(tmp_path, ray_cluster):
+    """Turned photos (faces whose landmarks go astray) scanned in one folder locally, one by one
+    locally, and on the cluster: the same faces, rotations, genders and ages."""
+    folder = _turned_library(tmp_path / "local")
+    shutil.copytree(folder, tmp_path / "ray")
+    shutil.copytree(folder, tmp_path / "alone")
+    scan(_options(tmp_path / "local", tmp_path / "local.db", exif=False))
+    for photo in sorted((tmp_path / "alone").iterdir()):
+        scan(ScanOptions(paths=[os.fsencode(photo)], db_path=tmp_path / "alone.db", exif=False))
+    scan(_options(tmp_path / "ray", tmp_path / "ray.db", exif=False, ray="auto"))
+
+    def faces(db: Path, root: Path) -> dict:
+        return {path: [(f["rotation"], f["gender"], f["p_female"], f["age"], f["x"]) for f in found]
+                for path, (_, found) in _rows(db, root).items()}
+
+    local = faces(tmp_path / "local.db", tmp_path / "local")
+    assert sum(len(f) for f in local.values()) >= 4
+    assert faces(tmp_path / "alone.db", tmp_path / "alone") == local
+    assert faces(tmp_path / "ray.db", tmp_path / "ray") == local
