@@ -7,13 +7,16 @@ otherwise), so a photo's row and its faces change together or not at all.
 
 Tables
 ------
-``photos``: one row per file seen. ``path`` is the absolute path for display and filtering
-(bytes that are not valid UTF-8 are shown as ``\\xNN``); ``path_key`` is the exact file-system
-name (``os.fsencode``) and is the real key. ``status`` is ``done`` or ``failed`` (``error``
-says why); ``missing`` is 1 when the file was gone at the last scan. ``size``, ``mtime_ns`` and
-``sha256`` describe the file the row's faces belong to. ``unconfirmed`` is 1 while phototag's own
-rewrite of the file is under way: the row (faces and the new file's size, mtime, hash) is recorded
-before the new file is renamed in, and confirmed after; the next scan confirms it when the file's
+``photos``: one row per file seen. ``path`` is the absolute path for display and filtering (bytes
+that are not valid UTF-8 are shown as ``\\xNN``); ``path_key`` is the exact file-system name
+(``os.fsencode``) and is the real key. ``status`` is ``done``, ``failed`` (``error`` says why);
+``missing`` is 1 when the file was gone at the last scan. ``size``, ``mtime_ns``, ``inode``,
+``ctime_ns`` and ``sha256`` describe the file the row's faces belong to (the inode and the ctime, as
+git keeps them, tell a file rewritten or replaced even when its size and mtime were kept; both are
+unknown, NULL, in rows from an index before them, and the ctime of a rewrite until it is confirmed:
+a rename changes it). ``unconfirmed`` is 1 while phototag's own rewrite of the file is under way:
+the row (faces and the new file's size, mtime, inode, hash) is recorded before the new file is
+renamed in, and confirmed after (with the file's ctime); the next scan confirms it when the file's
 hash is the expected one, else the rename never happened (or the user changed the file) and the
 photo is scanned again.
 
@@ -59,6 +62,8 @@ PHOTO_COLUMNS = {
     "path_key": bytes,
     "size": int,
     "mtime_ns": int,
+    "inode": int,
+    "ctime_ns": int,
     "sha256": str,
     "width": int,
     "height": int,
@@ -243,6 +248,9 @@ def _add_columns(db: sqlite_utils.Database) -> None:
             rotations.setdefault(photo_id, []).append(rotation)
         turned = [(turn, i) for i, r in rotations.items() if (turn := suggested_turn(r))]
         db.executemany("update photos set turn = ? where id = ?", turned)
+    for column in ("inode", "ctime_ns"):  # an index from before rewrites were told by them: NULL, unknown
+        if column not in columns:
+            db["photos"].add_column(column, int)
 
 
 def now_iso() -> str:
@@ -274,15 +282,18 @@ class IndexedState:
     exif_status: str | None
     missing: bool
     unconfirmed: bool  # phototag's rewrite of the file was recorded but not confirmed
+    inode: int | None = None  # None: unknown (a row from an older index)
+    ctime_ns: int | None = None  # as stored (``stored_ns``); None: unknown (an older index, or unconfirmed)
 
 
 def indexed_states(db: sqlite_utils.Database) -> dict[bytes, IndexedState]:
     """The remembered state of every file in the index, by path key."""
     rows = db.execute(
-        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed"
-        " from photos"
+        "select path_key, size, mtime_ns, sha256, status, model_version, exif_status, missing, unconfirmed,"
+        " inode, ctime_ns from photos"
     ).fetchall()
-    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8])) for r in rows}
+    return {bytes(r[0]): IndexedState(r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8]), r[9], r[10])
+            for r in rows}
 
 
 def stored_ns(ns: int) -> int:
@@ -297,9 +308,28 @@ def _photo_row(path, stat: os.stat_result | Written | None, sha256: str | None) 
     row = {"path": display_path(os.path.abspath(os.fsencode(path))), "path_key": path_key(path),
            "missing": 0, "scanned_at": now_iso()}
     if stat is not None:
-        size, mtime_ns = (stat.size, stat.mtime_ns) if isinstance(stat, Written) else (stat.st_size, stat.st_mtime_ns)
-        row |= {"size": size, "mtime_ns": stored_ns(mtime_ns), "sha256": sha256, "unconfirmed": 0}
+        row |= file_state(stat) | {"sha256": sha256, "unconfirmed": 0}
     return row
+
+
+def file_state(stat: os.stat_result | Written) -> dict:
+    """The columns that describe a file (size, mtime, inode, ctime), as stored. A ``Written`` file's
+    ctime is its ``ctime_ns`` where it carries one (a file as read, see :class:`phototag.pipeline.FileRead`),
+    else unknown: a file about to be renamed in gets another ctime from the rename."""
+    if isinstance(stat, Written):
+        ctime_ns = getattr(stat, "ctime_ns", None)
+        return {"size": stat.size, "mtime_ns": stored_ns(stat.mtime_ns), "inode": stat.inode,
+                "ctime_ns": None if ctime_ns is None else stored_ns(ctime_ns)}
+    return {"size": stat.st_size, "mtime_ns": stored_ns(stat.st_mtime_ns), "inode": stat.st_ino,
+            "ctime_ns": stored_ns(stat.st_ctime_ns)}
+
+
+def describes(state: dict | IndexedState, st: os.stat_result) -> bool:
+    """Whether the stored file state ``state`` (a row or an IndexedState) is that of the file ``st``:
+    same size, mtime, inode and ctime (an unknown inode or ctime does not count as the same)."""
+    get = state.get if isinstance(state, dict) else lambda name: getattr(state, name)
+    return (get("size"), get("mtime_ns"), get("inode"), get("ctime_ns")) == (
+        st.st_size, stored_ns(st.st_mtime_ns), st.st_ino, stored_ns(st.st_ctime_ns))
 
 
 def record_photo(
@@ -372,19 +402,33 @@ def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None,
 
 def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str | None,
                       exif_status: str) -> None:
-    """Record that ``path`` (with this size/mtime/hash) is the file its row describes, confirmed."""
+    """Record that ``path`` (with this size/mtime/inode/ctime/hash) is the file its row describes, confirmed."""
+    state = file_state(stat)
     with db.atomic():
         db.execute(
-            "update photos set size = ?, mtime_ns = ?, sha256 = ?, exif_status = ?, unconfirmed = 0"
-            " where path_key = ?",
-            [stat.st_size, stored_ns(stat.st_mtime_ns), sha256, exif_status, path_key(path)],
+            "update photos set size = ?, mtime_ns = ?, inode = ?, ctime_ns = ?, sha256 = ?, exif_status = ?,"
+            " unconfirmed = 0 where path_key = ?",
+            [state["size"], state["mtime_ns"], state["inode"], state["ctime_ns"], sha256, exif_status,
+             path_key(path)],
         )
 
 
 def confirm(db: sqlite_utils.Database, path) -> None:
-    """The file recorded as ``unconfirmed`` is in place."""
+    """The file recorded as ``unconfirmed`` is in place: the row is confirmed, with the file's ctime
+    as it is now (the rename gave it a new one). When the file at ``path`` is not the one recorded (same
+    size, mtime and inode), another program replaced it meanwhile: the row stays unconfirmed (the next
+    scan decides by the hash)."""
+    key = path_key(path)
     with db.atomic():
-        db.execute("update photos set unconfirmed = 0 where path_key = ?", [path_key(path)])
+        row = db.execute("select size, mtime_ns, inode from photos where path_key = ?", [key]).fetchone()
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if row is None or tuple(row) != (st.st_size, stored_ns(st.st_mtime_ns), st.st_ino):
+            return
+        db.execute("update photos set unconfirmed = 0, ctime_ns = ? where path_key = ?",
+                   [stored_ns(st.st_ctime_ns), key])
 
 
 def _upsert(db: sqlite_utils.Database, row: dict) -> int:

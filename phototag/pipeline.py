@@ -25,6 +25,14 @@ MAX_BATCH_PIXELS = 400_000_000  # decoded bytes held while waiting for a chain b
 
 
 @dataclass(frozen=True)
+class FileRead(Written):
+    """A photo's file as read: a ``Written`` with its ctime too (taken before the bytes were read), so
+    that the index can tell any later change of the file by its stat (see :func:`phototag.plan.is_unchanged`)."""
+
+    ctime_ns: int | None = None
+
+
+@dataclass(frozen=True)
 class PhotoJob:
     """A photo to scan, as the planner found it."""
 
@@ -41,7 +49,7 @@ class Photo:
     # of the file as read; as planned when it could not be decoded; None when it could not be read
     # (not the content's fault: the index then keeps no size or time, so the next scan tries again)
     stat: os.stat_result | None
-    read: Written | None = None  # the file as read: what the pixels were decoded from
+    read: FileRead | None = None  # the file as read: what the pixels were decoded from
     pixels: np.ndarray | None = None
     info: PhotoInfo | None = None
     detections: list[Detection] = field(default_factory=list)
@@ -68,7 +76,7 @@ def read_photo(job: PhotoJob, decode_size: int, max_pixels: int) -> Photo:
             photo.error = "became a link to another file while the scan ran (left for the next scan)"
             return photo
         st = photo.stat = read.stat
-        photo.read = Written(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256)
+        photo.read = FileRead(st.st_size, st.st_mtime_ns, st.st_ino, read.sha256, st.st_ctime_ns)
         photo.pixels, photo.info = read.pixels, read.info
     return photo
 

@@ -93,15 +93,25 @@ def file_sha256(path: bytes) -> str:
 
 
 def is_unchanged(writer: IndexWriter, path: bytes, st: os.stat_result, known: IndexedState | None) -> bool:
-    """Whether ``path`` is the file the index describes: same size and mtime, or, when only the
-    mtime differs, the same content hash (then the new mtime is stored so the next check is cheap).
-    A file the index marks missing counts as changed, so that it is scanned again. A row whose
-    rewrite was not confirmed is decided by the hash alone: the expected one means the rewrite took
-    place (it is confirmed now), any other that it did not, or that the file was changed since."""
+    """Whether ``path`` is the file the index describes. Stat only when its size, mtime, inode and
+    ctime are the ones stored (the ctime moves with every change of the file, even one that puts the
+    mtime back, and a rewrite by rename gives a new inode, as ``exiftool -P`` and phototag do);
+    when only the mtime, inode or ctime moved, the content hash decides (the same: the new state is
+    stored, so that the next check is cheap). A row from an index that kept no ctime is judged by
+    size and mtime as before (and the hash when its inode is known and moved), and gets the inode and
+    ctime from now on. A file the index marks missing counts as changed, so that it is scanned again.
+    A row whose rewrite was not confirmed is decided by the hash alone: the expected one means the
+    rewrite took place (it is confirmed now), any other that it did not, or that the file was changed
+    since."""
     if known is None or known.missing or known.size != st.st_size and not known.unconfirmed:
         return False
     if known.mtime_ns == stored_ns(st.st_mtime_ns) and not known.unconfirmed:
-        return True
+        if known.ctime_ns is not None:
+            if known.inode == st.st_ino and known.ctime_ns == stored_ns(st.st_ctime_ns):
+                return True
+        elif known.inode is None or known.inode == st.st_ino:  # no ctime kept: size and mtime, as before
+            writer.record_same_file(path, st, known)
+            return True
     if known.sha256 is None or file_sha256(path) != known.sha256:
         return False
     writer.record_same_file(path, st, known)

@@ -51,7 +51,7 @@ def _cluster(**options):
 
 def _rows(db_path: Path, root: Path) -> dict:
     """Every photos row and its faces by path below ``root``, without what differs between two
-    scans of two copies of a folder (ids, the folder, the time of the scan)."""
+    scans of two copies of a folder (ids, the folder, the time of the scan, the files' inodes and ctimes)."""
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     rows = {}
@@ -60,7 +60,8 @@ def _rows(db_path: Path, root: Path) -> dict:
         faces = [{k: v for k, v in dict(f).items() if k not in ("id", "photo_id")}
                  for f in conn.execute("select * from faces where photo_id = ? order by face_index", [photo["id"]])]
         key = os.path.relpath(photo.pop("path_key"), os.fsencode(root))
-        rows[key] = ({k: v for k, v in photo.items() if k not in ("id", "path", "scanned_at")}, faces)
+        rows[key] = ({k: v for k, v in photo.items() if k not in ("id", "path", "scanned_at", "inode", "ctime_ns")},
+                     faces)
     return rows
 
 
