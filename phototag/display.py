@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 
 from rich.console import Console
 from rich.markup import escape
@@ -28,10 +29,15 @@ CSV_COLUMNS = ("path", "taken_at", "width", "height", "face_count", "face_index"
 
 # Summary labels of the in-photo (EXIF + XMP) write statuses.
 _IN_PHOTO = {
-    "written": "tags written into photos",
+    "written": "photos with tags written into them",
     "unchanged": "photos already tagged",
-    "unsupported": "formats tags are not written into",
-    "failed": "tags not written (see below)",
+    "unsupported": "photos whose format cannot hold tags",
+    "failed": "photos whose tags could not be written (see below)",
+}
+_SIDECARS = {
+    "written": "sidecars written",
+    "unchanged": "sidecars already up to date",
+    "failed": "sidecars that could not be written (see below)",
 }
 
 
@@ -75,8 +81,29 @@ class RichProgress:
         self.bar.update(self.task, total=self.bar.tasks[0].total + photos)
 
 
-def render_summary(summary: ScanSummary, console: Console) -> None:
-    """Print the summary table, then every failure and EXIF problem."""
+def scan_destination(options, console: Console, from_config=None) -> None:
+    """The scan's first lines: which index, where the tags go (into the photos, sidecars, or only the
+    index) and the options that choose; ``from_config``: the config file that chose some of it."""
+    if options.exif:
+        where = {True: "into the photos (EXIF and XMP) and into an XMP sidecar beside each",
+                 False: "into the photos (EXIF and XMP), no sidecars",
+                 None: "into the photos (EXIF and XMP), and into an XMP sidecar beside each photo whose "
+                       "format cannot hold them"}[options.sidecar]
+    elif options.sidecar:
+        where = "into an XMP sidecar beside each photo; the photos are not changed"
+    else:
+        where = "only into the index; the photos are not changed and no sidecars are written"
+    chosen = f" (set in {printable(from_config)})" if from_config else ""
+    lines = [f"Index: {printable(options.db_path)} (another: --db FILE)",
+             f"Tags go {where}.",
+             f"Choose with --no-exif (not into the photos) and --sidecar or --no-sidecar{chosen}."]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_summary(summary: ScanSummary, console: Console, verbose: bool = False, db_words: str = "") -> None:
+    """Print the summary table, then every failure and EXIF problem (``verbose``: and the models'
+    version; ``db_words``: the ``--db`` of the hints, where not the default index)."""
     t = summary.timings
     table = Table(title="phototag scan", show_header=False)
     table.add_column(justify="left")
@@ -94,29 +121,33 @@ def render_summary(summary: ScanSummary, console: Console) -> None:
         rows.append((f"not scanned: {reason}", _safe(counts)))
     rows += [
         ("faces found", summary.faces),
-        *([("turned the wrong way up (see phototag orient)", summary.turned)] if summary.turned else []),
+        *([(f"turned the wrong way up (see: phototag orient{db_words} PATH)", summary.turned)]
+          if summary.turned else []),
         ("pruned from the index" if summary.pruned else "marked missing", summary.missing),
     ]
     rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
-    rows += [(f"sidecars {status}", n) for status, n in sorted(summary.sidecars.items())]
+    rows += [(_SIDECARS.get(status, f"sidecars {status}"), n) for status, n in sorted(summary.sidecars.items())]
+    if getattr(summary, "cleaned", 0):
+        rows.append(("left alone: cleaned by phototag clean (--rescan tags them)", summary.cleaned))
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))
     if summary.confirmed:
         rows.append(("interrupted rewrites found complete", summary.confirmed))
     if summary.temp_files_removed:
-        rows.append(("temporary files of killed writes removed", summary.temp_files_removed))
+        rows.append(("temporary files of interrupted writes removed", summary.temp_files_removed))
     rows.append(("time", f"{t.total:.1f} s"))
     if summary.scanned or summary.failed:
-        rows.append(("  start-up / walk", f"{t.startup:.1f} / {t.walk:.1f} s"))
-        rows.append(("  decode / detect / chain / write" + (" (all workers)" if summary.nodes else ""),
+        rows.append(("  starting / finding the files", f"{t.startup:.1f} / {t.walk:.1f} s"))
+        rows.append(("  reading / finding faces / estimating / writing" + (" (all workers)" if summary.nodes else ""),
                      f"{t.decode:.1f} / {t.detect:.1f} / {t.chain:.1f} / {t.write:.1f} s"))
-        rows.append(("  waiting for the cluster" if summary.nodes else "  waiting for decode or chain",
+        rows.append(("  waiting for the cluster" if summary.nodes else "  waiting for photos to be read or estimated",
                      f"{t.waiting:.1f} s"))
     if summary.nodes:
         rows.append(("Ray cluster: nodes / worker processes", f"{summary.nodes} / {summary.workers}"))
     if summary.engine:
         rows += [("detector", summary.detector), ("models run on", f"{summary.engine} on {summary.device}")]
-    rows.append(("models", summary.model_version))
+    if verbose:
+        rows.append(("model version", summary.model_version))
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
@@ -144,7 +175,9 @@ def _safe(text: str) -> str:
 
 def render_clean(summary: CleanSummary, console: Console) -> None:
     """Print the photos cleaned (or failed) and a closing line."""
-    table = Table("Photo", "Would remove" if summary.dry_run else "Removed", box=None)
+    table = Table(box=None)
+    table.add_column("Photo", overflow="fold")  # a file name is never cut
+    table.add_column("Would remove" if summary.dry_run else "Removed", overflow="fold")
     for path, result in summary.photos:
         table.add_row(Text(escape_controls(path)), Text(escape_controls(f"failed: {result.failed}"), style="red")
                       if result.failed else Text(escape_controls(result.summary())))
@@ -153,30 +186,38 @@ def render_clean(summary: CleanSummary, console: Console) -> None:
     verb = "Would clean" if summary.dry_run else "Cleaned"
     temps = summary.temp_files_removed
     console.print(f"{verb} {summary.cleaned} file(s)" + (f", {summary.failed} failed" if summary.failed else "")
-                  + (f", removed {temps} temporary file(s) left by killed writes" if temps else "") + ".",
+                  + (f", removed {temps} temporary file(s) left by interrupted writes" if temps else "") + ".",
                   markup=False)
+    if getattr(summary, "index_error", ""):
+        console.print(Text(escape_controls(f"The index was not updated: {summary.index_error}"), style="yellow"))
 
 
 TURN_WORDS = {1: "turned 90° counter-clockwise", 2: "upside down", 3: "turned 90° clockwise"}
 
 
-def render_orient(summary: OrientSummary, console: Console) -> None:
-    """Print the turned photos (and with --fix what was done to each) and a closing line."""
-    table = Table("Photo", "Faces say", *(["Orientation"] if summary.fix else []), box=None)
+def render_orient(summary: OrientSummary, console: Console, db_words: str = "") -> None:
+    """Print the turned photos (and with --fix what was done to each) and a closing line; ``db_words``:
+    the ``--db`` of the hint, where not the default index."""
+    table = Table(box=None)
+    table.add_column("Photo", overflow="fold")
+    table.add_column("Its faces say")
+    if summary.fix:
+        table.add_column("Orientation")
     for path, turn, result in summary.photos:
         cells = [Text(escape_controls(path)), Text(TURN_WORDS.get(turn, str(turn)))]
         if result is not None:
             if result.status in ("written", "unchanged"):
                 cells.append(Text(f"{result.before} -> {result.after}" if result.status == "written" else "already upright"))
             else:
-                cells.append(Text(escape_controls(f"{result.status}: {result.reason}"), style="red"))
+                cells.append(Text(escape_controls(f"{result.status}: {result.reason}"),
+                                  style="red" if result.status == "failed" else "yellow"))
         table.add_row(*cells)
     if table.row_count:
         console.print(table)
     n = len(summary.photos)
     if not summary.fix:
-        console.print(f"{n} photo(s) turned" + (" (show them upright with: phototag orient --fix PATH)" if n else "")
-                      + ".", markup=False)
+        console.print(f"{n} photo(s) turned" + (f" (show them upright with: phototag orient --fix{db_words} PATH)"
+                                                 if n else "") + ".", markup=False)
         return
     done = sum(r is not None and r.status == "written" for _, _, r in summary.photos)
     verb = "Would fix" if summary.dry_run else "Fixed"
@@ -186,16 +227,45 @@ def render_orient(summary: OrientSummary, console: Console) -> None:
 
 # --- query, show, stats -------------------------------------------------------------------------
 
-def detail_summary(photo: dict) -> str:
-    """The lines above ``show``'s face table."""
+def detail_summary(photo: dict, sidecars: list[str] = (), db_words: str = "") -> str:
+    """The lines above ``show``'s face table: the photo, its size and date, whether it is turned, where
+    its tags are (``sidecars``: the sidecar files beside it); ``db_words``: the hints' ``--db``."""
     lines = [escape_controls(photo["path"]) + (" (missing at the last scan)" if photo["missing"] else "")]
-    if photo["status"] != "done":
-        lines.append(f"{photo['status']}: {escape_controls(photo['error'])}")
+    if photo["status"] == "failed":
+        lines.append(f"failed: {escape_controls(photo['error'] or '')}")
+    elif photo["status"] == "cleaned":
+        lines.append("Cleaned: phototag clean took its tags out; scans leave it alone until --rescan or until "
+                     "the file changes")
+    elif photo["status"] != "done":
+        lines.append(f"{photo['status']}" + (f": {escape_controls(photo['error'])}" if photo["error"] else ""))
     else:
         taken = f", taken {photo['taken_at']}" if photo["taken_at"] else ""
         lines.append(f"{photo['width']} x {photo['height']} px as displayed{taken}, {_plural(photo['face_count'], 'face')}")
-    lines += [f"RAW sibling {escape_controls(sibling)} (one photo with it)" for sibling in photo.get("siblings", [])]
+        if photo.get("turn"):
+            lines.append(f"The photo is {TURN_WORDS.get(photo['turn'], 'turned')}: its faces agree (show it upright "
+                         f"with: phototag orient --fix{db_words} {shlex.quote(escape_controls(photo['path']))})")
+        lines.append(tags_place(photo.get("exif_status") or "", list(sidecars)))
+    lines += [f"RAW file {escape_controls(sibling)} (one photo with it)" for sibling in photo.get("siblings", [])]
     return "\n".join(lines)
+
+
+_NOT_IN_PHOTO = {
+    "unsupported": "its format cannot hold them",
+    "failed": "writing them failed at the last scan",
+    "": "scanned with --no-exif",
+}
+
+
+def tags_place(exif_status: str, sidecars: list[str]) -> str:
+    """Where a scanned photo's tags are, in words: the photo (as its ``exif_status`` says), the
+    ``sidecars`` found beside it, the index."""
+    places = ["in the photo (EXIF and XMP)"] if exif_status in ("written", "unchanged") else []
+    places += [f"in the sidecar {escape_controls(s)}" for s in sidecars]
+    places.append("in the index")
+    where = ", ".join(places[:-1]) + " and " + places[-1] if len(places) > 1 else "only in the index"
+    if exif_status in ("written", "unchanged"):
+        return f"Tags: {where}"
+    return f"Tags: {where} (not in the photo: {_NOT_IN_PHOTO.get(exif_status, exif_status)})"
 
 
 def stats_summary(stats: dict) -> str:
@@ -258,17 +328,24 @@ def photos_table(photos: list[dict], matching: bool) -> Table:
 
 def faces_table(photo: dict) -> Table:
     """A rich table of one photo's faces."""
-    table = Table(show_edge=False, caption="Box: pixels of the displayed frame; Conf.: gender confidence; "
-                                            "Det.: detection confidence")
+    table = Table(show_edge=False, caption_justify="left",
+                  caption="Box: left, top, width and height in pixels of the photo as displayed. Tilt: how far "
+                          "the face leans. Certainty: how sure the gender is (50 %: a guess). Face score: how sure "
+                          "the detector is that it is a face (0 to 1).")
     table.add_column("#", justify="right")
-    table.add_column("Box x y w h", no_wrap=True)
-    for name in ("Rot.", "Gender", "p_female", "Age", "Conf.", "Det."):
+    table.add_column("Box", no_wrap=True)
+    for name in ("Tilt", "Gender", "Certainty", "Age", "Face score"):
         table.add_column(name, justify="right")
     for f in photo["faces"]:
+        certainty = gender_confidence(f)
         table.add_row(str(f["face_index"]), " ".join(f"{v:.0f}" for v in (f["x"], f["y"], f["w"], f["h"])),
-                      f"{f['rotation']:.1f}°", f["gender"] or "?", f"{f['p_female']:.3f}",
-                      f"{f['age']:.1f}", f"{gender_confidence(f):.3f}", f"{f['confidence']:.3f}")
+                      f"{f['rotation']:.0f}°", GENDER_WORDS.get(f["gender"], "?"),
+                      "" if certainty is None else f"{certainty * 100:.0f} %", str(age_years(f["age"])),
+                      f"{f['confidence']:.2f}")
     return table
+
+
+GENDER_WORDS = {"f": "female", "m": "male"}
 
 
 def stats_table(stats: dict) -> Table:
@@ -284,9 +361,9 @@ def stats_table(stats: dict) -> Table:
     return table
 
 
-def render_photo(photo: dict, console: Console) -> None:
-    """``show``: the photo's facts, then its faces."""
-    console.print(detail_summary(photo), markup=False)
+def render_photo(photo: dict, console: Console, sidecars: list[str] = (), db_words: str = "") -> None:
+    """``show``: the photo's facts, then its faces (see :func:`detail_summary`)."""
+    console.print(detail_summary(photo, sidecars, db_words), markup=False)
     if photo["faces"]:
         console.print(faces_table(photo))
 
@@ -298,6 +375,17 @@ def render_stats(stats: dict, console: Console) -> None:
         console.print(stats_table(stats))
     for item in stats.get("failed_files", []):
         console.print(Text(escape_controls(f"failed {item['path']}: {item['error']}"), style="red"))
+
+
+def render_config(path: str, exists: bool, rows: list[tuple[str, str, str]], console: Console) -> None:
+    """``config``: the file's path, then each setting's value in effect and where it comes from."""
+    console.print(f"Config file: {path}" + ("" if exists else " (none yet)"), markup=False, soft_wrap=True)
+    table = Table("Setting", "Value", "From", show_edge=False)
+    table.columns[1].overflow = "fold"
+    for key, value, source in rows:
+        table.add_row(key, Text(value), source)
+    console.print(table)
+    console.print("An option on the command line beats these.", markup=False)
 
 
 # --- train, eval ---------------------------------------------------------------------------------

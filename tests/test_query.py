@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -284,7 +286,8 @@ def test_show(lib):
     result = run(db_path, "show", paths["a"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert paths["a"] in result.stdout and "2 faces" in result.stdout
-    assert "10 20 100 120" in result.stdout and "0.100" in result.stdout and "25.0" in result.stdout
+    assert "10 20 100 120" in result.stdout and "male" in result.stdout and "90 %" in result.stdout  # 1 - p_female
+    assert "│  25 │" in result.stdout and "Certainty" in result.stdout and "p_female" not in result.stdout
 
 
 def test_show_json(lib):
@@ -394,3 +397,49 @@ def test_rounded_age_matches_the_sql_bounds(age, years):
 def test_help(command):
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--db" in result.stdout
+
+
+# --- right advice (issue 26) ---------------------------------------------------------------------
+
+def test_show_a_folder_lists_its_photos(lib):
+    db_path, paths = lib
+    result = run(db_path, "show", os.path.dirname(paths["a"]), env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert paths["a"] in result.stdout and paths["b"] in result.stdout and paths["c"] not in result.stdout
+    assert "phototag scan" not in result.stderr and "--path" in result.stderr
+    listed = json.loads(run(db_path, "show", os.path.dirname(paths["c"]), "--json").stdout)
+    assert {p["path"] for p in listed} == {paths["c"], paths["d"]}  # the failed f is not a photo with faces
+
+
+def test_show_an_empty_folder_says_how_to_scan_it(lib, tmp_path):
+    (tmp_path / "new").mkdir()
+    result = run(lib[0], "show", str(tmp_path / "new"))
+    assert result.exit_code == 1 and f"phototag scan --db {lib[0]} {tmp_path / 'new'}" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["clip.mov", "clip.MP4"])
+def test_show_a_video_says_videos_are_not_supported(lib, tmp_path, name):
+    result = run(lib[0], "show", str(tmp_path / name))
+    assert result.exit_code == 1 and "video" in result.stderr and "not supported" in result.stderr
+    assert "phototag scan" not in result.stderr
+
+
+def test_show_says_the_photo_is_turned_and_where_its_tags_are(lib):
+    db_path, paths = lib
+    result = run(db_path, "show", paths["a"], env={"COLUMNS": "300"})
+    assert "turned 90° counter-clockwise" in result.stdout  # its faces' rotation is 90
+    assert f"phototag orient --fix --db {db_path} {paths['a']}" in result.stdout
+    assert "Tags: only in the index (not in the photo: scanned with --no-exif)" in result.stdout
+    Path(paths["a"] + ".xmp").write_text("<x/>")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("update photos set exif_status = 'written'")
+    shown = run(db_path, "show", paths["a"], env={"COLUMNS": "300"}).stdout
+    assert f"Tags: in the photo (EXIF and XMP), in the sidecar {paths['a']}.xmp and in the index" in shown
+
+
+def test_hints_name_the_index_given(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere.db"
+    result = runner.invoke(app, ["stats", "--db", str(elsewhere)])
+    assert result.exit_code == 1 and f"phototag scan --db {elsewhere} FOLDER" in result.stderr
+    result = runner.invoke(app, ["stats"], env={"PHOTOTAG_DB": str(elsewhere)})  # a plain scan uses it too
+    assert result.exit_code == 1 and "create one with: phototag scan FOLDER" in result.stderr
