@@ -9,16 +9,17 @@ Tables
 ------
 ``photos``: one row per file seen. ``path`` is the absolute path for display and filtering (bytes
 that are not valid UTF-8 are shown as ``\\xNN``); ``path_key`` is the exact file-system name
-(``os.fsencode``) and is the real key. ``status`` is ``done``, ``failed`` (``error`` says why);
-``missing`` is 1 when the file was gone at the last scan. ``size``, ``mtime_ns``, ``inode``,
-``ctime_ns`` and ``sha256`` describe the file the row's faces belong to (the inode and the ctime, as
-git keeps them, tell a file rewritten or replaced even when its size and mtime were kept; both are
-unknown, NULL, in rows from an index before them, and the ctime of a rewrite until it is confirmed:
-a rename changes it). ``unconfirmed`` is 1 while phototag's own rewrite of the file is under way:
-the row (faces and the new file's size, mtime, inode, hash) is recorded before the new file is
-renamed in, and confirmed after (with the file's ctime); the next scan confirms it when the file's
-hash is the expected one, else the rename never happened (or the user changed the file) and the
-photo is scanned again.
+(``os.fsencode``) and is the real key. ``status`` is ``done``, ``failed`` (``error`` says why) or
+``cleaned`` (``phototag clean`` took phototag's tags out of the file: its faces are gone, and scans
+leave it alone until ``--rescan`` or the file changes); ``missing`` is 1 when the file was gone at
+the last scan. ``size``, ``mtime_ns``, ``inode``, ``ctime_ns`` and ``sha256`` describe the file the
+row's faces belong to (the inode and the ctime, as git keeps them, tell a file rewritten or replaced
+even when its size and mtime were kept; both are unknown, NULL, in rows from an index before them,
+and the ctime of a rewrite until it is confirmed: a rename changes it). ``unconfirmed`` is 1 while
+phototag's own rewrite of the file is under way: the row (faces and the new file's size, mtime,
+inode, hash) is recorded before the new file is renamed in, and confirmed after (with the file's
+ctime); the next scan confirms it when the file's hash is the expected one, else the rename never
+happened (or the user changed the file) and the photo is scanned again.
 
 ``turn`` is the quarter turns (counter-clockwise as displayed, 0-3) the photo's faces agree it is
 turned by (:func:`phototag.turns.suggested_turn`; 0: upright, or the faces do not agree); an index
@@ -398,6 +399,20 @@ def record_failure(db: sqlite_utils.Database, path, stat: os.stat_result | None,
         photo_id = _upsert(db, row)
         db.execute("delete from faces where photo_id = ?", [photo_id])
     return photo_id
+
+
+def record_cleaned(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str) -> None:
+    """Store that ``phototag clean`` took phototag's tags out of ``path``, now the file ``stat`` and
+    ``sha256`` describe (status ``cleaned``, its faces removed), in one transaction. A RAW recorded as
+    the sibling of a scanned JPEG gets no row of its own."""
+    key = path_key(path)
+    row = _photo_row(path, stat, sha256) | {"status": "cleaned", "error": None, "face_count": 0, "turn": 0,
+                                             "model_version": None, "exif_status": "cleaned"}
+    with db.atomic():
+        if db.execute("select 1 from siblings where path_key = ?", [key]).fetchone():
+            return
+        photo_id = _upsert(db, row)
+        db.execute("delete from faces where photo_id = ?", [photo_id])
 
 
 def update_file_state(db: sqlite_utils.Database, path, stat: os.stat_result, sha256: str | None,

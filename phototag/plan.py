@@ -62,6 +62,8 @@ def plan(options: ScanOptions, writer: IndexWriter, summary: ScanSummary) -> Pla
         if (options.rescan or (options.rescan_outdated and outdated)
                 or not is_unchanged(writer, path, job.stat, state)):
             jobs.append(job)
+        elif state.status == "cleaned":  # ``phototag clean`` took its tags out: left so (until --rescan)
+            summary.count_cleaned()
         else:
             summary.count_unchanged(outdated, state.unconfirmed)
             if (state.status == "done" and options.wants_sidecar(state.exif_status or "")

@@ -39,6 +39,8 @@ class ScanSummary:
     found: int = 0  # image files under the paths
     scanned: int = 0  # photos decoded, detected and recorded in this run
     unchanged: int = 0  # skipped: same file as at the last scan
+    cleaned: int = 0  # skipped: photos ``phototag clean`` took the tags out of, left alone (not in
+    # ``unchanged``) until --rescan or the file changes
     faces: int = 0  # faces found in the scanned photos
     turned: int = 0  # scanned photos whose faces agree they are the wrong way up (phototag orient)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
@@ -85,6 +87,10 @@ class ScanSummary:
         self.unchanged += 1
         self.outdated += outdated
         self.confirmed += confirmed
+
+    def count_cleaned(self) -> None:
+        """A photo ``phototag clean`` took the tags out of, unchanged since: left alone."""
+        self.cleaned += 1
 
     def count_failure(self, path: bytes, error: str) -> None:
         self.failed.append((display_path(path), error))

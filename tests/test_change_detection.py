@@ -1,4 +1,5 @@
-"""Change detection by size, mtime, inode and ctime (a rewrite that keeps size and mtime is noticed)."""
+"""Change detection by size, mtime, inode and ctime (a rewrite that keeps size and mtime is noticed),
+and ``phototag clean`` recorded in the index (the next scan leaves cleaned photos alone)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from phototag import index
+import pytest
+
+from phototag import index, tags
+from phototag.clean import CleanOptions, clean
 from phototag.models import MANIFEST
 from phototag.plan import file_sha256
 from phototag.scan import ScanOptions, scan
+from phototag.sidecar import sidecar_path
 from phototag.testing.photos import face_crops, jpeg_bytes, paste_face, scene, write
 
 
@@ -36,6 +41,10 @@ def run(root, db, analyzer=None, **options):
     return scan(ScanOptions(paths=[os.fsencode(root)], db_path=db, **options), analyzer=analyzer)
 
 
+def snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def disagreements(db_path) -> list[str]:
     """The photos whose index row does not describe the file as it is (state or hash), or is unconfirmed."""
     db = index.open_index(db_path, create=False)
@@ -46,6 +55,114 @@ def disagreements(db_path) -> list[str]:
             wrong.append(row["path"])
     db.conn.close()
     return wrong
+
+
+# --- issue 26: the undo sticks -----------------------------------------------------------------------
+
+
+def test_a_cleaned_photo_is_left_alone_by_the_next_scan_until_rescan(tmp_path, tiny_analyzer):
+    root, db_path = tmp_path / "photos", tmp_path / "index.db"
+    photos = photo_folder(root)
+    first = run(root, db_path, tiny_analyzer)
+    assert first.scanned == 4 and first.exif == {"written": 3, "unsupported": 1}
+
+    cleaned = clean([root], CleanOptions(db_path=db_path))
+    assert (cleaned.cleaned, cleaned.indexed, cleaned.index_error) == (4, 4, "")
+    assert not sidecar_path(os.fsdecode(photos[-1])).exists()
+    db = index.open_index(db_path, create=False)
+    for path in photos:
+        row = index.get_photo(db, path)
+        assert (row["status"], row["face_count"], row["unconfirmed"]) == ("cleaned", 0, 0)
+        assert index.describes(row, os.stat(path)) and row["sha256"] == file_sha256(path)
+        assert index.faces_of(db, row["id"]) == []
+    before = snapshot(root)
+
+    again = run(root, db_path, tiny_analyzer)
+    assert (again.cleaned, again.unchanged, again.scanned, again.exif) == (4, 0, 0, {})
+    assert snapshot(root) == before  # no photo rewritten, no sidecar written again
+
+    rescan = run(root, db_path, tiny_analyzer, rescan=True)
+    assert rescan.scanned == 4 and rescan.exif == {"written": 3, "unsupported": 1}
+    assert all(tags.read_record(p) is not None for p in photos[:-1])
+    assert sidecar_path(os.fsdecode(photos[-1])).exists()
+    assert {r["status"] for r in db.query("select status from photos")} == {"done"}
+    assert disagreements(db_path) == []
+
+
+def test_a_cleaned_photo_changed_afterwards_is_scanned_again(tmp_path, tiny_analyzer):
+    root, db_path = tmp_path / "photos", tmp_path / "index.db"
+    photos = photo_folder(root, n=2)
+    run(root, db_path, tiny_analyzer)
+    clean([root], CleanOptions(db_path=db_path))
+    data = bytearray(Path(os.fsdecode(photos[0])).read_bytes())
+    Path(os.fsdecode(photos[0])).write_bytes(bytes(data) + b"\0")  # edited by the user
+    again = run(root, db_path, tiny_analyzer)
+    assert (again.cleaned, again.scanned) == (2, 1) and tags.read_record(photos[0]) is not None
+
+
+def test_clean_without_an_index_cleans_the_files_and_creates_none(tmp_path):
+    from test_tags import FACES, INFO, make_jpeg
+
+    jpeg = make_jpeg(tmp_path / "a.jpg", "camera")
+    tags.write_faces(jpeg, FACES, INFO, "m1")
+    db_path = tmp_path / "none" / "index.db"
+    done = clean([tmp_path], CleanOptions(db_path=db_path))
+    assert (done.cleaned, done.indexed, done.index_error) == (1, 0, "")
+    assert tags.read_record(jpeg) is None and not db_path.parent.exists()
+
+
+def test_clean_with_an_unusable_index_still_cleans_and_says_why(tmp_path):
+    from test_tags import FACES, INFO, make_jpeg
+
+    jpeg = make_jpeg(tmp_path / "a.jpg", "camera")
+    tags.write_faces(jpeg, FACES, INFO, "m1")
+    db_path = tmp_path / "index.db"
+    db_path.write_bytes(b"not a database, " * 100)
+    done = clean([tmp_path], CleanOptions(db_path=db_path))
+    assert done.cleaned == 1 and tags.read_record(jpeg) is None
+    assert "cannot use the index" in done.index_error and done.indexed == 0
+
+
+def test_a_dry_run_leaves_the_index_alone(tmp_path):
+    from test_tags import FACES, INFO, make_jpeg
+
+    jpeg = make_jpeg(tmp_path / "a.jpg", "camera")
+    tags.write_faces(jpeg, FACES, INFO, "m1")
+    db_path = tmp_path / "index.db"
+    db = index.open_index(db_path)
+    index.record_photo(db, jpeg, os.stat(jpeg), file_sha256(jpeg), INFO, FACES, "m1", "written")
+    assert clean([jpeg], CleanOptions(db_path=db_path, dry_run=True)).indexed == 0
+    assert index.get_photo(db, jpeg)["status"] == "done"
+
+
+def test_a_clean_killed_before_recording_leaves_the_old_row_and_cleaning_again_records_it(tmp_path, monkeypatch):
+    from test_tags import FACES, INFO, make_jpeg
+
+    jpeg = make_jpeg(tmp_path / "a.jpg", "camera")
+    tags.write_faces(jpeg, FACES, INFO, "m1")
+    plain = make_jpeg(tmp_path / "b.jpg", "plain")  # scanned, never tagged: not the index's to call cleaned
+    db_path = tmp_path / "index.db"
+    db = index.open_index(db_path)
+    index.record_photo(db, jpeg, os.stat(jpeg), file_sha256(jpeg), INFO, FACES, "m1", "written")
+    index.record_photo(db, plain, os.stat(plain), file_sha256(plain), INFO, [], "m1", "")
+    tagged_sha = file_sha256(jpeg)
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "record_cleaned", killed)
+    with pytest.raises(KeyboardInterrupt):
+        clean([tmp_path], CleanOptions(db_path=db_path))
+    assert tags.read_record(jpeg) is None  # the file was cleaned, the index not told
+    row = index.get_photo(db, jpeg)
+    assert row["status"] == "done" and row["sha256"] == tagged_sha != file_sha256(jpeg)  # the old file: rescanned
+
+    monkeypatch.undo()
+    again = clean([tmp_path], CleanOptions(db_path=db_path))
+    assert again.cleaned == 0 and again.indexed == 1  # nothing left to take out; recorded now
+    row = index.get_photo(db, jpeg)
+    assert row["status"] == "cleaned" and row["sha256"] == file_sha256(jpeg)
+    assert index.get_photo(db, plain)["status"] == "done"
 
 
 # --- issue 25 item 4: a rewrite is noticed ------------------------------------------------------------
