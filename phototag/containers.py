@@ -67,7 +67,8 @@ class Photo:
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
         if self.kind == "JPEG":
-            self.exif_span, self.xmp_span, app13_span, self.mpf_span, self.insert_at = _jpeg_spans(data)
+            (self.exif_span, self.xmp_span, app13_span, self.mpf_span, self.insert_at,
+             self.after_exif) = _jpeg_spans(data)
             self.density = _jfif_density(data, self.insert_at)
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
@@ -121,7 +122,8 @@ class Photo:
         exif_segment = _jpeg_segment(JPEG_EXIF, tiff, "EXIF block")
         xmp_segment = _jpeg_segment(JPEG_XMP, xmp, "XMP packet") + _extended_segments(new_extended)
         exif_span = self.exif_span or (self.insert_at, self.insert_at)
-        xmp_span = self.xmp_span or (exif_span[1], exif_span[1])
+        after_exif = self.after_exif if self.exif_span else exif_span[1]
+        xmp_span = self.xmp_span or (after_exif, after_exif)
         edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)]
                        + [(*span, 3, b"") for g, _, _, span, _ in self.extended if old_guid and g == old_guid.encode()])
         if self.mpf_span is not None:
@@ -149,28 +151,49 @@ def _read_from_start(fd: int, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | None, int]:
-    """Byte ranges of the first APP1 Exif, APP1 XMP, APP13 Photoshop and APP2 MPF segments (None:
-    absent), and where a new EXIF segment belongs (after SOI and a leading APP0)."""
-    pos = insert_at = 2
-    exif = xmp = app13 = mpf = None
+def _segments(data) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each segment before the image data (SOS) or EOI. Stray bytes between
+    segments are skipped as exiftool and libjpeg skip them (and copied as they are)."""
+    pos = 2
     while True:
-        if pos + 4 > len(data) or data[pos] != 0xFF:
+        if pos + 4 > len(data):
             raise Refused("the JPEG is damaged before its image data")
+        if data[pos] != 0xFF:
+            junk = bytes(data[pos:pos + 65536]).find(b"\xff")
+            if junk < 0:
+                raise Refused("the JPEG is damaged before its image data")
+            pos += junk
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # SOS, EOI
-            return exif, xmp, app13, mpf, insert_at
+            return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue
         end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
         if end > len(data):
             raise Refused("the JPEG is damaged (a segment runs past the end)")
-        if marker == 0xE1 and exif is None and data[pos + 4:pos + 4 + len(JPEG_EXIF)] == JPEG_EXIF:
+        yield marker, pos, end
+        pos = end
+
+
+def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | None, int, int | None]:
+    """Byte ranges of the first APP1 Exif, APP1 XMP, APP13 Photoshop and APP2 MPF segments (None:
+    absent), where a new EXIF segment belongs (after SOI and a leading APP0), and where a new XMP
+    segment belongs when there is EXIF: after it, and after the APP1 Exif segments that continue it
+    (exiftool reads an EXIF block split over several segments when they follow each other)."""
+    insert_at, after_exif = 2, None
+    exif = xmp = app13 = mpf = None
+    for marker, pos, end in _segments(data):
+        is_exif = marker == 0xE1 and data[pos + 4:pos + 4 + len(JPEG_EXIF)] == JPEG_EXIF
+        if is_exif and exif is None:
             exif = (pos, end)
+            after_exif = end
+        elif is_exif and after_exif is not None and pos - after_exif < 16:
+            after_exif = end
         if marker == 0xE1 and xmp is None and data[pos + 4:pos + 4 + len(JPEG_XMP)] == JPEG_XMP:
             xmp = (pos, end)
         if marker == 0xED and app13 is None and data[pos + 4:pos + 4 + len(PHOTOSHOP)] == PHOTOSHOP:
@@ -179,24 +202,19 @@ def _jpeg_spans(data) -> tuple[Span | None, Span | None, Span | None, Span | Non
             mpf = (pos, end)
         if marker == 0xE0 and insert_at == pos:
             insert_at = end
-        pos = end
+    return exif, xmp, app13, mpf, insert_at, after_exif
 
 
 def _extended_chunks(data) -> list[tuple[bytes, int, int, Span, bytes]]:
     """(GUID, full length, offset, span, portion) of each APP1 extended XMP segment before the image data."""
-    chunks, pos = [], 2
+    chunks = []
     header = len(JPEG_EXTENDED_XMP) + 40
-    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
-        if data[pos + 1] == 0xFF or 0xD0 <= data[pos + 1] <= 0xD7 or data[pos + 1] == 0x01:
-            pos += 1 if data[pos + 1] == 0xFF else 2
-            continue
-        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    for marker, pos, end in _segments(data):
         payload = bytes(data[pos + 4:min(end, pos + 4 + header)])
-        if data[pos + 1] == 0xE1 and payload.startswith(JPEG_EXTENDED_XMP) and len(payload) == header:
+        if marker == 0xE1 and payload.startswith(JPEG_EXTENDED_XMP) and len(payload) == header:
             total, offset = struct.unpack_from(">II", payload, len(JPEG_EXTENDED_XMP) + 32)
             guid = payload[len(JPEG_EXTENDED_XMP):len(JPEG_EXTENDED_XMP) + 32]
             chunks.append((guid, total, offset, (pos, end), bytes(data[pos + 4 + header:end])))
-        pos = end
     return chunks
 
 

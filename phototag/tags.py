@@ -24,12 +24,12 @@ import piexif
 
 from . import iptc, policy
 from .atomic import Written, check_writable, remove, replace
-from .containers import JPEG_XMP, Photo, Unsupported
+from .containers import JPEG_EXIF, JPEG_XMP, Photo, Unsupported
 from .errors import Refused
 from .names import printable
 from .records import Face, PhotoInfo
 from .sidecar import NAMES, sidecar_path
-from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, required_tags
+from .tiff import EMPTY_TIFF, EXIF_REQUIRED, IFD0_REQUIRED, ExifBlock, Restore, required_tags
 from .walk import became_another_link
 from .xmp import HIERARCHY, SUBJECT, TAGS_LIST, NotXmp, Packet
 
@@ -39,6 +39,8 @@ ORIENTATION = piexif.ImageIFD.Orientation
 ORIENTATION_BEFORE = "orientation_before"  # the record's note of the orientation ``phototag orient`` replaced
 BAGS = (SUBJECT, HIERARCHY, TAGS_LIST)
 JPEG_XMP_LIMIT = 0xFFFF - 2 - len(JPEG_XMP)  # bytes of XMP one APP1 segment holds
+JPEG_EXIF_LIMIT = 0xFFFF - 2 - len(JPEG_EXIF)  # bytes of EXIF one APP1 segment holds
+EXIF_RESTORE = "exif_restore"  # the record's note of how to put the EXIF block back as it was (tiff.Restore)
 MAX_SIDECAR = 64 << 20  # a larger file at a sidecar's name is not read (Lightroom's are under 1 MB)
 
 
@@ -110,10 +112,13 @@ def write_faces(path, faces: list[Face], info: PhotoInfo, model_version: str, *,
             if read is not None and not _is_file(photo, read):
                 return WriteResult("changed", "the file changed after it was read")
             check_writable(path)
-            tiff, user_keywords = _tagged_exif(photo, faces, info, model_version)
             packet, old_guid = _embedded_packet(photo)
+            tiff, user_keywords, xmp_record, exif_note = _tagged_exif(photo, faces, info, model_version,
+                                                                      _exif_state(photo, packet))
             _fill(packet, faces, info, model_version, elsewhere=user_keywords + iptc.keywords(photo.app13))
+            packet.set_record(xmp_record)
             xmp, extended, note = _packed(photo, packet, old_guid)
+            note = "; ".join(filter(None, [exif_note, note]))
             if (tiff, xmp) == (photo.tiff, photo.xmp):
                 return WriteResult("unchanged", note=note)
             written = replace(path, photo.with_metadata(tiff, xmp, extended=extended), like=photo.stat,
@@ -215,11 +220,17 @@ def _read_sidecar(target: Path) -> tuple[bytes | None, os.stat_result | None]:
 
 
 def read_record(path) -> dict | None:
-    """phototag's record from the photo's EXIF, or None (no record, or a format without EXIF support)."""
-    exif = _read_exif(Path(os.fsdecode(path)))
+    """phototag's record from the photo's EXIF (or its XMP, where the EXIF could not take it), or None
+    (no record, or a format phototag does not write into)."""
     try:
-        return None if exif is None else policy.split_comment(user_comment(exif), exif.order)[1]
-    except Refused:
+        with Photo.open(Path(os.fsdecode(path))) as photo:
+            try:
+                exif = ExifBlock.parse(photo.tiff) if photo.tiff else None
+                record = exif and policy.split_comment(user_comment(exif), exif.order)[1]
+            except (Refused, struct.error):
+                record = None
+            return record or (Packet(photo.xmp).record() if photo.xmp else None)
+    except (Unsupported, Refused, NotXmp, OSError, struct.error):
         return None
 
 
@@ -252,21 +263,86 @@ def clean(path, *, dry_run: bool = False, keep_mtime: bool = True, force: bool =
     return result
 
 
-def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version: str) -> tuple[bytes, list[str]]:
-    """(the photo's EXIF block with phototag's keywords and record, the same bytes when they are there
-    already; the user's own XPKeywords)."""
-    exif = ExifBlock.parse(photo.tiff) if photo.tiff else created_block(photo, (info.stored_width, info.stored_height))
-    code, previous, user, encoding = policy.split_comment(user_comment(exif), exif.order)
-    current = policy.decode_keywords(exif.get(XP_KEYWORDS))
-    own = policy.own_keywords(previous)
-    keywords, added = policy.merge_keywords(current, own, policy.photo_keywords(faces))
-    record = policy.exif_record(faces, info, model_version, added) | record_flags(photo, previous)
-    new_keywords = policy.encode_keywords(keywords)
-    new_comment = policy.join_comment(code, record, user, encoding)
-    if (exif.get(XP_KEYWORDS), user_comment(exif)) == (new_keywords, new_comment):
-        return photo.tiff, policy.without(current, own)
-    return exif.patch({XP_KEYWORDS: (piexif.TYPES.Byte, new_keywords)},
-                      {USER_COMMENT: (piexif.TYPES.Undefined, new_comment)}), policy.without(current, own)
+@dataclass
+class _ExifState:
+    """The photo's EXIF as phototag edits it: ``tiff``, the block to edit (the one phototag's last
+    edit started from, when it can be put back exactly: ``restored``); phototag's earlier record
+    (from the EXIF or the XMP); ``unsafe``: why the block is left as it is ("": it is edited)."""
+
+    tiff: bytes | None
+    block: ExifBlock | None = None
+    previous: dict | None = None
+    unsafe: str = ""
+    restored: bool = False
+    pristine: bool = True  # the block holds nothing of phototag's: an edit of it can be undone exactly
+
+
+def _exif_state(photo: Photo, packet: Packet) -> _ExifState:
+    xmp_record = packet.record()
+    if not photo.tiff:
+        return _ExifState(None, previous=xmp_record)
+    try:
+        exif = ExifBlock.parse(photo.tiff)
+        record = policy.split_comment(user_comment(exif), exif.order)[1]
+    except (Refused, struct.error) as error:
+        return _ExifState(photo.tiff, previous=xmp_record, unsafe=reason(error))
+    previous = record or xmp_record
+    pristine = record is None and not policy.own_keywords(previous)
+    restore = Restore.from_json((previous or {}).get(EXIF_RESTORE))
+    # ``phototag orient`` edits the block after the write: what it set must stay
+    original = restore.original(photo.tiff) if restore and ORIENTATION_BEFORE not in previous else None
+    try:
+        if original is not None:
+            return _ExifState(original, ExifBlock.parse(original), previous, exif.unsafe(), restored=True)
+        return _ExifState(photo.tiff, exif, previous, exif.unsafe(), pristine=pristine)
+    except (Refused, struct.error) as error:
+        return _ExifState(photo.tiff, previous=previous, unsafe=reason(error))
+
+
+def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version: str,
+                 state: _ExifState) -> tuple[bytes | None, list[str], dict | None, str]:
+    """(the photo's EXIF block with phototag's keywords and record; the user's own XPKeywords;
+    phototag's record when it goes into the XMP instead, else None; a note when the EXIF is left as
+    it was).
+
+    The block is edited as ``ExifBlock.edit`` does (nothing phototag does not own moves), starting
+    from the block before phototag's earlier edit when that can be put back exactly, so a write
+    again gives the same bytes. The record goes into UserComment when the block has an Exif IFD
+    (one phototag would create holding only UserComment is incomplete for the standard, and
+    exiftool says so), else into the XMP. A block that cannot be edited safely (damaged, odd
+    pointers, too large for its segment) is left byte for byte, and the record goes into the XMP."""
+    previous = state.previous
+    if not state.unsafe:
+        exif = state.block or created_block(photo, (info.stored_width, info.stored_height))
+        current = policy.decode_keywords(exif.get(XP_KEYWORDS))
+        own = [] if state.restored else policy.own_keywords(previous)
+        keywords, added = policy.merge_keywords(current, own, policy.photo_keywords(faces))
+        record = policy.exif_record(faces, info, model_version, added) | record_flags(photo, previous)
+        ifd0 = {XP_KEYWORDS: (piexif.TYPES.Byte, policy.encode_keywords(keywords))}
+        in_exif = exif.exif_at is not None
+        try:
+            code, _, user, encoding = policy.split_comment(user_comment(exif), exif.order)
+            comment = {USER_COMMENT: (piexif.TYPES.Undefined, policy.join_comment(code, record, user, encoding))}
+            tiff, restore = exif.edit(ifd0, comment if in_exif else {})
+            if state.restored or state.pristine:
+                record[EXIF_RESTORE] = restore.to_json()
+            if in_exif:
+                comment = {USER_COMMENT: (piexif.TYPES.Undefined, policy.join_comment(code, record, user, encoding))}
+                tiff = exif.edit(ifd0, comment)[0]
+            if photo.kind == "JPEG" and len(tiff) > JPEG_EXIF_LIMIT:
+                raise Refused(f"the EXIF block would be {len(tiff)} bytes, over the 64 KiB one JPEG segment holds")
+            return tiff, policy.without(current, own), None if in_exif else record, ""
+        except (Refused, struct.error) as error:
+            state.unsafe = reason(error)
+            if state.block is None:  # phototag would have created it: none then
+                state.tiff = photo.tiff
+    record = policy.exif_record(faces, info, model_version, []) | record_flags(photo, previous)
+    record.pop("exif_created", None)
+    try:
+        user_keywords = policy.decode_keywords(ExifBlock.parse(state.tiff).get(XP_KEYWORDS)) if state.tiff else []
+    except (Refused, struct.error):
+        user_keywords = []
+    return state.tiff, user_keywords, record, f"EXIF left as it was ({state.unsafe}); phototag's record is in the XMP"
 
 
 def record_flags(photo: Photo, previous: dict | None) -> dict:
@@ -330,19 +406,39 @@ def _clean_photo(path: Path, result: CleanResult, dry_run: bool, keep_mtime: boo
 
 def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict | None, list[str]]:
     """(the EXIF block without phototag's keywords and record (None: nothing left), the record, the
-    user's XPKeywords)."""
+    user's XPKeywords). The block is put back exactly as it was before phototag's edit when the
+    record says how and nothing else has changed it since; else phototag's parts are taken out."""
+    try:
+        xmp_record = Packet(photo.xmp).record() if photo.xmp else None
+    except NotXmp:
+        xmp_record = None
     if not photo.tiff:
-        return photo.tiff, None, []
-    exif = ExifBlock.parse(photo.tiff)
-    code, record, user, _ = policy.split_comment(user_comment(exif), exif.order)
+        return photo.tiff, xmp_record, []
+    try:
+        exif = ExifBlock.parse(photo.tiff)
+        code, record, user, _ = policy.split_comment(user_comment(exif), exif.order)
+    except (Refused, struct.error):
+        if xmp_record is None:
+            raise
+        return photo.tiff, xmp_record, []  # phototag left this block alone
+    in_exif = record is not None
+    record = record or xmp_record
     if record is None:
         return photo.tiff, None, []
     current = policy.decode_keywords(exif.get(XP_KEYWORDS))
+    restore = Restore.from_json(record.get(EXIF_RESTORE))
+    original = restore.original(photo.tiff) if restore else None
+    if original is not None:
+        remaining = policy.decode_keywords(ExifBlock.parse(original).get(XP_KEYWORDS))
+        result.keywords = policy.without(current, remaining)
+        result.record = in_exif or original != photo.tiff
+        result.orientation = ORIENTATION_BEFORE in record
+        return (None if record.get("exif_created") else original), record, remaining
     remaining = policy.without(current, policy.own_keywords(record))
     result.keywords = policy.without(current, remaining)
-    result.record = True
+    result.record = in_exif
     ifd0_changes = {XP_KEYWORDS: (piexif.TYPES.Byte, policy.encode_keywords(remaining)) if remaining else None}
-    exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None}
+    exif_changes = {USER_COMMENT: (piexif.TYPES.Undefined, code + user) if user else None} if in_exif else {}
     if ORIENTATION_BEFORE in record:
         before = record[ORIENTATION_BEFORE]
         result.orientation = True
@@ -351,6 +447,8 @@ def _cleaned_exif(photo: Photo, result: CleanResult) -> tuple[bytes | None, dict
     if record.get("exif_created"):
         ifd0_changes.update(dict.fromkeys(IFD0_REQUIRED))
         exif_changes.update(dict.fromkeys(EXIF_REQUIRED))
+    if not (result.keywords or in_exif or result.orientation):
+        return photo.tiff, record, remaining
     tiff = exif.patch(ifd0_changes, exif_changes)
     return (None if ExifBlock.parse(tiff).is_empty() else tiff), record, remaining
 
@@ -369,7 +467,7 @@ def _cleaned_xmp(photo: Photo, result: CleanResult,
     ours = [k for k in keywords if k not in user_keywords]  # not the user's, carried over
     result.keywords = list(dict.fromkeys(result.keywords + ours))
     result.regions += regions
-    if packet.is_empty():
+    if packet.is_empty() and packet.created_by_phototag():  # a user's empty packet stays
         return None, (old_guid, None)
     xmp, extended, _ = _packed(photo, packet, old_guid)
     return xmp, extended

@@ -1,9 +1,15 @@
-"""The EXIF (TIFF) block, edited byte-exactly: the original bytes stay where they are.
+"""The EXIF (TIFF) block, edited as exiftool edits one: nothing phototag does not own moves.
 
-``ExifBlock.patch`` keeps every byte of the old block in place (so every offset in it, a
-MakerNote's absolute ones included, stays valid) and appends a new IFD0 and Exif IFD holding the
-changed entries; the header points at the new IFD0. Whatever an earlier patch left at the end of the
-block is reused, so patching again does not grow it. piexif supplies only tag numbers and types.
+``ExifBlock.edit`` keeps every byte of the old block in place, so every offset in it stays valid (a
+MakerNote's absolute ones, a thumbnail's, a pointer into another directory), and no entry is moved,
+re-sorted or rewritten but those phototag changes. A changed entry changes in its place (its new
+value appended at the end of the block); a directory that gains an entry is copied to the end with
+the entry inserted before the first larger tag (the others keep their order, odd ones included), and
+only the one pointer to it changes (the header's, or IFD0's ExifOffset). What the edit changed in
+place is returned (``Restore``), so that ``clean`` and the next write can put the block back exactly
+as it was. A block where that is not safe (``ExifBlock.unsafe``: a malformed Exif IFD pointer, a
+directory that two pointers name, a value outside the block) raises ``Unsafe``, and phototag leaves
+it byte for byte. piexif supplies only tag numbers and types.
 
 Measured with piexif 1.1.3, which is why phototag does not let a library rewrite the block: ``load``
 silently drops tags it does not know (a private 0xC7AB tag was lost); ``dump`` raises on a MakerNote
@@ -13,6 +19,7 @@ big-endian and moves every value, which breaks MakerNotes that use absolute offs
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -25,6 +32,7 @@ GPS_POINTER = piexif.ImageIFD.GPSTag
 INTEROP_POINTER = piexif.ExifIFD.InteroperabilityTag
 THUMB_OFFSET = piexif.ImageIFD.JPEGInterchangeFormat
 THUMB_LENGTH = piexif.ImageIFD.JPEGInterchangeFormatLength
+POINTER_TAGS = (EXIF_POINTER, GPS_POINTER, INTEROP_POINTER, 0x014A)  # and SubIFDs
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 EMPTY_TIFF = b"MM\0*" + struct.pack(">IHI", 8, 0, 0)
 IFD0_REQUIRED = (piexif.ImageIFD.XResolution, piexif.ImageIFD.YResolution, piexif.ImageIFD.ResolutionUnit,
@@ -73,6 +81,7 @@ class ExifBlock:
     ifd0_next: int
     exif_at: int | None
     exif: list[tuple]
+    exif_next: int = 0
 
     @classmethod
     def parse(cls, tiff: bytes) -> ExifBlock:
@@ -84,8 +93,8 @@ class ExifBlock:
         exif_at = next((_pointer(e, order) for e in ifd0 if e[0] == EXIF_POINTER), None)
         if exif_at == ifd0_at or (ifd0_next and ifd0_next in (ifd0_at, exif_at)):
             raise Refused("the EXIF block is damaged (a directory pointer points back at IFD0 or the Exif IFD)")
-        exif = _read_ifd(tiff, exif_at, order)[0] if exif_at else []
-        return cls(tiff, order, ifd0_at, ifd0, ifd0_next, exif_at, exif)
+        exif, exif_next = _read_ifd(tiff, exif_at, order) if exif_at else ([], 0)
+        return cls(tiff, order, ifd0_at, ifd0, ifd0_next, exif_at, exif, exif_next)
 
     def get(self, tag: int, *, in_exif_ifd: bool = False) -> bytes | None:
         """The raw value of a tag in IFD0 (or the Exif IFD)."""
@@ -97,39 +106,72 @@ class ExifBlock:
     def is_empty(self) -> bool:
         return not self.ifd0 and not self.ifd0_next
 
-    def patch(self, ifd0_changes: dict, exif_changes: dict) -> bytes:
-        """A new block with tags set (``(type, bytes)``) or removed (``None``); old bytes stay in place.
-
-        Space is reused only at the end of the block, and only where nothing kept (a value, a
-        directory, the thumbnail) lies; every kept value's bytes are checked afterwards (``Refused``
-        when one would change, as in a damaged block whose values overlap)."""
+    def unsafe(self) -> str:
+        """Why editing this block in place is not safe ("" when it is): a directory phototag would
+        grow (IFD0, the Exif IFD) that another pointer also names, a malformed Exif IFD pointer, a
+        value outside the block (it may lie in another segment, which a longer block would move)."""
         order, tiff = self.order, self.tiff
-        freed = [(self.ifd0_at, _ifd_size(len(self.ifd0)))]
-        freed += [x for e in self.ifd0 if e[0] in ifd0_changes and (x := _extent(e, order))]
-        exif = _apply(self.exif, exif_changes)
-        if self.exif_at:
-            freed.append((self.exif_at, _ifd_size(len(self.exif))))
-            freed += [x for e in self.exif if e[0] in exif_changes and (x := _extent(e, order))]
-        kept = self._kept_extents(ifd0_changes, exif_changes)
-        if any(start + size > len(tiff) for start, size in kept):
-            raise Refused("the EXIF block is damaged (a value it keeps points past its end)")
-        ifd0 = [e for e in _apply(self.ifd0, ifd0_changes) if _tag(e) != EXIF_POINTER]
-        ifd0_at = max([_reusable_end(tiff, freed)] + [start + size for start, size in kept])
-        ifd0_at += ifd0_at & 1
-        exif_at = ifd0_at + _ifd_size(len(ifd0) + bool(exif))
-        if exif:
-            ifd0.append(New(EXIF_POINTER, piexif.TYPES.Long, struct.pack(order + "I", exif_at)))
-        values_at = exif_at + (_ifd_size(len(exif)) if exif else 0)
-        values: list[bytes] = []
-        ifd0_bytes = _ifd_bytes(ifd0, self.ifd0_next, order, values, values_at)
-        exif_bytes = _ifd_bytes(exif, 0, order, values, values_at) if exif else b""
-        head = tiff[:4] + struct.pack(order + "I", ifd0_at) + tiff[8:ifd0_at].ljust(ifd0_at - 8, b"\0")
-        out = head + ifd0_bytes + exif_bytes + b"".join(values)
-        for start, size in kept:
+        exif_pointer = [e for e in self.ifd0 if e[0] == EXIF_POINTER]
+        if exif_pointer and (len(exif_pointer) > 1 or exif_pointer[0][1] not in (4, 13) or exif_pointer[0][2] != 1):
+            return "its Exif IFD pointer is malformed"
+        targets = [self.ifd0_at, *([self.ifd0_next] if self.ifd0_next else [])]
+        directories = [self.ifd0, self.exif]
+        for at in _sub_directories(self):
+            entries, next_ifd = _read_ifd(tiff, at, order)
+            directories.append(entries)
+            if at == self.ifd0_next and next_ifd:
+                targets.append(next_ifd)
+        for entries in directories:
+            for entry in entries:
+                if (extent := _extent(entry, order)) and sum(extent) > len(tiff):
+                    return f"tag 0x{entry[0]:04x} points past its end, maybe into another part of the file"
+                if entry[0] in POINTER_TAGS and entry[1] in (4, 13):
+                    value = _value(tiff, entry, order)
+                    targets += struct.unpack_from(order + f"{len(value) // 4}I", value)
+        for at, name in ((self.ifd0_at, "IFD0"), (self.exif_at, "the Exif IFD")):
+            if at is not None and targets.count(at) > 1:
+                return f"another pointer names {name} too"
+        return ""
+
+    def patch(self, ifd0_changes: dict, exif_changes: dict) -> bytes:
+        """``edit``'s new block."""
+        return self.edit(ifd0_changes, exif_changes)[0]
+
+    def edit(self, ifd0_changes: dict, exif_changes: dict) -> tuple[bytes, Restore]:
+        """A new block with tags set (``(type, bytes)``) or removed (``None``), touching nothing else;
+        and how to put the old one back.
+
+        As exiftool edits a block: every existing byte stays where it is, and no entry is moved,
+        re-sorted or rewritten but those changed. A changed entry is changed in its place, its new
+        value appended at the end of the block; a directory that gains an entry is copied to the end
+        with the entry inserted (the others in their order), and only the one pointer to it changes.
+        ``Unsafe`` when the block is not safe to edit (see ``unsafe``); ``Refused`` when a kept value
+        would change (values that overlap the changed entries, in a damaged block)."""
+        if problem := self.unsafe():
+            raise Unsafe(f"the EXIF block is not safe to edit ({problem})")
+        order, tiff = self.order, self.tiff
+        editor = _Editor(self)
+        ifd0_changes = dict(ifd0_changes)
+        if self.exif_at is not None:
+            exif_changes = {t: c for t, c in exif_changes.items() if c is not None or any(e[0] == t for e in self.exif)}
+            if exif_changes:
+                exif_at = editor.directory(self.exif_at, self.exif, self.exif_next, exif_changes)
+                if all(c is None for c in exif_changes.values()) and not editor.remaining:
+                    ifd0_changes[EXIF_POINTER] = None
+                elif exif_at != self.exif_at:
+                    ifd0_changes[EXIF_POINTER] = (piexif.TYPES.Long, struct.pack(order + "I", exif_at))
+        elif new := {t: c for t, c in exif_changes.items() if c is not None}:
+            exif_at = editor.directory(None, [], 0, new)
+            ifd0_changes[EXIF_POINTER] = (piexif.TYPES.Long, struct.pack(order + "I", exif_at))
+        ifd0_at = editor.directory(self.ifd0_at, self.ifd0, self.ifd0_next, ifd0_changes)
+        if ifd0_at != self.ifd0_at:
+            editor.change(4, struct.pack(order + "I", ifd0_at))
+        out = bytes(editor.out)
+        for start, size in self._kept_extents(ifd0_changes, exif_changes):
             if out[start:start + size] != tiff[start:start + size]:
-                raise Refused(f"the EXIF block is damaged (rewriting it would change a kept value at {start})")
+                raise Refused(f"the EXIF block is damaged (editing it would change a kept value at {start})")
         _check_bounds(out)
-        return out
+        return out, Restore(len(tiff), _digest(tiff), sorted(editor.spans.items()))
 
     def _kept_extents(self, ifd0_changes: dict, exif_changes: dict) -> list[tuple[int, int]]:
         """(offset, size) of everything a patch keeps: the values outside their entries in IFD0 and the
@@ -146,6 +188,112 @@ class ExifBlock:
             if at == self.ifd0_next and len(thumb) == 2:
                 kept.append(tuple(thumb))
         return kept
+
+
+class Unsafe(Refused):
+    """The EXIF block is not safe to edit in place; phototag leaves it as it is."""
+
+
+@dataclass
+class Restore:
+    """How to put a block back as it was before an ``edit``: its length and digest, and its bytes
+    that the edit changed in place (the rest of the edit lies after them)."""
+
+    length: int
+    digest: str
+    spans: list[tuple[int, bytes]]
+
+    def to_json(self) -> dict:
+        return {"length": self.length, "sha256": self.digest, "spans": [[at, data.hex()] for at, data in self.spans]}
+
+    @classmethod
+    def from_json(cls, value) -> Restore | None:
+        try:
+            spans = [(int(at), bytes.fromhex(data)) for at, data in value["spans"]]
+            return cls(int(value["length"]), str(value["sha256"]), spans)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+
+    def original(self, tiff: bytes) -> bytes | None:
+        """The block as it was before the edit that made ``tiff``; None when ``tiff`` is not what
+        that edit made (another program has changed it since: the digest does not match)."""
+        if len(tiff) < self.length or any(at < 0 or at + len(data) > self.length for at, data in self.spans):
+            return None
+        out = bytearray(tiff[:self.length])
+        for at, data in self.spans:
+            out[at:at + len(data)] = data
+        return bytes(out) if _digest(out) == self.digest else None
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+class _Editor:
+    """A block being edited: changes in place remembered (their old bytes), additions appended."""
+
+    def __init__(self, block: ExifBlock):
+        self.order = block.order
+        self.tiff = block.tiff
+        self.out = bytearray(block.tiff)
+        self.spans: dict[int, bytes] = {}
+        self.remaining = 0  # entries left in the last directory edited
+
+    def change(self, at: int, data: bytes) -> None:
+        if at < len(self.tiff):
+            self.spans.setdefault(at, self.tiff[at:at + len(data)])
+        self.out[at:at + len(data)] = data
+
+    def append(self, data: bytes) -> int:
+        if len(self.out) & 1:
+            self.out += b"\0"
+        at = len(self.out)
+        self.out += data
+        return at
+
+    def entry(self, tag: int, type_: int, data: bytes) -> bytes:
+        """A 12-byte entry; a value over 4 bytes is appended to the block."""
+        count = len(data) // TYPE_SIZES[type_]
+        field = data.ljust(4, b"\0") if len(data) <= 4 else struct.pack(self.order + "I", self.append(data))
+        return struct.pack(self.order + "HHI", tag, type_, count) + field
+
+    def directory(self, at: int | None, entries: list[tuple], next_ifd: int, changes: dict) -> int:
+        """Apply ``changes`` to the directory at ``at`` (None: a new one); returns where it is now."""
+        order = self.order
+        changes = {tag: change for tag, change in changes.items()
+                   if not any(e[0] == tag and change is not None and (e[1], _value(self.tiff, e, order))
+                              == (change[0], change[1]) for e in entries)}
+        present = {e[0] for e in entries}
+        added = sorted((tag, change) for tag, change in changes.items() if change is not None and tag not in present)
+        removed = {tag for tag, change in changes.items() if change is None and tag in present}
+        kept = [e for e in entries if e[0] not in removed]
+        self.remaining = len(kept) + len(added)
+        if at is not None and not added and not removed:
+            for i, e in enumerate(entries):
+                if e[0] in changes:
+                    self.change(at + 2 + 12 * i + 2, self.entry(e[0], *changes[e[0]])[2:])
+            return at
+        layout: list = list(kept)
+        for tag, change in added:  # before the first entry with a larger tag: the others keep their order
+            index = next((i for i, e in enumerate(layout) if _tag(e) > tag), len(layout))
+            layout.insert(index, New(tag, *change))
+        size = _ifd_size(len(layout))
+        new_at = at if at is not None and not added else self.append(bytes(size))
+        data = [struct.pack(order + "H", len(layout))]
+        for e in layout:
+            if isinstance(e, New):
+                data.append(self.entry(e.tag, e.type, e.data))
+            elif e[0] in changes:
+                data.append(self.entry(e[0], *changes[e[0]]))
+            else:
+                data.append(struct.pack(order + "HHI", *e[:3]) + e[3])
+        data.append(struct.pack(order + "I", next_ifd))
+        block = b"".join(data)
+        if new_at == at:  # entries removed: the directory shrinks in place
+            self.change(at, block + bytes(_ifd_size(len(entries)) - len(block)))
+        else:
+            self.out[new_at:new_at + size] = block
+        return new_at
 
 
 def _sub_directories(exif: ExifBlock) -> list[int]:
@@ -192,43 +340,8 @@ def _tag(entry) -> int:
     return entry.tag if isinstance(entry, New) else entry[0]
 
 
-def _apply(entries: list, changes: dict) -> list:
-    kept = [e for e in entries if _tag(e) not in changes]
-    return kept + [New(tag, *change) for tag, change in changes.items() if change is not None]
-
-
 def _ifd_size(count: int) -> int:
     return 2 + 12 * count + 4
-
-
-def _reusable_end(tiff: bytes, freed: list[tuple[int, int]]) -> int:
-    """Where to append: the block's end, moved back over freed regions at the end (an earlier write's)."""
-    end = len(tiff)
-    moved = True
-    while moved:
-        moved = False
-        for start, size in freed:
-            if 8 <= start < end and (start + size == end or (start + size == end - 1 and tiff[end - 1] == 0)):
-                end, moved = start, True
-    return end + (end & 1)
-
-
-def _ifd_bytes(entries: list, next_ifd: int, order: str, values: list[bytes], values_at: int) -> bytes:
-    """Serialise an IFD (sorted by tag); long values of new entries go to ``values`` (even offsets)."""
-    out = [struct.pack(order + "H", len(entries))]
-    for entry in sorted(entries, key=_tag):
-        if not isinstance(entry, New):
-            out.append(struct.pack(order + "HHI", *entry[:3]) + entry[3])
-            continue
-        count = len(entry.data) // TYPE_SIZES[entry.type]
-        if len(entry.data) <= 4:
-            field = entry.data.ljust(4, b"\0")
-        else:
-            field = struct.pack(order + "I", values_at + sum(map(len, values)))
-            values.append(entry.data + b"\0" * (len(entry.data) & 1))
-        out.append(struct.pack(order + "HHI", entry.tag, entry.type, count) + field)
-    out.append(struct.pack(order + "I", next_ifd))
-    return b"".join(out)
 
 
 def _check_bounds(tiff: bytes) -> None:

@@ -23,6 +23,7 @@ phototag knows the extended packet is its own to merge back and rewrite).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -79,6 +80,8 @@ class NotXmp(ValueError):
 class Packet:
     """An XMP document being edited in memory (``data`` None: a new, empty one)."""
 
+    _added_rdf = False  # the packet had no rdf:RDF: the one added is left out again while it is empty
+
     def __init__(self, data: bytes | None = None):
         if data and data.strip(b"\0 \t\r\n"):
             try:
@@ -91,6 +94,9 @@ class Packet:
                 raise NotXmp("the XMP packet has a DOCTYPE, which XMP forbids (ISO 16684-1); "
                              "phototag leaves it as it is")
             self.rdf = self.root if self.root.tag == RDF else self.root.find(f".//{RDF}")
+            if self.rdf is None and self.root.tag == _q("x:xmpmeta"):  # an empty packet: x:xmpmeta alone
+                self.rdf = etree.SubElement(self.root, RDF)
+                self._added_rdf = True
             if self.rdf is None:
                 raise NotXmp("no rdf:RDF element")
         else:
@@ -171,6 +177,27 @@ class Packet:
                 element = _add(self._own_description(), f"phototag:{name}")
             element.text = value
 
+    def record(self) -> dict | None:
+        """phototag's JSON record (``phototag:Record``), where it is kept when not in the EXIF."""
+        text = self.property("Record")
+        try:
+            record = json.loads(text) if text else None
+        except (ValueError, RecursionError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def set_record(self, record: dict | None) -> None:
+        """Put phototag's JSON record in the packet (None: take it out)."""
+        if record is not None:
+            self.set_properties({"Record": json.dumps(record, ensure_ascii=True, separators=(",", ":"))})
+        elif (element := self._property(_q("phototag:Record"))) is not None:
+            _drop(element)
+
+    def created_by_phototag(self) -> bool:
+        """Whether phototag created this packet (its toolkit attribute says so): ``clean`` deletes it
+        when it empties, and keeps any other, a user's empty packet included."""
+        return self.root.get(_q("x:xmptk")) == "phototag"
+
     def remove_own(self) -> tuple[list[str], int]:
         """Remove everything phototag wrote; returns (keywords taken out of dc:subject, regions removed)."""
         keywords = self.replace_own(SUBJECT, [])
@@ -185,6 +212,8 @@ class Packet:
                 del description.attrib[name]
             if own and not len(description):
                 _drop(description)
+        if not len(self.rdf) and self.rdf.getparent() is self.root and self.root.tag == _q("x:xmpmeta"):
+            self._added_rdf = True  # a packet that had no rdf:RDF before phototag's write (left out)
         return keywords, regions
 
     def is_empty(self) -> bool:
@@ -199,7 +228,14 @@ class Packet:
         ``x:xmpmeta`` (other than the packet wrapper); checked to parse back (raises ``NotXmp``)."""
         before = [n for n in self.root.itersiblings(preceding=True) if not _is_xpacket(n)][::-1]
         after = [n for n in self.root.itersiblings() if not _is_xpacket(n)]
-        parts = [etree.tostring(n, encoding="unicode", with_tail=False) for n in (*before, self.root, *after)]
+        empty = self._added_rdf and not len(self.rdf) and self.rdf.getparent() is self.root
+        if empty:
+            self.root.remove(self.rdf)
+        try:
+            parts = [etree.tostring(n, encoding="unicode", with_tail=False) for n in (*before, self.root, *after)]
+        finally:
+            if empty:
+                self.root.append(self.rdf)
         data = (PACKET_BEGIN + "\n".join(parts) + PACKET_END).encode()
         Packet(data)
         return data
@@ -237,7 +273,7 @@ class Packet:
                          f"holds ({limit} bytes)")
         extended = etree.Element(_q("x:xmpmeta"), nsmap={"x": NS["x"]})
         rdf = _add(extended, "rdf:RDF")
-        holder = _add(rdf, "rdf:Description", {ABOUT: ""})
+        holder = _add(rdf, "rdf:Description", {ABOUT: self._about()})
         _drop(regions)
         holder.append(regions)
         _place(regions)
@@ -260,11 +296,14 @@ class Packet:
         scope = self.rdf.nsmap
         nsmap = {p: uri for p, uri in NS.items() if p not in ("x", "rdf") and uri not in scope.values()}
         nsmap = {(p if p not in scope else f"{p}-pt"): uri for p, uri in nsmap.items()}
-        about = next((d.get(ABOUT) for d in self.rdf.findall(DESCRIPTION) if d.get(ABOUT) is not None), "")
-        description = etree.SubElement(self.rdf, DESCRIPTION, {ABOUT: about, _q("phototag:Own"): "1"},
+        description = etree.SubElement(self.rdf, DESCRIPTION, {ABOUT: self._about(), _q("phototag:Own"): "1"},
                                        nsmap=nsmap)
         _place(description)
         return description
+
+    def _about(self) -> str:
+        """The packet's rdf:about (every description must say the same): the user's, else ""."""
+        return next((d.get(ABOUT) for d in self.rdf.findall(DESCRIPTION) if d.get(ABOUT)), "")
 
     def _property(self, tag: str) -> etree._Element | None:
         for description in self.rdf.findall(DESCRIPTION):
