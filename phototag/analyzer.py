@@ -59,9 +59,12 @@ class FaceAnalyzer:
         """Faces in an RGB uint8 image decoded at ``scale`` (see :meth:`Detector.detect`)."""
         return self.detector.detect(rgb, scale)
 
-    def predict(self, items: list[tuple[np.ndarray, list[Detection]]]) -> list[list[Face]]:
-        """The chain's faces for many (image, detections) pairs at once, in each image's pixels."""
-        return self.chain.predict(items, detect=self.detector.detect)
+    def predict(self, items: list[tuple[np.ndarray, list[Detection]]], oriented: list[bool] | None = None,
+                scales: list[float] | None = None) -> list[list[Face]]:
+        """The chain's faces for many (image, detections) pairs at once, in each image's pixels;
+        per image, ``oriented``: whether an EXIF/HEIF orientation was applied to it, ``scales``:
+        its decoded pixels per full-resolution pixel (see :meth:`phototag.chain.FaceChain.predict`)."""
+        return self.chain.predict(items, detect=self.detector.detect, oriented=oriented, scales=scales)
 
     def analyze(self, rgb: np.ndarray) -> list[Face]:
         """The faces of one RGB uint8 image, in its pixels."""
@@ -72,4 +75,5 @@ class FaceAnalyzer:
         orientation applied)."""
         pixels, info = decode_file(path)
         detections = self.detect(pixels, info.scale)
-        return [to_full_resolution(f, info.scale) for f in self.predict([(pixels, detections)])[0]]
+        faces = self.predict([(pixels, detections)], oriented=[info.orientation != 1], scales=[info.scale])[0]
+        return [to_full_resolution(f, info.scale) for f in faces]

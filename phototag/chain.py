@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from .models import AttributeModel, ModelSet, RotationModel, wrapped_angles
 from .records import Detection, Face
+from .turns import photo_turn, quarter_evidence, within_turn
 
 EYE_MOUTH_SHARE = 0.39  # eye-to-mouth distance / crop side
 EYE_HEIGHT = 0.29  # eye centre below the top edge / crop side
@@ -47,6 +49,7 @@ SURE_STRENGTH = 0.88  # the mirror-averaged reading's strength at least this
 SURE_SPREAD = 10.0  # degrees: the face's and its mirror image's readings disagree by at most this
 SURE_ANGLE = 45.0  # degrees: the reading is within this of upright
 SURE_LANDMARKS = 20.0  # degrees: and within this of the landmarks' angle
+SURE_SCORE = 5.0  # the score of such a reading: above any that four readings can give (4.95)
 
 
 def wide_size(size: int) -> int:
@@ -130,16 +133,19 @@ class FaceChain:
     ``flip_average``: also run each model on the mirrored face and average (test-time augmentation;
     about twice the model time, see models/README.md for what it gains). ``upright_shortcut``: skip
     the turned readings of faces that the detector and the first reading agree are nearly upright
-    (see :meth:`angles`; off, every face gets all four readings).
+    (see :meth:`angles`; off, every face gets all four readings). ``photo_turn``: a photo's faces
+    decide its quarter turn together, then each is read within 90° of it (see :meth:`predict`;
+    off, each face decides alone).
     """
 
     def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True,
-                 upright_shortcut: bool = True):
+                 upright_shortcut: bool = True, photo_turn: bool = True):
         self.models = models
         self.batch_size = batch_size
         self.rotation = RotationModel(models.rotation, batch_size, flip_average)
         self.attributes = AttributeModel(models.attributes, batch_size, flip_average)
         self.upright_shortcut = upright_shortcut
+        self.photo_turn = photo_turn
 
     @property
     def version(self) -> str:
@@ -147,7 +153,13 @@ class FaceChain:
 
     def angles(self, crops: np.ndarray, turned_crops: np.ndarray | None = None,
                vouched: np.ndarray | None = None) -> np.ndarray:
-        """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle.
+        """Rotation angles (degrees, in (-180, 180]) of face crops, over the full circle (see :meth:`readings`)."""
+        return self.readings(crops, turned_crops, vouched)[0]
+
+    def readings(self, crops: np.ndarray, turned_crops: np.ndarray | None = None,
+                 vouched: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(angles, estimates, scores): rotation angles (degrees, in (-180, 180]) of face crops over
+        the full circle, and per face (rows) the four estimates they were chosen from with their scores.
 
         The regressor was trained within ±90° and reads a face beyond that as some small angle, so
         it reads the crop as it is (mirror-averaged) and, once each, the face turned back by one,
@@ -157,48 +169,63 @@ class FaceChain:
         readings are the strongest (a face outside the training range reads short), within those
         the one read nearest upright (where the regressor is most accurate); and when the
         reading of the crop as it is (the mirror-averaged one) agrees with the winner, it is taken.
+        An estimate's score is the number of readings agreeing with it plus half their mean
+        strength (at most 4.95).
 
         ``vouched``: per face, the landmarks' angle in the crop's frame where the detector is sure
         of the face (confidence at least :data:`SURE_DETECTION`), else NaN. A vouched face whose
         first reading is strong, mirror-consistent, nearly upright and near the landmarks (the
-        ``SURE_*`` limits) keeps that reading without the turned ones (``upright_shortcut``).
+        ``SURE_*`` limits) keeps that reading without the turned ones (``upright_shortcut``): its
+        one estimate scores :data:`SURE_SCORE`, the others NaN.
         """
         as_is, strength, spread = self.rotation.read(crops)
         result = as_is.copy()
+        estimates = np.full((len(crops), 4), np.nan)
+        scores = np.full((len(crops), 4), np.nan)
+        estimates[:, 0], scores[:, 0] = as_is, SURE_SCORE
         rest = np.ones(len(crops), bool)
         if self.upright_shortcut and vouched is not None:
             rest = ~((np.abs(wrapped_angles(vouched - as_is)) <= SURE_LANDMARKS) & (np.abs(as_is) <= SURE_ANGLE)
                      & (strength >= SURE_STRENGTH) & (spread <= SURE_SPREAD))  # NaN is never sure
         if not rest.any():
-            return wrapped_angles(result)
+            return wrapped_angles(result), estimates, scores
         source = (crops if turned_crops is None else turned_crops)[rest]
         turned = np.concatenate([np.rot90(source, -k, axes=(1, 2)) for k in (1, 2, 3)])
         other, other_strength, _ = self.rotation.read(turned, flip_average=False)
         readings = np.concatenate([as_is[rest][None], other.reshape(3, -1)])
         strengths = np.concatenate([strength[rest][None], other_strength.reshape(3, -1)])
-        estimates = readings + 90 * np.arange(4)[:, None]
-        agree = np.abs(wrapped_angles(estimates[:, None] - estimates[None])) < AGREEMENT
+        candidates = readings + 90 * np.arange(4)[:, None]
+        agree = np.abs(wrapped_angles(candidates[:, None] - candidates[None])) < AGREEMENT
         support = agree.sum(axis=1)
         cluster_strength = (agree * strengths[None]).sum(axis=1) / support  # mean over the agreeing readings
-        score = support + np.clip(cluster_strength, 0, 1.9) / 2 - np.abs(readings) / 1e4  # last: nearest upright
-        best = estimates[np.argmax(score, axis=0), np.arange(len(source))]
-        first = np.abs(wrapped_angles(estimates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
-        result[rest] = np.where(first, estimates[0], best)
-        return wrapped_angles(result)
+        score = support + np.clip(cluster_strength, 0, 1.9) / 2
+        best = candidates[np.argmax(score - np.abs(readings) / 1e4, axis=0), np.arange(len(source))]  # ties: nearest upright
+        first = np.abs(wrapped_angles(candidates[0] - best)) < AGREEMENT  # then the mirror-averaged reading, if it agrees
+        result[rest] = np.where(first, candidates[0], best)
+        estimates[rest], scores[rest] = wrapped_angles(candidates.T), score.T
+        return wrapped_angles(result), estimates, scores
 
-    def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
-                     turned_crops: np.ndarray | None = None, vouched: np.ndarray | None = None) -> np.ndarray:
-        """Full-circle angles of rotation crops (:meth:`angles`). ``turns``: quarter turns
-        (counter-clockwise) each face is from upright, as far as the detector tells; its crops are
-        turned back by them before the regressor measures the rest. ``vouched``: the landmarks'
-        angles of faces the detector is sure of, NaN for the others (see :meth:`angles`)."""
+    def first_readings(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
+                       turned_crops: np.ndarray | None = None, vouched: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Full-circle angles of rotation crops, with their estimates and scores (:meth:`readings`).
+        ``turns``: quarter turns (counter-clockwise) each face is from upright, as far as the
+        detector tells; its crops are turned back by them before the regressor measures the rest.
+        ``vouched``: the landmarks' angles of faces the detector is sure of, NaN for the others."""
         if turns is not None and turns.any():
             def back(crops):
                 return None if crops is None else np.stack([np.rot90(c, -int(k)) for c, k in zip(crops, turns)])
             rotation_crops, turned_crops = back(rotation_crops), back(turned_crops)
             vouched = None if vouched is None else vouched - 90 * turns
-        angles = self.angles(rotation_crops, turned_crops, vouched)
-        return angles if turns is None else wrapped_angles(angles + 90 * turns)
+        angles, estimates, scores = self.readings(rotation_crops, turned_crops, vouched)
+        if turns is None:
+            return angles, estimates, scores
+        return wrapped_angles(angles + 90 * turns), wrapped_angles(estimates + 90 * turns[:, None]), scores
+
+    def first_angles(self, rotation_crops: np.ndarray, turns: np.ndarray | None = None,
+                     turned_crops: np.ndarray | None = None, vouched: np.ndarray | None = None) -> np.ndarray:
+        """Full-circle angles of rotation crops (see :meth:`first_readings`)."""
+        return self.first_readings(rotation_crops, turns, turned_crops, vouched)[0]
 
     def finish(self, angles: np.ndarray, wide_crops: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -230,14 +257,47 @@ class FaceChain:
         return self.finish(self.first_angles(rotation_crops, turns), wide_crops)
 
     def predict(self, items: list[tuple[np.ndarray, list[Detection]]],
-                detect: Callable[[np.ndarray], list[Detection]] | None = None) -> list[list[Face]]:
+                detect: Callable[..., list[Detection]] | None = None, oriented: list[bool] | None = None,
+                scales: list[float] | None = None) -> list[list[Face]]:
         """Faces with predictions for each (RGB uint8 image, detections in its pixels) pair.
 
-        ``detect`` (the detector): a face whose landmarks are astray (YuNet's on a face turned by a
-        quarter or half turn) is found again on its surroundings turned upright, which gives its
-        true landmarks (one small detection, for such faces only); without ``detect``, or when
-        that finds nothing, the face is framed by its box.
+        ``detect`` (the detector, called as ``detect(pixels, scale)``): a face whose landmarks are
+        astray (YuNet's on a face turned by a quarter or half turn) is found again on its
+        surroundings turned upright, which gives its true landmarks (one small detection, for such
+        faces only); without ``detect``, or when that finds nothing, the face is framed by its box.
+
+        The photo decides first: a photo is turned as a whole far more often than its faces are
+        turned each their own way. Where a face of a photo reads beyond 45° (``photo_turn``, with
+        ``detect``), the photo's quarter turn is decided by all its faces
+        (:func:`phototag.turns.photo_turn`): the readings' scores for each quarter and the
+        detector's confidence on each face turned back from it, with a prior for upright
+        (``oriented``, per photo: an orientation was applied, a stronger prior). A photo found
+        turned is turned back and its faces are detected and read there, as in an upright copy
+        (``scales``: per photo, the decoded pixels per full-resolution pixel, for the detector's
+        limits); each face is read within 90° of its photo's turn unless its own evidence is
+        clearly stronger (:func:`phototag.turns.within_turn`). A photo whose faces all read
+        nearly upright costs nothing more.
         """
+        results, turns = self._read(items, detect, oriented)
+        if detect is None:
+            return results
+        for i, turn in enumerate(turns):
+            if not turn:
+                continue
+            pixels = items[i][0]
+            back = (4 - turn) % 4  # counter-clockwise quarter turns that show the photo upright
+            upright = np.ascontiguousarray(np.rot90(pixels, back))
+            found = detect(upright, scales[i] if scales else 1.0)
+            if found:
+                read, _ = self._read([(upright, found)], detect, upright=True)
+                results[i] = [in_turned_frame(face, back, pixels.shape) for face in read[0]]
+        return results
+
+    def _read(self, items: list[tuple[np.ndarray, list[Detection]]], detect: Callable[..., list[Detection]] | None,
+              oriented: list[bool] | None = None, upright: bool = False) -> tuple[list[list[Face]], list[int]]:
+        """The faces of each photo and the quarter turn each photo was found turned by (see
+        :meth:`predict`); ``upright``: the photos are known upright (turned back already), each
+        face is read within 90° of upright."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide = wide_size(size)
         rotation_crops, box_crops, wide_crops, turns, vouched, owners = [], [], [], [], [], []
@@ -253,13 +313,42 @@ class FaceChain:
                 vouched.append(np.nan if marked is None or det.confidence < SURE_DETECTION else marked)
                 owners.append((i, det, image))
         results: list[list[Face]] = [[] for _ in items]
+        photo_turns = [0] * len(items)
         if not owners:
-            return results
-        angles = self.first_angles(np.stack(rotation_crops), np.array(turns), np.stack(box_crops), np.array(vouched))
+            return results, photo_turns
+        angles, estimates, scores = self.first_readings(np.stack(rotation_crops), np.array(turns),
+                                                        np.stack(box_crops), np.array(vouched))
+        found_again: dict[tuple[int, int], Detection | None] = {}  # (face, quarter) -> found on its region
+
+        def again(j: int, quarter: int) -> Detection | None:
+            if (j, quarter) not in found_again:
+                i, det, _ = owners[j]
+                found_again[j, quarter] = located_upright(items[i][0], det, quarter, detect)
+            return found_again[j, quarter]
+
+        if upright:
+            for j in range(len(owners)):
+                angles[j] = within_turn(angles[j], estimates[j], scores[j], 0, np.zeros(4))
+        elif self.photo_turn and detect is not None:
+            for i in range(len(items)):
+                faces = [j for j, owner in enumerate(owners) if owner[0] == i]
+                candidates = {0} | {round(angles[j] / 90) % 4 for j in faces}
+                if candidates == {0}:
+                    continue
+                confidences = np.zeros((len(faces), 4))
+                for row, j in enumerate(faces):
+                    for quarter in candidates:
+                        found = again(j, quarter)
+                        confidences[row, quarter] = found.confidence if found is not None else 0.0
+                evidence = quarter_evidence(estimates[faces], scores[faces], confidences)
+                sides = np.array([max(owners[j][1].box[2:]) for j in faces])
+                photo_turns[i] = photo_turn(evidence, sides, candidates, bool(oriented and oriented[i]))
+                for row, j in enumerate(faces):
+                    angles[j] = within_turn(angles[j], estimates[j], scores[j], photo_turns[i], evidence[row])
         for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
             if marked is not None and abs(wrapped_angles(marked - angle)) > ASTRAY_LANDMARKS:
-                found = None if detect is None else located_upright(items[i][0], det, angle, detect)
+                found = None if detect is None else again(j, round(angle / 90) % 4)
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
         angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
@@ -268,23 +357,36 @@ class FaceChain:
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
-        return results
+        return results, photo_turns
 
 
-def located_upright(pixels: np.ndarray, det: Detection, angle: float,
+def in_turned_frame(face: Face, turns: int, shape: tuple[int, ...]) -> Face:
+    """A face read in ``np.rot90(image, turns)`` (turned counter-clockwise) in the frame of ``image``
+    of ``shape``: box, landmarks and rotation."""
+    from .detectors import turned_back
+
+    back = turned_back(face, turns, shape)
+    rotation = float(wrapped_angles(np.array(face.rotation - 90.0 * turns)))
+    return replace(face, box=back.box, landmarks=back.landmarks, rotation=round(rotation, 2))
+
+
+def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
                     detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
-    """The face of ``det`` found again by ``detect`` on its surroundings (twice its box) turned back
-    by the quarter turns nearest ``angle``, in ``pixels``' coordinates (None when not found there)."""
+    """The face of ``det``, lying ``quarter`` quarter turns (counter-clockwise) from upright, found
+    again by ``detect`` on its surroundings (twice its box) turned back upright, in ``pixels``'
+    coordinates: the detection nearest its centre, within half its size (None when none is)."""
     from .detectors import turned_back
 
     x, y, w, h = det.box
     cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
     x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
     region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
-    back = (4 - round(angle / 90)) % 4  # counter-clockwise quarter turns that make the face upright
+    back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
     found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
+    distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)) for d in found}
+    found = [d for d in found if distance[id(d)] <= reach / 2]
     if not found:
         return None
-    best = min(found, key=lambda d: math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)))
+    best = min(found, key=lambda d: distance[id(d)])
     return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
                      landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})

@@ -100,5 +100,6 @@ def batch_holds(faces: int, nbytes: int, batch_size: int) -> bool:
 
 def chain_faces(analyzer: FaceAnalyzer, photos: list[Photo]) -> list[list[Face]]:
     """The chain's faces of each of a batch of detected photos, in full-resolution pixels."""
-    faces = analyzer.predict([(p.pixels, p.detections) for p in photos])
+    faces = analyzer.predict([(p.pixels, p.detections) for p in photos],
+                             oriented=[p.info.orientation != 1 for p in photos], scales=[p.info.scale for p in photos])
     return [[to_full_resolution(f, p.info.scale) for f in found] for p, found in zip(photos, faces)]

@@ -170,7 +170,7 @@ def test_the_bar_advances_as_each_photo_is_recorded(copy, tmp_path, tiny_analyze
 
     predict = type(tiny_analyzer).predict
     monkeypatch.setattr(type(tiny_analyzer), "predict",
-                        lambda self, items: events.append(("chain", len(items))) or predict(self, items))
+                        lambda self, items, **kw: events.append(("chain", len(items))) or predict(self, items, **kw))
     options = ScanOptions(paths=[os.fsencode(copy)], db_path=db_path, exif=False, batch_size=64)
     summary = scan(options, Recorder(), analyzer=tiny_analyzer)
     photos = [e for e in events if e[0] == "photo"]
