@@ -16,6 +16,7 @@ read then refuses the write.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import struct
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .errors import Refused
 from .iptc import PHOTOSHOP
+from .tiff import outside_pointers
 from .xmp import extended_guid
 
 JPEG_EXIF = b"Exif\0\0"  # APP1 payload headers
@@ -66,11 +68,13 @@ class Photo:
         self.stat = st
         self.kind = _kind(bytes(data[:12]))
         self.lacks_vp8x = False
+        self.tiff_at = None  # where the EXIF block starts in the file (JPEG)
         if self.kind == "JPEG":
             (self.exif_span, self.xmp_span, app13_span, self.mpf_span, self.insert_at,
              self.after_exif) = _jpeg_spans(data)
             self.density = _jfif_density(data, self.insert_at)
             self.tiff = _jpeg_payload(data, self.exif_span, len(JPEG_EXIF))
+            self.tiff_at = self.exif_span[0] + 4 + len(JPEG_EXIF) if self.exif_span else None
             self.xmp = _jpeg_payload(data, self.xmp_span, len(JPEG_XMP))
             self.app13 = _jpeg_payload(data, app13_span, 0)
             self.extended = _extended_chunks(data)
@@ -100,6 +104,12 @@ class Photo:
                 raise _unsupported(kind)
             yield cls(_read_from_start(file.fileno(), st.st_size), st)
 
+    @functools.cached_property
+    def outside(self) -> list[tuple[int, int]]:
+        """The offsets in the EXIF block that point at data after its segment, as (where in the block,
+        the file position they point at; see ``tiff.outside_pointers``)."""
+        return outside_pointers(self.tiff, self.data, self.tiff_at) if self.tiff and self.tiff_at else []
+
     def extended_xmp(self, guid: str) -> bytes | None:
         """The extended XMP packet with this GUID (JPEG), None when its segments are missing or incomplete."""
         mine = [chunk for chunk in self.extended if chunk[0] == guid.encode()]
@@ -114,8 +124,10 @@ class Photo:
                       extended: tuple[str | None, bytes | None] = (None, None)) -> list:
         """The file's bytes, in pieces (bytes, and views of the file's buffer), with its EXIF replaced
         by ``tiff`` and its XMP packet by ``xmp`` (None: removed). ``extended`` (JPEG): the GUID of
-        extended XMP segments to remove, and an extended packet to write after the main one. Raises
-        ``Refused`` when the EXIF or the XMP does not fit its JPEG segment."""
+        extended XMP segments to remove, and an extended packet to write after the main one.
+        The offsets in the EXIF block that point at data after its segment (``outside``) are set in
+        ``tiff`` to where that data lies in the new file, as exiftool fixes a maker note's preview
+        pointer. Raises ``Refused`` when the EXIF or the XMP does not fit its JPEG segment."""
         if self.kind == "WebP":
             return _webp_with(self, tiff, xmp, drop_vp8x)
         old_guid, new_extended = extended
@@ -126,6 +138,17 @@ class Photo:
         xmp_span = self.xmp_span or (after_exif, after_exif)
         edits = sorted([(*exif_span, 0, exif_segment), (*xmp_span, 1, xmp_segment)]
                        + [(*span, 3, b"") for g, _, _, span, _ in self.extended if old_guid and g == old_guid.encode()])
+        if self.outside and tiff and self.exif_span:
+            fixed = bytearray(tiff)
+            order = "<" if tiff[:2] == b"II" else ">"
+            for field, target in self.outside:
+                if any(start < target < end for start, end, _, _ in edits):
+                    raise Refused("the EXIF block points at data in a segment phototag rewrites")
+                moved = sum(len(segment) - (end - start) for start, end, _, segment in edits
+                            if start >= exif_span[0] and end <= target)
+                struct.pack_into(order + "I", fixed, field, target + moved - exif_span[0] - 4 - len(JPEG_EXIF))
+            exif_segment = _jpeg_segment(JPEG_EXIF, bytes(fixed), "EXIF block")
+            edits = [(s, e, k, exif_segment if k == 0 else segment) for s, e, k, segment in edits]
         if self.mpf_span is not None:
             moved = sum(len(segment) - (end - start) for start, end, _, segment in edits if start >= self.mpf_span[1])
             if moved:

@@ -323,12 +323,13 @@ def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version
         try:
             code, _, user, encoding = policy.split_comment(user_comment(exif), exif.order)
             comment = {USER_COMMENT: (piexif.TYPES.Undefined, policy.join_comment(code, record, user, encoding))}
-            tiff, restore = exif.edit(ifd0, comment if in_exif else {})
+            keep = tuple(field for field, _ in photo.outside)  # set by with_metadata: kept in the Restore
+            tiff, restore = exif.edit(ifd0, comment if in_exif else {}, keep)
             if state.restored or state.pristine:
                 record[EXIF_RESTORE] = restore.to_json()
             if in_exif:
                 comment = {USER_COMMENT: (piexif.TYPES.Undefined, policy.join_comment(code, record, user, encoding))}
-                tiff = exif.edit(ifd0, comment)[0]
+                tiff = exif.edit(ifd0, comment, keep)[0]
             if photo.kind == "JPEG" and len(tiff) > JPEG_EXIF_LIMIT:
                 raise Refused(f"the EXIF block would be {len(tiff)} bytes, over the 64 KiB one JPEG segment holds")
             return tiff, policy.without(current, own), None if in_exif else record, ""

@@ -33,6 +33,7 @@ INTEROP_POINTER = piexif.ExifIFD.InteroperabilityTag
 THUMB_OFFSET = piexif.ImageIFD.JPEGInterchangeFormat
 THUMB_LENGTH = piexif.ImageIFD.JPEGInterchangeFormatLength
 POINTER_TAGS = (EXIF_POINTER, GPS_POINTER, INTEROP_POINTER, 0x014A)  # and SubIFDs
+MAKER_NOTE = piexif.ExifIFD.MakerNote
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 EMPTY_TIFF = b"MM\0*" + struct.pack(">IHI", 8, 0, 0)
 IFD0_REQUIRED = (piexif.ImageIFD.XResolution, piexif.ImageIFD.YResolution, piexif.ImageIFD.ResolutionUnit,
@@ -137,7 +138,7 @@ class ExifBlock:
         """``edit``'s new block."""
         return self.edit(ifd0_changes, exif_changes)[0]
 
-    def edit(self, ifd0_changes: dict, exif_changes: dict) -> tuple[bytes, Restore]:
+    def edit(self, ifd0_changes: dict, exif_changes: dict, keep: tuple[int, ...] = ()) -> tuple[bytes, Restore]:
         """A new block with tags set (``(type, bytes)``) or removed (``None``), touching nothing else;
         and how to put the old one back.
 
@@ -146,7 +147,9 @@ class ExifBlock:
         value appended at the end of the block; a directory that gains an entry is copied to the end
         with the entry inserted (the others in their order), and only the one pointer to it changes.
         ``Unsafe`` when the block is not safe to edit (see ``unsafe``); ``Refused`` when a kept value
-        would change (values that overlap the changed entries, in a damaged block)."""
+        would change (values that overlap the changed entries, in a damaged block). ``keep``: where
+        the block holds offsets that point outside it (``outside_pointers``), which the container
+        sets when the file around the block changes: their bytes are kept in the ``Restore`` too."""
         if problem := self.unsafe():
             raise Unsafe(f"the EXIF block is not safe to edit ({problem})")
         order, tiff = self.order, self.tiff
@@ -171,6 +174,8 @@ class ExifBlock:
             if out[start:start + size] != tiff[start:start + size]:
                 raise Refused(f"the EXIF block is damaged (editing it would change a kept value at {start})")
         _check_bounds(out)
+        for at in keep:
+            editor.spans.setdefault(at, tiff[at:at + 4])
         return out, Restore(len(tiff), _digest(tiff), sorted(editor.spans.items()))
 
     def _kept_extents(self, ifd0_changes: dict, exif_changes: dict) -> list[tuple[int, int]]:
@@ -188,6 +193,57 @@ class ExifBlock:
             if at == self.ifd0_next and len(thumb) == 2:
                 kept.append(tuple(thumb))
         return kept
+
+
+# Maker notes laid out as an IFD: (how they start, where the IFD starts, whether offsets count from the
+# maker note rather than the TIFF header). Others (Nikon's, with a TIFF header of their own) hold
+# nothing outside the block.
+MAKER_NOTE_IFDS = ((b"OLYMPUS\0", 12, True), (b"OM SYSTEM\0", 16, True), (b"OLYMP\0", 8, False),
+                   (b"SONY DSC \0\0\0", 12, False), (b"Panasonic\0\0\0", 12, False), (b"", 0, False))
+JPEG_SOI = b"\xff\xd8\xff"
+
+
+def outside_pointers(tiff: bytes, data, tiff_at: int) -> list[tuple[int, int]]:
+    """(where in the block, the file position it points at) of each offset in an EXIF block that
+    points past the block's end at a JPEG image in the file (``data``; the block starts at
+    ``tiff_at``): a preview stored after the image data (Minolta, Olympus and Samsung maker notes),
+    a thumbnail outside the segment. Looked for in IFD0, the Exif IFD and IFD1, and in a maker note
+    laid out as an IFD (and its sub-IFDs); [] for a block that cannot be read."""
+    try:
+        block = ExifBlock.parse(tiff)
+        order = block.order
+        found: list[tuple[int, int]] = []
+
+        def scan(at: int, base: int, limit: int, depth: int = 0) -> None:
+            entries = _read_ifd(tiff, at, order)[0] if 8 <= at and at + 2 <= limit else []
+            if not 0 < len(entries) <= 512 or at + _ifd_size(len(entries)) > limit + 4 or sum(
+                    not 1 <= e[1] <= 13 for e in entries) > len(entries) // 8:
+                return
+            for i, e in enumerate(entries):
+                if e[1] in (4, 13) and e[2] == 1:
+                    target = base + _pointer(e, order)
+                    if target >= len(tiff) and bytes(data[tiff_at + target:tiff_at + target + 3]) == JPEG_SOI:
+                        found.append((at + 2 + 12 * i + 8, tiff_at + target))
+                    elif depth < 1 and e[1] == 13 and base <= target < limit:  # a sub-IFD (Olympus)
+                        scan(target, base, limit, depth + 1)
+                elif depth < 1 and e[1] == 7 and (extent := _extent(e, order)) and base + sum(extent) <= limit:
+                    scan(base + extent[0], base, limit, depth + 1)  # a sub-IFD stored as bytes (Olympus)
+
+        for at in (block.ifd0_at, block.exif_at, block.ifd0_next):
+            if at:
+                scan(at, 0, len(tiff), 1)
+        note = next((e for e in block.exif if e[0] == MAKER_NOTE and (x := _extent(e, order)) and sum(x) <= len(tiff)),
+                    None)
+        if note is not None:
+            start, size = _extent(note, order)
+            head = tiff[start:start + 16]
+            for signature, skip, relative in MAKER_NOTE_IFDS:
+                if head.startswith(signature):
+                    scan(start + skip, start if relative else 0, start + size)
+                    break
+        return sorted(set(found))
+    except (Refused, struct.error):
+        return []
 
 
 class Unsafe(Refused):

@@ -194,3 +194,50 @@ def test_the_users_rdf_about_is_kept(tmp_path):
     assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
     assert not any("rdf:about" in w for w in warnings(photo)[0])
     assert exiftool("-XMP:About", photo)[0]["About"] == "uuid:faf5bdd5-ba3d-11da-ad31-d33d75182f1b"
+
+
+def minolta_jpeg() -> tuple[bytes, bytes, int]:
+    """A JPEG whose maker note (a plain IFD, as Minolta's, Samsung's) points at a preview stored after
+    the image data: (the file, the preview, where the pointer lies in the EXIF block)."""
+    from PIL import Image
+    import io
+
+    main, preview = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(main, "JPEG")
+    Image.new("RGB", (16, 12), (150, 120, 90)).save(preview, "JPEG")
+    make = b"Minolta Co., Ltd.\0"
+    exif_at = 8 + _ifd_size(2) + len(make)
+    note_at = exif_at + _ifd_size(1)
+    tiff_length = note_at + _ifd_size(2)
+    preview_at = tiff_length + len(main.getvalue()) - 2  # after the image (its SOI before the EXIF), from the header
+    note = ifd([(0x0088, 4, 1, struct.pack(">I", preview_at)),
+                (0x0089, 4, 1, struct.pack(">I", len(preview.getvalue())))])
+    tiff = (b"MM\0*" + struct.pack(">I", 8) + ifd([(0x010F, 2, len(make), struct.pack(">I", 8 + _ifd_size(2))),
+                                                   (0x8769, 4, 1, struct.pack(">I", exif_at))])
+            + make + ifd([(0x927C, 7, len(note), struct.pack(">I", note_at))]) + note)
+    data = with_exif(main.getvalue(), tiff) + preview.getvalue()
+    return data, preview.getvalue(), note_at + 2 + 8
+
+
+def _ifd_size(count: int) -> int:
+    return 2 + 12 * count + 4
+
+
+def test_a_maker_notes_preview_after_the_image_data_is_still_pointed_at(tmp_path):
+    """Minolta, Olympus and Samsung maker notes point at a preview stored after the image data, by
+    its offset from the TIFF header: the EXIF segment grew, the pointer did not, and the preview was
+    lost. The pointer now moves with the preview, as exiftool moves it; clean puts it back."""
+    data, preview, field = minolta_jpeg()
+    photo = tmp_path / "minolta.jpg"
+    photo.write_bytes(data)
+    with Photo.open(photo) as p:
+        assert p.outside == [(field, len(data) - len(preview))]
+
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    written = photo.read_bytes()
+    with Photo.open(photo) as p:
+        pointer = struct.unpack_from(">I", p.tiff, field)[0]
+        assert written[p.tiff_at + pointer:] == preview
+    assert tags.write_faces(photo, FACES[:1], INFO, "m2").status == "written"
+    assert tags.clean(photo).changed
+    assert photo.read_bytes() == data
