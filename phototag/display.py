@@ -54,7 +54,8 @@ class RichProgress:
     def __init__(self, console: Console):
         self.console = console
         self.faces = 0
-        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("photos recorded"),
+        self.bar = Progress(TextColumn("scanning"), BarColumn(complete_style="green", finished_style="green"),
+                            MofNCompleteColumn(), TextColumn("photos recorded"),
                             TextColumn("{task.fields[faces]} faces"), RateColumn(), TimeRemainingColumn(),
                             console=console)
         self.task = None

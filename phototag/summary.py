@@ -62,13 +62,13 @@ class ScanSummary:
     workers: int = 0
     timings: Timings = field(default_factory=Timings)
 
-    def count_unreadable(self, folder: bytes, error: OSError) -> None:
-        """A folder that could not be listed."""
     @property
     def recorded(self) -> int:
         """Photos whose row this run committed to the index: scanned, or failed with the reason."""
         return self.scanned + len(self.failed)
 
+    def count_unreadable(self, folder: bytes, error: OSError) -> None:
+        """A folder that could not be listed."""
         self.unreadable.append((display_path(folder), error.strerror or str(error)))
 
     def count_skipped(self, skipped: Skipped) -> None:
@@ -135,13 +135,13 @@ class ScanSummary:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["recorded"] = self.recorded
         d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         d["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
         d["skipped"] = [{"path": display_path(k.path), "reason": k.reason, "extension": k.extension}
                         | ({"detail": k.detail} if k.detail else {})
                         | ({"partner": display_path(k.partner)} if k.partner else {}) for k in self.skipped]
         d["skipped_counts"] = skipped_counts(self.skipped)
-        d["recorded"] = self.recorded
         d["exif_problems"] = [{"path": p, "status": s, "reason": r} for p, s, r in self.exif_problems]
         d["exif_notes"] = [{"path": p, "note": n} for p, n in self.exif_notes]
         return d
