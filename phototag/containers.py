@@ -154,6 +154,9 @@ class Photo:
             if moved:
                 start, end = self.mpf_span
                 edits = sorted(edits + [(start, end, 2, _mpf_moved(bytes(self.data[start:end]), moved))])
+        moved = sum(len(segment) - (end - start) for start, end, _, segment in edits)
+        if moved and (afcp := _afcp_moved(self.data, moved, max(end for _, end, _, _ in edits))) is not None:
+            edits.append(afcp)
         data, pieces, pos = memoryview(self.data), [], 0  # views: the image data is not copied
         for start, end, _, segment in edits:
             pieces += [data[pos:start], segment]
@@ -277,6 +280,28 @@ def _mpf_moved(segment: bytes, moved: int) -> bytes:
         pass
     raise Refused("the JPEG's MPF index (of the images after the main one) is damaged; "
                   "writing would lose them")
+
+
+def _afcp_moved(data, moved: int, edited_to: int) -> tuple[int, int, int, bytes] | None:
+    """The edit that keeps an AFCP trailer (AXS File Concatenation Protocol: IPTC, a thumbnail or a
+    preview appended to the file, found by absolute file offsets) valid when the file before it
+    grows by ``moved``: its directory's offsets and the end record's pointer to it moved by as much,
+    as exiftool moves them. None when the file has no AFCP trailer after ``edited_to``."""
+    footer = bytes(data[-12:])
+    if len(data) < 24 or footer[:4] not in (b"AXS!", b"AXS*"):
+        return None
+    order = ">" if footer[3:4] == b"!" else "<"
+    start = struct.unpack_from(order + "I", footer, 4)[0]
+    if not edited_to <= start <= len(data) - 24 or bytes(data[start:start + 4]) != footer[:4]:
+        raise Refused("the file's AFCP trailer is damaged; writing would lose what it holds")
+    count = struct.unpack_from(order + "H", data, start + 6)[0]
+    trailer = bytearray(data[start:])
+    if 12 + 12 * count > len(trailer) - 12:
+        raise Refused("the file's AFCP trailer is damaged; writing would lose what it holds")
+    for at in range(12 + 8, 12 + 12 * count, 12):
+        struct.pack_into(order + "I", trailer, at, struct.unpack_from(order + "I", trailer, at)[0] + moved)
+    struct.pack_into(order + "I", trailer, len(trailer) - 8, start + moved)
+    return start, len(data), 4, bytes(trailer)
 
 
 def _jfif_density(data, app0_end: int) -> tuple[int, int, int] | None:

@@ -241,3 +241,23 @@ def test_a_maker_notes_preview_after_the_image_data_is_still_pointed_at(tmp_path
     assert tags.write_faces(photo, FACES[:1], INFO, "m2").status == "written"
     assert tags.clean(photo).changed
     assert photo.read_bytes() == data
+
+
+def test_an_afcp_trailers_absolute_offsets_move_with_it(tmp_path):
+    """An AFCP trailer (IPTC appended to the file) finds its data by absolute file offsets: they
+    move with the trailer when the file before it grows, as exiftool moves them."""
+    photo = make_jpeg(tmp_path / "p.jpg", "plain")
+    jpeg = photo.read_bytes()
+    iptc = b"\x1c\x02\x19" + struct.pack(">H", 7) + b"holiday"
+    start = len(jpeg)
+    trailer = (b"AXS!\0\1" + struct.pack(">H", 1) + bytes(4) + b"IPTC" + struct.pack(">II", len(iptc), start + 24)
+               + iptc + b"AXS!" + struct.pack(">I", start) + bytes(4))
+    photo.write_bytes(jpeg + trailer)
+    before, warned = exiftool("-a", "-G1", "-IPTC:all", photo)[0], warnings(photo)
+    assert before["IPTC2:Keywords"] == "holiday"  # exiftool: IPTC in an AFCP trailer
+
+    assert tags.write_faces(photo, FACES, INFO, "m1").status == "written"
+    assert exiftool("-a", "-G1", "-IPTC:all", photo)[0] == before
+    assert warnings(photo) == warned  # not "Adjusted AFCP offsets"
+    tags.clean(photo)
+    assert photo.read_bytes() == jpeg + trailer
