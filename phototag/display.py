@@ -113,8 +113,11 @@ def render_summary(summary: ScanSummary, console: Console, verbose: bool = False
         ("image files found", summary.found),
         ("scanned", summary.scanned),
         ("skipped as unchanged", summary.unchanged),
-        ("failed", len(summary.failed)),
+        ("failed in this scan", len(summary.failed)),
     ]
+    if summary.still_failing:
+        rows.append((f"still failing, unchanged since an earlier scan (phototag stats{db_words} --failed)",
+                     summary.still_failing))
     for reason, by_extension in skipped_counts(summary.skipped).items():
         counts = ", ".join(f"{ext or '(none)'} ×{n}" for ext, n in by_extension.items())
         if reason == NEEDS_PACKAGE:
@@ -128,7 +131,7 @@ def render_summary(summary: ScanSummary, console: Console, verbose: bool = False
     ]
     rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
     rows += [(_SIDECARS.get(status, f"sidecars {status}"), n) for status, n in sorted(summary.sidecars.items())]
-    if getattr(summary, "cleaned", 0):
+    if summary.cleaned:
         rows.append(("left alone: cleaned by phototag clean (--rescan tags them)", summary.cleaned))
     if summary.outdated:
         rows.append(("tagged by older models (use --rescan-outdated)", summary.outdated))

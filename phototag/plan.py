@@ -65,7 +65,7 @@ def plan(options: ScanOptions, writer: IndexWriter, summary: ScanSummary) -> Pla
         elif state.status == "cleaned":  # ``phototag clean`` took its tags out: left so (until --rescan)
             summary.count_cleaned()
         else:
-            summary.count_unchanged(outdated, state.unconfirmed)
+            summary.count_unchanged(outdated, state.unconfirmed, failed=state.status == "failed")
             if (state.status == "done" and options.wants_sidecar(state.exif_status or "")
                     and not sidecar_path(os.fsdecode(os.path.realpath(path)), options.sidecar_name).exists()):
                 sidecars_missing.append(path)

@@ -39,6 +39,7 @@ class ScanSummary:
     found: int = 0  # image files under the paths
     scanned: int = 0  # photos decoded, detected and recorded in this run
     unchanged: int = 0  # skipped: same file as at the last scan
+    still_failing: int = 0  # of those, files that failed at an earlier scan (``phototag stats --failed``)
     cleaned: int = 0  # skipped: photos ``phototag clean`` took the tags out of, left alone (not in
     # ``unchanged``) until --rescan or the file changes
     faces: int = 0  # faces found in the scanned photos
@@ -82,11 +83,13 @@ class ScanSummary:
         """A photo another phototag process held all along (not recorded: the next scan takes it)."""
         self.skipped.append(Skipped(path, BUSY))
 
-    def count_unchanged(self, outdated: bool, confirmed: bool) -> None:
-        """A photo left alone as the file of the last scan (``confirmed``: its rewrite confirmed now)."""
+    def count_unchanged(self, outdated: bool, confirmed: bool, failed: bool = False) -> None:
+        """A photo left alone as the file of the last scan (``confirmed``: its rewrite confirmed now;
+        ``failed``: it could not be scanned then, and is the same file still)."""
         self.unchanged += 1
         self.outdated += outdated
         self.confirmed += confirmed
+        self.still_failing += failed
 
     def count_cleaned(self) -> None:
         """A photo ``phototag clean`` took the tags out of, unchanged since: left alone."""

@@ -131,6 +131,7 @@ def test_second_scan_skips_everything(library, first_scan, tiny_model_dir):
     again = scan_json(library.root, "--db", db_path, "--models", tiny_model_dir)
     assert again["scanned"] == 0 and again["failed"] == []
     assert again["unchanged"] == first["found"] and again["missing"] == 0 and again["outdated"] == 0
+    assert again["still_failing"] == len(first["failed"]) > 0  # the broken files, unchanged, still counted
     assert again["detector"] == "" and again["engine"] == ""  # nothing to do: no models loaded
 
 
@@ -307,6 +308,8 @@ def test_human_summary_and_quiet(copy, tmp_path, tiny_model_dir):
     assert "truncated.jpg" in result.stderr and result.stdout == ""
     quiet = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--quiet")
     assert quiet.exit_code == 0 and quiet.output == ""
+    again = run_scan(copy / "2024", "--db", db_path, "--models", tiny_model_dir, "--no-exif")
+    assert "failed in this scan" in again.stderr and "still failing" in again.stderr  # the truncated JPEG
 
 
 @pytest.mark.parametrize("args", [
