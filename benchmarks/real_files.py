@@ -307,16 +307,18 @@ def run(files: list[Path], work: Path, repeat: int = 1) -> dict:
                            f.box[3] * info.height), landmarks={}, confidence=f.confidence, rotation=f.rotation,
                       gender=f.gender, p_female=f.p_female, age=f.age) for f in FACES] if info else []
         info = info or PhotoInfo(width=1, height=1, stored_width=1, stored_height=1)
+        took = 0.0
         for _ in range(repeat):
             shutil.copyfile(states["before"] / name, target)
             start = time.perf_counter()
             result = tags.write_faces(target, faces, info, "real-files")
-            seconds += time.perf_counter() - start
+            took += time.perf_counter() - start
+        seconds += took
         shutil.copyfile(target, states["cleaned"] / name)
         cleaned = tags.clean(states["cleaned"] / name)
         results[name] = {"source": str(names[name]), "status": result.status, "reason": result.reason,
                          "note": result.note, "clean": cleaned.failed or cleaned.summary(),
-                         "decodes": photo_info(states["before"] / name) is not None}
+                         "decodes": photo_info(states["before"] / name) is not None, "seconds": took / repeat}
     snaps = {state: snapshot_folder(folder) for state, folder in states.items()}
     for name, result in results.items():
         before = snaps["before"][name]
@@ -339,7 +341,7 @@ def summarise(report: dict) -> dict:
         "files": len(report["files"]),
         "written": sum(f["status"] == "written" for f in files),
         "not tagged (decodable)": sum(f["decodes"] and not f["tagged"] for f in files),
-        "write: tags lost/changed": count("written_problems", ("tag lost", "tag changed", "UserComment")),
+        "write: tags lost/changed/added": count("written_problems", ("tag ", "UserComment")),
         "write: new warnings": count("written_problems", ("new warning",)),
         "write: image data changed": count("written_problems", ("image data",)),
         "write: exiv2 differences": count("written_problems", ("exiv2",)),

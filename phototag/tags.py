@@ -324,7 +324,7 @@ def _tagged_exif(photo: Photo, faces: list[Face], info: PhotoInfo, model_version
             code, _, user, encoding = policy.split_comment(user_comment(exif), exif.order)
             comment = {USER_COMMENT: (piexif.TYPES.Undefined, policy.join_comment(code, record, user, encoding))}
             keep = tuple(field for field, _ in photo.outside)  # set by with_metadata: kept in the Restore
-            tiff, restore = exif.edit(ifd0, comment if in_exif else {}, keep)
+            tiff, restore = exif.edit(ifd0, comment if in_exif else {}, keep, check=not in_exif)
             if state.restored or state.pristine:
                 record[EXIF_RESTORE] = restore.to_json()
             if in_exif:

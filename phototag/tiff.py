@@ -111,6 +111,11 @@ class ExifBlock:
         """Why editing this block in place is not safe ("" when it is): a directory phototag would
         grow (IFD0, the Exif IFD) that another pointer also names, a malformed Exif IFD pointer, a
         value outside the block (it may lie in another segment, which a longer block would move)."""
+        if "_unsafe" not in self.__dict__:
+            self.__dict__["_unsafe"] = self._find_unsafe()
+        return self.__dict__["_unsafe"]
+
+    def _find_unsafe(self) -> str:
         order, tiff = self.order, self.tiff
         exif_pointer = [e for e in self.ifd0 if e[0] == EXIF_POINTER]
         if exif_pointer and (len(exif_pointer) > 1 or exif_pointer[0][1] not in (4, 13) or exif_pointer[0][2] != 1):
@@ -138,7 +143,8 @@ class ExifBlock:
         """``edit``'s new block."""
         return self.edit(ifd0_changes, exif_changes)[0]
 
-    def edit(self, ifd0_changes: dict, exif_changes: dict, keep: tuple[int, ...] = ()) -> tuple[bytes, Restore]:
+    def edit(self, ifd0_changes: dict, exif_changes: dict, keep: tuple[int, ...] = (), *,
+             check: bool = True) -> tuple[bytes, Restore]:
         """A new block with tags set (``(type, bytes)``) or removed (``None``), touching nothing else;
         and how to put the old one back.
 
@@ -149,7 +155,8 @@ class ExifBlock:
         ``Unsafe`` when the block is not safe to edit (see ``unsafe``); ``Refused`` when a kept value
         would change (values that overlap the changed entries, in a damaged block). ``keep``: where
         the block holds offsets that point outside it (``outside_pointers``), which the container
-        sets when the file around the block changes: their bytes are kept in the ``Restore`` too."""
+        sets when the file around the block changes: their bytes are kept in the ``Restore`` too.
+        ``check=False``: the new block's values are not checked (an edit made only for its Restore)."""
         if problem := self.unsafe():
             raise Unsafe(f"the EXIF block is not safe to edit ({problem})")
         order, tiff = self.order, self.tiff
@@ -170,10 +177,11 @@ class ExifBlock:
         if ifd0_at != self.ifd0_at:
             editor.change(4, struct.pack(order + "I", ifd0_at))
         out = bytes(editor.out)
-        for start, size in self._kept_extents(ifd0_changes, exif_changes):
+        for start, size in self._kept_extents(ifd0_changes, exif_changes) if check else ():
             if out[start:start + size] != tiff[start:start + size]:
                 raise Refused(f"the EXIF block is damaged (editing it would change a kept value at {start})")
-        _check_bounds(out)
+        if check:
+            _check_bounds(out)
         for at in keep:
             editor.spans.setdefault(at, tiff[at:at + 4])
         return out, Restore(len(tiff), _digest(tiff), sorted(editor.spans.items()))
