@@ -5,8 +5,15 @@ edit the file's bytes, ``xmp`` the XMP packet (embedded or in a sidecar), and ``
 file: one temporary file in the same folder for EXIF and XMP together, fsync, rename, fsync of the
 folder. Permission bits, owner, extended attributes and by default the access/modification times
 are kept (a file whose owner or attributes cannot be kept is refused unless forced). Files that are
-read-only, hard-linked or changed meanwhile, or hold XMP or EXIF phototag cannot edit safely, are
-left alone and reported.
+read-only, hard-linked or changed meanwhile, or hold XMP phototag cannot edit safely, are left
+alone and reported.
+
+phototag touches only what it owns (``tiff.ExifBlock.edit``): its record goes into UserComment when
+the EXIF block has an Exif IFD, else into the XMP (``phototag:Record``, the same JSON); an EXIF block
+that cannot be edited safely (damaged, over 64 KiB, odd pointers) is left byte for byte, the record
+goes into the XMP and the write's note says so. The record holds how to put the block back
+(``exif_restore``), so ``clean`` gives back the block as it was, byte for byte, unless another
+program has changed it since (then phototag's parts are taken out of it).
 """
 
 from __future__ import annotations
