@@ -1,0 +1,1185 @@
+"""People (issue 23): faces grouped into persons by their identity descriptor (dlib's 128-D
+face-recognition vector, ``faces.embedding``), and each person's faces correcting one another's
+gender and age. See ``docs/people.md`` for the rules, the thresholds and the measurements.
+
+What the scan and the CLI call:
+
+* :func:`update` at the end of every scan: faces seen for the first time get their face-alone values,
+  faces that replace a face of the same photo (a rewrite, a rescan) take over its person, new faces
+  join people or form new ones (incremental: nobody is regrouped), changed people are corrected.
+* :func:`regroup`: every face grouped again from scratch; the people the user touched are kept.
+* :func:`list_people`, :func:`person`; the user's word: :func:`name`, :func:`merge`,
+  :func:`remove_faces`, :func:`set` (each raises :class:`PeopleError`, which the CLI maps to exit 2).
+* :func:`changed_photos` / :func:`mark_written`: the photos whose corrected tags changed, for the scan
+  to write again.
+
+Index side (created by :func:`ensure_schema`; the faces table keeps its columns):
+
+* ``faces.age``, ``faces.gender``, ``faces.p_female`` are the **corrected** values: what the tags,
+  ``query`` and ``stats`` use, and what the photo's tags hold (once rewritten). Before a face is
+  corrected they are the face's own.
+* ``faces.face_age``, ``faces.face_gender``, ``faces.face_p_female``: the face alone (the chain's
+  answer), filled by :func:`update` the first time it sees the face (NULL until then).
+* ``faces.person_id`` (NULL: no descriptor, or not grouped yet), ``faces.cell1``/``cell2`` (the search
+  cells of the descriptor, for the incremental search), ``faces.embedding`` (128 float32, little-endian).
+* ``people``: one row per person; ``people_exclusions`` (this face is not that person, the user said);
+  ``people_memory`` (faces deleted since the last update, filled by a trigger, so that a rewritten or
+  rescanned photo's faces keep their person and face-alone values); ``people_dirty`` (photos whose
+  corrected values changed: their tags are to be written again); ``people_meta`` (the search cells).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import sqlite_utils
+
+DIM = 128  # dlib's face descriptor
+
+# --- thresholds (docs/people.md says how each was chosen) ------------------------------------------
+LINK = 0.48  # two faces may be one person when their descriptors are at most this far apart
+CENTROID = 0.42  # ... and the two groups' mean descriptors at most this far apart
+NEIGHBOURS = 8  # links kept per face (its nearest within LINK)
+BIRTH_Z = 3.0  # birth estimates further apart than this many standard deviations: not one person
+MIN_DATED = 3  # dated faces a person needs before its birth date corrects ages
+DISAGREE_Z = 2.5  # a face whose age differs from its person's by more than this many SDs keeps its own
+INLIER_SHARE = 0.67  # a person whose dated faces agree less than this on a birth date is flagged
+BORN_SD_FLOOR = 1.0  # years: a person's faces err together, so its birth date is never known better
+AGE_STEP = 0.5  # a corrected age is rewritten only when it moves by at least this much (years)
+P_STEP = 0.05  # ... a corrected P(female) by at least this much (or the gender changes)
+CHILD = 13.0  # faces estimated younger weigh less in the gender vote (the model's children's gender is weak)
+CHILD_WEIGHT = 0.3
+
+# The face-alone age's error grows with age. Mean absolute error per decade of the shipped model on
+# the UTKFace test split through detection (models/evaluation.json, utkface_test_detection.age;
+# no FG-NET or LAG image in it), made non-decreasing; SD = MAE * sqrt(pi / 2) (a normal error).
+_AGE_MAE = ((5, 1.67), (15, 3.01), (25, 4.36), (35, 5.67), (45, 6.44), (55, 6.79), (65, 6.79), (75, 6.79),
+            (85, 7.08), (95, 8.09))
+_SD_AGES = np.array([a for a, _ in _AGE_MAE], float)
+_SD_VALUES = np.maximum.accumulate(np.array([m for _, m in _AGE_MAE], float)) * math.sqrt(math.pi / 2)
+
+# The shipped chain's gender thresholds (models/manifest.json): P(female) from which a face is female,
+# 0.3 for faces estimated 55 and over.
+GENDER_THRESHOLD = 0.5
+GENDER_THRESHOLD_BY_AGE = ((55.0, 0.3),)
+
+# Dates that cameras and software write when they know none: they do not vote.
+PLACEHOLDER_DAYS = {date(1970, 1, 1), date(1980, 1, 1), date(2000, 1, 1), date(1904, 1, 1), date(1601, 1, 1)}
+FIRST_PHOTO_YEAR = 1826
+
+CELL_SIZE = 32  # faces per search cell (about)
+MIN_CELLS = 4096  # below this many faces every face is compared with every face
+REBUILD_GROWTH = 2.0  # the cells are trained again when the faces grew this much since
+
+FACE_PEOPLE_COLUMNS = {"embedding": bytes, "person_id": int, "face_age": float, "face_gender": str,
+                       "face_p_female": float, "cell1": int, "cell2": int}
+
+_NAME_FORBIDDEN = re.compile(r"[/\\|]")
+MAX_NAME = 200
+
+
+class PeopleError(ValueError):
+    """The user's request cannot be done (an unknown person, a bad name...); the CLI exits with 2."""
+
+
+# --- schema ------------------------------------------------------------------------------------------
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Add the people columns to ``faces`` and the people tables, indexes and triggers (idempotent)."""
+    with db.atomic():
+        columns = db["faces"].columns_dict
+        for column, kind in FACE_PEOPLE_COLUMNS.items():
+            if column not in columns:
+                db["faces"].add_column(column, kind)
+        db.execute("create index if not exists faces_person_id on faces(person_id)")
+        db.execute("create index if not exists faces_cell1 on faces(cell1)")
+        db.execute("create index if not exists faces_cell2 on faces(cell2)")
+        db.execute("create index if not exists faces_unseen on faces(id) where face_age is null")
+        db.execute("create index if not exists faces_ungrouped on faces(photo_id)"
+                   " where person_id is null and embedding is not null")
+        db.execute(
+            "create table if not exists people (id integer primary key, name text,"
+            " gender_set_by_user text, born_set_by_user text, pinned integer not null default 0,"
+            " gender text, p_female real, born real, born_sd real, faces integer not null default 0,"
+            " dated integer not null default 0, flagged integer not null default 0, flag_reason text,"
+            " centroid blob, stale integer not null default 1, updated_at text)")
+        db.execute("create index if not exists people_stale on people(id) where stale = 1")
+        db.execute("create table if not exists people_exclusions (face_id integer not null,"
+                   " person_id integer not null, primary key (face_id, person_id)) without rowid")
+        db.execute(
+            "create table if not exists people_memory (old_id integer, photo_id integer, x real, y real,"
+            " w real, h real, person_id integer, face_age real, face_gender text, face_p_female real,"
+            " age real, gender text, p_female real)")
+        db.execute("create table if not exists people_dirty (photo_id integer primary key)")
+        db.execute("create table if not exists people_meta (key text primary key, value)")
+        # A face seen by people and deleted (its photo rewritten, rescanned, failed, cleaned, pruned) is
+        # remembered until the next update, which hands its person to the face that replaces it.
+        db.execute(
+            "create trigger if not exists people_face_deleted after delete on faces"
+            " when old.face_age is not null or old.person_id is not null begin"
+            " insert into people_memory values (old.id, old.photo_id, old.x, old.y, old.w, old.h, old.person_id,"
+            " old.face_age, old.face_gender, old.face_p_female, old.age, old.gender, old.p_female); end")
+        # A photo gone missing (or back) changes its people's counts and estimates.
+        db.execute(
+            "create trigger if not exists people_photo_missing after update of missing, status on photos"
+            " when old.missing is not new.missing or old.status is not new.status begin"
+            " update people set stale = 1 where id in (select person_id from faces where photo_id = new.id"
+            " and person_id is not null); end")
+
+
+LIVE = "p.status = 'done' and p.missing = 0"
+
+
+# --- numbers -----------------------------------------------------------------------------------------
+
+def age_sd(age) -> np.ndarray:
+    """The standard deviation (years) of a face-alone age estimate of ``age`` years."""
+    return np.interp(np.maximum(np.asarray(age, float), 0.0), _SD_AGES, _SD_VALUES)
+
+
+def gender_threshold(age: float) -> float:
+    threshold = GENDER_THRESHOLD
+    for at, value in GENDER_THRESHOLD_BY_AGE:
+        if age >= at:
+            threshold = value
+    return threshold
+
+
+def photo_year(taken_at: str | None, now: datetime | None = None) -> float | None:
+    """A photo's date as a decimal year, or None when it has none that can vote: unparseable, a
+    placeholder day (1970-01-01, 1980-01-01, 2000-01-01...), before photography, or in the future."""
+    if not taken_at:
+        return None
+    try:
+        when = datetime.fromisoformat(taken_at.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if when.date() in PLACEHOLDER_DAYS or when.year < FIRST_PHOTO_YEAR or when > now + timedelta(days=1):
+        return None
+    return decimal_year(when)
+
+
+def decimal_year(when: datetime | date) -> float:
+    start = datetime(when.year, 1, 1)
+    length = (datetime(when.year + 1, 1, 1) - start).total_seconds()
+    moment = when if isinstance(when, datetime) else datetime(when.year, when.month, when.day, 12)
+    return when.year + (moment - start).total_seconds() / length
+
+
+def parse_born(born: int | str) -> tuple[str, float, float]:
+    """The user's birth date (a year, ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``) as (stored text,
+    decimal year, its SD in years); PeopleError when it is not one."""
+    text = str(born).strip()
+    this_year = datetime.now(timezone.utc).year
+    try:
+        if re.fullmatch(r"\d{4}", text):
+            year = int(text)
+            value, sd = year + 0.5, 0.29  # anywhere in the year
+        elif re.fullmatch(r"\d{4}-\d{2}", text):
+            d = datetime.strptime(text, "%Y-%m")
+            year, value, sd = d.year, decimal_year(d) + 0.04, 0.03
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            d = datetime.strptime(text, "%Y-%m-%d")
+            year, value, sd = d.year, decimal_year(d.date()), 0.003
+        else:
+            raise ValueError
+    except ValueError:
+        raise PeopleError(f"not a birth date: {text!r} (give a year, YYYY-MM or YYYY-MM-DD)") from None
+    if not 1800 <= year <= this_year:
+        raise PeopleError(f"not a birth year: {year} (1800 to {this_year})")
+    return text, value, sd
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, float), 0.02, 0.98)
+    return np.log(p / (1 - p))
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    """A descriptor as stored: 128 float32, little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _vectors(blobs: Sequence[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, DIM), np.float32)
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIM).astype(np.float32)
+
+
+# --- search cells ------------------------------------------------------------------------------------
+
+def _sq_dist(a: np.ndarray, b: np.ndarray, a2=None, b2=None) -> np.ndarray:
+    a2 = (a * a).sum(1) if a2 is None else a2
+    b2 = (b * b).sum(1) if b2 is None else b2
+    d = a2[:, None] + b2[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0, out=d)
+
+
+def _kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    centres = x[np.sort(rng.choice(len(x), size=k, replace=False))].copy()
+    for _ in range(iterations):
+        label = _sq_dist(x, centres).argmin(1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, label, x)
+        counts = np.bincount(label, minlength=k)
+        moved = counts > 0
+        centres[moved] = sums[moved] / counts[moved, None]
+    return centres
+
+
+@dataclass
+class Cells:
+    """Two-level k-means cells of the descriptors: each face is filed under its two nearest cells
+    (``cell1``, ``cell2``); two faces are compared when one's first cell is one of the other's."""
+
+    coarse: np.ndarray  # (C, 128)
+    fine: np.ndarray  # (K, 128)
+    fine_of: list[np.ndarray]  # per coarse cell, its fine cells' indexes
+    near: np.ndarray  # (C, m) each coarse cell's nearest coarse cells (itself first)
+    built_for: int  # faces when trained
+
+    @classmethod
+    def train(cls, x: np.ndarray, seed: int = 0) -> Cells:
+        n = len(x)
+        rng = np.random.default_rng(seed)
+        if n < MIN_CELLS:
+            centre = x.mean(0, keepdims=True) if n else np.zeros((1, DIM), np.float32)
+            return cls(centre, centre.copy(), [np.array([0])], np.array([[0]]), n)
+        k = max(1, n // CELL_SIZE)
+        c = max(2, int(round(math.sqrt(k))))
+        sample = x[np.sort(rng.choice(n, size=min(n, 64 * c), replace=False))]
+        coarse = _kmeans(sample, c, 8, rng)
+        top = _sq_dist(x, coarse).argmin(1)
+        fine, fine_of, start = [], [], 0
+        for g in range(c):
+            members = x[top == g]
+            kg = max(1, int(round(len(members) / CELL_SIZE)))
+            if len(members) <= kg:
+                centres = members if len(members) else coarse[g:g + 1]
+            else:
+                pick = members[np.sort(rng.choice(len(members), size=min(len(members), 12 * kg), replace=False))]
+                centres = _kmeans(pick, kg, 4, rng)
+            fine.append(centres)
+            fine_of.append(np.arange(start, start + len(centres)))
+            start += len(centres)
+        near = np.argsort(_sq_dist(coarse, coarse), axis=1, kind="stable")[:, :3]
+        return cls(coarse.astype(np.float32), np.concatenate(fine).astype(np.float32), fine_of, near, n)
+
+    def assign(self, x: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Each descriptor's nearest and second-nearest cell."""
+        n = len(x)
+        first = np.zeros(n, np.int64)
+        second = np.full(n, -1, np.int64)
+        if len(self.fine) == 1:  # one cell: every face is compared with every face
+            return first, second
+        f2 = (self.fine * self.fine).sum(1)
+        top = np.concatenate([_sq_dist(x[i:i + chunk], self.coarse).argmin(1) for i in range(0, n, chunk)]) \
+            if n else np.zeros(0, np.int64)
+        for g in np.unique(top):
+            rows = np.flatnonzero(top == g)
+            cand = np.concatenate([self.fine_of[h] for h in self.near[g]])
+            for i in range(0, len(rows), chunk):
+                part = rows[i:i + chunk]
+                d = _sq_dist(x[part], self.fine[cand], b2=f2[cand])
+                two = np.argpartition(d, 1, axis=1)[:, :2] if d.shape[1] > 1 else np.zeros((len(part), 2), int)
+                d2 = np.take_along_axis(d, two, 1)
+                order = np.argsort(d2, axis=1, kind="stable")
+                two = np.take_along_axis(two, order, 1)
+                first[part] = cand[two[:, 0]]
+                second[part] = cand[two[:, 1]]
+        return first, second
+
+    def to_meta(self) -> dict:
+        return {"coarse": to_blob(self.coarse), "fine": to_blob(self.fine),
+                "fine_of": np.concatenate([np.full(len(f), g) for g, f in enumerate(self.fine_of)]).astype("<i4").tobytes(),
+                "near": self.near.astype("<i4").tobytes(), "near_width": self.near.shape[1], "built_for": self.built_for}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Cells:
+        coarse = np.frombuffer(meta["coarse"], "<f4").reshape(-1, DIM).astype(np.float32)
+        fine = np.frombuffer(meta["fine"], "<f4").reshape(-1, DIM).astype(np.float32)
+        owner = np.frombuffer(meta["fine_of"], "<i4")
+        fine_of = [np.flatnonzero(owner == g) for g in range(len(coarse))]
+        near = np.frombuffer(meta["near"], "<i4").reshape(len(coarse), int(meta["near_width"])).astype(np.int64)
+        return cls(coarse, fine, fine_of, near, int(meta["built_for"]))
+
+
+def links(x: np.ndarray, first: np.ndarray, second: np.ndarray, queries: np.ndarray | None = None,
+          limit: float = LINK, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i, j, distance), i < j, of descriptors at most ``limit`` apart, each face's ``k`` nearest,
+    found within the cells; with ``queries`` (a boolean mask) only pairs with a query in them."""
+    n = len(x)
+    x2 = (x * x).sum(1)
+    by1 = np.argsort(first, kind="stable")
+    by2 = np.argsort(second, kind="stable")
+    cells1, starts1 = np.unique(first[by1], return_index=True)
+    ends1 = np.append(starts1[1:], n)
+    s2 = np.searchsorted(second[by2], cells1, "left")
+    e2 = np.searchsorted(second[by2], cells1, "right")
+    out_i, out_j, out_d = [], [], []
+    lim2 = limit * limit
+    for c, a, b, a2, b2 in zip(cells1, starts1, ends1, s2, e2):
+        q = by1[a:b]
+        base = np.concatenate([q, by2[a2:b2]])
+        if queries is not None:
+            if not (queries[q].any() or queries[by2[a2:b2]].any()):
+                continue
+        d = _sq_dist(x[q], x[base], x2[q], x2[base])
+        d[np.arange(len(q)), np.arange(len(q))] = np.inf  # itself
+        if queries is not None:  # neither end new: not wanted
+            d[np.ix_(~queries[q], ~queries[base])] = np.inf
+        kk = min(k, d.shape[1])
+        near = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.tile(np.arange(d.shape[1]), (len(q), 1))
+        dn = np.take_along_axis(d, near, 1)
+        keep = dn <= lim2
+        rows = np.broadcast_to(np.arange(len(q))[:, None], near.shape)[keep]
+        out_i.append(q[rows])
+        out_j.append(base[near[keep]])
+        out_d.append(dn[keep])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    i, j, d = np.concatenate(out_i), np.concatenate(out_j), np.sqrt(np.concatenate(out_d))
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    pairs = np.unique(np.stack([lo, hi], 1), axis=0, return_index=True)[1]
+    return lo[pairs], hi[pairs], d[pairs].astype(np.float32)
+
+
+# --- grouping ----------------------------------------------------------------------------------------
+
+@dataclass
+class Known:
+    """An existing person taking part in a grouping as a whole: its faces' mean descriptor and count,
+    its birth estimate (decimal year, SD; None if none) and the photos of its faces that matter."""
+
+    centroid: np.ndarray
+    count: int
+    born: float | None = None
+    born_sd: float | None = None
+    photos: set = field(default_factory=set)
+
+
+def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.ndarray, person: np.ndarray,
+            known: dict[int, Known], excluded: dict[int, set[int]], i: np.ndarray, j: np.ndarray, d: np.ndarray,
+            link: float = LINK, centroid: float = CENTROID, birth_z: float = BIRTH_Z) -> np.ndarray:
+    """Group faces along the links (i, j, d), nearest first, each merge checked (deterministic).
+
+    ``person``: the person a face is already part of (-1: none): such faces start together, with the
+    person's whole statistics from ``known``, and two persons are never merged. A merge is refused when
+    the link is longer than ``link``, the two groups' mean descriptors are further than ``centroid``,
+    the two share a photo, a face was excluded from the other's person, or their birth estimates
+    disagree by more than ``birth_z`` SDs. Returns each face's group: its person, else
+    ``-(first face of its group) - 1``.
+    """
+    n = len(x)
+    parent = list(range(n))
+    size = [1] * n
+    sums = x.astype(np.float64) if n <= 200_000 else x.astype(np.float32)
+    count = np.ones(n)
+    pid = np.asarray(person, np.int64).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(np.isnan(birth), 0.0, 1.0 / np.square(birth_sd))
+    bw = w.copy()
+    bs = np.where(np.isnan(birth), 0.0, birth) * w
+    shared = {p for p, c in Counter(photo.tolist()).items() if c > 1}
+    for k in known.values():
+        shared |= k.photos
+    photos: dict[int, set] = {f: {p} for f, p in enumerate(photo.tolist()) if p in shared}
+    excl = {f: set(s) for f, s in excluded.items() if s}
+
+    def find(a: int) -> int:
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+
+    # the faces of one person start as one group with the person's statistics
+    first_of: dict[int, int] = {}
+    for f in np.flatnonzero(pid >= 0):
+        p = int(pid[f])
+        if p not in first_of:
+            first_of[p] = int(f)
+            k = known.get(p)
+            if k is not None:
+                sums[f] = k.centroid * k.count
+                count[f] = k.count
+                if k.born is not None and k.born_sd:
+                    bw[f] = 1.0 / (k.born_sd ** 2 + BORN_SD_FLOOR ** 2)
+                    bs[f] = k.born * bw[f]
+                else:
+                    bw[f] = bs[f] = 0.0
+                if k.photos:
+                    photos.setdefault(int(f), set()).update(k.photos)
+            continue
+        r = first_of[p]
+        parent[f] = r
+        size[r] += 1
+        if known.get(p) is None:
+            sums[r] += sums[f]
+            count[r] += 1
+            bw[r] += bw[f]
+            bs[r] += bs[f]
+        if f in photos:
+            photos.setdefault(r, set()).update(photos.pop(int(f)))
+        if f in excl:
+            excl.setdefault(r, set()).update(excl.pop(int(f)))
+
+    order = np.lexsort((j, i, d))
+    c2 = centroid * centroid
+    for e in order.tolist():
+        if d[e] > link:
+            break
+        a, b = find(int(i[e])), find(int(j[e]))
+        if a == b:
+            continue
+        pa, pb = int(pid[a]), int(pid[b])
+        if pa >= 0 and pb >= 0:
+            continue
+        if count[a] == 1 and count[b] == 1:
+            if d[e] > centroid:
+                continue
+        else:
+            diff = sums[a] / count[a] - sums[b] / count[b]
+            if float(diff @ diff) > c2:
+                continue
+        if a in photos and b in photos:
+            small, big = (photos[a], photos[b]) if len(photos[a]) < len(photos[b]) else (photos[b], photos[a])
+            if any(p in big for p in small):
+                continue
+        if (pa >= 0 and pa in excl.get(b, ())) or (pb >= 0 and pb in excl.get(a, ())):
+            continue
+        if bw[a] > 0 and bw[b] > 0:
+            gap = bs[a] / bw[a] - bs[b] / bw[b]
+            if gap * gap > birth_z * birth_z * (1 / bw[a] + 1 / bw[b] + 2 * BORN_SD_FLOOR ** 2):
+                continue
+        if size[a] < size[b]:
+            a, b = b, a
+        parent[b] = a
+        size[a] += size[b]
+        sums[a] += sums[b]
+        count[a] += count[b]
+        bw[a] += bw[b]
+        bs[a] += bs[b]
+        pid[a] = pa if pa >= 0 else pb
+        if b in photos:
+            photos.setdefault(a, set()).update(photos.pop(b))
+        if b in excl:
+            excl.setdefault(a, set()).update(excl.pop(b))
+
+    roots = np.array([find(f) for f in range(n)], np.int64)
+    first = np.full(n, n, np.int64)
+    np.minimum.at(first, roots, np.arange(n))
+    return np.where(pid[roots] >= 0, pid[roots], -first[roots] - 1)
+
+
+def _face_births(face_age: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's birth estimate (photo year - its own age) and SD; NaN where undated."""
+    ok = ~np.isnan(years) & ~np.isnan(face_age)
+    birth = np.where(ok, years - np.nan_to_num(face_age), np.nan)
+    return birth, age_sd(np.nan_to_num(face_age))
+
+
+# --- update / regroup --------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    """What :func:`update` or :func:`regroup` did."""
+
+    seen: int = 0  # faces seen for the first time
+    kept: int = 0  # ... of them the new face of a face deleted since (same photo and place): its person kept
+    grouped: int = 0  # faces given a person
+    joined: int = 0  # ... of them joining an existing person
+    new_people: int = 0
+    corrected: int = 0  # people whose estimates were computed again
+    changed_faces: int = 0  # faces whose corrected values changed
+    changed_photos: int = 0
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _same(a, b, tol: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return abs(a - b) <= tol
+
+
+def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
+    """Faces seen for the first time get their face-alone values; one that replaces a face of the same
+    photo deleted since (its box overlapping by half or more) takes over its person, its exclusions
+    and, when its values are the corrected values written back, the face-alone ones."""
+    with db.atomic():
+        memory: dict[int, list] = defaultdict(list)
+        for row in db.execute("select old_id, photo_id, x, y, w, h, person_id, face_age, face_gender, face_p_female,"
+                              " age, gender, p_female from people_memory order by rowid"):
+            memory[row[1]].append(list(row))
+        new = db.execute("select id, photo_id, x, y, w, h, age, gender, p_female from faces"
+                         " where face_age is null order by id").fetchall()
+        updates, moved, stale = [], [], set()
+        by_photo: dict[int, list] = defaultdict(list)
+        for row in new:
+            by_photo[row[1]].append(row)
+        for photo_id, faces in by_photo.items():
+            old = memory.pop(photo_id, [])
+            pairs = sorted(((_iou(f[2:6], m[2:6]), fi, mi) for fi, f in enumerate(faces) for mi, m in enumerate(old)),
+                           key=lambda t: (-t[0], t[1], t[2]))
+            matched: dict[int, list] = {}
+            used = set()
+            for iou, fi, mi in pairs:
+                if iou < 0.5 or fi in matched or mi in used:
+                    continue
+                matched[fi] = old[mi]
+                used.add(mi)
+            for fi, f in enumerate(faces):
+                m = matched.get(fi)
+                own = (f[6], f[7], f[8])
+                person_id = None
+                if m is not None:
+                    person_id = m[6]
+                    if all(_same(a, b) for a, b in zip(own, m[10:13])):  # the corrected values written back
+                        own = (m[7], m[8], m[9])
+                    moved.append((f[0], m[0]))
+                    summary.kept += person_id is not None
+                    if person_id is not None:
+                        stale.add(person_id)
+                updates.append((own[0], own[1], own[2], person_id, f[0]))
+            for mi, m in enumerate(old):
+                if mi not in used and m[6] is not None:
+                    stale.add(m[6])
+        for rows in memory.values():  # photos whose faces went and did not come back
+            stale.update(m[6] for m in rows if m[6] is not None)
+        summary.seen += len(new)
+        db.conn.executemany("update faces set face_age = ?, face_gender = ?, face_p_female = ?,"
+                       " person_id = coalesce(?, person_id) where id = ?", updates)
+        db.conn.executemany("update people_exclusions set face_id = ? where face_id = ?", moved)
+        db.execute("delete from people_exclusions where face_id not in (select id from faces)")
+        db.execute("delete from people_memory")
+        _mark_stale(db, stale)
+
+
+def _mark_stale(db, ids: Iterable[int]) -> None:
+    db.conn.executemany("update people set stale = 1 where id = ?", [(int(i),) for i in set(ids)])
+
+
+def _meta(db) -> dict:
+    return {k: v for k, v in db.execute("select key, value from people_meta")}
+
+
+def _cells(db, live_count: int) -> Cells | None:
+    """The search cells; None (to be trained again, and every face filed again) when there are none
+    or the faces grew ``REBUILD_GROWTH`` times since."""
+    meta = _meta(db)
+    if "fine" in meta:
+        cells = Cells.from_meta(meta)
+        if live_count <= max(REBUILD_GROWTH * cells.built_for, MIN_CELLS if cells.built_for < MIN_CELLS else 0):
+            return cells
+    return None
+
+
+@dataclass
+class FaceSet:
+    """Live faces with a descriptor, as columns (ids, photos, persons (-1: none), face-alone ages,
+    photo years (NaN: undated), cells) and their descriptors."""
+
+    ids: np.ndarray
+    photo: np.ndarray
+    person: np.ndarray
+    face_age: np.ndarray
+    years: np.ndarray
+    cell1: np.ndarray
+    cell2: np.ndarray
+    x: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index) -> FaceSet:
+        return FaceSet(*(getattr(self, k)[index] for k in ("ids", "photo", "person", "face_age", "years", "cell1",
+                                                            "cell2", "x")))
+
+    @staticmethod
+    def concat(parts: Sequence[FaceSet]) -> FaceSet:
+        return FaceSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in
+                         ("ids", "photo", "person", "face_age", "years", "cell1", "cell2", "x")))
+
+
+def _empty() -> FaceSet:
+    z = np.zeros(0, np.int64)
+    return FaceSet(z, z, z, np.zeros(0), np.zeros(0), z, z, np.zeros((0, DIM), np.float32))
+
+
+def _live_faces(db, where: str = "", params: Sequence = (), now=None) -> FaceSet:
+    cur = db.execute(
+        "select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
+        " coalesce(f.cell2, -1), f.embedding from faces f join photos p on p.id = f.photo_id"
+        f" where {LIVE} and length(f.embedding) = {4 * DIM} {where} order by f.id", list(params))
+    years_of: dict = {}
+    parts = []
+    while True:
+        batch = cur.fetchmany(50_000)
+        if not batch:
+            break
+        cols = list(zip(*batch))
+        for t in set(cols[4]):
+            if t not in years_of:
+                years_of[t] = photo_year(t, now)
+        parts.append(FaceSet(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.int64),
+                             np.array([np.nan if a is None else a for a in cols[3]], float),
+                             np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
+                             np.array(cols[5], np.int64), np.array(cols[6], np.int64), _vectors(cols[7])))
+        del batch, cols
+    return FaceSet.concat(parts) if parts else _empty()
+
+
+def _in_chunks(db, faces_where: str, values: Sequence, now=None) -> FaceSet:
+    """Live faces ``faces_where`` (a condition with ``{}`` for a list of values), chunked."""
+    values = list(values)
+    parts = [_live_faces(db, "and " + faces_where.format(",".join("?" * len(values[k:k + 500]))), values[k:k + 500], now)
+             for k in range(0, len(values), 500)]
+    return FaceSet.concat(parts) if parts else _empty()
+
+
+def _file_cells(db, ids: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+    db.conn.executemany("update faces set cell1 = ?, cell2 = ? where id = ?",
+                   zip(first.tolist(), second.tolist(), np.asarray(ids).tolist()))
+
+
+def _save_cells(db, cells: Cells) -> None:
+    db.execute("delete from people_meta")
+    db.conn.executemany("insert into people_meta (key, value) values (?, ?)", cells.to_meta().items())
+
+
+def _known(db, ids: Iterable[int], photos_of: dict[int, set]) -> dict[int, Known]:
+    known = {}
+    ids = sorted(set(ids))
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        for pid, cen, n, born, sd, user_born in db.execute(
+                f"select id, centroid, faces, born, born_sd, born_set_by_user from people where id in"
+                f" ({','.join('?' * len(part))})", part):
+            if user_born:
+                _, born, sd = parse_born(user_born)
+            centre = np.frombuffer(cen, "<f4").astype(np.float64) if cen else None
+            if centre is None:
+                continue
+            known[pid] = Known(centre, max(int(n), 1), born, sd, photos_of.get(pid, set()))
+    return known
+
+
+def _exclusions(db, ids, index: dict[int, int]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for face_id, person_id in db.execute("select face_id, person_id from people_exclusions"):
+        if face_id in index:
+            out[index[face_id]].add(person_id)
+    return out
+
+
+def _new_people(db, count: int) -> list[int]:
+    start = (db.execute("select coalesce(max(id), 0) from people").fetchone()[0]) + 1
+    db.conn.executemany("insert into people (id, stale) values (?, 1)", [(i,) for i in range(start, start + count)])
+    return list(range(start, start + count))
+
+
+def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
+    """Bring the people up to date after a scan: new faces join people or form new ones (the people
+    already there are not regrouped), people whose faces changed are corrected. Each step is a
+    transaction; a killed update leaves a consistent index and the next one finishes the work."""
+    ensure_schema(db)
+    summary = Summary()
+    _reattach(db, summary)
+    _group_new(db, summary, now)
+    _correct_stale(db, summary, now)
+    return summary
+
+
+def _group_new(db, summary: Summary, now) -> None:
+    with db.atomic():
+        new_ids = [r[0] for r in db.execute(
+            "select f.id from faces f join photos p on p.id = f.photo_id where f.person_id is null"
+            f" and length(f.embedding) = {4 * DIM} and {LIVE} order by f.id")]
+        if not new_ids:
+            return
+        live = db.execute(f"select count(*) from faces f join photos p on p.id = f.photo_id where {LIVE}"
+                          f" and length(f.embedding) = {4 * DIM}").fetchone()[0]
+        cells = _cells(db, live)
+        if cells is None:  # (again) trained on every face, every face filed again
+            faces = _live_faces(db, now=now)
+            cells = Cells.train(faces.x)
+            faces.cell1, faces.cell2 = cells.assign(faces.x)
+            _file_cells(db, faces.ids, faces.cell1, faces.cell2)
+            _save_cells(db, cells)
+        else:
+            new = _in_chunks(db, "f.id in ({})", new_ids, now)
+            new.cell1, new.cell2 = cells.assign(new.x)
+            _file_cells(db, new.ids, new.cell1, new.cell2)
+            probe1 = sorted(set(new.cell1.tolist()) | set(new.cell2.tolist()) - {-1})
+            probe2 = sorted(set(new.cell1.tolist()))
+            old = FaceSet.concat([_in_chunks(db, "f.person_id is not null and f.cell1 in ({})", probe1, now),
+                                  _in_chunks(db, "f.person_id is not null and f.cell2 in ({})", probe2, now)])
+            _, first = np.unique(old.ids, return_index=True)
+            faces = FaceSet.concat([old.take(np.sort(first)), new])
+        is_new = faces.person < 0
+        labels = _group(db, faces, is_new)
+        _store_groups(db, faces, labels, is_new, summary)
+
+
+def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = None) -> np.ndarray:
+    birth, sd = _face_births(faces.face_age, faces.years)
+    if pinned_known is None:  # the existing people of the faces, as wholes
+        new_photos = sorted(set(faces.photo[is_new].tolist()))
+        photos_of: dict[int, set] = defaultdict(set)
+        for k in range(0, len(new_photos), 500):
+            part = new_photos[k:k + 500]
+            for pid, ph in db.execute("select person_id, photo_id from faces where person_id is not null and photo_id"
+                                      f" in ({','.join('?' * len(part))})", part):
+                photos_of[pid].add(ph)
+        known = _known(db, faces.person[faces.person >= 0].tolist(), photos_of)
+    else:
+        known = pinned_known
+    index = {int(f): k for k, f in enumerate(faces.ids)}
+    excluded = _exclusions(db, faces.ids, index)
+    i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new)
+    return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d)
+
+
+def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary) -> None:
+    fresh = sorted(set(labels[is_new & (labels < 0)].tolist()), reverse=True)
+    ids = _new_people(db, len(fresh))
+    mapping = dict(zip(fresh, ids))
+    final = np.array([mapping.get(int(v), int(v)) for v in labels], np.int64)
+    rows = np.flatnonzero(is_new)
+    db.conn.executemany("update faces set person_id = ? where id = ?",
+                   zip(final[rows].tolist(), faces.ids[rows].tolist()))
+    _mark_stale(db, final[rows].tolist())
+    summary.grouped += len(rows)
+    summary.joined += int((is_new & (labels >= 0)).sum())
+    summary.new_people += len(ids)
+
+
+def regroup(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
+    """Group every face again from scratch. The people the user touched (named, merged, set, a face
+    removed) keep their faces and id; the others are dissolved, and each new group takes the id of the
+    old person most of its faces were in (when still free). One transaction, then the corrections."""
+    ensure_schema(db)
+    summary = Summary()
+    _reattach(db, summary)
+    with db.atomic():
+        faces = _live_faces(db, now=now)
+        cells = Cells.train(faces.x)
+        faces.cell1, faces.cell2 = cells.assign(faces.x)
+        pinned = {r[0] for r in db.execute("select id from people where pinned = 1")}
+        old = faces.person.copy()
+        keep = np.isin(old, np.array(sorted(pinned), np.int64))
+        faces.person = np.where(keep, old, -1)
+        birth, sd = _face_births(faces.face_age, faces.years)
+        known = {}
+        users = dict(db.execute("select id, born_set_by_user from people where pinned = 1").fetchall())
+        order = np.argsort(faces.person, kind="stable")
+        bounds = np.searchsorted(faces.person[order], sorted(pinned), "left"), \
+            np.searchsorted(faces.person[order], sorted(pinned), "right")
+        for pid, a, b in zip(sorted(pinned), *bounds):
+            members = order[a:b]
+            if not len(members):
+                continue
+            born = sd_b = None
+            if users.get(pid):
+                _, born, sd_b = parse_born(users[pid])
+            else:
+                ok = members[~np.isnan(birth[members])]
+                if len(ok):
+                    w = 1 / np.square(sd[ok])
+                    born, sd_b = float((birth[ok] * w).sum() / w.sum()), float(math.sqrt(1 / w.sum()))
+            known[pid] = Known(faces.x[members].astype(np.float64).mean(0), len(members), born, sd_b,
+                               set(faces.photo[members].tolist()))
+        labels = _group(db, faces, np.ones(len(faces), bool), known)
+        # new groups reuse the old ids of their faces, most faces first, each id once
+        fresh = np.flatnonzero((labels < 0) & (old >= 0))
+        votes = Counter(zip(labels[fresh].tolist(), old[fresh].tolist()))
+        taken, mapping = set(pinned), {}
+        for (group, pid), _ in sorted(votes.items(), key=lambda t: (-t[1], -t[0][0], t[0][1])):
+            if group not in mapping and pid not in taken:
+                mapping[group] = pid
+                taken.add(pid)
+        db.execute("update faces set person_id = null where person_id is not null")
+        db.execute("delete from people where pinned = 0")
+        db.conn.executemany("insert into people (id, stale) values (?, 1)", [(p,) for p in sorted(mapping.values())])
+        groups = sorted(set(labels[labels < 0].tolist()) - set(mapping), reverse=True)
+        mapping.update(zip(groups, _new_people(db, len(groups))))
+        final = [mapping.get(v, v) for v in labels.tolist()]
+        db.conn.executemany("update faces set person_id = ?, cell1 = ?, cell2 = ? where id = ?",
+                       zip(final, faces.cell1.tolist(), faces.cell2.tolist(), faces.ids.tolist()))
+        _save_cells(db, cells)
+        db.execute("update people set stale = 1")
+        summary.grouped = len(faces)
+        summary.new_people = len(groups) + len(mapping) - len(groups)
+    _correct_stale(db, summary, now)
+    return summary
+
+
+# --- correction --------------------------------------------------------------------------------------
+
+@dataclass
+class Estimate:
+    """A person's estimates and what they make of each face (``ages``, ``p_female``, ``genders``:
+    the corrected values, aligned with the faces given)."""
+
+    gender: str | None
+    p_female: float | None
+    born: float | None
+    born_sd: float | None
+    dated: int
+    flagged: bool
+    reason: str | None
+    ages: np.ndarray
+    p_females: np.ndarray
+    genders: list
+
+
+def estimate(face_age: np.ndarray, face_p: np.ndarray, face_gender: Sequence[str], years: np.ndarray,
+             gender_by_user: str | None = None, born_by_user: str | None = None) -> Estimate:
+    """A person's gender and birth date from its faces, and each face's corrected values."""
+    n = len(face_age)
+    face_age = np.asarray(face_age, float)
+    face_p = np.asarray(face_p, float)
+    years = np.asarray(years, float)
+    ages = face_age.copy()
+    ps = face_p.copy()
+    genders = list(face_gender)
+    flagged, reasons = False, []
+    # birth date from the dated faces, each weighted by how well its age is known
+    dated = np.flatnonzero(~np.isnan(years) & ~np.isnan(face_age))
+    sd = age_sd(face_age)
+    birth = years - face_age
+    born = born_sd = None
+    inliers = dated
+    if len(dated):
+        w = 1 / np.square(sd[dated])
+        b = float((birth[dated] * w).sum() / w.sum())
+        for _ in range(3):
+            spread = np.sqrt(np.square(sd[dated]) + 1 / w.sum() + BORN_SD_FLOOR ** 2)
+            inliers = dated[np.abs(birth[dated] - b) <= BIRTH_Z * spread]
+            if not len(inliers):
+                inliers = dated
+                break
+            wi = 1 / np.square(sd[inliers])
+            b = float((birth[inliers] * wi).sum() / wi.sum())
+        wi = 1 / np.square(sd[inliers])
+        born, born_sd = b, float(math.sqrt(1 / wi.sum() + BORN_SD_FLOOR ** 2))
+        if len(dated) >= MIN_DATED and len(inliers) < INLIER_SHARE * len(dated):
+            flagged = True
+            reasons.append("its faces' ages disagree on a birth date")
+    # gender: the faces' votes pooled (children's weigh less); adults confidently both: flagged
+    adult = np.nan_to_num(face_age, nan=30.0) >= CHILD
+    weights = np.where(adult, 1.0, CHILD_WEIGHT)
+    known_p = ~np.isnan(face_p)
+    p_person = None
+    if known_p.any():
+        z = float((_logit(face_p[known_p]) * weights[known_p]).sum() / weights[known_p].sum())
+        p_person = 1 / (1 + math.exp(-z))
+        sure_f = int(((face_p >= 0.9) & adult).sum())
+        sure_m = int(((face_p <= 0.1) & adult).sum())
+        if min(sure_f, sure_m) >= 2 and min(sure_f, sure_m) >= 0.25 * (sure_f + sure_m):
+            flagged = True
+            reasons.append("its faces disagree on the gender")
+    user_born = parse_born(born_by_user)[1:] if born_by_user else None
+    if user_born:
+        born, born_sd = user_born
+    # ages: each dated face's own estimate and its person's (date - birth date), by their variances
+    if user_born:
+        for f in dated:
+            implied = years[f] - born
+            if implied >= 0:
+                ages[f] = implied
+    elif not flagged and len(inliers) >= MIN_DATED:
+        wi_all = np.zeros(n)
+        wi_all[inliers] = 1 / np.square(sd[inliers])
+        total_w, total_s = wi_all.sum(), (wi_all * np.nan_to_num(birth)).sum()
+        for f in dated:
+            w_rest = total_w - wi_all[f]
+            if w_rest <= 0 or (len(inliers) - (wi_all[f] > 0)) < MIN_DATED - 1:
+                continue
+            b_rest = (total_s - wi_all[f] * birth[f]) / w_rest
+            var_rest = 1 / w_rest + BORN_SD_FLOOR ** 2
+            implied = years[f] - b_rest
+            if abs(face_age[f] - implied) > DISAGREE_Z * math.sqrt(sd[f] ** 2 + var_rest):
+                continue  # clearly not its person's age: keeps its own
+            wf = 1 / sd[f] ** 2
+            ages[f] = max(0.0, (face_age[f] * wf + implied / var_rest) / (wf + 1 / var_rest))
+    # gender of each face
+    if gender_by_user in ("f", "m"):
+        p_person = 1.0 if gender_by_user == "f" else 0.0
+        ps[:] = p_person
+        genders = [gender_by_user] * n
+    elif p_person is not None and n > 1 and not flagged:
+        ps[:] = p_person
+        genders = ["f" if p_person >= gender_threshold(a) else "m" for a in np.nan_to_num(ages, nan=30.0)]
+    person_gender = (gender_by_user if gender_by_user in ("f", "m") else
+                     None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m")
+    return Estimate(person_gender, p_person, born, born_sd, len(dated), flagged, "; ".join(reasons) or None,
+                    ages, ps, genders)
+
+
+def _correct_stale(db, summary: Summary, now=None, batch: int = 2000) -> None:
+    while True:
+        with db.atomic():
+            ids = [r[0] for r in db.execute("select id from people where stale = 1 order by id limit ?", [batch])]
+            if not ids:
+                return
+            _correct(db, ids, summary, now)
+
+
+def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
+    """Compute the people ``ids`` again and write their faces' corrected values (in the caller's
+    transaction); photos whose values changed enough are marked for their tags to be written."""
+    marks = ",".join("?" * len(ids))
+    people = {r[0]: r for r in db.execute(
+        f"select id, gender_set_by_user, born_set_by_user, pinned from people where id in ({marks})", list(ids))}
+    faces: dict[int, list] = defaultdict(list)
+    for row in db.execute(
+            "select f.person_id, f.id, f.photo_id, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
+            f" f.p_female, p.taken_at, f.embedding from faces f join photos p on p.id = f.photo_id"
+            f" where f.person_id in ({marks}) and {LIVE} order by f.id", list(ids)):
+        faces[row[0]].append(row)
+    face_updates, dirty, rows, gone = [], set(), [], []
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for pid in ids:
+        person = people.get(pid)
+        members = faces.get(pid, [])
+        if person is None:
+            continue
+        if not members:
+            anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
+            if not person[3] and not anywhere:
+                gone.append(pid)
+            else:
+                rows.append((0, 0, None, None, None, None, 0, None, None, stamp, pid))
+            continue
+        own_age = np.array([np.nan if m[3] is None else m[3] for m in members])
+        own_p = np.array([np.nan if m[5] is None else m[5] for m in members])
+        years = np.array([np.nan if (y := photo_year(m[9], now)) is None else y for m in members])
+        est = estimate(own_age, own_p, [m[4] for m in members], years, person[1], person[2])
+        for k, m in enumerate(members):
+            if m[3] is None:
+                continue
+            age, p, g = float(est.ages[k]), float(est.p_females[k]), est.genders[k]
+            stored_age, stored_g, stored_p = m[6], m[7], m[8]
+            moved = (stored_age is None or abs(age - stored_age) >= AGE_STEP or g != stored_g
+                     or stored_p is None or abs(p - stored_p) >= P_STEP
+                     or (abs(age - m[3]) < 1e-9 and abs(p - (m[5] or 0)) < 1e-9 and g == m[4]
+                         and (stored_age != m[3] or stored_p != m[5])))  # back to the face's own
+            if moved and (stored_age != age or stored_g != g or stored_p != p):
+                face_updates.append((age, g, p, m[1]))
+                dirty.add(m[2])
+        embeddings = [m[10] for m in members if m[10] is not None]
+        centroid = to_blob(_vectors(embeddings).mean(0)) if embeddings else None
+        rows.append((len(members), est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
+                     est.reason, centroid, stamp, pid))
+    db.conn.executemany("update faces set age = ?, gender = ?, p_female = ? where id = ?", face_updates)
+    db.conn.executemany("insert or ignore into people_dirty (photo_id) values (?)", [(p,) for p in sorted(dirty)])
+    db.conn.executemany("update people set faces = ?, dated = ?, gender = ?, p_female = ?, born = ?, born_sd = ?,"
+                   " flagged = ?, flag_reason = ?, centroid = ?, updated_at = ?, stale = 0 where id = ?",
+                   rows)
+    db.conn.executemany("delete from people where id = ?", [(p,) for p in gone])
+    db.conn.executemany("update people set stale = 0 where id = ?", [(p,) for p in ids])
+    summary.corrected += len(ids)
+    summary.changed_faces += len(face_updates)
+    summary.changed_photos += len(dirty)
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+def born_text(born: float | None) -> str | None:
+    """A decimal-year birth estimate as a date (``YYYY-MM-DD``)."""
+    if born is None:
+        return None
+    year = int(math.floor(born))
+    start = datetime(year, 1, 1)
+    return (start + timedelta(days=(born - year) * (datetime(year + 1, 1, 1) - start).days)).date().isoformat()
+
+
+def list_people(db: sqlite_utils.Database, include_empty: bool = False) -> list[dict]:
+    """The people, most faces first: id, name, faces (present ones), the user's word, the estimates
+    (gender, p_female, born as decimal year and as a date, born_sd in years), flagged and why."""
+    ensure_schema(db)
+    rows = db.execute(
+        "select id, name, faces, gender_set_by_user, born_set_by_user, gender, p_female, born, born_sd, dated,"
+        " flagged, flag_reason, pinned from people" + ("" if include_empty else " where faces > 0")
+        + " order by faces desc, id").fetchall()
+    keys = ("id", "name", "faces", "gender_set_by_user", "born_set_by_user", "gender", "p_female", "born", "born_sd",
+            "dated", "flagged", "flag_reason", "pinned")
+    out = []
+    for r in rows:
+        item = dict(zip(keys, r))
+        item["flagged"] = bool(item["flagged"])
+        item["pinned"] = bool(item["pinned"])
+        item["born_date"] = born_text(item["born"])
+        out.append(item)
+    return out
+
+
+def person(db: sqlite_utils.Database, person_id: int) -> dict:
+    """One person (as in :func:`list_people`) with its faces: id, photo_id, path, taken_at, the
+    face-alone and corrected values."""
+    ensure_schema(db)
+    _check_ids(db, [person_id])
+    item = next(p for p in list_people(db, include_empty=True) if p["id"] == person_id)
+    item["face_rows"] = [dict(zip(("id", "photo_id", "path", "taken_at", "face_age", "face_gender", "face_p_female",
+                                   "age", "gender", "p_female"), r)) for r in db.execute(
+        "select f.id, f.photo_id, p.path, p.taken_at, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
+        f" f.p_female from faces f join photos p on p.id = f.photo_id where f.person_id = ? and {LIVE}"
+        " order by p.taken_at, f.id", [person_id])]
+    return item
+
+
+def changed_photos(db: sqlite_utils.Database) -> list[int]:
+    """The photos (ids) whose faces' corrected values changed since their tags were last written:
+    the scan writes their tags again (from the index) and then calls :func:`mark_written`."""
+    ensure_schema(db)
+    return [r[0] for r in db.execute("select d.photo_id from people_dirty d join photos p on p.id = d.photo_id"
+                                     " where p.status = 'done' order by d.photo_id")]
+
+
+def mark_written(db: sqlite_utils.Database, photo_ids: Iterable[int] | None = None) -> None:
+    """The tags of these photos (None: all) now hold their corrected values."""
+    with db.atomic():
+        if photo_ids is None:
+            db.execute("delete from people_dirty")
+        else:
+            db.conn.executemany("delete from people_dirty where photo_id = ?", [(int(p),) for p in photo_ids])
+
+
+# --- the user's word ---------------------------------------------------------------------------------
+
+def _check_ids(db, ids: Sequence[int]) -> None:
+    for pid in ids:
+        if not isinstance(pid, (int, np.integer)) or isinstance(pid, bool):
+            raise PeopleError(f"not a person id: {pid!r}")
+        if db.execute("select 1 from people where id = ?", [int(pid)]).fetchone() is None:
+            raise PeopleError(f"no person {pid}")
+
+
+def check_name(name: str) -> str:
+    """A person's name as stored (spaces around it removed), or PeopleError."""
+    if not isinstance(name, str):
+        raise PeopleError("a name must be text")
+    text = name.strip()
+    if not text:
+        raise PeopleError("a name cannot be empty")
+    if len(text) > MAX_NAME:
+        raise PeopleError(f"a name has at most {MAX_NAME} characters")
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise PeopleError(f"a name cannot hold control characters ({bad!r})")
+    if _NAME_FORBIDDEN.search(text):
+        raise PeopleError("a name cannot hold '/', '\\' or '|' (they separate keyword paths and folders)")
+    return text
+
+
+def name(db: sqlite_utils.Database, person_id: int, new_name: str | None) -> None:
+    """Name a person (None: take its name away). The person is kept through regrouping."""
+    ensure_schema(db)
+    text = None if new_name is None else check_name(new_name)
+    with db.atomic():
+        _check_ids(db, [person_id])
+        db.execute("update people set name = ?, pinned = 1 where id = ?", [text, int(person_id)])
+
+
+def merge(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
+    """Merge people into the first one given; return its id. Its name and the user's gender and birth
+    date are the first given among them, in order. The user's exclusions between them are dropped."""
+    ensure_schema(db)
+    ids = [int(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i for i in ids]
+    if len(ids) < 2:
+        raise PeopleError("merging needs two people or more")
+    if len(set(ids)) < len(ids):
+        raise PeopleError(f"cannot merge a person with itself ({', '.join(str(i) for i, c in Counter(ids).items() if c > 1)})")
+    summary = Summary()
+    with db.atomic():
+        _check_ids(db, ids)
+        target, others = ids[0], ids[1:]
+        rows = {r[0]: r for r in db.execute(
+            f"select id, name, gender_set_by_user, born_set_by_user from people where id in ({','.join('?' * len(ids))})",
+            ids)}
+        picked = [next((rows[i][k] for i in ids if rows[i][k] is not None), None) for k in (1, 2, 3)]
+        marks = ",".join("?" * len(others))
+        db.execute(f"update faces set person_id = ? where person_id in ({marks})", [target, *others])
+        db.execute(f"update people_exclusions set person_id = ? where person_id in ({marks})", [target, *others])
+        db.execute("delete from people_exclusions where person_id = ? and face_id in"
+                   " (select id from faces where person_id = ?)", [target, target])
+        db.execute(f"delete from people where id in ({marks})", others)
+        db.execute("update people set name = ?, gender_set_by_user = ?, born_set_by_user = ?, pinned = 1, stale = 1"
+                   " where id = ?", [*picked, target])
+        _correct(db, [target], summary)
+    return target
+
+
+def remove_faces(db: sqlite_utils.Database, face_ids: Sequence[int]) -> list[int]:
+    """"These faces are not their person": each leaves its person (which is kept through regrouping)
+    for a person of its own, and never joins it again. Returns the faces' new person ids."""
+    ensure_schema(db)
+    summary = Summary()
+    with db.atomic():
+        found = {}
+        for fid in face_ids:
+            row = db.execute("select id, person_id from faces where id = ?", [int(fid)]).fetchone()
+            if row is None:
+                raise PeopleError(f"no face {fid}")
+            if row[1] is None:
+                raise PeopleError(f"face {fid} is not in a person")
+            found[row[0]] = row[1]
+        new_ids = _new_people(db, len(found))
+        for (fid, pid), new in zip(sorted(found.items()), new_ids):
+            db.execute("insert or ignore into people_exclusions (face_id, person_id) values (?, ?)", [fid, pid])
+            db.execute("update faces set person_id = ? where id = ?", [new, fid])
+        db.conn.executemany("update people set pinned = 1, stale = 1 where id = ?", [(p,) for p in set(found.values())])
+        _correct(db, sorted(set(found.values()) | set(new_ids)), summary)
+    return [dict(zip(sorted(found), new_ids))[int(f)] for f in face_ids]
+
+
+def set_person(db: sqlite_utils.Database, person_id: int, gender: str | None = None,
+               born: int | str | None = None) -> None:
+    """The user's gender (``f``/``m``/``female``/``male``) or birth date (a year, ``YYYY-MM``,
+    ``YYYY-MM-DD``) of a person; None leaves it as it is, ``""`` takes the user's word back. Beats
+    every estimate: the person's faces get that gender; its dated faces the age the date makes."""
+    ensure_schema(db)
+    genders = {"f": "f", "female": "f", "m": "m", "male": "m", "": ""}
+    if gender is not None and str(gender).strip().lower() not in genders:
+        raise PeopleError(f"not a gender: {gender!r} (f, m, female, male)")
+    born_value = None if born is None or born == "" else parse_born(born)[0]
+    summary = Summary()
+    with db.atomic():
+        _check_ids(db, [person_id])
+        if gender is not None:
+            g = genders[str(gender).strip().lower()] or None
+            db.execute("update people set gender_set_by_user = ? where id = ?", [g, int(person_id)])
+        if born is not None:
+            db.execute("update people set born_set_by_user = ? where id = ?", [born_value, int(person_id)])
+        db.execute("update people set pinned = 1, stale = 1 where id = ?", [int(person_id)])
+        _correct(db, [int(person_id)], summary)
+
+
+def __getattr__(attribute: str):
+    """``people.set`` is :func:`set_person` (a module function named ``set`` would hide the builtin here)."""
+    if attribute == "set":
+        return set_person
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")

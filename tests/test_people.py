@@ -1,0 +1,365 @@
+"""People (issue 23): grouping on synthetic descriptors (clusters), corrections on synthetic dates, the
+user's word, and the index staying consistent through rescans, rewrites and deletions."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from phototag import index, people
+from phototag.records import Face, PhotoInfo
+
+RNG_SEED = 7
+SPREAD = 0.3 / np.sqrt(2 * 128)  # same person: descriptors about 0.3 apart
+APART = 0.9 / np.sqrt(2 * 128)  # two people: about 0.9 apart
+
+
+def centres(n, seed=RNG_SEED):
+    return np.random.default_rng(seed).normal(0, APART, (n, 128)).astype(np.float32)
+
+
+class Library:
+    """An index in a temporary folder; photos are files whose faces are given with descriptors."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.db = index.open_index(tmp_path / "index.db")
+        self.rng = np.random.default_rng(RNG_SEED + 1)
+        self.count = 0
+
+    def photo(self, faces, taken_at=None, name=None):
+        """faces: [(descriptor or None, age, p_female, box x)]; returns the photo id."""
+        self.count += 1
+        path = self.tmp / (name or f"p{self.count:05d}.jpg")
+        path.write_bytes(b"x" * self.count)
+        recs = [Face(box=(x, 10.0, 50.0, 50.0), landmarks={}, confidence=0.9, rotation=0.0,
+                     gender="f" if p >= 0.5 else "m", p_female=p, age=age) for _, age, p, x in faces]
+        info = PhotoInfo(1000, 1000, 1000, 1000, 1, taken_at, "JPEG")
+        pid = index.record_photo(self.db, path, os.stat(path), None, info, recs, "test-1")
+        self.set_embeddings(pid, [v for v, *_ in faces])
+        return pid
+
+    def set_embeddings(self, photo_id, vectors):
+        people.ensure_schema(self.db)
+        ids = [r[0] for r in self.db.execute("select id from faces where photo_id = ? order by face_index", [photo_id])]
+        with self.db.atomic():
+            for fid, v in zip(ids, vectors):
+                self.db.execute("update faces set embedding = ? where id = ?",
+                                [None if v is None else people.to_blob(v), fid])
+
+    def near(self, centre, scale=SPREAD):
+        return centre + self.rng.normal(0, scale, 128).astype(np.float32)
+
+    def persons(self, photo_id):
+        return [r[0] for r in self.db.execute("select person_id from faces where photo_id = ? order by face_index",
+                                              [photo_id])]
+
+    def face(self, photo_id, i=0):
+        return dict(zip(("id", "person_id", "age", "gender", "p_female", "face_age", "face_gender", "face_p_female"),
+                        self.db.execute("select id, person_id, age, gender, p_female, face_age, face_gender, face_p_female"
+                                        " from faces where photo_id = ? and face_index = ?", [photo_id, i]).fetchone()))
+
+
+@pytest.fixture
+def lib(tmp_path):
+    return Library(tmp_path)
+
+
+def test_groups_clusters_and_new_faces_join_without_regrouping(lib):
+    c = centres(5)
+    photos = {p: [lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)]) for _ in range(6)] for p in range(5)}
+    summary = people.update(lib.db)
+    assert summary.seen == 30 and summary.grouped == 30 and summary.new_people == 5
+    ids = {p: {lib.persons(ph)[0] for ph in photos[p]} for p in photos}
+    assert all(len(v) == 1 for v in ids.values()) and len({next(iter(v)) for v in ids.values()}) == 5
+    before = dict(lib.db.execute("select id, person_id from faces").fetchall())
+    new = lib.photo([(lib.near(c[2]), 30.0, 0.2, 10.0)])
+    stranger = lib.photo([(centres(1, seed=99)[0], 30.0, 0.2, 10.0)])
+    summary = people.update(lib.db)
+    assert summary.grouped == 2 and summary.joined == 1 and summary.new_people == 1
+    assert lib.persons(new) == list(ids[2])
+    assert lib.persons(stranger)[0] not in {next(iter(v)) for v in ids.values()}
+    after = dict(lib.db.execute("select id, person_id from faces").fetchall())
+    assert all(after[k] == v for k, v in before.items())  # nobody regrouped
+    assert people.update(lib.db).grouped == 0  # nothing new: nothing done
+
+
+def test_two_faces_in_one_photo_are_two_people(lib):
+    c = centres(1)[0]
+    twin = lib.photo([(lib.near(c, SPREAD / 3), 30.0, 0.2, 10.0), (lib.near(c, SPREAD / 3), 30.0, 0.2, 300.0)])
+    people.update(lib.db)
+    a, b = lib.persons(twin)
+    assert a != b
+
+
+def test_age_and_date_that_contradict_a_birth_date_keep_faces_apart(lib):
+    c = centres(1)[0]
+    kid = [lib.photo([(lib.near(c), 4.0, 0.2, 10.0)], taken_at=f"2010-0{m}-01T12:00:00") for m in range(1, 5)]
+    people.update(lib.db)
+    # same descriptor region, but a 60-year-old in 2011: born ~1951, not ~2006
+    old = lib.photo([(lib.near(c), 60.0, 0.2, 10.0)], taken_at="2011-06-01T12:00:00")
+    people.update(lib.db)
+    assert lib.persons(old)[0] != lib.persons(kid[0])[0]
+    # undated, it cannot contradict anything
+    undated = lib.photo([(lib.near(c), 60.0, 0.2, 10.0)])
+    people.update(lib.db)
+    assert lib.persons(undated)[0] == lib.persons(kid[0])[0]
+
+
+def test_regroup_is_deterministic_and_keeps_ids(lib):
+    c = centres(4)
+    for p in range(4):
+        for _ in range(5):
+            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    people.update(lib.db)
+    first = dict(lib.db.execute("select id, person_id from faces").fetchall())
+    people.regroup(lib.db)
+    second = dict(lib.db.execute("select id, person_id from faces").fetchall())
+    people.regroup(lib.db)
+    assert first == second == dict(lib.db.execute("select id, person_id from faces").fetchall())
+
+
+def test_many_faces_through_the_cells(lib, monkeypatch):
+    monkeypatch.setattr(people, "MIN_CELLS", 64)
+    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    c = centres(40)
+    truth = {}
+    for p in range(40):
+        for _ in range(5):
+            truth[lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])] = p
+    people.update(lib.db)
+    assert people._meta(lib.db)["built_for"] == 200  # trained: several cells
+    assert len(people.Cells.from_meta(people._meta(lib.db)).fine) > 4
+    got = {ph: lib.persons(ph)[0] for ph in truth}
+    by_truth = {}
+    for ph, p in truth.items():
+        by_truth.setdefault(p, set()).add(got[ph])
+    assert all(len(v) == 1 for v in by_truth.values()) and len({next(iter(v)) for v in by_truth.values()}) == 40
+    new = {lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)]): p for p in range(0, 40, 3)}
+    people.update(lib.db)  # incremental: candidates read by cell
+    assert all(lib.persons(ph)[0] == next(iter(by_truth[p])) for ph, p in new.items())
+
+
+def test_deleted_photo_leaves_its_person_and_a_rewrite_keeps_it(lib):
+    c = centres(1)[0]
+    photos = [lib.photo([(lib.near(c), 30.0 + k, 0.7, 10.0)], taken_at=f"201{k}-05-01T10:00:00") for k in range(5)]
+    people.update(lib.db)
+    pid = lib.persons(photos[0])[0]
+    assert people.list_people(lib.db)[0]["faces"] == 5
+    # a rewrite: the scan records the photo again with its faces as the index holds them (corrected)
+    f0 = lib.face(photos[1])
+    key = index.path_key(lib.tmp / "p00002.jpg")
+    info, faces, version = index.scanned_photo(lib.db, key)
+    faces[0].age = f0["age"]
+    index.record_photo(lib.db, key, os.stat(lib.tmp / "p00002.jpg"), None, info, faces, version)
+    lib.set_embeddings(photos[1], [lib.near(c)])
+    summary = people.update(lib.db)
+    assert summary.kept == 1 and summary.new_people == 0
+    f1 = lib.face(photos[1])
+    assert f1["person_id"] == pid and f1["face_age"] == f0["face_age"] and f1["age"] == f0["age"]
+    # a failed rescan and a pruned photo: their faces leave the person
+    index.record_failure(lib.db, lib.tmp / "p00003.jpg", None, "broken")
+    index.mark_missing(lib.db, set(), [index.path_key(lib.tmp / "p00004.jpg")], prune=True)
+    people.update(lib.db)
+    assert [p["faces"] for p in people.list_people(lib.db)] == [3]
+
+
+def test_missing_photo_does_not_count_until_it_is_back(lib):
+    c = centres(1)[0]
+    photos = [lib.photo([(lib.near(c), 30.0, 0.7, 10.0)]) for _ in range(3)]
+    people.update(lib.db)
+    index.mark_missing(lib.db, set(), [index.path_key(lib.tmp / "p00001.jpg")])
+    people.update(lib.db)
+    assert people.list_people(lib.db)[0]["faces"] == 2
+    assert lib.persons(photos[0])[0] is not None  # kept for when it comes back
+
+
+def truth_person(lib, c, born=1960.4, ages=(1.0, 3.0, 6.0, 25.0, 35.0, 45.0), errors=(0.5, -1.0, 1.5, 8.0, -7.0, 9.0)):
+    photos = []
+    for age, err in zip(ages, errors):
+        year = born + age
+        month = int((year % 1) * 12) + 1
+        photos.append(lib.photo([(lib.near(c), age + err, 0.8, 10.0)],
+                                taken_at=f"{int(year)}-{month:02d}-15T12:00:00"))
+    return photos
+
+
+def test_dated_faces_correct_each_other_and_the_index_keeps_both(lib):
+    c = centres(1)[0]
+    ages = (1.0, 3.0, 6.0, 25.0, 35.0, 45.0)
+    photos = truth_person(lib, c, ages=ages)
+    summary = people.update(lib.db)
+    assert summary.changed_photos >= 3
+    rows = [lib.face(ph) for ph in photos]
+    own = np.array([r["face_age"] for r in rows])
+    corrected = np.array([r["age"] for r in rows])
+    true = np.array(ages)
+    assert np.abs(corrected - true)[3:].mean() < np.abs(own - true)[3:].mean() - 3  # adults: much better
+    assert np.abs(corrected - true)[:3].mean() <= np.abs(own - true)[:3].mean() + 0.2  # children: no worse
+    p = people.list_people(lib.db)[0]
+    assert abs(p["born"] - 1960.4) < 1.5 and p["born_sd"] < 2 and not p["flagged"] and p["dated"] == 6
+    assert set(people.changed_photos(lib.db)) == {ph for ph, r in zip(photos, rows) if r["age"] != r["face_age"]}
+    people.mark_written(lib.db, people.changed_photos(lib.db)[:1])
+    assert len(people.changed_photos(lib.db)) == len({ph for ph, r in zip(photos, rows) if r["age"] != r["face_age"]}) - 1
+    people.mark_written(lib.db)
+    assert people.changed_photos(lib.db) == []
+    assert people.update(lib.db).changed_photos == 0  # nothing moved: nothing to write
+
+
+def test_undated_placeholder_and_future_dates_keep_their_own_age(lib):
+    c = centres(1)[0]
+    truth_person(lib, c)
+    undated = lib.photo([(lib.near(c), 38.0, 0.8, 10.0)])
+    epoch = lib.photo([(lib.near(c), 38.0, 0.8, 10.0)], taken_at="1970-01-01T00:00:00")
+    future = lib.photo([(lib.near(c), 38.0, 0.8, 10.0)], taken_at="2999-01-01T00:00:00")
+    people.update(lib.db)
+    for ph in (undated, epoch, future):
+        f = lib.face(ph)
+        assert f["person_id"] == lib.persons(1)[0] and f["age"] == 38.0
+    assert people.list_people(lib.db)[0]["dated"] == 6
+    assert people.photo_year("1970-01-01T00:00:00") is None and people.photo_year("2000-01-01T00:05:00") is None
+    assert people.photo_year("2015-07-02T10:00:00+02:00") == pytest.approx(2015.5, abs=0.01)
+    assert people.photo_year("garbage") is None and people.photo_year(None) is None
+
+
+def test_age_sd_grows_with_age():
+    sd = people.age_sd([0, 5, 15, 30, 50, 80])
+    assert np.all(np.diff(sd) >= 0) and sd[1] < 2.5 and sd[4] > 7
+
+
+def test_gender_is_pooled_and_one_face_keeps_its_own(lib):
+    c = centres(2)
+    many = [lib.photo([(lib.near(c[0]), 30.0, p, 10.0)]) for p in (0.9, 0.85, 0.4, 0.8, 0.7)]
+    alone = lib.photo([(lib.near(c[1]), 30.0, 0.45, 10.0)])
+    people.update(lib.db)
+    assert {lib.face(ph)["gender"] for ph in many} == {"f"}
+    assert lib.face(many[2])["face_gender"] == "m" and lib.face(many[2])["face_p_female"] == 0.4
+    assert lib.face(alone)["gender"] == "m" and lib.face(alone)["p_female"] == 0.45
+
+
+def test_a_person_whose_faces_disagree_is_flagged_and_not_used(lib):
+    c = centres(2)
+    a = truth_person(lib, c[0], born=1950.0, ages=(30, 32, 34, 36), errors=(0, 0, 0, 0))
+    b = truth_person(lib, c[1], born=2000.0, ages=(1, 3, 5, 7), errors=(0, 0, 0, 0))
+    people.update(lib.db)
+    pa, pb = lib.persons(a[0])[0], lib.persons(b[0])[0]
+    assert pa != pb
+    people.merge(lib.db, [pa, pb])  # the user's word: one person
+    p = people.person(lib.db, pa)
+    assert p["flagged"] and "birth" in p["flag_reason"]
+    assert all(r["age"] == r["face_age"] for r in p["face_rows"])
+
+
+def test_names_are_checked_and_stick_through_rescans_and_regrouping(lib):
+    c = centres(2)
+    photos = [lib.photo([(lib.near(c[k % 2]), 30.0, 0.2, 10.0)]) for k in range(8)]
+    people.update(lib.db)
+    pid = lib.persons(photos[0])[0]
+    for bad in ("a/b", "a\\b", "a|b", "tab\there", "nl\nx", "", "   ", "x" * 300):
+        with pytest.raises(people.PeopleError):
+            people.name(lib.db, pid, bad)
+    with pytest.raises(people.PeopleError):
+        people.name(lib.db, 999, "Ann")
+    people.name(lib.db, pid, "  Ann Lee ")
+    people.regroup(lib.db)
+    assert lib.persons(photos[0])[0] == pid
+    names = {p["id"]: p["name"] for p in people.list_people(lib.db)}
+    assert names[pid] == "Ann Lee" and sum(1 for v in names.values() if v) == 1
+    # a rescan of one of her photos (new face row, same place): still hers
+    key = index.path_key(lib.tmp / "p00003.jpg")
+    info, faces, version = index.scanned_photo(lib.db, key)
+    index.record_photo(lib.db, key, os.stat(lib.tmp / "p00003.jpg"), None, info, faces, version)
+    lib.set_embeddings(photos[2], [lib.near(c[0])])
+    people.update(lib.db)
+    assert lib.persons(photos[2])[0] == pid
+
+
+def test_merge_errors_and_merge(lib):
+    c = centres(3)
+    photos = [lib.photo([(lib.near(c[k % 3]), 30.0, 0.2, 10.0)]) for k in range(6)]
+    people.update(lib.db)
+    a, b, d = (lib.persons(photos[k])[0] for k in range(3))
+    with pytest.raises(people.PeopleError, match="itself"):
+        people.merge(lib.db, [a, a])
+    with pytest.raises(people.PeopleError, match="no person"):
+        people.merge(lib.db, [a, 12345])
+    with pytest.raises(people.PeopleError):
+        people.merge(lib.db, [a])
+    people.name(lib.db, b, "Bo")
+    assert people.merge(lib.db, [a, b]) == a
+    assert {lib.persons(ph)[0] for ph in photos[:2] + photos[3:5]} == {a}
+    listed = {p["id"]: p for p in people.list_people(lib.db)}
+    assert b not in listed and listed[a]["name"] == "Bo" and listed[a]["faces"] == 4
+    people.regroup(lib.db)  # the merge sticks
+    assert {lib.persons(ph)[0] for ph in photos[:2] + photos[3:5]} == {a} and lib.persons(photos[2])[0] == d
+
+
+def test_removed_face_never_rejoins(lib):
+    c = centres(1)[0]
+    photos = [lib.photo([(lib.near(c), 30.0, 0.2, 10.0)]) for _ in range(5)]
+    people.update(lib.db)
+    pid = lib.persons(photos[0])[0]
+    face = lib.face(photos[4])["id"]
+    with pytest.raises(people.PeopleError):
+        people.remove_faces(lib.db, [10 ** 9])
+    (new,) = people.remove_faces(lib.db, [face])
+    assert new != pid and lib.persons(photos[4])[0] == new
+    people.regroup(lib.db)
+    assert lib.persons(photos[4])[0] != pid and lib.persons(photos[0])[0] == pid
+    # a rewrite of that photo: the exclusion follows the new face row
+    key = index.path_key(lib.tmp / "p00005.jpg")
+    info, faces, version = index.scanned_photo(lib.db, key)
+    index.record_photo(lib.db, key, os.stat(lib.tmp / "p00005.jpg"), None, info, faces, version)
+    lib.set_embeddings(photos[4], [lib.near(c)])
+    people.update(lib.db)
+    people.regroup(lib.db)
+    assert lib.persons(photos[4])[0] != pid
+
+
+def test_users_gender_and_birth_beat_the_estimates(lib):
+    c = centres(1)[0]
+    photos = truth_person(lib, c, born=1960.4)
+    undated = lib.photo([(lib.near(c), 33.0, 0.8, 10.0)])
+    people.update(lib.db)
+    pid = lib.persons(photos[0])[0]
+    with pytest.raises(people.PeopleError):
+        people.set(lib.db, pid, gender="x")
+    with pytest.raises(people.PeopleError):
+        people.set(lib.db, pid, born="nineteen")
+    with pytest.raises(people.PeopleError):
+        people.set(lib.db, pid, born=3000)
+    people.set(lib.db, pid, gender="male", born=1955)
+    for ph in photos:
+        f = lib.face(ph)
+        assert f["gender"] == "m" and f["p_female"] == 0.0
+    taken = lib.db.execute("select taken_at from photos where id = ?", [photos[3]]).fetchone()[0]
+    assert lib.face(photos[3])["age"] == pytest.approx(people.photo_year(taken) - 1955.5)
+    assert lib.face(undated)["age"] == 33.0 and lib.face(undated)["gender"] == "m"
+    people.regroup(lib.db)
+    people.update(lib.db)
+    assert lib.face(photos[3])["age"] == pytest.approx(people.photo_year(taken) - 1955.5)
+    p = people.list_people(lib.db)[0]
+    assert p["gender_set_by_user"] == "m" and p["born_set_by_user"] == "1955"
+    people.set(lib.db, pid, gender="", born="")
+    assert people.list_people(lib.db)[0]["gender_set_by_user"] is None
+
+
+def test_faces_without_descriptor_are_left_alone(lib):
+    ph = lib.photo([(None, 30.0, 0.2, 10.0)])
+    people.update(lib.db)
+    f = lib.face(ph)
+    assert f["person_id"] is None and f["face_age"] == 30.0
+
+
+def test_a_killed_update_is_finished_by_the_next(lib):
+    c = centres(1)[0]
+    truth_person(lib, c)
+    summary = people.Summary()
+    people.ensure_schema(lib.db)
+    people._reattach(lib.db, summary)
+    people._group_new(lib.db, summary, None)  # killed before the corrections
+    assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 1
+    assert people.update(lib.db).corrected == 1
+    assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 0
