@@ -44,8 +44,11 @@ import sqlite_utils
 DIM = 128  # dlib's face descriptor
 
 # --- thresholds (docs/people.md says how each was chosen) ------------------------------------------
-LINK = 0.48  # two faces may be one person when their descriptors are at most this far apart
-CENTROID = 0.42  # ... and the two groups' mean descriptors at most this far apart
+LINK = 0.46  # two adults' faces may be one person when their descriptors are at most this far apart
+CENTROID = 0.42  # ... and the two groups' mean descriptors at most this far apart (scaled like the link)
+# Children's descriptors lie close together whoever they are: the link is shorter for a face estimated
+# younger than each age here (FG-NET pairs: no other child within these, see docs/people.md).
+LINK_BY_AGE = ((6.0, 0.34), (13.0, 0.38), (20.0, 0.42))
 NEIGHBOURS = 8  # links kept per face (its nearest within LINK)
 BIRTH_Z = 3.0  # birth estimates further apart than this many standard deviations: not one person
 MIN_DATED = 3  # dated faces a person needs before its birth date corrects ages
@@ -152,18 +155,26 @@ def gender_threshold(age: float) -> float:
     return threshold
 
 
+_YEARS: dict[str, float | None] = {}
+
+
 def photo_year(taken_at: str | None, now: datetime | None = None) -> float | None:
     """A photo's date as a decimal year, or None when it has none that can vote: unparseable, a
     placeholder day (1970-01-01, 1980-01-01, 2000-01-01...), before photography, or in the future."""
     if not taken_at:
         return None
+    if now is None:
+        if taken_at not in _YEARS:
+            if len(_YEARS) > 1_000_000:
+                _YEARS.clear()
+            _YEARS[taken_at] = photo_year(taken_at, datetime.now(timezone.utc).replace(tzinfo=None))
+        return _YEARS[taken_at]
     try:
         when = datetime.fromisoformat(taken_at.strip())
     except ValueError:
         return None
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if when.date() in PLACEHOLDER_DAYS or when.year < FIRST_PHOTO_YEAR or when > now + timedelta(days=1):
         return None
     return decimal_year(when)
@@ -229,8 +240,10 @@ def _kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) ->
     centres = x[np.sort(rng.choice(len(x), size=k, replace=False))].copy()
     for _ in range(iterations):
         label = _sq_dist(x, centres).argmin(1)
+        order = np.argsort(label, kind="stable")
+        present, starts = np.unique(label[order], return_index=True)
         sums = np.zeros_like(centres)
-        np.add.at(sums, label, x)
+        sums[present] = np.add.reduceat(x[order], starts, axis=0)
         counts = np.bincount(label, minlength=k)
         moved = counts > 0
         centres[moved] = sums[moved] / counts[moved, None]
@@ -350,8 +363,9 @@ def links(x: np.ndarray, first: np.ndarray, second: np.ndarray, queries: np.ndar
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     i, j, d = np.concatenate(out_i), np.concatenate(out_j), np.sqrt(np.concatenate(out_d))
     lo, hi = np.minimum(i, j), np.maximum(i, j)
-    pairs = np.unique(np.stack([lo, hi], 1), axis=0, return_index=True)[1]
-    return lo[pairs], hi[pairs], d[pairs].astype(np.float32)
+    pairs = np.unique(lo * np.int64(n) + hi, return_index=True)[1]
+    keep = pairs[lo[pairs] != hi[pairs]]
+    return lo[keep], hi[keep], d[keep].astype(np.float32)
 
 
 # --- grouping ----------------------------------------------------------------------------------------
@@ -370,14 +384,16 @@ class Known:
 
 def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.ndarray, person: np.ndarray,
             known: dict[int, Known], excluded: dict[int, set[int]], i: np.ndarray, j: np.ndarray, d: np.ndarray,
-            link: float = LINK, centroid: float = CENTROID, birth_z: float = BIRTH_Z) -> np.ndarray:
+            link: float = LINK, centroid: float = CENTROID, birth_z: float = BIRTH_Z,
+            limits: np.ndarray | None = None) -> np.ndarray:
     """Group faces along the links (i, j, d), nearest first, each merge checked (deterministic).
 
     ``person``: the person a face is already part of (-1: none): such faces start together, with the
     person's whole statistics from ``known``, and two persons are never merged. A merge is refused when
     the link is longer than ``link``, the two groups' mean descriptors are further than ``centroid``,
     the two share a photo, a face was excluded from the other's person, or their birth estimates
-    disagree by more than ``birth_z`` SDs. Returns each face's group: its person, else
+    disagree by more than ``birth_z`` SDs. ``limits``: each face's longest link (its age's, see
+    :func:`link_limits`); a group's is its youngest face's, and the centroid limit shrinks with it. Returns each face's group: its person, else
     ``-(first face of its group) - 1``.
     """
     n = len(x)
@@ -386,6 +402,8 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     sums = x.astype(np.float64) if n <= 200_000 else x.astype(np.float32)
     count = np.ones(n)
     pid = np.asarray(person, np.int64).copy()
+    lim = (np.full(n, link) if limits is None else np.minimum(np.asarray(limits, float), link)).tolist()
+    ratio = centroid / link
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(np.isnan(birth), 0.0, 1.0 / np.square(birth_sd))
     bw = w.copy()
@@ -423,6 +441,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
                     photos.setdefault(int(f), set()).update(k.photos)
             continue
         r = first_of[p]
+        lim[r] = min(lim[r], lim[f])
         parent[f] = r
         size[r] += 1
         if known.get(p) is None:
@@ -446,12 +465,15 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         pa, pb = int(pid[a]), int(pid[b])
         if pa >= 0 and pb >= 0:
             continue
+        limit = min(lim[a], lim[b])
+        if d[e] > limit:
+            continue
         if count[a] == 1 and count[b] == 1:
-            if d[e] > centroid:
+            if d[e] > limit * ratio:
                 continue
         else:
             diff = sums[a] / count[a] - sums[b] / count[b]
-            if float(diff @ diff) > c2:
+            if float(diff @ diff) > c2 * (limit / link) ** 2:
                 continue
         if a in photos and b in photos:
             small, big = (photos[a], photos[b]) if len(photos[a]) < len(photos[b]) else (photos[b], photos[a])
@@ -467,6 +489,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             a, b = b, a
         parent[b] = a
         size[a] += size[b]
+        lim[a] = limit
         sums[a] += sums[b]
         count[a] += count[b]
         bw[a] += bw[b]
@@ -481,6 +504,15 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     first = np.full(n, n, np.int64)
     np.minimum.at(first, roots, np.arange(n))
     return np.where(pid[roots] >= 0, pid[roots], -first[roots] - 1)
+
+
+def link_limits(face_age: np.ndarray) -> np.ndarray:
+    """Each face's longest link, by its own estimated age (unknown: an adult's)."""
+    age = np.nan_to_num(np.asarray(face_age, float), nan=99.0)
+    limits = np.full(len(age), LINK)
+    for below, limit in reversed(LINK_BY_AGE):
+        limits[age < below] = limit
+    return limits
 
 
 def _face_births(face_age: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -631,8 +663,8 @@ def _empty() -> FaceSet:
 def _live_faces(db, where: str = "", params: Sequence = (), now=None) -> FaceSet:
     cur = db.execute(
         "select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
-        " coalesce(f.cell2, -1), f.embedding from faces f join photos p on p.id = f.photo_id"
-        f" where {LIVE} and length(f.embedding) = {4 * DIM} {where} order by f.id", list(params))
+        " coalesce(f.cell2, -1), f.embedding from faces f cross join photos p on p.id = f.photo_id"  # faces first
+        f" where {LIVE} and length(f.embedding) = {4 * DIM} {where}", list(params))
     years_of: dict = {}
     parts = []
     while True:
@@ -648,7 +680,10 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None) -> FaceSet
                              np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
                              np.array(cols[5], np.int64), np.array(cols[6], np.int64), _vectors(cols[7])))
         del batch, cols
-    return FaceSet.concat(parts) if parts else _empty()
+    if not parts:
+        return _empty()
+    faces = FaceSet.concat(parts)
+    return faces.take(np.argsort(faces.ids, kind="stable"))
 
 
 def _in_chunks(db, faces_where: str, values: Sequence, now=None) -> FaceSet:
@@ -715,8 +750,8 @@ def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
 def _group_new(db, summary: Summary, now) -> None:
     with db.atomic():
         new_ids = [r[0] for r in db.execute(
-            "select f.id from faces f join photos p on p.id = f.photo_id where f.person_id is null"
-            f" and length(f.embedding) = {4 * DIM} and {LIVE} order by f.id")]
+            "select f.id from faces f cross join photos p on p.id = f.photo_id where f.person_id is null"
+            f" and f.embedding is not null and length(f.embedding) = {4 * DIM} and {LIVE} order by f.id")]
         if not new_ids:
             return
         live = db.execute(f"select count(*) from faces f join photos p on p.id = f.photo_id where {LIVE}"
@@ -759,7 +794,8 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
     index = {int(f): k for k, f in enumerate(faces.ids)}
     excluded = _exclusions(db, faces.ids, index)
     i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new)
-    return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d)
+    return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d,
+                   limits=link_limits(faces.face_age))
 
 
 def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary) -> None:
@@ -859,6 +895,12 @@ def estimate(face_age: np.ndarray, face_p: np.ndarray, face_gender: Sequence[str
              gender_by_user: str | None = None, born_by_user: str | None = None) -> Estimate:
     """A person's gender and birth date from its faces, and each face's corrected values."""
     n = len(face_age)
+    if n == 1 and not gender_by_user and not born_by_user:  # a person of one face keeps its own answer
+        p = None if face_p[0] is None or np.isnan(face_p[0]) else float(face_p[0])
+        dated = int(not np.isnan(years[0]) and not np.isnan(face_age[0]))
+        born = float(years[0] - face_age[0]) if dated else None
+        return Estimate(face_gender[0] or None, p, born, float(age_sd(face_age[0])) if dated else None, dated, False,
+                        None, np.asarray(face_age, float), np.asarray(face_p, float), list(face_gender))
     face_age = np.asarray(face_age, float)
     face_p = np.asarray(face_p, float)
     years = np.asarray(years, float)
@@ -939,7 +981,7 @@ def estimate(face_age: np.ndarray, face_p: np.ndarray, face_gender: Sequence[str
                     ages, ps, genders)
 
 
-def _correct_stale(db, summary: Summary, now=None, batch: int = 2000) -> None:
+def _correct_stale(db, summary: Summary, now=None, batch: int = 5000) -> None:
     while True:
         with db.atomic():
             ids = [r[0] for r in db.execute("select id from people where stale = 1 order by id limit ?", [batch])]
@@ -965,7 +1007,7 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
     for pid in ids:
         person = people.get(pid)
         members = faces.get(pid, [])
-        if person is None:
+        if person is None:  # gone meanwhile
             continue
         if not members:
             anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
@@ -1000,7 +1042,6 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
                    " flagged = ?, flag_reason = ?, centroid = ?, updated_at = ?, stale = 0 where id = ?",
                    rows)
     db.conn.executemany("delete from people where id = ?", [(p,) for p in gone])
-    db.conn.executemany("update people set stale = 0 where id = ?", [(p,) for p in ids])
     summary.corrected += len(ids)
     summary.changed_faces += len(face_updates)
     summary.changed_photos += len(dirty)
