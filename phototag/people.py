@@ -699,8 +699,11 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None) -> FaceSet
         del batch, cols
     if not parts:
         return _empty()
-    faces = FaceSet.concat(parts)
-    return faces.take(np.argsort(faces.ids, kind="stable"))
+    faces = FaceSet.concat(parts) if len(parts) > 1 else parts[0]
+    del parts
+    if len(faces.ids) > 1 and not (np.diff(faces.ids) > 0).all():
+        faces = faces.take(np.argsort(faces.ids, kind="stable"))
+    return faces
 
 
 def _in_chunks(db, faces_where: str, values: Sequence, now=None) -> FaceSet:
@@ -771,8 +774,8 @@ def _group_new(db, summary: Summary, now) -> None:
             f" and f.embedding is not null and length(f.embedding) = {4 * DIM} and {LIVE} order by f.id")]
         if not new_ids:
             return
-        live = db.execute(f"select count(*) from faces f join photos p on p.id = f.photo_id where {LIVE}"
-                          f" and length(f.embedding) = {4 * DIM}").fetchone()[0]
+        # the faces filed in cells (an index-only count) and the new ones: enough to tell growth
+        live = db.execute("select count(*) from faces where cell1 is not null").fetchone()[0] + len(new_ids)
         cells = _cells(db, live)
         if cells is None:  # (again) trained on every face, every face filed again
             faces = _live_faces(db, now=now)
