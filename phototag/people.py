@@ -582,6 +582,16 @@ def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
         for row in db.execute("select old_id, photo_id, x, y, w, h, person_id, face_age, face_gender, face_p_female,"
                               " age, gender, p_female from people_memory order by rowid"):
             memory[row[1]].append(list(row))
+        persons = sorted({m[6] for rows in memory.values() for m in rows if m[6] is not None})
+        existing = set()
+        for k in range(0, len(persons), 500):  # a person merged away or regrouped meanwhile is no more
+            part = persons[k:k + 500]
+            existing.update(r[0] for r in db.execute(f"select id from people where id in ({','.join('?' * len(part))})",
+                                                     part))
+        for rows in memory.values():
+            for m in rows:
+                if m[6] not in existing:
+                    m[6] = None
         new = db.execute("select id, photo_id, x, y, w, h, age, gender, p_female from faces"
                          " where face_age is null order by id").fetchall()
         updates, moved, stale = [], [], set()
@@ -1185,6 +1195,7 @@ def merge(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
         marks = ",".join("?" * len(others))
         db.execute(f"update faces set person_id = ? where person_id in ({marks})", [target, *others])
         db.execute(f"update people_exclusions set person_id = ? where person_id in ({marks})", [target, *others])
+        db.execute(f"update people_memory set person_id = ? where person_id in ({marks})", [target, *others])
         db.execute("delete from people_exclusions where person_id = ? and face_id in"
                    " (select id from faces where person_id = ?)", [target, target])
         db.execute(f"delete from people where id in ({marks})", others)

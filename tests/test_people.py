@@ -363,3 +363,20 @@ def test_a_killed_update_is_finished_by_the_next(lib):
     assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 1
     assert people.update(lib.db).corrected == 1
     assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 0
+
+
+def test_a_face_rewritten_while_its_person_is_merged_away_joins_the_merged_person(lib):
+    c = centres(2)
+    a = [lib.photo([(lib.near(c[0]), 30.0, 0.2, 10.0)]) for _ in range(3)]
+    b = [lib.photo([(lib.near(c[1]), 30.0, 0.2, 10.0)]) for _ in range(3)]
+    people.update(lib.db)
+    pa, pb = lib.persons(a[0])[0], lib.persons(b[0])[0]
+    key = index.path_key(lib.tmp / "p00004.jpg")
+    info, faces, version = index.scanned_photo(lib.db, key)
+    index.record_photo(lib.db, key, os.stat(lib.tmp / "p00004.jpg"), None, info, faces, version)
+    lib.set_embeddings(b[0], [lib.near(c[1])])
+    people.merge(lib.db, [pa, pb])  # before the update that reattaches the rewritten face
+    people.update(lib.db)
+    assert lib.persons(b[0])[0] == pa
+    assert lib.db.execute("select count(*) from faces where person_id is not null and person_id not in"
+                          " (select id from people)").fetchone()[0] == 0
