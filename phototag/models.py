@@ -5,13 +5,14 @@ A model folder holds ``manifest.json`` and the Keras files it names::
     {"name": "...", "models": {"rotation": {"file": "rotation.keras"}, "age": {"file": "age.keras"}}, ...}
 
 ``rotation`` is the rotation regressor, ``age`` the gender-conditioned age regressor (its outputs
-include the gender probability). An optional ``gender_threshold`` (default 0.5) is the P(female)
-from which a face is tagged female, and an optional ``gender_threshold_by_age`` (``[[age,
-threshold], ...]``, ascending) the threshold for faces estimated at least that old; both are
-chosen for these model files. The model version stored with every scanned photo is the name plus
-a hash of the model files (and of the thresholds), so retrained models are told apart. What each
-model's inputs and outputs mean is its class's business: :class:`RotationModel`,
-:class:`AttributeModel`.
+include the gender probability); an optional ``identity`` entry names the face-recognition network
+that gives each face an identity embedding (:mod:`phototag.identity`; not in the model version).
+An optional ``gender_threshold`` (default 0.5) is the P(female) from which a face is tagged
+female, and an optional ``gender_threshold_by_age`` (``[[age, threshold], ...]``, ascending) the
+threshold for faces estimated at least that old; both are chosen for these model files. The
+model version stored with every scanned photo is the name plus a hash of the model files (and of
+the thresholds), so retrained models are told apart. What each model's inputs and outputs mean is
+its class's business: :class:`RotationModel`, :class:`AttributeModel`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ModelSet:
     manifest: dict
     engine: str = "keras"  # "keras" or "litert"
     device: str = "CPU"  # "CPU" or "GPU: <names>"
+    identity: "runtime.KerasRunner | runtime.LiteRunner | None" = None  # noqa: F821 - see phototag.identity
 
     @property
     def input_size(self) -> int:
@@ -197,13 +199,15 @@ def model_version(model_dir: str | Path, manifest: dict | None = None) -> str:
 
 
 def write_manifest(model_dir: str | Path, name: str, extra: dict | None = None) -> dict:
-    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys
-    but the gender thresholds: they were chosen for the models before)."""
+    """Write a manifest naming the trained files of the ``MODEL_KEYS`` in ``model_dir`` (keeps other keys,
+    and other models such as ``identity``, but the gender thresholds: they were chosen for the models
+    before)."""
     path = Path(model_dir) / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest.pop("gender_threshold", None)
     manifest.pop("gender_threshold_by_age", None)
-    manifest |= {"name": name, "models": {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}}
+    models = manifest.get("models", {}) | {key: {"file": MODEL_FILES[key]} for key in MODEL_KEYS}
+    manifest |= {"name": name, "models": models}
     manifest |= extra or {}
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -222,6 +226,7 @@ def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbo
     TensorFlow's and LiteRT's start-up messages are hidden unless ``verbose``.
     """
     from . import runtime
+    from .identity import load_runner as load_identity
 
     model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
     manifest = read_manifest(model_dir)
@@ -237,9 +242,11 @@ def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbo
             have_files = all(runtime_path(p).exists() for p in paths.values())
             engine = "litert" if not gpus and have_files and runtime.litert_available() else "keras"
         loaded = {key: _load_runner(path, engine) for key, path in paths.items()}
+        identity = load_identity(model_dir, manifest, engine)  # None where the manifest lists none
     device = "GPU: " + ", ".join(gpus) if gpus and engine == "keras" else "CPU"
     return ModelSet(loaded["rotation"], loaded["age"], model_version(model_dir, manifest), model_dir, manifest,
-                    engine=engine, device=device)
+                    engine=engine, device=device, identity=identity)
+
 
 
 def _load_runner(path: Path, engine: str):
