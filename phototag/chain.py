@@ -28,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from .identity import KEY as IDENTITY, IdentityModel, face_chip, to_blob
 from .models import AttributeModel, ModelSet, RotationModel, wrapped_angles
 from .records import Detection, Face
 from .turns import photo_turn, quarter_evidence, within_turn
@@ -50,6 +51,12 @@ SURE_SPREAD = 10.0  # degrees: the face's and its mirror image's readings disagr
 SURE_ANGLE = 45.0  # degrees: the reading is within this of upright
 SURE_LANDMARKS = 20.0  # degrees: and within this of the landmarks' angle
 SURE_SCORE = 5.0  # the score of such a reading: above any that four readings can give (4.95)
+# What the identity model sees (the manifest's models.identity.crop, default IDENTITY_CROP):
+# "upright", the de-rotated crop the gender/age model sees; "chip", dlib's face chip placed by the
+# landmarks (phototag.identity.face_chip). Measured equal on LAG (models/README.md "Identity
+# embedding"); the upright crop costs nothing more.
+IDENTITY_CROPS = ("upright", "chip")
+IDENTITY_CROP = "upright"
 
 
 def wide_size(size: int) -> int:
@@ -136,14 +143,24 @@ class FaceChain:
     (see :meth:`angles`; off, every face gets all four readings). ``photo_turn``: a photo's faces
     decide its quarter turn together, then each is read within 90° of it (see :meth:`predict`;
     off, each face decides alone).
+
+    Where the models include an identity model (:mod:`phototag.identity`), each face also gets its
+    embedding (``Face.embedding``), in the same batches: on the de-rotated crop the gender/age model
+    saw, or on dlib's face chip (``identity_crop``; default the manifest's ``models.identity.crop``).
     """
 
     def __init__(self, models: ModelSet, batch_size: int = 64, flip_average: bool = True,
-                 upright_shortcut: bool = True, photo_turn: bool = True):
+                 upright_shortcut: bool = True, photo_turn: bool = True, identity_crop: str | None = None):
+        listed = models.manifest.get("models", {}).get(IDENTITY, {})
+        identity_crop = identity_crop or listed.get("crop", IDENTITY_CROP)
+        if identity_crop not in IDENTITY_CROPS:
+            raise ValueError(f"identity_crop: one of {', '.join(IDENTITY_CROPS)}, not {identity_crop!r}")
         self.models = models
         self.batch_size = batch_size
         self.rotation = RotationModel(models.rotation, batch_size, flip_average)
         self.attributes = AttributeModel(models.attributes, batch_size, flip_average)
+        self.identity = None if models.identity is None else IdentityModel(models.identity, batch_size)
+        self.identity_crop = identity_crop
         self.upright_shortcut = upright_shortcut
         self.photo_turn = photo_turn
 
@@ -345,19 +362,49 @@ class FaceChain:
                 photo_turns[i] = photo_turn(evidence, sides, candidates, bool(oriented and oriented[i]))
                 for row, j in enumerate(faces):
                     angles[j] = within_turn(angles[j], estimates[j], scores[j], photo_turns[i], evidence[row])
+        frames: list[Detection | None] = [det for _, det, _ in owners]  # whose landmarks place each face
         for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
             if marked is not None and abs(wrapped_angles(marked - angle)) > ASTRAY_LANDMARKS:
                 found = None if detect is None else again(j, round(angle / 90) % 4)
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
-        angles, _, p_female, ages = self.finish(angles, np.stack(wide_crops))
+                frames[j] = found
+        angles, upright_faces, p_female, ages = self.finish(angles, np.stack(wide_crops))
+        embeddings = self.embeddings([image for _, _, image in owners], frames, upright_faces)
         thresholds = self.models.gender_thresholds(ages)
-        for (i, det, _), angle, p, age, threshold in zip(owners, angles, p_female, ages, thresholds):
+        for j, ((i, det, _), angle, p, age, threshold) in enumerate(zip(owners, angles, p_female, ages, thresholds)):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
-                                   p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1)))
+                                   p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1),
+                                   embedding=None if embeddings is None else to_blob(embeddings[j])))
         return results, photo_turns
+
+    def identity_crops(self, images: list[Image.Image], frames: list[Detection | None],
+                       upright_faces: np.ndarray) -> np.ndarray:
+        """The faces as the identity model sees them (``identity_crop``): dlib's face chip placed by
+        the landmarks of ``frames`` (the detection whose landmarks frame each face; None for a face
+        framed by its box), or for ``upright`` and faces without landmarks the de-rotated crop the
+        gender/age model saw, resized to the identity model's input."""
+        size = self.identity.input_size
+        crops = []
+        for image, frame, face in zip(images, frames, upright_faces):
+            chip = None
+            if self.identity_crop == "chip" and frame is not None:
+                chip = face_chip(image, frame, size)
+            if chip is None:
+                chip = face if face.shape[0] == size else np.asarray(
+                    Image.fromarray(face).resize((size, size), Image.Resampling.BILINEAR))
+            crops.append(chip)
+        return np.stack(crops)
+
+    def embeddings(self, images: list[Image.Image], frames: list[Detection | None],
+                   upright_faces: np.ndarray) -> np.ndarray | None:
+        """The identity embeddings (n, 128) of the faces (see :meth:`identity_crops`); None without
+        an identity model."""
+        if self.identity is None:
+            return None
+        return self.identity(self.identity_crops(images, frames, upright_faces))
 
 
 def in_turned_frame(face: Face, turns: int, shape: tuple[int, ...]) -> Face:

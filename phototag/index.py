@@ -26,7 +26,11 @@ turned by (:func:`phototag.turns.suggested_turn`; 0: upright, or the faces do no
 from before the column gets it from the rotations it holds.
 
 ``faces``: one row per face. Box and landmarks are in pixels of the *displayed* frame (EXIF
-orientation applied, full resolution), named by ``frame``.
+orientation applied, full resolution), named by ``frame``. ``embedding`` is the face's identity
+embedding (:mod:`phototag.identity`): 128 little-endian float32 (512 bytes), read with
+``np.frombuffer(blob, "<f4")``; NULL where the models had no identity model, and in rows from an
+index before the column (a ``--rescan`` computes them; the model version does not include the
+identity model, so ``--rescan-outdated`` does not).
 
 ``siblings``: the RAW file of a RAW+JPEG pair whose JPEG was scanned in its place (one photo, one
 ``photos`` row), by ``path_key``, with the ``photo_id`` of that JPEG.
@@ -99,6 +103,7 @@ FACE_COLUMNS = {
     "gender": str,
     "p_female": float,
     "age": float,
+    "embedding": bytes,  # 128 little-endian float32, or NULL (see phototag.identity)
 }
 
 
@@ -238,7 +243,7 @@ def _create_tables(db: sqlite_utils.Database) -> None:
 
 
 def _add_columns(db: sqlite_utils.Database) -> None:
-    """Bring an older index's photos table up to date: the columns added since, filled in."""
+    """Bring an older index's tables up to date: the columns added since, filled in."""
     columns = db["photos"].columns_dict
     if "unconfirmed" not in columns:  # an index from before the write protocol
         db["photos"].add_column("unconfirmed", int, not_null_default=0)
@@ -252,6 +257,8 @@ def _add_columns(db: sqlite_utils.Database) -> None:
     for column in ("inode", "ctime_ns"):  # an index from before rewrites were told by them: NULL, unknown
         if column not in columns:
             db["photos"].add_column(column, int)
+    if "faces" in db.table_names() and "embedding" not in db["faces"].columns_dict:
+        db["faces"].add_column("embedding", bytes)  # an index from before identity embeddings: NULL
 
 
 def now_iso() -> str:
@@ -385,6 +392,7 @@ def record_photo(
                 "gender": f.gender,
                 "p_female": f.p_female,
                 "age": f.age,
+                "embedding": f.embedding,
             }
             for i, f in enumerate(faces)
         )
@@ -520,7 +528,8 @@ def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face
                      row["orientation"] or 1, row["taken_at"], row["format"] or "")
     faces = [Face(box=(f["x"], f["y"], f["w"], f["h"]),
                   landmarks={k: tuple(v) for k, v in f["landmarks"].items()}, confidence=f["confidence"],
-                  rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"])
+                  rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"],
+                  embedding=f.get("embedding"))
              for f in faces_of(db, row["id"])]
     return info, faces, row["model_version"]
 

@@ -29,9 +29,18 @@ class Face(Detection):
     gender: str = ""  # "f" or "m"
     p_female: float = 0.0  # probability that the face is female
     age: float = 0.0  # years
+    # identity embedding: 128 little-endian float32 (phototag.identity), None without an identity model
+    embedding: bytes | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self, embedding: bool = False) -> dict:
+        """The face as plain data; the embedding (as a list of floats) only when asked for."""
+        d = asdict(self)
+        d.pop("embedding")
+        if embedding and self.embedding is not None:
+            import numpy as np
+
+            d["embedding"] = np.frombuffer(self.embedding, "<f4").tolist()
+        return d
 
 
 D = TypeVar("D", bound=Detection)
