@@ -28,8 +28,8 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from .identity import KEY as IDENTITY, IdentityModel, face_chip, to_blob
-from .models import AttributeModel, ModelSet, RotationModel, wrapped_angles
+from .identity import KEY as IDENTITY, face_chip, to_blob
+from .models import AttributeModel, IdentityModel, ModelSet, RotationModel, wrapped_angles
 from .records import Detection, Face
 from .turns import photo_turn, quarter_evidence, within_turn
 

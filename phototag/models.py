@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import identity
 from .extras import MissingExtra, require
 
 MANIFEST = "manifest.json"
@@ -161,6 +162,65 @@ class AttributeModel(_FaceModel):
         return out["gender"][:, 0], out["age"][:, 0]
 
 
+class IdentityModel:
+    """The identity network on faces (chips or de-rotated crops, 150 px): (n, 150, 150, 3) uint8 ->
+    (n, 128) float32 embeddings.
+    ``flip_average``: the mean of the face's and its mirror image's embeddings (twice the time)."""
+
+    def __init__(self, runner, batch_size: int = 64, flip_average: bool = False):
+        self.runner = runner
+        self.batch_size = batch_size
+        self.flip_average = flip_average
+
+    @property
+    def input_size(self) -> int:
+        return self.runner.input_size
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        out = run_batched(self.runner, chips, self.batch_size)
+        if self.flip_average:
+            out = (out + run_batched(self.runner, chips[:, :, ::-1], self.batch_size)) / 2
+        return np.asarray(out, np.float32)
+
+
+def load_identity_runner(model_dir: Path, manifest: dict, engine: str):
+    """The identity model of a model folder for ``engine`` (``litert`` or ``keras``), or None where
+    the manifest lists none. Keras: dlib's network rebuilt from the installed face-recognition-models
+    when its file is the one the manifest names (``weights_sha256``); otherwise, and for LiteRT,
+    the exported file on the CPU."""
+    from . import runtime
+
+    entry = manifest.get("models", {}).get(identity.KEY)
+    if entry is None:
+        return None
+    path = Path(model_dir) / entry["file"]
+    if engine == "keras":
+        runner = _keras_runner(entry)
+        if runner is not None:
+            return runner
+    if not path.exists():
+        raise ModelError(f"{path}: model file missing")
+    try:
+        return runtime.LiteRunner(path)
+    except Exception as exc:  # noqa: BLE001 - any loading problem becomes one clear error
+        raise ModelError(f"{path}: cannot load model ({exc})") from exc
+
+
+def _keras_runner(entry: dict):
+    """dlib's network in Keras from the installed weights, or None when they are absent or another file."""
+    from . import runtime
+
+    try:
+        from .training import dlib_resnet
+
+        weights = dlib_resnet.installed_weights()
+    except Exception:  # noqa: BLE001 - no face-recognition-models (or no Keras): the LiteRT file serves
+        return None
+    if entry.get("weights_sha256") and identity.sha256(weights) != entry["weights_sha256"]:
+        return None
+    return runtime.KerasRunner(dlib_resnet.descriptor_model(weights, identity.CHIP_SIZE))
+
+
 def package_model_dir() -> Path:
     """The models installed with the package (or ``models/`` in a checkout)."""
     installed = Path(str(resources.files("phototag"))) / "shipped_models"
@@ -226,7 +286,6 @@ def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbo
     TensorFlow's and LiteRT's start-up messages are hidden unless ``verbose``.
     """
     from . import runtime
-    from .identity import load_runner as load_identity
 
     model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
     manifest = read_manifest(model_dir)
@@ -242,7 +301,7 @@ def load_models(model_dir: str | Path | None = None, engine: str = "auto", verbo
             have_files = all(runtime_path(p).exists() for p in paths.values())
             engine = "litert" if not gpus and have_files and runtime.litert_available() else "keras"
         loaded = {key: _load_runner(path, engine) for key, path in paths.items()}
-        identity = load_identity(model_dir, manifest, engine)  # None where the manifest lists none
+        identity = load_identity_runner(model_dir, manifest, engine)  # None where the manifest lists none
     device = "GPU: " + ", ".join(gpus) if gpus and engine == "keras" else "CPU"
     return ModelSet(loaded["rotation"], loaded["age"], model_version(model_dir, manifest), model_dir, manifest,
                     engine=engine, device=device, identity=identity)

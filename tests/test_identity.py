@@ -17,8 +17,8 @@ from PIL import Image
 from phototag import index
 from phototag.analyzer import FaceAnalyzer
 from phototag.identity import (CHIP_SIZE, DIMENSIONS, KEY, SAME_PERSON, TEMPLATE, chip_transform, face_chip,
-                               from_blob, load_runner, to_blob)
-from phototag.models import load_models, model_version, shipped_model_dir, write_manifest
+                               from_blob, to_blob)
+from phototag.models import load_identity_runner, load_models, model_version, shipped_model_dir, write_manifest
 from phototag.records import Detection, Face, PhotoInfo
 from phototag.runtime import KerasRunner, LiteRunner
 from phototag.testing.photos import face_crops
@@ -83,13 +83,13 @@ def test_the_shipped_file_is_dlibs_network(shipped_identity):
 
 def test_on_keras_the_network_is_rebuilt_from_dlibs_weights(tmp_path, shipped_identity):
     manifest = json.loads((shipped_model_dir() / "manifest.json").read_text())
-    keras_runner = load_runner(shipped_model_dir(), manifest, "keras")
+    keras_runner = load_identity_runner(shipped_model_dir(), manifest, "keras")
     assert isinstance(keras_runner, KerasRunner)
     faces = np.stack([np.asarray(c.image.resize((CHIP_SIZE, CHIP_SIZE))) for c in face_crops()[:2]]).astype(np.float32)
     assert np.abs(keras_runner(faces) - shipped_identity(faces)).max() < 1e-3
     manifest["models"][KEY]["weights_sha256"] = "0" * 64  # another network: the exported file serves
     shutil.copy(shipped_model_dir() / "identity.tflite", tmp_path)
-    assert isinstance(load_runner(tmp_path, manifest, "keras"), LiteRunner)
+    assert isinstance(load_identity_runner(tmp_path, manifest, "keras"), LiteRunner)
 
 
 def test_the_identity_model_is_not_part_of_the_model_version(tiny_model_dir, tmp_path):
@@ -178,7 +178,8 @@ def test_an_older_index_gets_the_embedding_column(tmp_path):
                        [Face(box=(1, 2, 3, 4), landmarks={}, confidence=0.9)], "v1")
     db.close()
     raw = sqlite3.connect(path)
-    raw.execute("alter table faces drop column embedding")  # as an index from before the column
+    raw.execute("drop index faces_ungrouped")  # as an index from before the column (and the people)
+    raw.execute("alter table faces drop column embedding")
     raw.commit()
     raw.close()
     db = index.open_index(path)
