@@ -447,6 +447,9 @@ def query(
                                          help="Also list photos that were gone at the last scan."),
     turned: bool = typer.Option(False, "--turned", help="Only photos whose faces agree that they are turned by "
                                 "90°, 180° or 270° (see phototag orient)."),
+    person: str | None = typer.Option(None, "--person", metavar="NAME|ID",
+                                      help="Photos of this person: a name given with phototag people name, or "
+                                           "an id that phototag people lists."),
     output: Literal["table", "paths", "json", "csv"] | None = typer.Option(
         None, "--format", "-f", metavar="[table|paths|json|csv]",
         help="table (default), paths (one a line), json or csv (with the matching faces)."),
@@ -482,6 +485,7 @@ def query(
         taken_after=_parse_option(q.parse_date, taken_after, "--taken-after"),
         taken_before=_parse_option(q.parse_date, taken_before, "--taken-before"),
         include_missing=include_missing, turned=turned, sort=sort, reverse=reverse, limit=limit,
+        person=_parse_option(lambda text: q.person_id(index_db, text), person, "--person"),
     )
     photos = q.find_photos(index_db, request, with_faces=output != "paths")
     if output == "paths":
@@ -647,6 +651,132 @@ def orient(
                          keep_mtime=not touch)
     render_orient(summary, Console(highlight=False), db_words=_db_words(ctx, db))
     raise typer.Exit(1 if summary.failed else 0)
+
+
+people_app = typer.Typer(
+    cls=_Commands, add_completion=False, rich_markup_mode=None, invoke_without_command=True,
+    help="The people in the library: the same person's faces, grouped by phototag scan. Each person's "
+         "faces get one gender, and their ages follow one birth date where the photos are dated. "
+         "Without a command: list them.\n\nName a person with phototag people name ID NAME; the names "
+         "go into the photos' face regions and keywords at the next phototag scan.",
+)
+app.add_typer(people_app, name="people", short_help="List the people (the same person's faces), name or merge them.")
+
+
+def _people_call(ctx: typer.Context, db: Path | None, action):
+    """Run ``action(index)`` on the index; a person error (unknown id, a bad name) is exit code 2."""
+    from . import people
+
+    index_db = _read_index(ctx, db)
+    try:
+        return action(index_db)
+    except people.PeopleError as e:
+        typer.echo(escape_controls(f"error: {e}"), err=True)
+        raise typer.Exit(2) from None
+
+
+_FOLLOW = "The photos' tags follow at the next phototag scan."
+
+
+@people_app.callback(cls=_Commands)
+def people_list(
+    ctx: typer.Context,
+    output: Literal["table", "json", "csv"] = typer.Option("table", "--format", "-f", metavar="[table|json|csv]",
+                                                           help="table (default), json or csv."),
+    regroup: bool = typer.Option(False, "--regroup", help="Group every face again from the start first (the "
+                                 "people you named, merged or set keep their faces)."),
+    db: Path | None = _db_option(),
+) -> None:
+    """List the people: id, name, faces, photos, gender, the birth year estimated from the dated
+    photos (with how sure it is), the first and last date taken, and one of their photos."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import display, people
+
+    def listing(index_db):
+        if regroup:
+            people.regroup(index_db)
+        return people.list_people(index_db)
+
+    rows = _people_call(ctx, db, listing)
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps(display.people_records(rows), indent=2, ensure_ascii=False))
+    elif output == "csv":
+        typer.echo(display.format_people_csv(rows), nl=False)
+    elif rows:
+        from rich.console import Console
+
+        Console().print(display.people_table(rows))
+    else:
+        typer.echo(f"No people yet: phototag scan{_db_words(ctx, db)} groups the faces it finds.", err=True)
+
+
+def _person_argument():
+    return typer.Argument(..., metavar="ID", min=1, callback=_fits_index, help="A person's id (phototag people).")
+
+
+@people_app.command("name", cls=_Command, short_help="Name a person.")
+def people_name(
+    ctx: typer.Context,
+    person: int = _person_argument(),
+    name: str = typer.Argument(..., metavar="NAME", help="The name ('' takes the name away)."),
+    db: Path | None = _db_option(),
+) -> None:
+    """Name a person. The name sticks to the person's faces through rescans and regrouping, and goes
+    into the photos' face regions and keywords."""
+    from . import people
+
+    _people_call(ctx, db, lambda index_db: people.name(index_db, person, name or None))
+    typer.echo(f"Person {person} is {name!r}. {_FOLLOW}" if name else f"Person {person} has no name now.", err=True)
+
+
+@people_app.command("merge", cls=_Command, short_help="Say that two people or more are one.")
+def people_merge(
+    ctx: typer.Context,
+    persons: list[int] = typer.Argument(..., metavar="ID...", min=1, help="The people to merge, into the first."),
+    db: Path | None = _db_option(),
+) -> None:
+    """Merge people into the first one given (its name, and the gender or birth date you set, win)."""
+    from . import people
+
+    kept = _people_call(ctx, db, lambda index_db: people.merge(index_db, persons))
+    typer.echo(f"Merged into person {kept}. {_FOLLOW}", err=True)
+
+
+@people_app.command("remove", cls=_Command, short_help="Say that a face is not its person.")
+def people_remove(
+    ctx: typer.Context,
+    faces: list[int] = typer.Argument(..., metavar="FACE...", min=1,
+                                      help="Face ids, as phototag show PHOTO lists them (in brackets)."),
+    db: Path | None = _db_option(),
+) -> None:
+    """Take faces out of their person: each becomes a person of its own and never joins that one again."""
+    from . import people
+
+    _people_call(ctx, db, lambda index_db: people.remove_faces(index_db, faces))
+    typer.echo(f"Taken out of their person: {len(faces)} face(s). {_FOLLOW}", err=True)
+
+
+@people_app.command("set", cls=_Command, short_help="Give a person's gender or birth date.")
+def people_set(
+    ctx: typer.Context,
+    person: int = _person_argument(),
+    gender: str | None = typer.Option(None, "--gender", metavar="[f|m]",
+                                      help="f, m, female or male ('' takes your word back)."),
+    born: str | None = typer.Option(None, "--born", metavar="DATE",
+                                    help="YYYY, YYYY-MM or YYYY-MM-DD ('' takes your word back)."),
+    db: Path | None = _db_option(),
+) -> None:
+    """Give a person's gender or birth date: your word beats every estimate and sticks. The person's
+    faces get that gender, and its dated faces the age the date makes."""
+    from . import people
+
+    if gender is None and born is None:
+        raise typer.BadParameter("give --gender, --born or both")
+    _people_call(ctx, db, lambda index_db: people.set(index_db, person, gender=gender, born=born))
+    typer.echo(f"Person {person} updated. {_FOLLOW}", err=True)
 
 
 def _config_help() -> str:

@@ -131,6 +131,10 @@ def render_summary(summary: ScanSummary, console: Console, verbose: bool = False
     ]
     rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
     rows += [(_SIDECARS.get(status, f"sidecars {status}"), n) for status, n in sorted(summary.sidecars.items())]
+    if summary.people_grouped or summary.people_rewritten:
+        rows.append(("faces grouped into people (phototag people)", summary.people_grouped))
+        rows.append(("  of them new people", summary.people_new))
+        rows.append(("photos whose tags their people corrected", summary.people_rewritten))
     if summary.cleaned:
         rows.append(("left alone: cleaned by phototag clean (--rescan tags them)", summary.cleaned))
     if summary.outdated:
@@ -340,13 +344,63 @@ def faces_table(photo: dict) -> Table:
     table.add_column("Box", no_wrap=True)
     for name in ("Tilt", "Gender", "Certainty", "Age", "Face score"):
         table.add_column(name, justify="right")
+    table.add_column("Person (face id)")
     for f in photo["faces"]:
         certainty = gender_confidence(f)
+        person = "" if f.get("person_id") is None else (f.get("person_name") or f"#{f['person_id']}")
         table.add_row(str(f["face_index"]), " ".join(f"{v:.0f}" for v in (f["x"], f["y"], f["w"], f["h"])),
                       f"{f['rotation']:.0f}°", GENDER_WORDS.get(f["gender"], "?"),
                       "" if certainty is None else f"{certainty * 100:.0f} %", str(age_years(f["age"])),
-                      f"{f['confidence']:.2f}")
+                      f"{f['confidence']:.2f}", Text(escape_controls(f"{person} ({f['id']})".strip())))
     return table
+
+
+# --- people ----------------------------------------------------------------------------------------
+
+PEOPLE_FIELDS = ("id", "name", "faces", "photos", "gender", "born_year", "born_sd", "first_taken", "last_taken",
+                 "sample", "flagged", "flag_reason")
+
+
+def people_records(rows: list[dict]) -> list[dict]:
+    """``people``: each person as output (JSON, CSV): the fields of :data:`PEOPLE_FIELDS`."""
+    out = []
+    for row in rows:
+        born = row.get("born")
+        out.append({k: row.get(k) for k in PEOPLE_FIELDS} | {
+            "born_year": None if born is None else int(born),
+            "born_sd": None if row.get("born_sd") is None else round(row["born_sd"], 1),
+            "first_taken": (row.get("first_taken") or "")[:10] or None,
+            "last_taken": (row.get("last_taken") or "")[:10] or None})
+    return out
+
+
+def people_table(rows: list[dict]) -> Table:
+    """A rich table of the people: id, name, faces, photos, gender, birth year, dates, a photo."""
+    table = Table(show_edge=False, caption_justify="left",
+                  caption="Born: the year estimated from the dated photos, ± years (set: the user's word). "
+                          "Name one: phototag people name ID NAME; the same person twice: phototag people merge ID ID.")
+    for name, justify, wrap in (("Id", "right", False), ("Name", "left", True), ("Faces", "right", False),
+                                ("Photos", "right", False), ("Gender", "left", False), ("Born", "right", False),
+                                ("Taken", "left", True), ("A photo", "left", True)):
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=not wrap)
+    for row, record in zip(rows, people_records(rows)):
+        born = "" if record["born_year"] is None else (
+            f"{record['born_year']} (set)" if row.get("born_set_by_user") else f"{record['born_year']} ± {record['born_sd']:g}")
+        gender = GENDER_WORDS.get(row.get("gender") or "", "") + (" (set)" if row.get("gender_set_by_user") else "")
+        taken = " to ".join(dict.fromkeys(d for d in (record["first_taken"], record["last_taken"]) if d))
+        name = (row.get("name") or "") + (" (two people? not used to correct)" if row.get("flagged") else "")
+        table.add_row(str(row["id"]), Text(escape_controls(name)), str(row["faces"]), str(record["photos"]), gender,
+                      born, taken, Text(escape_controls(record["sample"] or "")))
+    return table
+
+
+def format_people_csv(rows: list[dict]) -> str:
+    """``people --format csv``: one line per person, the fields of :data:`PEOPLE_FIELDS`."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=PEOPLE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(people_records(rows))
+    return out.getvalue()
 
 
 GENDER_WORDS = {"f": "female", "m": "male"}

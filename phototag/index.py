@@ -52,7 +52,7 @@ from stat import S_ISREG
 
 import sqlite_utils
 
-from . import faults
+from . import faults, people
 from .atomic import Written
 from .names import display_path
 from .records import FRAME, Face, PhotoInfo
@@ -240,6 +240,7 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("create index if not exists siblings_photo_id on siblings(photo_id)")
     if "meta" not in db.table_names():
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+    people.ensure_schema(db)  # the people, and each face's person and own estimates
 
 
 def _add_columns(db: sqlite_utils.Database) -> None:
@@ -526,10 +527,12 @@ def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face
         return None
     info = PhotoInfo(row["width"], row["height"], row["stored_width"], row["stored_height"],
                      row["orientation"] or 1, row["taken_at"], row["format"] or "")
+    names = dict(db.execute("select id, name from people where id in (select person_id from faces"
+                            " where photo_id = ?)", [row["id"]]).fetchall())
     faces = [Face(box=(f["x"], f["y"], f["w"], f["h"]),
                   landmarks={k: tuple(v) for k, v in f["landmarks"].items()}, confidence=f["confidence"],
                   rotation=f["rotation"], gender=f["gender"], p_female=f["p_female"], age=f["age"],
-                  embedding=f.get("embedding"))
+                  embedding=f.get("embedding"), person=names.get(f.get("person_id")))
              for f in faces_of(db, row["id"])]
     return info, faces, row["model_version"]
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from . import index
+from . import index, people
+from .atomic import Written
 from .concurrency import Interrupts, prefetch
 from .models import model_version, shipped_model_dir
 from .options import ScanOptions, ScanProgress
@@ -87,6 +88,44 @@ class LocalScan:
         self.index.record_siblings(self.summary.raw_pairs(), folders)
         self.summary.missing = self.index.mark_missing(planned.seen, folders, prune=opts.prune)
         self.summary.pruned = opts.prune
+        self._update_people()
+
+    def _update_people(self) -> None:
+        """Group the new faces into people and correct each person's faces (:func:`phototag.people.update`),
+        then write again the tags of the photos whose corrected values changed, from the index
+        (each photo as its own write, the write protocol's way; a photo changed since its scan is
+        left for the next scan, which reads it again)."""
+        t = time.perf_counter()
+        db = self.index.db
+        with self.interrupts.hold():
+            done = people.update(db)
+        self.summary.people_grouped, self.summary.people_new = done.grouped, done.new_people
+        rewritten = []
+        for photo_id in people.changed_photos(db):
+            row = db.execute("select path_key, size, mtime_ns, inode, sha256 from photos where id = ?",
+                             [photo_id]).fetchone()
+            scanned = self.index.scanned_photo(row[0])
+            if scanned is None:
+                continue
+            info, faces, version = scanned
+            with self.interrupts.hold():
+                if self.options.exif or self.options.sidecar:
+                    read = Written(row[1], row[2], row[3], row[4])
+                    recorder = index.IndexWriter(db, version)
+                    try:
+                        with lock_photo(row[0], wait=0.0):
+                            report = PhotoWriter(self.options, version).write(row[0], read, info, faces, recorder)
+                    except (PhotoBusy, OSError):
+                        continue  # busy or gone: its tags are written when it is next scanned
+                    if report.changed:
+                        continue
+                    self.summary.people_rewritten += 1
+                rewritten.append(photo_id)
+        if rewritten:
+            with self.interrupts.hold():
+                people.update(db)  # the rows written again take back their faces' people
+                people.mark_written(db, rewritten)
+        self.timings.people += time.perf_counter() - t
 
     def _scan_photos(self, jobs: list[PhotoJob], chain_thread: ThreadPoolExecutor) -> None:
         pending: list[Photo] = []  # detected, waiting for a chain batch

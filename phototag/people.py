@@ -1090,7 +1090,8 @@ def born_text(born: float | None) -> str | None:
 
 def list_people(db: sqlite_utils.Database, include_empty: bool = False) -> list[dict]:
     """The people, most faces first: id, name, faces (present ones), the user's word, the estimates
-    (gender, p_female, born as decimal year and as a date, born_sd in years), flagged and why."""
+    (gender, p_female, born as decimal year and as a date, born_sd in years), flagged and why; the
+    photos they are in, the first and last date taken, and one of the photos (``sample``)."""
     ensure_schema(db)
     rows = db.execute(
         "select id, name, faces, gender_set_by_user, born_set_by_user, gender, p_female, born, born_sd, dated,"
@@ -1098,12 +1099,17 @@ def list_people(db: sqlite_utils.Database, include_empty: bool = False) -> list[
         + " order by faces desc, id").fetchall()
     keys = ("id", "name", "faces", "gender_set_by_user", "born_set_by_user", "gender", "p_female", "born", "born_sd",
             "dated", "flagged", "flag_reason", "pinned")
+    photos = {r[0]: r[1:] for r in db.execute(
+        "select f.person_id, count(distinct f.photo_id), min(p.taken_at), max(p.taken_at), min(p.path)"
+        f" from faces f join photos p on p.id = f.photo_id where f.person_id is not null and {LIVE}"
+        " group by f.person_id")}
     out = []
     for r in rows:
         item = dict(zip(keys, r))
         item["flagged"] = bool(item["flagged"])
         item["pinned"] = bool(item["pinned"])
         item["born_date"] = born_text(item["born"])
+        item["photos"], item["first_taken"], item["last_taken"], item["sample"] = photos.get(item["id"], (0, None, None, None))
         out.append(item)
     return out
 
@@ -1173,6 +1179,14 @@ def name(db: sqlite_utils.Database, person_id: int, new_name: str | None) -> Non
     with db.atomic():
         _check_ids(db, [person_id])
         db.execute("update people set name = ?, pinned = 1 where id = ?", [text, int(person_id)])
+        _name_changed(db, [int(person_id)])
+
+
+def _name_changed(db, person_ids: Sequence[int]) -> None:
+    """The photos of these people are to be written again: their faces' names changed."""
+    marks = ",".join("?" * len(person_ids))
+    db.execute(f"insert or ignore into people_dirty (photo_id) select distinct photo_id from faces"
+               f" where person_id in ({marks})", list(person_ids))
 
 
 def merge(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
@@ -1202,6 +1216,7 @@ def merge(db: sqlite_utils.Database, ids: Sequence[int]) -> int:
         db.execute("update people set name = ?, gender_set_by_user = ?, born_set_by_user = ?, pinned = 1, stale = 1"
                    " where id = ?", [*picked, target])
         _correct(db, [target], summary)
+        _name_changed(db, [target])
     return target
 
 

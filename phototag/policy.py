@@ -55,7 +55,8 @@ def keyword_paths(faces: list[Face]) -> list[str]:
     """The same keywords as paths under ``phototag`` (``phototag|gender|female``), for lr:hierarchicalSubject."""
     paths = [f"phototag|faces|faces {len(faces)}"]
     paths += [f"phototag|gender|{w}" for w in _genders(faces)]
-    return paths + [f"phototag|age|{w}" for w in photo_keywords(faces) if w.startswith("age ")]
+    paths += [f"phototag|age|{w}" for w in photo_keywords(faces) if w.startswith("age ")]
+    return paths + [f"phototag|people|{name}" for name in dict.fromkeys(f.person for f in faces if f.person)]
 
 
 def xmp_additions(faces: list[Face], user: dict[str, list[str] | None],
@@ -157,7 +158,7 @@ def face_region(face: Face, info: PhotoInfo) -> Region:
         "PFemale": f"{face.p_female:.3f}",
         "Age": f"{face.age:.1f}",
         "Rotation": f"{face.rotation:.1f}",
-    })
+    }, name=face.person)
 
 
 def decode_keywords(raw: bytes | None) -> list[str]:

@@ -40,8 +40,9 @@ from .names import display_path
 GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
 SORT_KEYS = ("path", "taken", "faces", "age")
 
-FACE_COLUMNS = ", ".join(f"f.{c}" for c in ("photo_id", "face_index", "frame", "x", "y", "w", "h", "rotation",
-                                             "gender", "p_female", "age", "confidence"))
+FACE_COLUMNS = ", ".join(f"f.{c}" for c in ("id", "photo_id", "face_index", "frame", "x", "y", "w", "h", "rotation",
+                                             "gender", "p_female", "age", "confidence", "person_id", "face_age",
+                                             "face_p_female"))
 _AGE_RANGE = re.compile(r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$")
 _DATE_FORMATS = {4: "%Y", 7: "%Y-%m", 10: "%Y-%m-%d", 16: "%Y-%m-%dT%H:%M", 19: "%Y-%m-%dT%H:%M:%S"}
 _AFTER_ALL = "\uffff"  # sorts after every character of an ISO 8601 date
@@ -80,13 +81,15 @@ class Query:
     taken_before: str | None = None
     include_missing: bool = False
     turned: bool = False  # only photos whose faces agree they are the wrong way up
+    person: int | None = None  # only photos with a face of this person (its id); its faces are the matching ones
     sort: str = "path"
     reverse: bool = False
     limit: int | None = None
 
     @property
     def has_face_filter(self) -> bool:
-        return any(v is not None for v in (self.age_min, self.age_max, self.gender, self.min_gender_confidence))
+        return any(v is not None for v in (self.age_min, self.age_max, self.gender, self.min_gender_confidence,
+                                           self.person))
 
 
 # --- parsing user text ---------------------------------------------------------------------------
@@ -176,6 +179,9 @@ def face_conditions(q: Query, indexed: bool = True) -> tuple[list[str], list]:
     if upper is not None:
         where.append(f"{f}age < ?")
         params.append(upper)
+    if q.person is not None:
+        where.append(f"{f}person_id = ?")
+        params.append(q.person)
     if q.min_gender_confidence is not None:
         p = q.min_gender_confidence
         if q.gender == "f":
@@ -292,6 +298,10 @@ def photo_detail(db: sqlite_utils.Database, path) -> dict | None:
     photo = get_photo(db, path) or get_photo_of_sibling(db, path)
     if photo is not None:
         photo["faces"] = faces_of(db, photo["id"])
+        names = dict(db.execute("SELECT id, name FROM people WHERE id IN (SELECT person_id FROM faces"
+                                " WHERE photo_id = ?)", [photo["id"]]).fetchall())
+        for face in photo["faces"]:
+            face["person_name"] = names.get(face.get("person_id"))
         photo["siblings"] = siblings_of(db, photo["id"])
     return photo
 
@@ -360,7 +370,9 @@ def face_record(face: dict) -> dict:
     return {"face_index": face["face_index"], "box": [face["x"], face["y"], face["w"], face["h"]],
             "frame": face["frame"], "rotation": face["rotation"], "gender": face["gender"],
             "p_female": face["p_female"], "gender_confidence": gender_confidence(face),
-            "age": face["age"], "confidence": face["confidence"]}
+            "age": face["age"], "confidence": face["confidence"], "face": face.get("id"),
+            "person": face.get("person_id"), "face_age": face.get("face_age"),
+            "face_p_female": face.get("face_p_female")}
 
 
 def photo_record(photo: dict) -> dict:
@@ -377,5 +389,21 @@ def detail_record(photo: dict) -> dict:
     return {k: photo[k] for k in keys} | {
         "missing": bool(photo["missing"]),
         "siblings": photo.get("siblings", []),
-        "faces": [face_record(f) | {"landmarks": f["landmarks"]} for f in photo["faces"]],
+        "faces": [face_record(f) | {"person_name": f.get("person_name"), "landmarks": f["landmarks"]}
+                  for f in photo["faces"]],
     }
+
+
+def person_id(db: sqlite_utils.Database, text: str) -> int:
+    """The id of the person ``text`` names: an id, or a name (exactly, else ignoring case); ValueError
+    when none or several match."""
+    if text.strip().isdigit() and db.execute("SELECT 1 FROM people WHERE id = ?", [int(text)]).fetchone():
+        return int(text)
+    for sql in ("SELECT id FROM people WHERE name = ?", "SELECT id FROM people WHERE lower(name) = lower(?)"):
+        found = [r[0] for r in db.execute(sql, [text])]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} people are named {text!r}; give an id (phototag people lists them)")
+    raise ValueError(f"no person {text!r} (phototag people lists them)")
+

@@ -31,6 +31,7 @@ class Face(Detection):
     age: float = 0.0  # years
     # identity embedding: 128 little-endian float32 (phototag.identity), None without an identity model
     embedding: bytes | None = field(default=None, repr=False)
+    person: str | None = None  # the name the user gave the face's person (phototag people name), if any
 
     def to_dict(self, embedding: bool = False) -> dict:
         """The face as plain data; the embedding (as a list of floats) only when asked for."""

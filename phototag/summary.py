@@ -24,6 +24,7 @@ class Timings:
     detect: float = 0.0
     chain: float = 0.0
     write: float = 0.0  # EXIF and index writes
+    people: float = 0.0  # grouping faces into people, correcting them, writing the corrected tags
     waiting: float = 0.0
     total: float = 0.0
 
@@ -44,6 +45,9 @@ class ScanSummary:
     # ``unchanged``) until --rescan or the file changes
     faces: int = 0  # faces found in the scanned photos
     turned: int = 0  # scanned photos whose faces agree they are the wrong way up (phototag orient)
+    people_grouped: int = 0  # faces given a person at the end of the scan (phototag.people.update)
+    people_new: int = 0  # people found for the first time
+    people_rewritten: int = 0  # photos whose tags were written again with their people's corrections
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
     skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why

@@ -11,7 +11,9 @@ What phototag writes, and how it marks it so ``remove_own`` takes exactly that o
   listed in ``phototag:Keywords``, ``phototag:Hierarchy`` and ``phototag:TagsList``;
 * its face regions (MWG Guidelines 2.0, section 5.9: type ``Face``, ``stArea`` x/y the *centre* of the
   box, w/h its size, normalised to the image **as stored**, ``AppliedToDimensions`` the stored pixel
-  size) carry ``mwg-rs:Extensions`` with properties in the phototag namespace, and no ``mwg-rs:Name``;
+  size) carry ``mwg-rs:Extensions`` with properties in the phototag namespace, and an ``mwg-rs:Name``
+  only where the user named the face's person (``phototag people name``: a name phototag guessed
+  would create fake people in photo managers);
 * new properties go into an ``rdf:Description`` of phototag's own, removed again when it empties.
 
 A packet too large for one JPEG segment is split as XMP Part 3 (1.1.3.1) describes: its face
@@ -71,6 +73,7 @@ class Region:
     h: float
     description: str
     extensions: dict[str, str] = field(default_factory=dict)  # local name -> value, phototag namespace
+    name: str | None = None  # the person's name, where the user gave one (mwg-rs:Name)
 
 
 class NotXmp(ValueError):
@@ -464,6 +467,8 @@ def _add_dimensions(fields: etree._Element, stored_size: tuple[int, int]) -> Non
 def _add_region(bag: etree._Element, region: Region) -> None:
     li = _add(bag, "rdf:li", {PARSE_TYPE: "Resource"}, declare=("mwg-rs", "stArea", "phototag"))
     _add(li, "mwg-rs:Type", text="Face")
+    if region.name:
+        _add(li, "mwg-rs:Name", text=region.name)
     _add(li, "mwg-rs:Description", text=region.description)
     area = _add(li, "mwg-rs:Area", {PARSE_TYPE: "Resource"})
     for name in ("x", "y", "w", "h"):
