@@ -685,6 +685,11 @@ def people_list(
                                                            help="table (default), json or csv."),
     regroup: bool = typer.Option(False, "--regroup", help="Group every face again from the start first (the "
                                  "people you named, merged or set keep their faces)."),
+    html_dir: Path | None = typer.Option(None, "--html", metavar="DIR", file_okay=False,
+                                         help="Write a page of the people instead, with their faces, into DIR "
+                                              "(DIR/index.html; no server, nothing fetched: open it in a browser)."),
+    html_people: int = typer.Option(500, "--html-people", metavar="N", min=0, show_default=False,
+                                    help="With --html: the N people with the most faces (default 500; 0: all)."),
     db: Path | None = _db_option(),
 ) -> None:
     """List the people: id, name, faces, photos, gender, the birth year estimated from the dated
@@ -692,6 +697,33 @@ def people_list(
     if ctx.invoked_subcommand is not None:
         return
     from . import display, people
+
+    if html_dir is not None:
+        from . import people_page
+
+        def page(index_db):
+            if regroup:
+                people.regroup(index_db)
+            return people_page.write_page(index_db, html_dir, db_words=_db_words(ctx, db),
+                                          people_limit=html_people or None,
+                                          index_name=printable(db if db is not None else _plain_db(ctx)))
+
+        try:
+            report = _people_call(ctx, db, page)
+        except OSError as e:
+            typer.echo(escape_controls(f"error: cannot write the page into {printable(html_dir)}: "
+                                       f"{e.strerror or e}"), err=True)
+            raise typer.Exit(1) from None
+        for where, reason in list(report.errors.items())[:10]:
+            typer.echo(escape_controls(f"{where}: {reason}"), err=True)
+        if len(report.errors) > 10:
+            typer.echo(f"... and {len(report.errors) - 10} more photos not read.", err=True)
+        shown = f"{report.people} of {report.all_people}" if report.people < report.all_people else str(report.people)
+        typer.echo(f"People: {shown}, {report.thumbnails} faces shown ({report.cut} cut now"
+                   + (f", {report.unreadable} not read" if report.unreadable else "") + f"), {report.pages} page(s).",
+                   err=True)
+        typer.echo(printable(report.index.resolve()))
+        return
 
     def listing(index_db):
         if regroup:
