@@ -1027,10 +1027,11 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
     people = {r[0]: r for r in db.execute(
         f"select id, gender_set_by_user, born_set_by_user, pinned from people where id in ({marks})", list(ids))}
     faces: dict[int, list] = defaultdict(list)
+    # in the photos' order, not the faces' ids: the sums come out the same whatever order a scan recorded them in
     for row in db.execute(
             "select f.person_id, f.id, f.photo_id, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
             f" f.p_female, p.taken_at, f.embedding from faces f join photos p on p.id = f.photo_id"
-            f" where f.person_id in ({marks}) and {LIVE} order by f.id", list(ids)):
+            f" where f.person_id in ({marks}) and {LIVE} order by p.path_key, f.face_index", list(ids)):
         faces[row[0]].append(row)
     face_updates, dirty, rows, gone = [], set(), [], []
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")

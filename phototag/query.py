@@ -371,8 +371,14 @@ def face_record(face: dict) -> dict:
             "frame": face["frame"], "rotation": face["rotation"], "gender": face["gender"],
             "p_female": face["p_female"], "gender_confidence": gender_confidence(face),
             "age": face["age"], "confidence": face["confidence"], "face": face.get("id"),
-            "person": face.get("person_id"), "face_age": face.get("face_age"),
-            "face_p_female": face.get("face_p_female")}
+            "person": face.get("person_id"),  # the face alone: as the tags until its person corrects it
+            "face_age": _first(face.get("face_age"), face["age"]),
+            "face_p_female": _first(face.get("face_p_female"), face["p_female"])}
+
+
+def _first(*values):
+    """The first of ``values`` that is not None."""
+    return next((v for v in values if v is not None), None)
 
 
 def photo_record(photo: dict) -> dict:

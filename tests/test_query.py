@@ -210,7 +210,9 @@ def test_json_lists_the_matching_faces(lib):
     assert c["face_count"] == 2 and c["taken_at"] == "2021-03-01T08:00:00"
     assert c["faces"] == [{"face_index": 0, "box": [10.0, 20.0, 100.0, 120.0], "frame": "displayed",
                            "rotation": 90.0, "gender": "f", "p_female": 0.7, "gender_confidence": 0.7,
-                           "age": 30.4, "confidence": 0.99}]
+                           "age": 30.4, "confidence": 0.99, "face": c["faces"][0]["face"], "person": None,
+                           "face_age": 30.4, "face_p_female": 0.7}]  # no person yet: the face alone is the tag
+    assert isinstance(c["faces"][0]["face"], int)
 
 
 def test_json_of_nothing_is_an_empty_list(lib):

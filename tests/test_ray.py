@@ -287,7 +287,8 @@ def _turned_library(root: Path) -> Path:
 @needs_ray
 def test_a_face_gets_one_answer_alone_in_a_folder_and_on_ray(tmp_path, ray_cluster):
     """Turned photos (faces whose landmarks go astray) scanned in one folder locally, one by one
-    locally, and on the cluster: the same faces, rotations, genders and ages."""
+    locally, and on the cluster: the same faces, rotations, genders, ages and identity embeddings
+    of each face alone (the folder's scans also give the same people's corrections: the rows test)."""
     folder = _turned_library(tmp_path / "local")
     shutil.copytree(folder, tmp_path / "ray")
     shutil.copytree(folder, tmp_path / "alone")
@@ -296,9 +297,9 @@ def test_a_face_gets_one_answer_alone_in_a_folder_and_on_ray(tmp_path, ray_clust
         scan(ScanOptions(paths=[os.fsencode(photo)], db_path=tmp_path / "alone.db", exif=False))
     scan(_options(tmp_path / "ray", tmp_path / "ray.db", exif=False, ray="auto"))
 
-    def faces(db: Path, root: Path) -> dict:
-        return {path: [(f["rotation"], f["gender"], f["p_female"], f["age"], f["x"]) for f in found]
-                for path, (_, found) in _rows(db, root).items()}
+    def faces(db: Path, root: Path) -> dict:  # each face alone (one by one, its person has fewer photos)
+        return {path: [(f["rotation"], f["face_gender"], f["face_p_female"], f["face_age"], f["x"], f["embedding"])
+                       for f in found] for path, (_, found) in _rows(db, root).items()}
 
     local = faces(tmp_path / "local.db", tmp_path / "local")
     assert sum(len(f) for f in local.values()) >= 4
