@@ -97,8 +97,7 @@ class LocalScan:
         left for the next scan, which reads it again)."""
         t = time.perf_counter()
         db = self.index.db
-        with self.interrupts.hold():
-            done = people.update(db)
+        done = people.update(db)  # its steps are transactions: Ctrl-C rolls back one, the next scan finishes
         self.summary.people_grouped, self.summary.people_new = done.grouped, done.new_people
         rewritten = []
         for photo_id in people.changed_photos(db):
@@ -122,9 +121,8 @@ class LocalScan:
                     self.summary.people_rewritten += 1
                 rewritten.append(photo_id)
         if rewritten:
-            with self.interrupts.hold():
-                people.update(db)  # the rows written again take back their faces' people
-                people.mark_written(db, rewritten)
+            people.update(db)  # the rows written again take back their faces' people
+            people.mark_written(db, rewritten)
         self.timings.people += time.perf_counter() - t
 
     def _scan_photos(self, jobs: list[PhotoJob], chain_thread: ThreadPoolExecutor) -> None:
