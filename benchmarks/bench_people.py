@@ -204,6 +204,134 @@ def sweep(lag: dict, fg: dict) -> list[dict]:
     return out
 
 
+# --- the chain's own embeddings (its de-rotated "upright" crop) --------------------------------------
+
+IDENTITY_CACHE = ROOT / ".cache" / "identity"  # bench_identity.py's embeddings (git-ignored)
+CHAIN_CROP = "upright"  # the shipped choice
+
+
+def chain_sets(lag: dict, fg: dict) -> dict[str, dict]:
+    """lag_a, lag_b (people split by a hash of their folder, as bench_identity.py) and fgnet: the chain's
+    embeddings with the person, young, the face-alone age (and FG-NET's labelled age, simulated years).
+    bench_identity.py kept the images whose face was found, in LAG's folder order: the LAG crops with
+    an age here (the same detector) in the same order; FG-NET: every image, in labels.csv order."""
+    import hashlib
+
+    found = ~np.isnan(lag["est_age"])
+    side = np.array(["ab"[int(hashlib.sha256(p.encode()).hexdigest(), 16) % 2] for p in lag["people"].tolist()])
+    out = {}
+    for half in "ab":
+        d = np.load(IDENTITY_CACHE / f"lag_{half}.npz")
+        rows = np.flatnonzero(found & (side == half))
+        if len(rows) != len(d["person"]) or not (lag["people"][rows] == d["person"]).all() \
+                or not (lag["young"][rows].astype(bool) == d["young"]).all():
+            raise SystemExit(f"lag_{half}.npz does not line up with the LAG crops")
+        out[f"lag_{half}"] = {"x": d[CHAIN_CROP].astype(np.float32), "truth": np.unique(d["person"], return_inverse=True)[1],
+                              "young": d["young"].astype(bool), "est_age": lag["est_age"][rows]}
+    d = np.load(IDENTITY_CACHE / "fgnet.npz")
+    if len(d["person"]) != len(fg["subjects"]) or not (d["person"].astype(int) == fg["subjects"]).all():
+        raise SystemExit("fgnet.npz does not line up with FG-NET's labels")
+    out["fgnet"] = {"x": d[CHAIN_CROP].astype(np.float32), "truth": fg["subjects"], "est_age": fg["est_age"],
+                    "ages": fg["ages"], "years": fgnet_dates(fg)}
+    return out
+
+
+def group_with(x, photo, birth, sd, ages, link, centroid, by_age):
+    """``group_arrays`` with the children's limits ``by_age`` ((below age, limit), ...) instead of people's."""
+    from phototag import people
+
+    cells = people.Cells.train(x)
+    first, second = cells.assign(x)
+    i, j, d = people.links(x, first, second, limit=link)
+    age = np.nan_to_num(np.asarray(ages, float), nan=99.0)
+    limits = np.full(len(x), link)
+    for below, limit in reversed(by_age):
+        limits[age < below] = limit
+    return people.cluster(x, photo, birth, sd, np.full(len(x), -1), {}, {}, i, j, d, link=link, centroid=centroid,
+                          limits=limits)
+
+
+def chain_scores(sets: dict, link: float, centroid: float, by_age) -> dict:
+    """Pairwise precision / recall (and same-person pairs) on each set at these thresholds."""
+    from phototag import people
+
+    out = {}
+    for name, s in sets.items():
+        n = len(s["x"])
+        if name == "fgnet":
+            birth, sd = people._face_births(s["est_age"], s["years"])
+            lab = group_with(s["x"], np.arange(n), birth, sd, s["est_age"], link, centroid, by_age)
+            everyone = np.ones(n, bool)
+            young = s["ages"] < 18
+            out[name] = {"all": pairwise(lab, s["truth"], everyone, everyone),
+                         "young_adult": pairwise(lab, s["truth"], young, ~young)}
+        else:
+            lab = group_with(s["x"], np.arange(n), np.full(n, np.nan), np.ones(n), s["est_age"], link, centroid, by_age)
+            young = s["young"]
+            out[name] = {"adult_adult": pairwise(lab, s["truth"], ~young, ~young),
+                         "young_adult": pairwise(lab, s["truth"], young, ~young),
+                         "young_young": pairwise(lab, s["truth"], young, young),
+                         "all": pairwise(lab, s["truth"], np.ones(n, bool), np.ones(n, bool))}
+    return out
+
+
+def chain_distances(sets: dict) -> dict:
+    """Descriptor distances on the chain's embeddings: same person / not, adults (LAG), and FG-NET's
+    nearest stranger by the younger face's estimated age (what LINK_BY_AGE was read from)."""
+    from phototag import people
+
+    out = {}
+    for name in ("lag_a", "lag_b"):
+        s = sets[name]
+        a = s["x"][~s["young"]]
+        t = s["truth"][~s["young"]]
+        d = np.sqrt(people._sq_dist(a, a))
+        iu = np.triu_indices(len(a), 1)
+        same = (t[:, None] == t[None])[iu]
+        dd = d[iu]
+        out[name] = {"adult genuine median": round(float(np.median(dd[same])), 3),
+                     "adult impostor 0.1%": round(float(np.quantile(dd[~same], 0.001)), 3),
+                     "adult impostor min": round(float(dd[~same].min()), 3)}
+    s = sets["fgnet"]
+    x, t, age = s["x"], s["truth"], np.nan_to_num(s["est_age"], nan=99.0)
+    d = np.sqrt(people._sq_dist(x, x))
+    younger = np.minimum(age[:, None], age[None])
+    other = t[:, None] != t[None]
+    bands = {}
+    for label, lo, hi in (("<6", 0, 6), ("6-12", 6, 13), ("13-19", 13, 20), ("20+", 20, 999)):
+        m = other & (younger >= lo) & (younger < hi)
+        genuine = (~other) & (younger >= lo) & (younger < hi)
+        np.fill_diagonal(genuine, False)
+        bands[label] = {"nearest stranger": round(float(d[m].min()), 3) if m.any() else None,
+                        "genuine median": round(float(np.median(d[genuine])), 3) if genuine.any() else None}
+    out["fgnet by younger face's estimated age"] = bands
+    return out
+
+
+def chain(lag: dict, fg: dict) -> None:
+    """The grouping on the chain's embeddings at the shipped thresholds and a sweep around them."""
+    from phototag import people
+
+    sets = chain_sets(lag, fg)
+    print("chain embeddings (" + CHAIN_CROP + "): " + ", ".join(f"{k} {len(v['x'])} faces" for k, v in sets.items()))
+    print("distances:", json.dumps(chain_distances(sets), indent=1))
+
+    def show(tag, link, centroid, by_age):
+        res = chain_scores(sets, link, centroid, by_age)
+        flat = {f"{k}.{kind}": [round(v[0], 4), round(v[1], 4)] for k, r in res.items() for kind, v in r.items()}
+        print(json.dumps({"setting": tag, "link": link, "centroid": centroid, "by_age": [b for _, b in by_age], **flat}))
+        return res
+
+    shipped = (people.LINK, people.CENTROID, people.LINK_BY_AGE)
+    show("shipped", *shipped)
+    ages = [a for a, _ in people.LINK_BY_AGE]
+    for link in (0.42, 0.44, 0.46, 0.48, 0.50):
+        for centroid in (round(link - 0.08, 2), round(link - 0.04, 2)):
+            for shift in (-0.02, 0.0, 0.02):
+                by_age = tuple((a, round(min(b + shift, link), 2)) for a, (_, b) in zip(ages, people.LINK_BY_AGE))
+                show("sweep", link, centroid, by_age)
+
+
 # --- through the index ----------------------------------------------------------------------------
 
 def build_index(path: Path, x: np.ndarray, ages: np.ndarray, p_female: np.ndarray, taken: list, photo_of=None):
@@ -348,6 +476,9 @@ def million(real: np.ndarray, cache: Path, n: int, add: int) -> dict:
 import json, resource, sys, time, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 from phototag import index, people
+import logging
+logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(message)s")
+logging.getLogger("phototag.people").setLevel(logging.DEBUG)
 db = index.open_index({str(work)!r})
 t = time.perf_counter(); s = people.update(db); first = time.perf_counter() - t
 grouped = dict(s.__dict__)
@@ -383,7 +514,9 @@ print(json.dumps({{"first_update_s": round(first, 1), "grouped": grouped, "add_u
     if res.returncode:
         print(res.stderr[-3000:])
         raise SystemExit(1)
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    lines = res.stdout.strip().splitlines()
+    out = json.loads(lines[-1])
+    out["steps"] = lines[:-1]
     out["wall_s"] = round(time.perf_counter() - t, 1)
     work.unlink()
     return out
@@ -396,6 +529,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="the threshold grid on LAG and FG-NET")
     parser.add_argument("--million", type=int, default=0, help="faces for the scale test (e.g. 1000000)")
     parser.add_argument("--add", type=int, default=1000)
+    parser.add_argument("--chain", action="store_true",
+                        help="grouping on the chain's own embeddings (.cache/identity, bench_identity.py): the"
+                             " shipped thresholds and a sweep; LAG half a and FG-NET to choose, half b held out")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -407,6 +543,9 @@ def main() -> None:
     lag["est_age"] = prepare_lag_ages(args.cache, lag)
     print(f"LAG ages: {int((~np.isnan(lag['est_age'])).sum())} faces found by YuNet")
     if args.prepare_only:
+        return
+    if args.chain:
+        chain(lag, fg)
         return
     if args.sweep:
         for row in sweep(lag, fg):

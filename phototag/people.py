@@ -30,8 +30,11 @@ Index side (created by :func:`ensure_schema`; the faces table keeps its columns)
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
+import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -44,6 +47,7 @@ import numpy as np
 import sqlite_utils
 
 DIM = 128  # dlib's face descriptor
+_log = logging.getLogger(__name__)
 
 # --- thresholds (docs/people.md says how each was chosen) ------------------------------------------
 LINK = 0.46  # two adults' faces may be one person when their descriptors are at most this far apart
@@ -82,6 +86,7 @@ FIRST_PHOTO_YEAR = 1826
 CELL_SIZE = 32  # faces per search cell (about)
 MIN_CELLS = 4096  # below this many faces every face is compared with every face
 REBUILD_GROWTH = 2.0  # the cells are trained again when the faces grew this much since
+PAGE_CACHE_KIB = 256 * 1024  # SQLite's page cache while grouping (the default 2 MB thrashes at a million faces)
 
 FACE_PEOPLE_COLUMNS = {"embedding": bytes, "person_id": int, "face_age": float, "face_gender": str,
                        "face_p_female": float, "cell1": int, "cell2": int}
@@ -248,6 +253,15 @@ def _sq_dist(a: np.ndarray, b: np.ndarray, a2=None, b2=None) -> np.ndarray:
     return np.maximum(d, 0.0, out=d)
 
 
+def _nearest(x: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Each row's nearest centre, a chunk of rows at a time (no n x k matrix)."""
+    c2 = (centres * centres).sum(1)
+    out = np.empty(len(x), np.int64)
+    for i in range(0, len(x), chunk):
+        out[i:i + chunk] = _sq_dist(x[i:i + chunk], centres, b2=c2).argmin(1)
+    return out
+
+
 def _kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
     centres = x[np.sort(rng.choice(len(x), size=k, replace=False))].copy()
     for _ in range(iterations):
@@ -275,6 +289,11 @@ class Cells:
 
     @classmethod
     def train(cls, x: np.ndarray, seed: int = 0) -> Cells:
+        with _one_blas_thread():
+            return cls._train(x, seed)
+
+    @classmethod
+    def _train(cls, x: np.ndarray, seed: int) -> Cells:
         n = len(x)
         rng = np.random.default_rng(seed)
         if n < MIN_CELLS:
@@ -284,7 +303,7 @@ class Cells:
         c = max(2, int(round(math.sqrt(k))))
         sample = x[np.sort(rng.choice(n, size=min(n, 64 * c), replace=False))]
         coarse = _kmeans(sample, c, 8, rng)
-        top = _sq_dist(x, coarse).argmin(1)
+        top = _nearest(x, coarse)
         fine, fine_of, start = [], [], 0
         for g in range(c):
             members = x[top == g]
@@ -302,14 +321,17 @@ class Cells:
 
     def assign(self, x: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """Each descriptor's nearest and second-nearest cell."""
+        with _one_blas_thread():
+            return self._assign(x, chunk)
+
+    def _assign(self, x: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(x)
         first = np.zeros(n, np.int64)
         second = np.full(n, -1, np.int64)
         if len(self.fine) == 1:  # one cell: every face is compared with every face
             return first, second
         f2 = (self.fine * self.fine).sum(1)
-        top = np.concatenate([_sq_dist(x[i:i + chunk], self.coarse).argmin(1) for i in range(0, n, chunk)]) \
-            if n else np.zeros(0, np.int64)
+        top = _nearest(x, self.coarse, chunk)
         for g in np.unique(top):
             rows = np.flatnonzero(top == g)
             cand = np.concatenate([self.fine_of[h] for h in self.near[g]])
@@ -416,19 +438,26 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     n = len(x)
     parent = list(range(n))
     size = [1] * n
-    sums = x.astype(np.float64) if n <= 200_000 else x.astype(np.float32)
-    count = np.ones(n)
-    pid = np.asarray(person, np.int64).copy()
+    # A group's descriptor sum (float64), kept only for groups of more than one face and for existing
+    # people: a single face's is its own descriptor, read from ``x`` (no copy of the whole array).
+    sums: dict[int, np.ndarray] = {}
+    count = [1.0] * n
+    pid = np.asarray(person, np.int64).tolist()
     lim = (np.full(n, link) if limits is None else np.minimum(np.asarray(limits, float), link)).tolist()
     ratio = centroid / link
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(np.isnan(birth), 0.0, 1.0 / np.square(birth_sd))
-    bw = w.copy()
-    bs = np.where(np.isnan(birth), 0.0, birth) * w
-    shared = {p for p, c in Counter(photo.tolist()).items() if c > 1}
+    bw = w.tolist()
+    bs = (np.where(np.isnan(birth), 0.0, birth) * w).tolist()
+    values, counts = np.unique(photo, return_counts=True)
+    shared = set(values[counts > 1].tolist())
     for k in known.values():
         shared |= k.photos
-    photos: dict[int, set] = {f: {p} for f, p in enumerate(photo.tolist()) if p in shared}
+    # a group's photos where they matter: a photo id while one, a set once several
+    photos: dict[int, int | set] = {}
+    if shared:
+        in_shared = np.flatnonzero(np.isin(photo, np.fromiter(shared, np.int64, len(shared))))
+        photos = dict(zip(in_shared.tolist(), np.asarray(photo)[in_shared].tolist()))
     excl = {f: set(s) for f, s in excluded.items() if s}
 
     def find(a: int) -> int:
@@ -439,63 +468,99 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             parent[a], a = root, parent[a]
         return root
 
+    def sum_of(a: int) -> np.ndarray:
+        s = sums.get(a)
+        return x[a].astype(np.float64) if s is None else s
+
+    def join_photos(a: int, b: int) -> None:
+        pb = photos.pop(b, None)
+        if pb is None:
+            return
+        pa = photos.get(a)
+        if pa is None:
+            photos[a] = pb
+            return
+        merged = pa if isinstance(pa, set) else {pa}
+        if isinstance(pb, set):
+            merged.update(pb)
+        else:
+            merged.add(pb)
+        photos[a] = merged
+
+    def share_photo(pa, pb) -> bool:
+        if isinstance(pa, set):
+            if isinstance(pb, set):
+                small, big = (pa, pb) if len(pa) < len(pb) else (pb, pa)
+                return any(p in big for p in small)
+            return pb in pa
+        return pa in pb if isinstance(pb, set) else pa == pb
+
     # the faces of one person start as one group with the person's statistics
     first_of: dict[int, int] = {}
-    for f in np.flatnonzero(pid >= 0):
-        p = int(pid[f])
+    for f in np.flatnonzero(np.asarray(person) >= 0).tolist():
+        p = pid[f]
         if p not in first_of:
-            first_of[p] = int(f)
+            first_of[p] = f
             k = known.get(p)
             if k is not None:
                 sums[f] = k.centroid * k.count
-                count[f] = k.count
+                count[f] = float(k.count)
                 if k.born is not None and k.born_sd:
                     bw[f] = 1.0 / (k.born_sd ** 2 + BORN_SD_FLOOR ** 2)
                     bs[f] = k.born * bw[f]
                 else:
                     bw[f] = bs[f] = 0.0
                 if k.photos:
-                    photos.setdefault(int(f), set()).update(k.photos)
+                    own = photos.get(f)
+                    group = set(k.photos)
+                    if own is not None:
+                        group.add(own)
+                    photos[f] = group
             continue
         r = first_of[p]
         lim[r] = min(lim[r], lim[f])
         parent[f] = r
         size[r] += 1
         if known.get(p) is None:
-            sums[r] += sums[f]
+            s = sums.get(r)
+            if s is None:
+                sums[r] = x[r].astype(np.float64) + x[f].astype(np.float64)
+            else:
+                s += x[f].astype(np.float64)
             count[r] += 1
             bw[r] += bw[f]
             bs[r] += bs[f]
         if f in photos:
-            photos.setdefault(r, set()).update(photos.pop(int(f)))
+            join_photos(r, f)
         if f in excl:
-            excl.setdefault(r, set()).update(excl.pop(int(f)))
+            excl.setdefault(r, set()).update(excl.pop(f))
 
-    order = np.lexsort((j, i, d))
+    # the links within ``link``, nearest first (ties by faces); float32 distances are compared with
+    # limits rounded to float32, as numpy compares a float32 with a Python float
+    d = np.asarray(d)
+    f32 = _as_float32 if d.dtype == np.float32 else float
+    within = np.flatnonzero(d <= d.dtype.type(link))
+    order = within[np.lexsort((j[within], i[within], d[within]))]
     c2 = centroid * centroid
-    for e in order.tolist():
-        if d[e] > link:
-            break
-        a, b = find(int(i[e])), find(int(j[e]))
+    for ie, je, de in zip(i[order].tolist(), j[order].tolist(), d[order].tolist()):
+        a, b = find(ie), find(je)
         if a == b:
             continue
-        pa, pb = int(pid[a]), int(pid[b])
+        pa, pb = pid[a], pid[b]
         if pa >= 0 and pb >= 0:
             continue
         limit = min(lim[a], lim[b])
-        if d[e] > limit:
+        if de > f32(limit):
             continue
         if count[a] == 1 and count[b] == 1:
-            if d[e] > limit * ratio:
+            if de > f32(limit * ratio):
                 continue
         else:
-            diff = sums[a] / count[a] - sums[b] / count[b]
+            diff = sum_of(a) / count[a] - sum_of(b) / count[b]
             if float(diff @ diff) > c2 * (limit / link) ** 2:
                 continue
-        if a in photos and b in photos:
-            small, big = (photos[a], photos[b]) if len(photos[a]) < len(photos[b]) else (photos[b], photos[a])
-            if any(p in big for p in small):
-                continue
+        if a in photos and b in photos and share_photo(photos[a], photos[b]):
+            continue
         if (pa >= 0 and pa in excl.get(b, ())) or (pb >= 0 and pb in excl.get(a, ())):
             continue
         if bw[a] > 0 and bw[b] > 0:
@@ -507,20 +572,44 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         parent[b] = a
         size[a] += size[b]
         lim[a] = limit
-        sums[a] += sums[b]
+        s = sums.get(a)
+        if s is None:
+            sums[a] = x[a].astype(np.float64) + sum_of(b)
+        else:
+            s += sum_of(b)
+        sums.pop(b, None)
         count[a] += count[b]
         bw[a] += bw[b]
         bs[a] += bs[b]
         pid[a] = pa if pa >= 0 else pb
         if b in photos:
-            photos.setdefault(a, set()).update(photos.pop(b))
+            join_photos(a, b)
         if b in excl:
             excl.setdefault(a, set()).update(excl.pop(b))
 
-    roots = np.array([find(f) for f in range(n)], np.int64)
+    roots = np.asarray(parent, np.int64)
+    while True:  # every face to its root (the paths left uncompressed)
+        up = roots[roots]
+        if np.array_equal(up, roots):
+            break
+        roots = up
     first = np.full(n, n, np.int64)
     np.minimum.at(first, roots, np.arange(n))
-    return np.where(pid[roots] >= 0, pid[roots], -first[roots] - 1)
+    pids = np.asarray(pid, np.int64)
+    return np.where(pids[roots] >= 0, pids[roots], -first[roots] - 1)
+
+
+_FLOAT32: dict[float, float] = {}
+
+
+def _as_float32(value: float) -> float:
+    """``value`` rounded to float32 (as a Python float)."""
+    got = _FLOAT32.get(value)
+    if got is None:
+        if len(_FLOAT32) > 10_000:
+            _FLOAT32.clear()
+        got = _FLOAT32[value] = float(np.float32(value))
+    return got
 
 
 def link_limits(face_age: np.ndarray) -> np.ndarray:
@@ -687,31 +776,47 @@ def _empty() -> FaceSet:
     return FaceSet(z, z, z, np.zeros(0), np.zeros(0), z, z, np.zeros((0, DIM), np.float32))
 
 
-def _live_faces(db, where: str = "", params: Sequence = (), now=None) -> FaceSet:
-    cur = db.execute(
-        "select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
-        " coalesce(f.cell2, -1), f.embedding from faces f cross join photos p on p.id = f.photo_id"  # faces first
-        f" where {LIVE} and length(f.embedding) = {4 * DIM} {where}", list(params))
+_FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
+          " coalesce(f.cell2, -1), f.embedding from faces f cross join photos p on p.id = f.photo_id"  # faces first
+          f" where {LIVE} and length(f.embedding) = {4 * DIM}")
+
+
+def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: int = 0) -> FaceSet:
+    """Live faces with a descriptor (``where``: more conditions), by id. The descriptors go straight
+    into one float32 array (``expected``: about how many rows, to allocate it once)."""
+    cur = db.execute(f"{_FACES} {where}", list(params))
     years_of: dict = {}
-    parts = []
+    x = np.empty((max(int(expected), 1024), DIM), np.float32)
+    n = 0
+    columns: list[list[np.ndarray]] = [[] for _ in range(7)]
     while True:
         batch = cur.fetchmany(50_000)
         if not batch:
             break
+        m = len(batch)
         cols = list(zip(*batch))
+        del batch
+        if n + m > len(x):
+            grown = np.empty((max(2 * len(x), n + m), DIM), np.float32)
+            grown[:n] = x[:n]
+            x = grown
+        x[n:n + m] = np.frombuffer(b"".join(cols[7]), dtype="<f4").reshape(m, DIM)
+        n += m
         for t in set(cols[4]):
             if t not in years_of:
                 years_of[t] = photo_year(t, now)
-        parts.append(FaceSet(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.int64),
-                             np.array([np.nan if a is None else a for a in cols[3]], float),
-                             np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
-                             np.array(cols[5], np.int64), np.array(cols[6], np.int64), _vectors(cols[7])))
-        del batch, cols
-    if not parts:
+        for k, values in enumerate((np.array(cols[0], np.int64), np.array(cols[1], np.int64),
+                                    np.array(cols[2], np.int64),
+                                    np.array([np.nan if a is None else a for a in cols[3]], float),
+                                    np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
+                                    np.array(cols[5], np.int64), np.array(cols[6], np.int64))):
+            columns[k].append(values)
+        del cols
+    if not n:
         return _empty()
-    faces = FaceSet.concat(parts) if len(parts) > 1 else parts[0]
-    del parts
-    if len(faces.ids) > 1 and not (np.diff(faces.ids) > 0).all():
+    x = x[:n] if n >= 0.75 * len(x) else x[:n].copy()
+    faces = FaceSet(*(np.concatenate(c) if len(c) > 1 else c[0] for c in columns), x)
+    if n > 1 and not (np.diff(faces.ids) > 0).all():
         faces = faces.take(np.argsort(faces.ids, kind="stable"))
     return faces
 
@@ -722,6 +827,15 @@ def _in_chunks(db, faces_where: str, values: Sequence, now=None) -> FaceSet:
     parts = [_live_faces(db, "and " + faces_where.format(",".join("?" * len(values[k:k + 500]))), values[k:k + 500], now)
              for k in range(0, len(values), 500)]
     return FaceSet.concat(parts) if parts else _empty()
+
+
+def _in_cells(db, first: Sequence[int], second: Sequence[int], now=None) -> FaceSet:
+    """Live grouped faces whose first cell is one of ``first`` or whose second is one of ``second``:
+    one query (the two cell indexes, the lists passed as JSON), by id."""
+    return _live_faces(db, "and f.person_id is not null and (f.cell1 in (select value from json_each(?))"
+                           " or f.cell2 in (select value from json_each(?)))",
+                       [json.dumps([int(c) for c in first]), json.dumps([int(c) for c in second])], now,
+                       expected=CELL_SIZE * 2 * (len(first) + len(second)))
 
 
 def _file_cells(db, ids: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
@@ -771,10 +885,28 @@ def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
     transaction; a killed update leaves a consistent index and the next one finishes the work."""
     ensure_schema(db)
     summary = Summary()
-    _reattach(db, summary)
-    _group_new(db, summary, now)
-    _correct_stale(db, summary, now)
+    with _page_cache(db):
+        started = time.perf_counter()
+        _reattach(db, summary)
+        reattached = time.perf_counter()
+        _group_new(db, summary, now)
+        grouped = time.perf_counter()
+        _correct_stale(db, summary, now)
+        _log.debug("update: reattach %.2f s, group %.2f s, correct %.2f s", reattached - started,
+                   grouped - reattached, time.perf_counter() - grouped)
     return summary
+
+
+@contextlib.contextmanager
+def _page_cache(db, kib: int = PAGE_CACHE_KIB):
+    """SQLite's page cache raised for a grouping: a million faces' writes spill the default 2 MB cache
+    into the WAL again and again (tens of GB read and written); restored afterwards."""
+    before = db.execute("pragma cache_size").fetchone()[0]
+    db.execute(f"pragma cache_size = {-int(kib)}")
+    try:
+        yield
+    finally:
+        db.execute(f"pragma cache_size = {int(before)}")
 
 
 def _group_new(db, summary: Summary, now) -> None:
@@ -788,24 +920,22 @@ def _group_new(db, summary: Summary, now) -> None:
         live = db.execute("select count(*) from faces where cell1 is not null").fetchone()[0] + len(new_ids)
         cells = _cells(db, live)
         if cells is None:  # (again) trained on every face, every face filed again
-            faces = _live_faces(db, now=now)
+            faces = _live_faces(db, now=now, expected=live)
             cells = Cells.train(faces.x)
             faces.cell1, faces.cell2 = cells.assign(faces.x)
-            _file_cells(db, faces.ids, faces.cell1, faces.cell2)
             _save_cells(db, cells)
+            filed = np.ones(len(faces), bool)
         else:
             new = _in_chunks(db, "f.id in ({})", new_ids, now)
             new.cell1, new.cell2 = cells.assign(new.x)
-            _file_cells(db, new.ids, new.cell1, new.cell2)
             probe1 = sorted(set(new.cell1.tolist()) | set(new.cell2.tolist()) - {-1})
             probe2 = sorted(set(new.cell1.tolist()))
-            old = FaceSet.concat([_in_chunks(db, "f.person_id is not null and f.cell1 in ({})", probe1, now),
-                                  _in_chunks(db, "f.person_id is not null and f.cell2 in ({})", probe2, now)])
-            _, first = np.unique(old.ids, return_index=True)
-            faces = FaceSet.concat([old.take(np.sort(first)), new])
+            old = _in_cells(db, probe1, probe2, now)
+            faces = FaceSet.concat([old, new])
+            filed = faces.person < 0
         is_new = faces.person < 0
         labels = _group(db, faces, is_new)
-        _store_groups(db, faces, labels, is_new, summary)
+        _store_groups(db, faces, labels, is_new, summary, filed)
 
 
 def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = None) -> np.ndarray:
@@ -828,17 +958,28 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
                    limits=link_limits(faces.face_age))
 
 
-def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary) -> None:
-    fresh = sorted(set(labels[is_new & (labels < 0)].tolist()), reverse=True)
+def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary, filed=None) -> None:
+    """The new faces' people (new ones for new groups) and, for the faces ``filed``, their cells: one
+    write per face."""
+    fresh = np.unique(labels[is_new & (labels < 0)])  # ascending: the new people's ids in descending order
     ids = _new_people(db, len(fresh))
-    mapping = dict(zip(fresh, ids))
-    final = np.array([mapping.get(int(v), int(v)) for v in labels], np.int64)
+    final = labels.copy()
+    wanted = is_new & (labels < 0)
+    final[wanted] = ids[0] + len(fresh) - 1 - np.searchsorted(fresh, labels[wanted]) if len(fresh) else 0
     rows = np.flatnonzero(is_new)
-    db.conn.executemany("update faces set person_id = ? where id = ?",
-                   zip(final[rows].tolist(), faces.ids[rows].tolist()))
-    _mark_stale(db, final[rows].tolist())
+    if filed is None:
+        db.conn.executemany("update faces set person_id = ? where id = ?",
+                            zip(final[rows].tolist(), faces.ids[rows].tolist()))
+    else:
+        both = np.flatnonzero(filed & is_new)
+        db.conn.executemany("update faces set person_id = ?, cell1 = ?, cell2 = ? where id = ?",
+                            zip(final[both].tolist(), faces.cell1[both].tolist(), faces.cell2[both].tolist(),
+                                faces.ids[both].tolist()))
+        _file_cells(db, faces.ids[filed & ~is_new], faces.cell1[filed & ~is_new], faces.cell2[filed & ~is_new])
+    joined = is_new & (labels >= 0)
+    _mark_stale(db, final[joined].tolist())  # the new people are stale already
     summary.grouped += len(rows)
-    summary.joined += int((is_new & (labels >= 0)).sum())
+    summary.joined += int(joined.sum())
     summary.new_people += len(ids)
 
 
@@ -847,10 +988,15 @@ def regroup(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
     removed) keep their faces and id; the others are dissolved, and each new group takes the id of the
     old person most of its faces were in (when still free). One transaction, then the corrections."""
     ensure_schema(db)
+    with _page_cache(db):
+        return _regroup(db, now)
+
+
+def _regroup(db, now) -> Summary:
     summary = Summary()
     _reattach(db, summary)
     with db.atomic():
-        faces = _live_faces(db, now=now)
+        faces = _live_faces(db, now=now, expected=db.execute("select count(*) from faces").fetchone()[0])
         cells = Cells.train(faces.x)
         faces.cell1, faces.cell2 = cells.assign(faces.x)
         pinned = {r[0] for r in db.execute("select id from people where pinned = 1")}
@@ -1011,6 +1157,101 @@ def estimate(face_age: np.ndarray, face_p: np.ndarray, face_gender: Sequence[str
                     ages, ps, genders)
 
 
+def _fsum(values: list) -> float:
+    """A sum of floats added as numpy adds a float64 array of fewer than 128 (eight running sums,
+    paired), so that :func:`_estimate_plain` gives :func:`estimate`'s numbers to the last bit."""
+    n = len(values)
+    if n < 8:
+        total = -0.0
+        for v in values:
+            total += v
+        return total
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    i = 8
+    while i + 8 <= n:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for v in values[i:]:
+        total += v
+    return total
+
+
+PLAIN_MAX = 100  # people of at most this many faces are estimated in plain Python (_estimate_plain)
+
+
+def _estimate_plain(face_age: list, face_p: list, face_gender: list, years: list, sd: list, logit: list) -> Estimate:
+    """:func:`estimate` without the user's word, for a person of 2 to PLAIN_MAX faces, in plain Python
+    floats (NaN: none), with each face's age SD and P(female) logit given: the same numbers, without
+    numpy's per-call cost (the million-face grouping corrects ~90,000 such people)."""
+    isnan = math.isnan
+    n = len(face_age)
+    ages = list(face_age)
+    ps = list(face_p)
+    genders = list(face_gender)
+    flagged, reasons = False, []
+    dated = [k for k in range(n) if not isnan(years[k]) and not isnan(face_age[k])]
+    birth = [y - a for y, a in zip(years, face_age)]
+    born = born_sd = None
+    inliers = dated
+    if dated:
+        w_sum = _fsum([1 / (sd[k] * sd[k]) for k in dated])
+        b = _fsum([birth[k] * (1 / (sd[k] * sd[k])) for k in dated]) / w_sum
+        for _ in range(3):
+            inliers = [k for k in dated
+                       if abs(birth[k] - b) <= BIRTH_Z * math.sqrt(sd[k] * sd[k] + 1 / w_sum + BORN_SD_FLOOR ** 2)]
+            if not inliers:
+                inliers = dated
+                break
+            b = _fsum([birth[k] * (1 / (sd[k] * sd[k])) for k in inliers]) / _fsum([1 / (sd[k] * sd[k]) for k in inliers])
+        born, born_sd = b, math.sqrt(1 / _fsum([1 / (sd[k] * sd[k]) for k in inliers]) + BORN_SD_FLOOR ** 2)
+        if len(dated) >= MIN_DATED and len(inliers) < INLIER_SHARE * len(dated):
+            flagged = True
+            reasons.append("its faces' ages disagree on a birth date")
+    adult = [(30.0 if isnan(a) else a) >= CHILD for a in face_age]
+    known_p = [k for k in range(n) if not isnan(face_p[k])]
+    p_person = None
+    if known_p:
+        weights = [1.0 if adult[k] else CHILD_WEIGHT for k in known_p]
+        z = _fsum([logit[k] * wk for k, wk in zip(known_p, weights)]) / _fsum(weights)
+        p_person = 1 / (1 + math.exp(-z))
+        sure_f = sum(1 for k in range(n) if face_p[k] >= 0.9 and adult[k])
+        sure_m = sum(1 for k in range(n) if face_p[k] <= 0.1 and adult[k])
+        if min(sure_f, sure_m) >= 2 and min(sure_f, sure_m) >= 0.25 * (sure_f + sure_m):
+            flagged = True
+            reasons.append("its faces disagree on the gender")
+    if not flagged and len(inliers) >= MIN_DATED:
+        wi_all = [0.0] * n
+        for k in inliers:
+            wi_all[k] = 1 / (sd[k] * sd[k])
+        total_w = _fsum(wi_all)
+        total_s = _fsum([wk * (0.0 if isnan(bk) else bk) for wk, bk in zip(wi_all, birth)])
+        for f in dated:
+            w_rest = total_w - wi_all[f]
+            if w_rest <= 0 or (len(inliers) - (wi_all[f] > 0)) < MIN_DATED - 1:
+                continue
+            b_rest = (total_s - wi_all[f] * birth[f]) / w_rest
+            var_rest = 1 / w_rest + BORN_SD_FLOOR ** 2
+            implied = years[f] - b_rest
+            if abs(face_age[f] - implied) > DISAGREE_Z * math.sqrt(sd[f] ** 2 + var_rest):
+                continue
+            wf = 1 / sd[f] ** 2
+            ages[f] = max(0.0, (face_age[f] * wf + implied / var_rest) / (wf + 1 / var_rest))
+    if p_person is not None and n > 1 and not flagged:
+        ps = [p_person] * n
+        genders = ["f" if p_person >= gender_threshold(30.0 if isnan(a) else a) else "m" for a in ages]
+    person_gender = None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m"
+    return Estimate(person_gender, p_person, born, born_sd, len(dated), flagged, "; ".join(reasons) or None,
+                    ages, ps, genders)
+
+
 def _correct_stale(db, summary: Summary, now=None, batch: int = 5000) -> None:
     while True:
         with db.atomic():
@@ -1030,15 +1271,27 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
     # in the photos' order, not the faces' ids: the sums come out the same whatever order a scan recorded them in
     for row in db.execute(
             "select f.person_id, f.id, f.photo_id, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
-            f" f.p_female, p.taken_at, f.embedding from faces f join photos p on p.id = f.photo_id"
+            f" f.p_female, p.taken_at, f.embedding from faces f indexed by faces_person_id cross join photos p"
+            f" on p.id = f.photo_id"  # by the person index: else a million-face index is scanned for each batch
             f" where f.person_id in ({marks}) and {LIVE} order by p.path_key, f.face_index", list(ids)):
         faces[row[0]].append(row)
-    face_updates, dirty, rows, gone = [], set(), [], []
+    # each face's age SD and P(female) logit, all at once
+    face_ids = [row[1] for rows_ in faces.values() for row in rows_]
+    nan = math.nan
+    sd_of = dict(zip(face_ids, age_sd([nan if row[3] is None else row[3] for rows_ in faces.values()
+                                       for row in rows_]).tolist()))
+    logit_of = dict(zip(face_ids, _logit([nan if row[5] is None else row[5] for rows_ in faces.values()
+                                          for row in rows_]).tolist()))
+    face_updates, dirty, rows, gone, singles = [], set(), [], [], []
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for pid in ids:
         person = people.get(pid)
         members = faces.get(pid, [])
         if person is None:  # gone meanwhile
+            continue
+        if (len(members) == 1 and not person[1] and not person[2]
+                and (members[0][10] is None or len(members[0][10]) == 4 * DIM)):
+            singles.append(members[0])  # keeps its own values: all of them at once below
             continue
         if not members:
             anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
@@ -1047,10 +1300,15 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
             else:
                 rows.append((0, 0, None, None, None, None, 0, None, None, stamp, pid))
             continue
-        own_age = np.array([np.nan if m[3] is None else m[3] for m in members])
-        own_p = np.array([np.nan if m[5] is None else m[5] for m in members])
-        years = np.array([np.nan if (y := photo_year(m[9], now)) is None else y for m in members])
-        est = estimate(own_age, own_p, [m[4] for m in members], years, person[1], person[2])
+        own_age = [nan if m[3] is None else m[3] for m in members]
+        own_p = [nan if m[5] is None else m[5] for m in members]
+        years = [nan if (y := photo_year(m[9], now)) is None else y for m in members]
+        if not person[1] and not person[2] and 2 <= len(members) <= PLAIN_MAX:
+            est = _estimate_plain(own_age, own_p, [m[4] for m in members], years, [sd_of[m[1]] for m in members],
+                                  [logit_of[m[1]] for m in members])
+        else:
+            est = estimate(np.array(own_age), np.array(own_p), [m[4] for m in members], np.array(years),
+                           person[1], person[2])
         for k, m in enumerate(members):
             if m[3] is None:
                 continue
@@ -1067,6 +1325,8 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
         centroid = to_blob(_vectors(embeddings).mean(0)) if embeddings else None
         rows.append((len(members), est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
                      est.reason, centroid, stamp, pid))
+    if singles:
+        _correct_singles(singles, face_updates, dirty, rows, stamp, now)
     db.conn.executemany("update faces set age = ?, gender = ?, p_female = ? where id = ?", face_updates)
     db.conn.executemany("insert or ignore into people_dirty (photo_id) values (?)", [(p,) for p in sorted(dirty)])
     db.conn.executemany("update people set faces = ?, dated = ?, gender = ?, p_female = ?, born = ?, born_sd = ?,"
@@ -1076,6 +1336,36 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
     summary.corrected += len(ids)
     summary.changed_faces += len(face_updates)
     summary.changed_photos += len(dirty)
+
+
+def _correct_singles(members: list, face_updates: list, dirty: set, rows: list, stamp: str, now=None) -> None:
+    """People of one face (and no word of the user's), in one vectorised pass: each keeps its face's
+    own values (as :func:`estimate` says), so only the faces whose stored values differ from their own
+    are written; the person's birth estimate is the face's (dated), its centroid the descriptor."""
+    def column(k):
+        return np.array([np.nan if m[k] is None else m[k] for m in members], float)
+
+    own_age, own_p, stored_age, stored_p = column(3), column(5), column(6), column(8)
+    own_g = np.array([m[4] for m in members], object)
+    stored_g = np.array([m[7] for m in members], object)
+    years = np.array([np.nan if (y := photo_year(m[9], now)) is None else y for m in members])
+    with np.errstate(invalid="ignore"):
+        # the face's own values (age, p, gender) against the stored ones, as in _correct's loop
+        moved = (np.isnan(stored_age) | (np.abs(own_age - stored_age) >= AGE_STEP) | (own_g != stored_g)
+                 | np.isnan(stored_p) | (np.abs(own_p - stored_p) >= P_STEP)
+                 | (~np.isnan(own_p) & ((stored_age != own_age) | (stored_p != own_p))))  # back to its own
+        write = ~np.isnan(own_age) & moved & ((stored_age != own_age) | (own_g != stored_g) | (stored_p != own_p))
+    for k in np.flatnonzero(write).tolist():
+        m = members[k]
+        face_updates.append((float(own_age[k]), m[4], float(own_p[k]), m[1]))
+        dirty.add(m[2])
+    dated = ~np.isnan(years) & ~np.isnan(own_age)
+    born = np.where(dated, years - np.nan_to_num(own_age), np.nan).tolist()
+    born_sd = age_sd(np.nan_to_num(own_age)).tolist()
+    for k, (m, is_dated) in enumerate(zip(members, dated.tolist())):
+        p = own_p[k]
+        rows.append((1, int(is_dated), m[4] or None, None if np.isnan(p) else float(p),
+                     born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, m[10], stamp, m[0]))
 
 
 # --- reading -----------------------------------------------------------------------------------------
