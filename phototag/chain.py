@@ -51,6 +51,8 @@ SURE_SPREAD = 10.0  # degrees: the face's and its mirror image's readings disagr
 SURE_ANGLE = 45.0  # degrees: the reading is within this of upright
 SURE_LANDMARKS = 20.0  # degrees: and within this of the landmarks' angle
 SURE_SCORE = 5.0  # the score of such a reading: above any that four readings can give (4.95)
+TURN_TRIGGER = 45.0  # degrees: a face read further from upright makes its photo decide its turn (60°,
+# where YuNet's upright faces end, lost 0.8 points of turned copies read as upright: models/README.md)
 # What the identity model sees (the manifest's models.identity.crop, default IDENTITY_CROP):
 # "upright", the de-rotated crop the gender/age model sees; "chip", dlib's face chip placed by the
 # landmarks (phototag.identity.face_chip). Measured equal on LAG (models/README.md "Identity
@@ -284,7 +286,7 @@ class FaceChain:
         faces only); without ``detect``, or when that finds nothing, the face is framed by its box.
 
         The photo decides first: a photo is turned as a whole far more often than its faces are
-        turned each their own way. Where a face of a photo reads beyond 45° (``photo_turn``, with
+        turned each their own way. Where a face of a photo reads beyond :data:`TURN_TRIGGER` (``photo_turn``, with
         ``detect``), the photo's quarter turn is decided by all its faces
         (:func:`phototag.turns.photo_turn`): the readings' scores for each quarter and the
         detector's confidence on each face turned back from it, with a prior for upright
@@ -349,7 +351,7 @@ class FaceChain:
         elif self.photo_turn and detect is not None:
             for i in range(len(items)):
                 faces = [j for j, owner in enumerate(owners) if owner[0] == i]
-                candidates = {0} | {round(angles[j] / 90) % 4 for j in faces}
+                candidates = {0} | {round(angles[j] / 90) % 4 for j in faces if abs(angles[j]) > TURN_TRIGGER}
                 if candidates == {0}:
                     continue
                 confidences = np.zeros((len(faces), 4))
