@@ -51,13 +51,19 @@ def _cluster(**options):
 
 def _rows(db_path: Path, root: Path) -> dict:
     """Every photos row and its faces by path below ``root``, without what differs between two
-    scans of two copies of a folder (ids, the folder, the time of the scan, the files' inodes and ctimes)."""
+    scans of two copies of a folder (ids, the folder, the time of the scan, the files' inodes and
+    ctimes, the people's search cells); a face's person is named by its first face (path, index),
+    since two indexes number their people in the order they recorded the faces."""
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
+    first_face = {pid: (os.path.relpath(key, os.fsencode(root)), index) for pid, key, index in conn.execute(
+        "select f.person_id, min(p.path_key), f.face_index from faces f join photos p on p.id = f.photo_id"
+        " where f.person_id is not null group by f.person_id")}
     rows = {}
     for photo in conn.execute("select * from photos order by path"):
         photo = dict(photo)
-        faces = [{k: v for k, v in dict(f).items() if k not in ("id", "photo_id")}
+        faces = [{k: v for k, v in dict(f).items() if k not in ("id", "photo_id", "cell1", "cell2")}
+                 | {"person_id": first_face.get(f["person_id"])}
                  for f in conn.execute("select * from faces where photo_id = ? order by face_index", [photo["id"]])]
         key = os.path.relpath(photo.pop("path_key"), os.fsencode(root))
         rows[key] = ({k: v for k, v in photo.items() if k not in ("id", "path", "scanned_at", "inode", "ctime_ns")},
