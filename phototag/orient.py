@@ -34,6 +34,7 @@ from .models import wrapped_angles
 from .query import Query, find_photos
 from .records import Face
 from .tiff import ExifBlock
+from .xmp import NotXmp, Packet
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -125,21 +126,30 @@ def orient_photo(path, turns: int, *, sha256: str | None = None, dry_run: bool =
             if dry_run:
                 return result
             code, previous, user, encoding = policy.split_comment(tags.user_comment(exif), exif.order)
+            packet = Packet(photo.xmp)
+            # the record stays where the tag writer put it: in UserComment where the block has an Exif
+            # IFD, else in the XMP (an Exif IFD holding only UserComment is incomplete for the standard)
+            in_exif = previous is not None or exif.exif_at is not None
+            previous = previous or packet.record()
             record = dict(previous or {"phototag": policy.SCHEMA_VERSION})
             record |= tags.record_flags(photo, previous)
             record.setdefault(tags.ORIENTATION_BEFORE, before)
             if "orientation" in record:
                 record["orientation"] = after
-            tiff = exif.patch({ORIENTATION: (piexif.TYPES.Short, struct.pack(exif.order + "H", after))},
-                              {tags.USER_COMMENT: (piexif.TYPES.Undefined,
-                                                   policy.join_comment(code, record, user, encoding))})
+            exif_changes = {tags.USER_COMMENT: (piexif.TYPES.Undefined,
+                                                policy.join_comment(code, record, user, encoding))} if in_exif else {}
+            tiff = exif.patch({ORIENTATION: (piexif.TYPES.Short, struct.pack(exif.order + "H", after))}, exif_changes)
+            xmp = photo.xmp
+            if not in_exif:
+                packet.set_record(record)
+                xmp = packet.to_bytes()
             told = None if before_rename is None else lambda new: before_rename(new, after)
-            result.file = replace_file(path, photo.with_metadata(tiff, photo.xmp), like=photo.stat,
+            result.file = replace_file(path, photo.with_metadata(tiff, xmp), like=photo.stat,
                                        expect=photo.stat, keep_times=keep_mtime, before_rename=told)
             return result
     except Unsupported as error:
         return OrientResult("unsupported", reason=str(error))
-    except (Refused, OSError, struct.error) as error:
+    except (Refused, NotXmp, OSError, struct.error) as error:
         return OrientResult("failed", reason=tags.reason(error))
 
 

@@ -119,6 +119,25 @@ def test_the_first_orientation_survives_a_second_fix_and_a_rescan(tmp_path):
     assert exiftool("-n", "-Orientation", path)[0]["Orientation"] == 1 and tags.read_record(path) is None
 
 
+@needs_exiftool
+def test_a_block_with_ifd0_only_gets_no_incomplete_exif_ifd_and_clean_gives_it_back(tmp_path):
+    """The record goes into the XMP, as the tag writer puts it, where a block has no Exif IFD."""
+    path = tmp_path / "ifd0.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make, in IFD0 only
+    face_image().save(path, "JPEG", exif=exif.tobytes())
+    original = path.read_bytes()
+    result = orient.orient_photo(path, 1)
+    assert result.status == "written" and exiftool("-n", "-Orientation", path)[0]["Orientation"] == result.after == 6
+    assert "ExifIFD" not in json.dumps(exiftool("-a", "-G1", "-ExifIFD:all", path)[0])
+    warnings = exiftool("-validate", "-warning", "-a", path)[0]
+    assert not any("ExifIFD" in str(v) for v in warnings.values()), warnings
+    assert tags.read_record(path)[tags.ORIENTATION_BEFORE] is None
+    assert tags.clean(path).orientation
+    assert exiftool("-n", "-Orientation", "-Make", path)[0] == {"SourceFile": str(path), "Make": "Canon"}
+    assert jpeg_parts(path.read_bytes()) == jpeg_parts(original)
+
+
 def test_a_changed_or_unsupported_file_is_left_alone(tmp_path):
     path = make_jpeg(tmp_path / "p.jpg", "plain")
     before = path.read_bytes()
