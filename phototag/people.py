@@ -55,6 +55,12 @@ CENTROID = 0.44  # ... and the two groups' mean descriptors at most this far apa
 # Children's descriptors lie close together whoever they are: the link is shorter for a face estimated
 # younger than each age here (FG-NET pairs: no other child within these, see docs/people.md).
 LINK_BY_AGE = ((6.0, 0.34), (13.0, 0.38), (20.0, 0.42))
+# Between two groups that both have a birth estimate (dated photos) the link may be longer, up to
+# LINK_BY_AGE_DATED, but a merge that needs more than LINK_BY_AGE allows must have birth estimates within
+# BIRTH_Z_DATED SDs (not BIRTH_Z). Chosen on FG-NET through the CLI (benchmarks/bench_people_cli.py,
+# docs/people.md); undated faces (LAG) keep the short links: there the longer ones merge strangers' children.
+LINK_BY_AGE_DATED = ((6.0, 0.40), (13.0, 0.44), (20.0, 0.48))
+BIRTH_Z_DATED = 2.0
 NEIGHBOURS = 8  # links kept per face (its nearest within LINK)
 BIRTH_Z = 3.0  # birth estimates further apart than this many standard deviations: not one person
 MIN_DATED = 3  # dated faces a person needs before its birth date corrects ages
@@ -424,7 +430,8 @@ class Known:
 def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.ndarray, person: np.ndarray,
             known: dict[int, Known], excluded: dict[int, set[int]], i: np.ndarray, j: np.ndarray, d: np.ndarray,
             link: float = LINK, centroid: float = CENTROID, birth_z: float = BIRTH_Z,
-            limits: np.ndarray | None = None) -> np.ndarray:
+            limits: np.ndarray | None = None, dated_limits: np.ndarray | None = None,
+            birth_z_dated: float = BIRTH_Z_DATED) -> np.ndarray:
     """Group faces along the links (i, j, d), nearest first, each merge checked (deterministic).
 
     ``person``: the person a face is already part of (-1: none): such faces start together, with the
@@ -432,8 +439,10 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     the link is longer than ``link``, the two groups' mean descriptors are further than ``centroid``,
     the two share a photo, a face was excluded from the other's person, or their birth estimates
     disagree by more than ``birth_z`` SDs. ``limits``: each face's longest link (its age's, see
-    :func:`link_limits`); a group's is its youngest face's, and the centroid limit shrinks with it. Returns each face's group: its person, else
-    ``-(first face of its group) - 1``.
+    :func:`link_limits`); a group's is its youngest face's, and the centroid limit shrinks with it.
+    ``dated_limits``: the same when both groups have a birth estimate (default ``limits``); a merge that
+    needs more than ``limits`` allow must have birth estimates within ``birth_z_dated`` SDs. Returns each
+    face's group: its person, else ``-(first face of its group) - 1``.
     """
     n = len(x)
     parent = list(range(n))
@@ -444,6 +453,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     count = [1.0] * n
     pid = np.asarray(person, np.int64).tolist()
     lim = (np.full(n, link) if limits is None else np.minimum(np.asarray(limits, float), link)).tolist()
+    limd = lim if dated_limits is None else np.maximum(np.minimum(np.asarray(dated_limits, float), link), lim).tolist()
     ratio = centroid / link
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(np.isnan(birth), 0.0, 1.0 / np.square(birth_sd))
@@ -519,6 +529,8 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             continue
         r = first_of[p]
         lim[r] = min(lim[r], lim[f])
+        if limd is not lim:
+            limd[r] = min(limd[r], limd[f])
         parent[f] = r
         size[r] += 1
         if known.get(p) is None:
@@ -550,6 +562,22 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         if pa >= 0 and pb >= 0:
             continue
         limit = min(lim[a], lim[b])
+        dated = bw[a] > 0 and bw[b] > 0
+        z = birth_z
+        if dated and limd is not lim:
+            longer = min(limd[a], limd[b])
+            if longer > limit:  # the undated limit first; beyond it, the dates must agree more closely
+                if count[a] == 1 and count[b] == 1:
+                    beyond = de > f32(limit * ratio)
+                    if beyond:
+                        limit = longer
+                else:
+                    diff = sum_of(a) / count[a] - sum_of(b) / count[b]
+                    beyond = de > f32(limit) or float(diff @ diff) > c2 * (limit / link) ** 2
+                    if beyond:
+                        limit = longer
+                if beyond:
+                    z = min(birth_z, birth_z_dated)
         if de > f32(limit):
             continue
         if count[a] == 1 and count[b] == 1:
@@ -563,15 +591,17 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             continue
         if (pa >= 0 and pa in excl.get(b, ())) or (pb >= 0 and pb in excl.get(a, ())):
             continue
-        if bw[a] > 0 and bw[b] > 0:
+        if dated:
             gap = bs[a] / bw[a] - bs[b] / bw[b]
-            if gap * gap > birth_z * birth_z * (1 / bw[a] + 1 / bw[b] + 2 * BORN_SD_FLOOR ** 2):
+            if gap * gap > z * z * (1 / bw[a] + 1 / bw[b] + 2 * BORN_SD_FLOOR ** 2):
                 continue
         if size[a] < size[b]:
             a, b = b, a
         parent[b] = a
         size[a] += size[b]
-        lim[a] = limit
+        lim[a] = min(lim[a], lim[b])
+        if limd is not lim:
+            limd[a] = min(limd[a], limd[b])
         s = sums.get(a)
         if s is None:
             sums[a] = x[a].astype(np.float64) + sum_of(b)
@@ -612,11 +642,12 @@ def _as_float32(value: float) -> float:
     return got
 
 
-def link_limits(face_age: np.ndarray) -> np.ndarray:
-    """Each face's longest link, by its own estimated age (unknown: an adult's)."""
+def link_limits(face_age: np.ndarray, by_age=None) -> np.ndarray:
+    """Each face's longest link, by its own estimated age (unknown: an adult's); ``by_age``: the table
+    (default ``LINK_BY_AGE``; ``LINK_BY_AGE_DATED`` for the links between dated groups)."""
     age = np.nan_to_num(np.asarray(face_age, float), nan=99.0)
     limits = np.full(len(age), LINK)
-    for below, limit in reversed(LINK_BY_AGE):
+    for below, limit in reversed(LINK_BY_AGE if by_age is None else by_age):
         limits[age < below] = limit
     return limits
 
@@ -955,7 +986,7 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
     excluded = _exclusions(db, faces.ids, index)
     i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new)
     return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d,
-                   limits=link_limits(faces.face_age))
+                   limits=link_limits(faces.face_age), dated_limits=link_limits(faces.face_age, LINK_BY_AGE_DATED))
 
 
 def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary, filed=None) -> None:

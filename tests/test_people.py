@@ -380,3 +380,23 @@ def test_a_face_rewritten_while_its_person_is_merged_away_joins_the_merged_perso
     assert lib.persons(b[0])[0] == pa
     assert lib.db.execute("select count(*) from faces where person_id is not null and person_id not in"
                           " (select id from people)").fetchone()[0] == 0
+
+
+def test_dated_children_link_further_only_when_their_birth_dates_agree():
+    """A child's link is short (children look alike); between dated faces it may be longer
+    (LINK_BY_AGE_DATED), but then the birth estimates must agree within BIRTH_Z_DATED SDs."""
+    ages = np.array([4.0, 4.0])
+
+    def group(distance, years):
+        x = np.zeros((2, 128), np.float32)
+        x[1, 0] = distance
+        birth, sd = people._face_births(ages, np.array(years, float))
+        labels = people.cluster(x, np.arange(2), birth, sd, np.full(2, -1), {}, {}, np.array([0]), np.array([1]),
+                                np.array([distance], np.float32), limits=people.link_limits(ages),
+                                dated_limits=people.link_limits(ages, people.LINK_BY_AGE_DATED))
+        return len(set(labels.tolist()))
+
+    assert group(0.34, [np.nan, np.nan]) == 2  # undated: the child's short link
+    assert group(0.34, [2010.5, 2011.0]) == 1  # dated, born about the same year: the longer link
+    assert group(0.34, [2010.5, 2018.5]) == 2  # ... born 8 years apart (beyond 2 SDs): not one person
+    assert group(0.30, [2010.5, 2018.5]) == 1  # within the short link the usual 3 SDs apply
