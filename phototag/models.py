@@ -162,19 +162,13 @@ class AttributeModel(_FaceModel):
         return out["gender"][:, 0], out["age"][:, 0]
 
 
-class IdentityModel:
+class IdentityModel(_FaceModel):
     """The identity network on faces (chips or de-rotated crops, 150 px): (n, 150, 150, 3) uint8 ->
     (n, 128) float32 embeddings.
     ``flip_average``: the mean of the face's and its mirror image's embeddings (twice the time)."""
 
     def __init__(self, runner, batch_size: int = 64, flip_average: bool = False):
-        self.runner = runner
-        self.batch_size = batch_size
-        self.flip_average = flip_average
-
-    @property
-    def input_size(self) -> int:
-        return self.runner.input_size
+        super().__init__(runner, batch_size, flip_average)
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         out = run_batched(self.runner, chips, self.batch_size)
