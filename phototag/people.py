@@ -1093,192 +1093,90 @@ class Estimate:
     dated: int
     flagged: bool
     reason: str | None
-    ages: np.ndarray
-    p_females: np.ndarray
+    ages: list
+    p_females: list
     genders: list
 
 
-def estimate(face_age: np.ndarray, face_p: np.ndarray, face_gender: Sequence[str], years: np.ndarray,
+def estimate(face_age: list, face_p: list, face_gender: list, years: list, sd: list, logit: list,
              gender_by_user: str | None = None, born_by_user: str | None = None) -> Estimate:
-    """A person's gender and birth date from its faces, and each face's corrected values."""
+    """A person's gender and birth date from its faces, and each face's corrected values. Per face
+    (floats, NaN: none): its own age and P(female), its own gender, the photo's year, its age's SD
+    (:func:`age_sd`) and its P(female) logit (:func:`_logit`). Sums are exact (``math.fsum``), so
+    the result does not depend on the order the faces come in."""
+    isnan, fsum = math.isnan, math.fsum
     n = len(face_age)
     if n == 1 and not gender_by_user and not born_by_user:  # a person of one face keeps its own answer
-        p = None if face_p[0] is None or np.isnan(face_p[0]) else float(face_p[0])
-        dated = int(not np.isnan(years[0]) and not np.isnan(face_age[0]))
-        born = float(years[0] - face_age[0]) if dated else None
-        return Estimate(face_gender[0] or None, p, born, float(age_sd(face_age[0])) if dated else None, dated, False,
-                        None, np.asarray(face_age, float), np.asarray(face_p, float), list(face_gender))
-    face_age = np.asarray(face_age, float)
-    face_p = np.asarray(face_p, float)
-    years = np.asarray(years, float)
-    ages = face_age.copy()
-    ps = face_p.copy()
-    genders = list(face_gender)
+        dated = int(not isnan(years[0]) and not isnan(face_age[0]))
+        return Estimate(face_gender[0] or None, None if isnan(face_p[0]) else face_p[0],
+                        years[0] - face_age[0] if dated else None, sd[0] if dated else None, dated, False, None,
+                        list(face_age), list(face_p), list(face_gender))
+    ages, ps, genders = list(face_age), list(face_p), list(face_gender)
     flagged, reasons = False, []
     # birth date from the dated faces, each weighted by how well its age is known
-    dated = np.flatnonzero(~np.isnan(years) & ~np.isnan(face_age))
-    sd = age_sd(face_age)
-    birth = years - face_age
-    born = born_sd = None
-    inliers = dated
-    if len(dated):
-        w = 1 / np.square(sd[dated])
-        b = float((birth[dated] * w).sum() / w.sum())
-        for _ in range(3):
-            spread = np.sqrt(np.square(sd[dated]) + 1 / w.sum() + BORN_SD_FLOOR ** 2)
-            inliers = dated[np.abs(birth[dated] - b) <= BIRTH_Z * spread]
-            if not len(inliers):
-                inliers = dated
-                break
-            wi = 1 / np.square(sd[inliers])
-            b = float((birth[inliers] * wi).sum() / wi.sum())
-        wi = 1 / np.square(sd[inliers])
-        born, born_sd = b, float(math.sqrt(1 / wi.sum() + BORN_SD_FLOOR ** 2))
-        if len(dated) >= MIN_DATED and len(inliers) < INLIER_SHARE * len(dated):
-            flagged = True
-            reasons.append("its faces' ages disagree on a birth date")
-    # gender: the faces' votes pooled (children's weigh less); adults confidently both: flagged
-    adult = np.nan_to_num(face_age, nan=30.0) >= CHILD
-    weights = np.where(adult, 1.0, CHILD_WEIGHT)
-    known_p = ~np.isnan(face_p)
-    p_person = None
-    if known_p.any():
-        z = float((_logit(face_p[known_p]) * weights[known_p]).sum() / weights[known_p].sum())
-        p_person = 1 / (1 + math.exp(-z))
-        sure_f = int(((face_p >= 0.9) & adult).sum())
-        sure_m = int(((face_p <= 0.1) & adult).sum())
-        if min(sure_f, sure_m) >= 2 and min(sure_f, sure_m) >= 0.25 * (sure_f + sure_m):
-            flagged = True
-            reasons.append("its faces disagree on the gender")
-    user_born = parse_born(born_by_user)[1:] if born_by_user else None
-    if user_born:
-        born, born_sd = user_born
-    # ages: each dated face's own estimate and its person's (date - birth date), by their variances
-    if user_born:
-        for f in dated:
-            implied = years[f] - born
-            if implied >= 0:
-                ages[f] = implied
-    elif not flagged and len(inliers) >= MIN_DATED:
-        wi_all = np.zeros(n)
-        wi_all[inliers] = 1 / np.square(sd[inliers])
-        total_w, total_s = wi_all.sum(), (wi_all * np.nan_to_num(birth)).sum()
-        for f in dated:
-            w_rest = total_w - wi_all[f]
-            if w_rest <= 0 or (len(inliers) - (wi_all[f] > 0)) < MIN_DATED - 1:
-                continue
-            b_rest = (total_s - wi_all[f] * birth[f]) / w_rest
-            var_rest = 1 / w_rest + BORN_SD_FLOOR ** 2
-            implied = years[f] - b_rest
-            if abs(face_age[f] - implied) > DISAGREE_Z * math.sqrt(sd[f] ** 2 + var_rest):
-                continue  # clearly not its person's age: keeps its own
-            wf = 1 / sd[f] ** 2
-            ages[f] = max(0.0, (face_age[f] * wf + implied / var_rest) / (wf + 1 / var_rest))
-    # gender of each face
-    if gender_by_user in ("f", "m"):
-        p_person = 1.0 if gender_by_user == "f" else 0.0
-        ps[:] = p_person
-        genders = [gender_by_user] * n
-    elif p_person is not None and n > 1 and not flagged:
-        ps[:] = p_person
-        genders = ["f" if p_person >= gender_threshold(a) else "m" for a in np.nan_to_num(ages, nan=30.0)]
-    person_gender = (gender_by_user if gender_by_user in ("f", "m") else
-                     None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m")
-    return Estimate(person_gender, p_person, born, born_sd, len(dated), flagged, "; ".join(reasons) or None,
-                    ages, ps, genders)
-
-
-def _fsum(values: list) -> float:
-    """A sum of floats added as numpy adds a float64 array of fewer than 128 (eight running sums,
-    paired), so that :func:`_estimate_plain` gives :func:`estimate`'s numbers to the last bit."""
-    n = len(values)
-    if n < 8:
-        total = -0.0
-        for v in values:
-            total += v
-        return total
-    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
-    i = 8
-    while i + 8 <= n:
-        r0 += values[i]
-        r1 += values[i + 1]
-        r2 += values[i + 2]
-        r3 += values[i + 3]
-        r4 += values[i + 4]
-        r5 += values[i + 5]
-        r6 += values[i + 6]
-        r7 += values[i + 7]
-        i += 8
-    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for v in values[i:]:
-        total += v
-    return total
-
-
-PLAIN_MAX = 100  # people of at most this many faces are estimated in plain Python (_estimate_plain)
-
-
-def _estimate_plain(face_age: list, face_p: list, face_gender: list, years: list, sd: list, logit: list) -> Estimate:
-    """:func:`estimate` without the user's word, for a person of 2 to PLAIN_MAX faces, in plain Python
-    floats (NaN: none), with each face's age SD and P(female) logit given: the same numbers, without
-    numpy's per-call cost (the million-face grouping corrects ~90,000 such people)."""
-    isnan = math.isnan
-    n = len(face_age)
-    ages = list(face_age)
-    ps = list(face_p)
-    genders = list(face_gender)
-    flagged, reasons = False, []
+    weight = [1 / (v * v) for v in sd]
     dated = [k for k in range(n) if not isnan(years[k]) and not isnan(face_age[k])]
     birth = [y - a for y, a in zip(years, face_age)]
     born = born_sd = None
     inliers = dated
     if dated:
-        w_sum = _fsum([1 / (sd[k] * sd[k]) for k in dated])
-        b = _fsum([birth[k] * (1 / (sd[k] * sd[k])) for k in dated]) / w_sum
+        w_sum = fsum(weight[k] for k in dated)
+        b = fsum(birth[k] * weight[k] for k in dated) / w_sum
         for _ in range(3):
             inliers = [k for k in dated
                        if abs(birth[k] - b) <= BIRTH_Z * math.sqrt(sd[k] * sd[k] + 1 / w_sum + BORN_SD_FLOOR ** 2)]
             if not inliers:
                 inliers = dated
                 break
-            b = _fsum([birth[k] * (1 / (sd[k] * sd[k])) for k in inliers]) / _fsum([1 / (sd[k] * sd[k]) for k in inliers])
-        born, born_sd = b, math.sqrt(1 / _fsum([1 / (sd[k] * sd[k]) for k in inliers]) + BORN_SD_FLOOR ** 2)
+            b = fsum(birth[k] * weight[k] for k in inliers) / fsum(weight[k] for k in inliers)
+        born, born_sd = b, math.sqrt(1 / fsum(weight[k] for k in inliers) + BORN_SD_FLOOR ** 2)
         if len(dated) >= MIN_DATED and len(inliers) < INLIER_SHARE * len(dated):
             flagged = True
             reasons.append("its faces' ages disagree on a birth date")
+    # gender: the faces' votes pooled (children's weigh less); adults confidently both: flagged
     adult = [(30.0 if isnan(a) else a) >= CHILD for a in face_age]
     known_p = [k for k in range(n) if not isnan(face_p[k])]
     p_person = None
     if known_p:
         weights = [1.0 if adult[k] else CHILD_WEIGHT for k in known_p]
-        z = _fsum([logit[k] * wk for k, wk in zip(known_p, weights)]) / _fsum(weights)
-        p_person = 1 / (1 + math.exp(-z))
+        p_person = 1 / (1 + math.exp(-fsum(logit[k] * w for k, w in zip(known_p, weights)) / fsum(weights)))
         sure_f = sum(1 for k in range(n) if face_p[k] >= 0.9 and adult[k])
         sure_m = sum(1 for k in range(n) if face_p[k] <= 0.1 and adult[k])
         if min(sure_f, sure_m) >= 2 and min(sure_f, sure_m) >= 0.25 * (sure_f + sure_m):
             flagged = True
             reasons.append("its faces disagree on the gender")
-    if not flagged and len(inliers) >= MIN_DATED:
-        wi_all = [0.0] * n
-        for k in inliers:
-            wi_all[k] = 1 / (sd[k] * sd[k])
-        total_w = _fsum(wi_all)
-        total_s = _fsum([wk * (0.0 if isnan(bk) else bk) for wk, bk in zip(wi_all, birth)])
+    # ages: the user's birth date; or each dated face's own estimate and its person's (date - birth
+    # date from the other faces), by their variances
+    if born_by_user:
+        born, born_sd = parse_born(born_by_user)[1:]
         for f in dated:
-            w_rest = total_w - wi_all[f]
-            if w_rest <= 0 or (len(inliers) - (wi_all[f] > 0)) < MIN_DATED - 1:
+            if years[f] - born >= 0:
+                ages[f] = years[f] - born
+    elif not flagged and len(inliers) >= MIN_DATED:
+        inlier_weight = [0.0] * n
+        for k in inliers:
+            inlier_weight[k] = weight[k]
+        total_w = fsum(inlier_weight)
+        total_s = fsum(inlier_weight[k] * birth[k] for k in inliers)
+        for f in dated:
+            w_rest = total_w - inlier_weight[f]
+            if w_rest <= 0 or (len(inliers) - (inlier_weight[f] > 0)) < MIN_DATED - 1:
                 continue
-            b_rest = (total_s - wi_all[f] * birth[f]) / w_rest
+            b_rest = (total_s - inlier_weight[f] * birth[f]) / w_rest
             var_rest = 1 / w_rest + BORN_SD_FLOOR ** 2
             implied = years[f] - b_rest
             if abs(face_age[f] - implied) > DISAGREE_Z * math.sqrt(sd[f] ** 2 + var_rest):
-                continue
-            wf = 1 / sd[f] ** 2
-            ages[f] = max(0.0, (face_age[f] * wf + implied / var_rest) / (wf + 1 / var_rest))
-    if p_person is not None and n > 1 and not flagged:
+                continue  # clearly not its person's age: keeps its own
+            ages[f] = max(0.0, (face_age[f] * weight[f] + implied / var_rest) / (weight[f] + 1 / var_rest))
+    # gender of each face: the user's word, else the person's where it is one person
+    if gender_by_user in ("f", "m"):
+        p_person = 1.0 if gender_by_user == "f" else 0.0
+        ps, genders = [p_person] * n, [gender_by_user] * n
+    elif p_person is not None and n > 1 and not flagged:
         ps = [p_person] * n
         genders = ["f" if p_person >= gender_threshold(30.0 if isnan(a) else a) else "m" for a in ages]
-    person_gender = None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m"
+    person_gender = (gender_by_user if gender_by_user in ("f", "m") else
+                     None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m")
     return Estimate(person_gender, p_person, born, born_sd, len(dated), flagged, "; ".join(reasons) or None,
                     ages, ps, genders)
 
@@ -1334,12 +1232,8 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
         own_age = [nan if m[3] is None else m[3] for m in members]
         own_p = [nan if m[5] is None else m[5] for m in members]
         years = [nan if (y := photo_year(m[9], now)) is None else y for m in members]
-        if not person[1] and not person[2] and 2 <= len(members) <= PLAIN_MAX:
-            est = _estimate_plain(own_age, own_p, [m[4] for m in members], years, [sd_of[m[1]] for m in members],
-                                  [logit_of[m[1]] for m in members])
-        else:
-            est = estimate(np.array(own_age), np.array(own_p), [m[4] for m in members], np.array(years),
-                           person[1], person[2])
+        est = estimate(own_age, own_p, [m[4] for m in members], years, [sd_of[m[1]] for m in members],
+                       [logit_of[m[1]] for m in members], person[1], person[2])
         for k, m in enumerate(members):
             if m[3] is None:
                 continue
