@@ -160,7 +160,7 @@ def group_arrays(x, photo, birth, sd, link, centroid, ages=None):
 
     cells = people.Cells.train(x)
     first, second = cells.assign(x)
-    i, j, d = people.links(x, first, second, limit=link)
+    i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
     n = len(x)
     limits = None if ages is None else people.link_limits(ages)
     return people.cluster(x, photo, birth, sd, np.full(n, -1), {}, {}, i, j, d, link=link, centroid=centroid,
@@ -242,7 +242,7 @@ def group_with(x, photo, birth, sd, ages, link, centroid, by_age):
 
     cells = people.Cells.train(x)
     first, second = cells.assign(x)
-    i, j, d = people.links(x, first, second, limit=link)
+    i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
     age = np.nan_to_num(np.asarray(ages, float), nan=99.0)
     limits = np.full(len(x), link)
     for below, limit in reversed(by_age):

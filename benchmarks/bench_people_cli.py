@@ -240,7 +240,8 @@ def thresholds() -> dict:
     from phototag import people
 
     return {k: getattr(people, k) for k in ("LINK", "CENTROID", "LINK_BY_AGE", "LINK_BY_AGE_DATED", "BIRTH_Z", "BIRTH_Z_DATED",
-                                                 "MIN_DATED", "DISAGREE_Z")}
+                                                 "ADULT_LINK", "ADULT_MEAN", "ADULT_CENTROID", "MIN_DATED",
+                                                 "DISAGREE_Z")}
 
 
 def main() -> None:

@@ -61,7 +61,16 @@ LINK_BY_AGE = ((6.0, 0.34), (13.0, 0.38), (20.0, 0.42))
 # docs/people.md); undated faces (LAG) keep the short links: there the longer ones merge strangers' children.
 LINK_BY_AGE_DATED = ((6.0, 0.40), (13.0, 0.44), (20.0, 0.48))
 BIRTH_Z_DATED = 2.0
-NEIGHBOURS = 8  # links kept per face (its nearest within LINK)
+# Two groups of adults (every face's limit LINK: estimated 20 or over, or unknown) are judged as groups:
+# along a link of at most ADULT_LINK they merge when the root mean square distance between their faces
+# (sqrt(|centroid a - centroid b|^2 + spread a + spread b), spread: the mean squared distance of a
+# group's faces to its centroid) is at most ADULT_MEAN and their centroids at most ADULT_CENTROID apart
+# (two single faces: their distance at most ADULT_CENTROID). Chosen on LAG half A + FG-NET (docs/people.md).
+ADULT_LINK = 0.54
+ADULT_MEAN = 0.54
+ADULT_CENTROID = 0.48
+SPREAD = 0.08  # an existing person's spread when not known: LAG A adults' (unbiased) mean, times 1 - 1/faces
+NEIGHBOURS = 8  # links kept per face (its nearest within ADULT_LINK)
 BIRTH_Z = 3.0  # birth estimates further apart than this many standard deviations: not one person
 MIN_DATED = 3  # dated faces a person needs before its birth date corrects ages
 DISAGREE_Z = 2.5  # a face whose age differs from its person's by more than this many SDs keeps its own
@@ -125,7 +134,9 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             " gender_set_by_user text, born_set_by_user text, pinned integer not null default 0,"
             " gender text, p_female real, born real, born_sd real, faces integer not null default 0,"
             " dated integer not null default 0, flagged integer not null default 0, flag_reason text,"
-            " centroid blob, stale integer not null default 1, updated_at text)")
+            " centroid blob, spread real, stale integer not null default 1, updated_at text)")
+        if "spread" not in db["people"].columns_dict:  # an index from before the adults' group rule
+            db["people"].add_column("spread", float)
         db.execute("create index if not exists people_stale on people(id) where stale = 1")
         db.execute("create table if not exists people_exclusions (face_id integer not null,"
                    " person_id integer not null, primary key (face_id, person_id)) without rowid")
@@ -326,11 +337,7 @@ class Cells:
         return cls(coarse.astype(np.float32), np.concatenate(fine).astype(np.float32), fine_of, near, n)
 
     def assign(self, x: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-        """Each descriptor's nearest and second-nearest cell."""
-        with _one_blas_thread():
-            return self._assign(x, chunk)
-
-    def _assign(self, x: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each descriptor's nearest and second-nearest cell (BLAS on its threads: the products are large)."""
         n = len(x)
         first = np.zeros(n, np.int64)
         second = np.full(n, -1, np.int64)
@@ -344,12 +351,14 @@ class Cells:
             for i in range(0, len(rows), chunk):
                 part = rows[i:i + chunk]
                 d = _sq_dist(x[part], self.fine[cand], b2=f2[cand])
-                two = np.argpartition(d, 1, axis=1)[:, :2] if d.shape[1] > 1 else np.zeros((len(part), 2), int)
-                d2 = np.take_along_axis(d, two, 1)
-                order = np.argsort(d2, axis=1, kind="stable")
-                two = np.take_along_axis(two, order, 1)
-                first[part] = cand[two[:, 0]]
-                second[part] = cand[two[:, 1]]
+                rows = np.arange(len(part))
+                nearest = d.argmin(1)  # the first of equals, as the second below
+                first[part] = cand[nearest]
+                if d.shape[1] > 1:
+                    d[rows, nearest] = np.inf
+                    second[part] = cand[d.argmin(1)]
+                else:
+                    second[part] = cand[nearest]
         return first, second
 
     def to_meta(self) -> dict:
@@ -396,13 +405,14 @@ def _links(x, first, second, queries, limit, k):
         d[np.arange(len(q)), np.arange(len(q))] = np.inf  # itself
         if queries is not None:  # neither end new: not wanted
             d[np.ix_(~queries[q], ~queries[base])] = np.inf
-        kk = min(k, d.shape[1])
-        near = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.tile(np.arange(d.shape[1]), (len(q), 1))
-        dn = np.take_along_axis(d, near, 1)
-        keep = dn <= lim2
-        rows = np.broadcast_to(np.arange(len(q))[:, None], near.shape)[keep]
-        out_i.append(q[rows])
-        out_j.append(base[near[keep]])
+        rows, cols = np.nonzero(d <= lim2)  # few: then each row's k nearest of them (ties: by column)
+        dn = d[rows, cols]
+        order = np.lexsort((cols, dn, rows))
+        rows, cols, dn = rows[order], cols[order], dn[order]
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        keep = rank < k
+        out_i.append(q[rows[keep]])
+        out_j.append(base[cols[keep]])
         out_d.append(dn[keep])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -418,20 +428,23 @@ def _links(x, first, second, queries, limit, k):
 @dataclass
 class Known:
     """An existing person taking part in a grouping as a whole: its faces' mean descriptor and count,
-    its birth estimate (decimal year, SD; None if none) and the photos of its faces that matter."""
+    its birth estimate (decimal year, SD; None if none), the photos of its faces that matter and its
+    spread (the mean squared distance of its faces to the centroid; None: ``SPREAD * (1 - 1 / count)``)."""
 
     centroid: np.ndarray
     count: int
     born: float | None = None
     born_sd: float | None = None
     photos: set = field(default_factory=set)
+    spread: float | None = None
 
 
 def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.ndarray, person: np.ndarray,
             known: dict[int, Known], excluded: dict[int, set[int]], i: np.ndarray, j: np.ndarray, d: np.ndarray,
             link: float = LINK, centroid: float = CENTROID, birth_z: float = BIRTH_Z,
             limits: np.ndarray | None = None, dated_limits: np.ndarray | None = None,
-            birth_z_dated: float = BIRTH_Z_DATED) -> np.ndarray:
+            birth_z_dated: float = BIRTH_Z_DATED, adult_link: float = ADULT_LINK, adult_mean: float = ADULT_MEAN,
+            adult_centroid: float = ADULT_CENTROID) -> np.ndarray:
     """Group faces along the links (i, j, d), nearest first, each merge checked (deterministic).
 
     ``person``: the person a face is already part of (-1: none): such faces start together, with the
@@ -441,8 +454,11 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     disagree by more than ``birth_z`` SDs. ``limits``: each face's longest link (its age's, see
     :func:`link_limits`); a group's is its youngest face's, and the centroid limit shrinks with it.
     ``dated_limits``: the same when both groups have a birth estimate (default ``limits``); a merge that
-    needs more than ``limits`` allow must have birth estimates within ``birth_z_dated`` SDs. Returns each
-    face's group: its person, else ``-(first face of its group) - 1``.
+    needs more than ``limits`` allow must have birth estimates within ``birth_z_dated`` SDs. Two groups
+    whose limit is ``link`` (adults) are judged as groups instead: a link of at most ``adult_link``, the
+    root mean square distance between their faces at most ``adult_mean`` and their mean descriptors at
+    most ``adult_centroid`` apart (the other checks the same). Returns each face's group: its person,
+    else ``-(first face of its group) - 1``.
     """
     n = len(x)
     parent = list(range(n))
@@ -450,10 +466,16 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     # A group's descriptor sum (float64), kept only for groups of more than one face and for existing
     # people: a single face's is its own descriptor, read from ``x`` (no copy of the whole array).
     sums: dict[int, np.ndarray] = {}
+    # ... and its faces' squared norms' sum (a single face's: ``norm2``), for the spread
+    norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64).tolist()
+    sq: dict[int, float] = {}
     count = [1.0] * n
     pid = np.asarray(person, np.int64).tolist()
-    lim = (np.full(n, link) if limits is None else np.minimum(np.asarray(limits, float), link)).tolist()
-    limd = lim if dated_limits is None else np.maximum(np.minimum(np.asarray(dated_limits, float), link), lim).tolist()
+    face_lim = np.full(n, link) if limits is None else np.minimum(np.asarray(limits, float), link)
+    face_limd = face_lim if dated_limits is None else np.maximum(np.minimum(np.asarray(dated_limits, float), link),
+                                                                 face_lim)
+    lim = face_lim.tolist()
+    limd = lim if dated_limits is None else face_limd.tolist()
     ratio = centroid / link
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(np.isnan(birth), 0.0, 1.0 / np.square(birth_sd))
@@ -515,6 +537,8 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             if k is not None:
                 sums[f] = k.centroid * k.count
                 count[f] = float(k.count)
+                spread = SPREAD * (1 - 1 / k.count) if k.spread is None else k.spread
+                sq[f] = (float(k.centroid @ k.centroid) + spread) * k.count
                 if k.born is not None and k.born_sd:
                     bw[f] = 1.0 / (k.born_sd ** 2 + BORN_SD_FLOOR ** 2)
                     bs[f] = k.born * bw[f]
@@ -539,6 +563,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
                 sums[r] = x[r].astype(np.float64) + x[f].astype(np.float64)
             else:
                 s += x[f].astype(np.float64)
+            sq[r] = sq.get(r, norm2[r]) + norm2[f]
             count[r] += 1
             bw[r] += bw[f]
             bs[r] += bs[f]
@@ -551,11 +576,18 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     # limits rounded to float32, as numpy compares a float32 with a Python float
     d = np.asarray(d)
     f32 = _as_float32 if d.dtype == np.float32 else float
-    within = np.flatnonzero(d <= d.dtype.type(link))
+    # a group's limits are its faces' least, so a link longer than either face's own never merges
+    face_most = np.where(face_lim >= link, max(link, adult_link), face_limd)
+    within = np.flatnonzero(d <= np.minimum(face_most[i], face_most[j]).astype(d.dtype))
     order = within[np.lexsort((j[within], i[within], d[within]))]
     c2 = centroid * centroid
-    for ie, je, de in zip(i[order].tolist(), j[order].tolist(), d[order].tolist()):
-        a, b = find(ie), find(je)
+    ac2, am2 = adult_centroid * adult_centroid, adult_mean * adult_mean
+    for ie, je, de in _in_chunks_of(order, i, j, d):
+        a, b = parent[ie], parent[je]
+        if parent[a] != a:
+            a = find(a)
+        if parent[b] != b:
+            b = find(b)
         if a == b:
             continue
         pa, pb = pid[a], pid[b]
@@ -578,15 +610,33 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
                         limit = longer
                 if beyond:
                     z = min(birth_z, birth_z_dated)
-        if de > f32(limit):
-            continue
-        if count[a] == 1 and count[b] == 1:
-            if de > f32(limit * ratio):
+        if lim[a] >= link and lim[b] >= link:  # adults: judged as groups
+            if de > f32(adult_link):
                 continue
+            if count[a] == 1 and count[b] == 1:
+                if de > f32(min(adult_centroid, adult_mean)):
+                    continue
+            else:
+                sa, sb = sum_of(a), sum_of(b)
+                diff = sa / count[a] - sb / count[b]
+                dc = float(diff @ diff)
+                if dc > ac2:
+                    continue
+                # mean squared distance between their faces: |ca - cb|^2 + spread a + spread b
+                spread = (sq.get(a, norm2[a]) - float(sa @ sa) / count[a]) / count[a] \
+                    + (sq.get(b, norm2[b]) - float(sb @ sb) / count[b]) / count[b]
+                if dc + max(spread, 0.0) > am2:
+                    continue
         else:
-            diff = sum_of(a) / count[a] - sum_of(b) / count[b]
-            if float(diff @ diff) > c2 * (limit / link) ** 2:
+            if de > f32(limit):
                 continue
+            if count[a] == 1 and count[b] == 1:
+                if de > f32(limit * ratio):
+                    continue
+            else:
+                diff = sum_of(a) / count[a] - sum_of(b) / count[b]
+                if float(diff @ diff) > c2 * (limit / link) ** 2:
+                    continue
         if a in photos and b in photos and share_photo(photos[a], photos[b]):
             continue
         if (pa >= 0 and pa in excl.get(b, ())) or (pb >= 0 and pb in excl.get(a, ())):
@@ -608,6 +658,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         else:
             s += sum_of(b)
         sums.pop(b, None)
+        sq[a] = sq.get(a, norm2[a]) + sq.pop(b, norm2[b])
         count[a] += count[b]
         bw[a] += bw[b]
         bs[a] += bs[b]
@@ -627,6 +678,14 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     np.minimum.at(first, roots, np.arange(n))
     pids = np.asarray(pid, np.int64)
     return np.where(pids[roots] >= 0, pids[roots], -first[roots] - 1)
+
+
+def _in_chunks_of(order: np.ndarray, *columns: np.ndarray, chunk: int = 65536):
+    """The rows ``order`` of ``columns`` as Python values, a chunk at a time (a million faces' links as
+    Python lists at once would take a gigabyte)."""
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        yield from zip(*(c[part].tolist() for c in columns))
 
 
 _FLOAT32: dict[float, float] = {}
@@ -712,8 +771,10 @@ def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
             for m in rows:
                 if m[6] not in existing:
                     m[6] = None
-        new = db.execute("select id, photo_id, x, y, w, h, age, gender, p_female from faces"
-                         " where face_age is null order by id").fetchall()
+        summary.seen += db.execute("select count(*) from faces where face_age is null").fetchone()[0]
+        # faces of photos with remembered faces are matched to them here; the others below, in one statement
+        new = db.execute("select id, photo_id, x, y, w, h, age, gender, p_female from faces where face_age is null"
+                         " and photo_id in (select photo_id from people_memory) order by id").fetchall()
         updates, moved, stale = [], [], set()
         by_photo: dict[int, list] = defaultdict(list)
         for row in new:
@@ -747,9 +808,10 @@ def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
                     stale.add(m[6])
         for rows in memory.values():  # photos whose faces went and did not come back
             stale.update(m[6] for m in rows if m[6] is not None)
-        summary.seen += len(new)
         db.conn.executemany("update faces set face_age = ?, face_gender = ?, face_p_female = ?,"
                        " person_id = coalesce(?, person_id) where id = ?", updates)
+        db.execute("update faces set face_age = age, face_gender = gender, face_p_female = p_female"
+                   " where face_age is null")  # seen for the first time: their values are the face's own
         db.conn.executemany("update people_exclusions set face_id = ? where face_id = ?", moved)
         db.execute("delete from people_exclusions where face_id not in (select id from faces)")
         db.execute("delete from people_memory")
@@ -884,15 +946,15 @@ def _known(db, ids: Iterable[int], photos_of: dict[int, set]) -> dict[int, Known
     ids = sorted(set(ids))
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        for pid, cen, n, born, sd, user_born in db.execute(
-                f"select id, centroid, faces, born, born_sd, born_set_by_user from people where id in"
+        for pid, cen, n, born, sd, user_born, spread in db.execute(
+                f"select id, centroid, faces, born, born_sd, born_set_by_user, spread from people where id in"
                 f" ({','.join('?' * len(part))})", part):
             if user_born:
                 _, born, sd = parse_born(user_born)
             centre = np.frombuffer(cen, "<f4").astype(np.float64) if cen else None
             if centre is None:
                 continue
-            known[pid] = Known(centre, max(int(n), 1), born, sd, photos_of.get(pid, set()))
+            known[pid] = Known(centre, max(int(n), 1), born, sd, photos_of.get(pid, set()), spread)
     return known
 
 
@@ -984,7 +1046,8 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
         known = pinned_known
     index = {int(f): k for k, f in enumerate(faces.ids)}
     excluded = _exclusions(db, faces.ids, index)
-    i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new)
+    i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new,
+                    limit=max(LINK, ADULT_LINK))
     return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d,
                    limits=link_limits(faces.face_age), dated_limits=link_limits(faces.face_age, LINK_BY_AGE_DATED))
 
@@ -1052,8 +1115,10 @@ def _regroup(db, now) -> Summary:
                 if len(ok):
                     w = 1 / np.square(sd[ok])
                     born, sd_b = float((birth[ok] * w).sum() / w.sum()), float(math.sqrt(1 / w.sum()))
-            known[pid] = Known(faces.x[members].astype(np.float64).mean(0), len(members), born, sd_b,
-                               set(faces.photo[members].tolist()))
+            xm = faces.x[members].astype(np.float64)
+            centre = xm.mean(0)
+            known[pid] = Known(centre, len(members), born, sd_b, set(faces.photo[members].tolist()),
+                               float(((xm - centre) ** 2).sum(1).mean()))
         labels = _group(db, faces, np.ones(len(faces), bool), known)
         # new groups reuse the old ids of their faces, most faces first, each id once
         fresh = np.flatnonzero((labels < 0) & (old >= 0))
@@ -1227,7 +1292,7 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
             if not person[3] and not anywhere:
                 gone.append(pid)
             else:
-                rows.append((0, 0, None, None, None, None, 0, None, None, stamp, pid))
+                rows.append((0, 0, None, None, None, None, 0, None, None, None, stamp, pid))
             continue
         own_age = [nan if m[3] is None else m[3] for m in members]
         own_p = [nan if m[5] is None else m[5] for m in members]
@@ -1247,15 +1312,19 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
                 face_updates.append((age, g, p, m[1]))
                 dirty.add(m[2])
         embeddings = [m[10] for m in members if m[10] is not None]
-        centroid = to_blob(_vectors(embeddings).mean(0)) if embeddings else None
+        centroid = spread = None
+        if embeddings:  # the mean descriptor, and the mean squared distance of the faces to it
+            vectors = _vectors(embeddings).astype(np.float64)
+            centre = vectors.mean(0)
+            centroid, spread = to_blob(centre), float(np.square(vectors - centre).sum(1).mean())
         rows.append((len(members), est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
-                     est.reason, centroid, stamp, pid))
+                     est.reason, centroid, spread, stamp, pid))
     if singles:
         _correct_singles(singles, face_updates, dirty, rows, stamp, now)
     db.conn.executemany("update faces set age = ?, gender = ?, p_female = ? where id = ?", face_updates)
     db.conn.executemany("insert or ignore into people_dirty (photo_id) values (?)", [(p,) for p in sorted(dirty)])
     db.conn.executemany("update people set faces = ?, dated = ?, gender = ?, p_female = ?, born = ?, born_sd = ?,"
-                   " flagged = ?, flag_reason = ?, centroid = ?, updated_at = ?, stale = 0 where id = ?",
+                   " flagged = ?, flag_reason = ?, centroid = ?, spread = ?, updated_at = ?, stale = 0 where id = ?",
                    rows)
     db.conn.executemany("delete from people where id = ?", [(p,) for p in gone])
     summary.corrected += len(ids)
@@ -1290,7 +1359,7 @@ def _correct_singles(members: list, face_updates: list, dirty: set, rows: list, 
     for k, (m, is_dated) in enumerate(zip(members, dated.tolist())):
         p = own_p[k]
         rows.append((1, int(is_dated), m[4] or None, None if np.isnan(p) else float(p),
-                     born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, m[10], stamp, m[0]))
+                     born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, m[10], 0.0, stamp, m[0]))
 
 
 # --- reading -----------------------------------------------------------------------------------------

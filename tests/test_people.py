@@ -400,3 +400,40 @@ def test_dated_children_link_further_only_when_their_birth_dates_agree():
     assert group(0.34, [2010.5, 2011.0]) == 1  # dated, born about the same year: the longer link
     assert group(0.34, [2010.5, 2018.5]) == 2  # ... born 8 years apart (beyond 2 SDs): not one person
     assert group(0.30, [2010.5, 2018.5]) == 1  # within the short link the usual 3 SDs apply
+
+
+def test_adults_merge_as_groups_by_centroid_and_spread():
+    """Two groups of adults merge along a link of up to ADULT_LINK when their centroids are within
+    ADULT_CENTROID and the root mean square distance between their faces within ADULT_MEAN; two loose
+    groups at the same centroid distance, or children, stay apart."""
+    def group(apart, within, age):
+        # faces a1, a2 and b1, b2: ``within`` apart in each group, the groups ``apart`` apart
+        x = np.zeros((4, 128), np.float32)
+        x[[1, 3], 1] = within
+        x[[2, 3], 0] = apart
+        i, j, d = people.links(x, np.zeros(4, np.int64), np.full(4, -1, np.int64))
+        ages = np.full(4, age)
+        birth, sd = people._face_births(ages, np.full(4, np.nan))
+        labels = people.cluster(x, np.arange(4), birth, sd, np.full(4, -1), {}, {}, i, j, d,
+                                limits=people.link_limits(ages))
+        return len(set(labels.tolist()))
+
+    assert people.CENTROID < 0.47 <= people.ADULT_CENTROID < 0.50
+    assert group(0.47, 0.2, 35.0) == 1  # centroids 0.47 apart, RMS distance 0.49: one person
+    assert group(0.50, 0.2, 35.0) == 2  # centroids 0.50 apart
+    assert group(0.47, 0.46, 35.0) == 2  # loose groups: RMS distance 0.57
+    assert group(0.47, 0.2, 10.0) == 2  # children keep their short links
+    assert group(0.47, 0.2, 35.0) == group(0.47, 0.2, np.nan)  # unknown age: an adult's
+
+
+def test_an_index_from_before_the_spread_gets_it_and_groups_on(lib):
+    c = centres(1)[0]
+    first = [lib.photo([(lib.near(c), 40.0, 0.2, 10.0)]) for _ in range(3)]
+    people.update(lib.db)
+    lib.db.execute("alter table people drop column spread")  # as an index of the last release
+    later = lib.photo([(lib.near(c), 41.0, 0.2, 10.0)])
+    people.update(lib.db)
+    assert "spread" in lib.db["people"].columns_dict
+    assert len({lib.persons(p)[0] for p in first + [later]}) == 1
+    spread = lib.db.execute("select spread from people where id = ?", [lib.persons(later)[0]]).fetchone()[0]
+    assert 0 < spread < 0.2  # the mean squared distance of its faces to their centroid (about 0.09 here)
