@@ -3,8 +3,8 @@
 ``model.export`` writes a SavedModel (custom layers traced into plain ops), which
 ``tf.lite.TFLiteConverter.from_saved_model`` converts with its weights (``from_concrete_functions``
 on Keras 3 gives a model without weights). The weights are stored as float16 (half the file, the
-same speed: XNNPACK computes in float32); measured on the shipped models' real faces the outputs
-stay within 4e-4 of Keras' for P(female), 0.02 years for ages and 0.07° for angles.
+same speed: XNNPACK computes in float32) or as int8 (a quarter of the file; XNNPACK quantizes the
+activations on the fly and runs int8 kernels), each model as :data:`RUNTIME_WEIGHTS` says.
 The file goes beside the ``.keras`` file (:func:`phototag.models.runtime_path`).
 """
 
@@ -19,8 +19,18 @@ from .extras import require
 from .models import MODEL_KEYS, read_manifest, runtime_path
 
 
-def export_model(model, path: str | Path) -> Path:
-    """Convert a loaded Keras model to a LiteRT file at ``path`` (written atomically)."""
+# How each model's LiteRT weights are stored, chosen by measurement (models/README.md "Runtime files"):
+# the age model in int8 runs 2.9x faster with the same test-split numbers; the rotation model in int8
+# ran 2x slower (its layers fall outside XNNPACK's int8 kernels), so it stays float16.
+RUNTIME_WEIGHTS = {"rotation": "float16", "age": "int8"}
+WEIGHT_TYPES = ("float16", "int8")
+
+
+def export_model(model, path: str | Path, weights: str = "float16") -> Path:
+    """Convert a loaded Keras model to a LiteRT file at ``path`` (written atomically), its weights
+    stored as ``weights`` (``float16`` or ``int8``, see :data:`RUNTIME_WEIGHTS`)."""
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"weights: one of {', '.join(WEIGHT_TYPES)}, not {weights!r}")
     require("train", "exporting to LiteRT")
     import tensorflow as tf
 
@@ -28,8 +38,9 @@ def export_model(model, path: str | Path) -> Path:
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights, dynamic-range
+        if weights == "float16":
+            converter.target_spec.supported_types = [tf.float16]
         data = converter.convert()
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "wb") as f:
@@ -53,7 +64,7 @@ def export_models(model_dir: str | Path) -> list[Path]:
     for key in MODEL_KEYS:
         keras_file = model_dir / manifest["models"][key]["file"]
         model = keras.saving.load_model(keras_file, compile=False, safe_mode=True)
-        written.append(export_model(model, runtime_path(keras_file)))
+        written.append(export_model(model, runtime_path(keras_file), RUNTIME_WEIGHTS[key]))
     return written
 
 

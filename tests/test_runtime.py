@@ -36,8 +36,13 @@ def test_shipped_litert_models_equal_keras_on_real_faces(shipped):
     assert np.allclose(keras_models.rotation(crops), lite.rotation(crops), atol=2e-3)  # float16 weights
     crops = real_crops(lite.input_size).astype(np.float32)
     expected, got = keras_models.attributes(crops), lite.attributes(crops)
-    assert np.allclose(expected["gender"], got["gender"], atol=1e-3)
-    assert np.allclose(expected["age"], got["age"], atol=0.05)  # years
+    # the age model's LiteRT file has int8 weights (phototag.export.RUNTIME_WEIGHTS): on these faces,
+    # half of them turned by 30° and read once, P(female) moves by 0.084 and ages by 1.1 years at most
+    # (mirror-averaged on the 2,154 upright UTKFace test faces, against the float16 file: 0.055 and
+    # 1.44 years at most, medians 1e-4 and 0.06 years, no gender changed)
+    p_gap, age_gap = np.abs(expected["gender"] - got["gender"]), np.abs(expected["age"] - got["age"])
+    assert p_gap.max() < 0.12 and p_gap.mean() < 0.03
+    assert age_gap.max() < 1.5 and age_gap.mean() < 0.6  # years
 
 
 def test_the_chain_predicts_the_same_through_both_engines(shipped):
@@ -51,8 +56,8 @@ def test_the_chain_predicts_the_same_through_both_engines(shipped):
     # A 30° face is read twice (the second time de-rotated), so the engines' float16 differences add
     # up in its angle (0.04° measured), and the attribute model is that sensitive to it: on the same
     # engine, turning these faces by 0.12° more moves P(female) by up to 0.002 and ages by up to
-    # 0.9 y (this release's model; the engines' ages differ by up to 0.40 y).
-    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 2e-2 and np.abs(age_k - age_l).max() < 0.6  # years
+    # 0.9 y. With the age model's int8 LiteRT file the engines' ages differ by up to 1.05 y here.
+    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 2e-2 and np.abs(age_k - age_l).max() < 1.5  # years
     assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
 
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from phototag.ages import decades
-from phototag.export import export_model
+from phototag.export import RUNTIME_WEIGHTS, export_model
 from phototag.models import MODEL_FILES, MODEL_KEYS, runtime_path
 
 from . import augment, backbones, data, recipe
@@ -306,7 +306,7 @@ def _save(model: keras.Model, out: Path, name: str, cfg: TrainConfig, prep: Prep
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILES[name])
     if name in MODEL_KEYS:  # the scan's fast CPU runtime file, beside the .keras file
-        export_model(model, runtime_path(out / MODEL_FILES[name]))
+        export_model(model, runtime_path(out / MODEL_FILES[name]), RUNTIME_WEIGHTS[name])
     info = {
         "model": name, "file": MODEL_FILES[name], "config": asdict(cfg), "backend": keras.backend.backend(),
         "keras": keras.__version__, "hardware": _hardware(), "train_samples": len(prep.train),
