@@ -84,8 +84,9 @@ def test_tiny_training_run_exports_and_resumes(utk_tiny, tmp_path):
     model = keras.saving.load_model(out / "age.keras", compile=False)
     faces = chips(5)[:, 19:131, 19:131].astype(np.float32)  # 112 px
     expected, got = KerasRunner(model)(faces), LiteRunner(out / "age.tflite")(faces)  # exported by train
-    assert np.allclose(expected["gender"], got["gender"], atol=1e-3)  # float16 weights
-    assert np.allclose(expected["age"], got["age"], atol=0.05) and np.std(got["age"]) > 0
+    # the age model's runtime file has int8 weights (phototag.export.RUNTIME_WEIGHTS): 0.15 years here
+    assert np.allclose(expected["gender"], got["gender"], atol=1e-2)
+    assert np.allclose(expected["age"], got["age"], atol=0.5) and np.std(got["age"]) > 0
 
     resumed = tmp_path / "resumed"
     result = CliRunner().invoke(app, ["train", "age", "--out", str(resumed), "--resume", str(out / "age.keras"),
