@@ -78,6 +78,7 @@ PHOTO_COLUMNS = {
     "turn": int,
     "taken_at": str,
     "format": str,
+    "scale": float,  # decoded pixels per displayed pixel when scanned (faces' size as the chain read them)
     "status": str,
     "error": str,
     "face_count": int,
@@ -258,6 +259,8 @@ def _add_columns(db: sqlite_utils.Database) -> None:
     for column in ("inode", "ctime_ns"):  # an index from before rewrites were told by them: NULL, unknown
         if column not in columns:
             db["photos"].add_column(column, int)
+    if "scale" not in columns:  # an index from before: NULL, not known
+        db["photos"].add_column("scale", float)
     if "faces" in db.table_names() and "embedding" not in db["faces"].columns_dict:
         db["faces"].add_column("embedding", bytes)  # an index from before identity embeddings: NULL
 
@@ -367,6 +370,7 @@ def record_photo(
         "turn": suggested_turn(f.rotation for f in faces),
         "taken_at": info.taken_at,
         "format": info.format,
+        "scale": info.scale,
         "status": "done",
         "error": None,
         "face_count": len(faces),
@@ -526,7 +530,7 @@ def scanned_photo(db: sqlite_utils.Database, path) -> tuple[PhotoInfo, list[Face
     if row is None or row["status"] != "done":
         return None
     info = PhotoInfo(row["width"], row["height"], row["stored_width"], row["stored_height"],
-                     row["orientation"] or 1, row["taken_at"], row["format"] or "")
+                     row["orientation"] or 1, row["taken_at"], row["format"] or "", scale=row.get("scale"))
     names = dict(db.execute("select id, name from people where id in (select person_id from faces"
                             " where photo_id = ?)", [row["id"]]).fetchall())
     faces = [Face(box=(f["x"], f["y"], f["w"], f["h"]),

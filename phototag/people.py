@@ -38,7 +38,7 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 
 import contextlib
@@ -71,6 +71,12 @@ ADULT_MEAN = 0.54
 ADULT_CENTROID = 0.48
 SPREAD = 0.08  # an existing person's spread when not known: LAG A adults' (unbiased) mean, times 1 - 1/faces
 NEIGHBOURS = 8  # links kept per face (its nearest within ADULT_LINK)
+# A face read at under SMALL_FACE pixels (its longer box side in the pixels the chain read) has a
+# poor descriptor: two such strangers came within 0.48 twelve times as often (LAG half A adults read
+# at 29 px), so it links as a teenager's, within SMALL_FACE_LINK at most (0.42 brings them back to
+# the full-size rate; docs/people.md "Small faces").
+SMALL_FACE = 40.0
+SMALL_FACE_LINK = 0.42
 BIRTH_Z = 3.0  # birth estimates further apart than this many standard deviations: not one person
 MIN_DATED = 3  # dated faces a person needs before its birth date corrects ages
 DISAGREE_Z = 2.5  # a face whose age differs from its person's by more than this many SDs keeps its own
@@ -701,13 +707,19 @@ def _as_float32(value: float) -> float:
     return got
 
 
-def link_limits(face_age: np.ndarray, by_age=None) -> np.ndarray:
-    """Each face's longest link, by its own estimated age (unknown: an adult's); ``by_age``: the table
-    (default ``LINK_BY_AGE``; ``LINK_BY_AGE_DATED`` for the links between dated groups)."""
+def link_limits(face_age: np.ndarray, by_age=None, pixels: np.ndarray | None = None) -> np.ndarray:
+    """Each face's longest link, by its own estimated age (unknown: an adult's) and, with ``pixels``
+    (the face's longer box side as the chain read it; NaN: not known), its size: a face smaller than
+    :data:`SMALL_FACE` links within :data:`SMALL_FACE_LINK` at most. ``by_age``: the table (default
+    ``LINK_BY_AGE``; ``LINK_BY_AGE_DATED`` for the links between dated groups)."""
     age = np.nan_to_num(np.asarray(face_age, float), nan=99.0)
     limits = np.full(len(age), LINK)
     for below, limit in reversed(LINK_BY_AGE if by_age is None else by_age):
         limits[age < below] = limit
+    if pixels is not None:
+        with np.errstate(invalid="ignore"):
+            small = np.asarray(pixels, float) < SMALL_FACE
+        limits[small] = np.minimum(limits[small], SMALL_FACE_LINK)
     return limits
 
 
@@ -840,7 +852,8 @@ def _cells(db, live_count: int) -> Cells | None:
 @dataclass
 class FaceSet:
     """Live faces with a descriptor, as columns (ids, photos, persons (-1: none), face-alone ages,
-    photo years (NaN: undated), cells) and their descriptors."""
+    photo years (NaN: undated), cells, sizes as the chain read them (NaN: not known)) and their
+    descriptors."""
 
     ids: np.ndarray
     photo: np.ndarray
@@ -849,28 +862,28 @@ class FaceSet:
     years: np.ndarray
     cell1: np.ndarray
     cell2: np.ndarray
+    pixels: np.ndarray
     x: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def take(self, index) -> FaceSet:
-        return FaceSet(*(getattr(self, k)[index] for k in ("ids", "photo", "person", "face_age", "years", "cell1",
-                                                            "cell2", "x")))
+        return FaceSet(*(getattr(self, f.name)[index] for f in fields(FaceSet)))
 
     @staticmethod
     def concat(parts: Sequence[FaceSet]) -> FaceSet:
-        return FaceSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                         ("ids", "photo", "person", "face_age", "years", "cell1", "cell2", "x")))
+        return FaceSet(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(FaceSet)))
 
 
 def _empty() -> FaceSet:
     z = np.zeros(0, np.int64)
-    return FaceSet(z, z, z, np.zeros(0), np.zeros(0), z, z, np.zeros((0, DIM), np.float32))
+    return FaceSet(z, z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros((0, DIM), np.float32))
 
 
 _FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
-          " coalesce(f.cell2, -1), f.embedding from faces f cross join photos p on p.id = f.photo_id"  # faces first
+          " coalesce(f.cell2, -1), max(f.w, f.h) * p.scale, f.embedding"
+          " from faces f cross join photos p on p.id = f.photo_id"  # faces first
           f" where {LIVE} and length(f.embedding) = {4 * DIM}")
 
 
@@ -881,7 +894,7 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: 
     years_of: dict = {}
     x = np.empty((max(int(expected), 1024), DIM), np.float32)
     n = 0
-    columns: list[list[np.ndarray]] = [[] for _ in range(7)]
+    columns: list[list[np.ndarray]] = [[] for _ in range(8)]
     while True:
         batch = cur.fetchmany(50_000)
         if not batch:
@@ -893,7 +906,7 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: 
             grown = np.empty((max(2 * len(x), n + m), DIM), np.float32)
             grown[:n] = x[:n]
             x = grown
-        x[n:n + m] = np.frombuffer(b"".join(cols[7]), dtype="<f4").reshape(m, DIM)
+        x[n:n + m] = np.frombuffer(b"".join(cols[8]), dtype="<f4").reshape(m, DIM)
         n += m
         for t in set(cols[4]):
             if t not in years_of:
@@ -902,7 +915,8 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: 
                                     np.array(cols[2], np.int64),
                                     np.array([np.nan if a is None else a for a in cols[3]], float),
                                     np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
-                                    np.array(cols[5], np.int64), np.array(cols[6], np.int64))):
+                                    np.array(cols[5], np.int64), np.array(cols[6], np.int64),
+                                    np.array([np.nan if v is None else v for v in cols[7]], float))):
             columns[k].append(values)
         del cols
     if not n:
@@ -1049,7 +1063,8 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
     i, j, d = links(faces.x, faces.cell1, faces.cell2, queries=None if is_new.all() else is_new,
                     limit=max(LINK, ADULT_LINK))
     return cluster(faces.x, faces.photo, birth, sd, faces.person, known, excluded, i, j, d,
-                   limits=link_limits(faces.face_age), dated_limits=link_limits(faces.face_age, LINK_BY_AGE_DATED))
+                   limits=link_limits(faces.face_age, pixels=faces.pixels),
+                   dated_limits=link_limits(faces.face_age, LINK_BY_AGE_DATED, faces.pixels))
 
 
 def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary, filed=None) -> None:

@@ -58,7 +58,8 @@ class PhotoInfo:
     orientation: int = 1  # EXIF orientation tag, 1 when absent
     taken_at: str | None = None  # EXIF DateTimeOriginal as ISO 8601, if any
     format: str = ""  # Pillow format name, e.g. "JPEG"
-    scale: float = 1.0  # decoded pixels per displayed pixel (< 1 when decoded reduced with draft)
+    scale: float | None = 1.0  # decoded pixels per displayed pixel (< 1 when decoded reduced with draft); None:
+    # not known (read from an index row of before it was recorded)
     extra: dict = field(default_factory=dict)
 
 

@@ -29,14 +29,15 @@ class Library:
         self.rng = np.random.default_rng(RNG_SEED + 1)
         self.count = 0
 
-    def photo(self, faces, taken_at=None, name=None):
-        """faces: [(descriptor or None, age, p_female, box x)]; returns the photo id."""
+    def photo(self, faces, taken_at=None, name=None, side=50.0, scale=1.0):
+        """faces: [(descriptor or None, age, p_female, box x)], each ``side`` pixels, in a photo decoded at
+        ``scale``; returns the photo id."""
         self.count += 1
         path = self.tmp / (name or f"p{self.count:05d}.jpg")
         path.write_bytes(b"x" * self.count)
-        recs = [Face(box=(x, 10.0, 50.0, 50.0), landmarks={}, confidence=0.9, rotation=0.0,
+        recs = [Face(box=(x, 10.0, side, side), landmarks={}, confidence=0.9, rotation=0.0,
                      gender="f" if p >= 0.5 else "m", p_female=p, age=age) for _, age, p, x in faces]
-        info = PhotoInfo(1000, 1000, 1000, 1000, 1, taken_at, "JPEG")
+        info = PhotoInfo(1000, 1000, 1000, 1000, 1, taken_at, "JPEG", scale=scale)
         pid = index.record_photo(self.db, path, os.stat(path), None, info, recs, "test-1")
         self.set_embeddings(pid, [v for v, *_ in faces])
         return pid
@@ -437,3 +438,47 @@ def test_an_index_from_before_the_spread_gets_it_and_groups_on(lib):
     assert len({lib.persons(p)[0] for p in first + [later]}) == 1
     spread = lib.db.execute("select spread from people where id = ?", [lib.persons(later)[0]]).fetchone()[0]
     assert 0 < spread < 0.2  # the mean squared distance of its faces to their centroid (about 0.09 here)
+
+
+def test_small_faces_link_only_when_close(tmp_path):
+    """A face the chain read at under SMALL_FACE pixels links within SMALL_FACE_LINK at most: two such
+    faces 0.45 apart stay two people, where two larger ones (or small ones of photos scanned before
+    the size was recorded) are one."""
+    a = centres(1)[0]
+    b = a.copy()
+    b[0] += 0.45
+    assert people.SMALL_FACE_LINK < 0.45 < people.ADULT_CENTROID
+
+    def grouped(name, side, scale):
+        (tmp_path / name).mkdir()
+        lib = Library(tmp_path / name)
+        first = lib.photo([(a, 40.0, 0.2, 10.0)], side=side, scale=scale)
+        second = lib.photo([(b, 40.0, 0.2, 10.0)], side=side, scale=scale)
+        people.update(lib.db)
+        return lib, len({lib.persons(first)[0], lib.persons(second)[0]})
+
+    small, count = grouped("small", 120.0, 0.25)
+    assert count == 2  # 30 px as read
+    small.db.execute("update photos set scale = null")  # an index from before the size was recorded
+    people.regroup(small.db)
+    assert len({r[0] for r in small.db.execute("select person_id from faces")}) == 1
+    assert grouped("large", 120.0, 0.5)[1] == 1  # 60 px as read
+
+
+def test_the_index_keeps_each_photos_decode_scale_and_an_older_index_gets_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "index.db"
+    db = index.open_index(path)
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    index.record_photo(db, photo, os.stat(photo), None, PhotoInfo(4000, 3000, 4000, 3000, scale=0.25), [], "v1")
+    assert index.get_photo(db, photo)["scale"] == 0.25
+    assert index.scanned_photo(db, photo)[0].scale == 0.25  # tags written again from the index keep it
+    db.close()
+    raw = sqlite3.connect(path)
+    raw.execute("alter table photos drop column scale")  # as an index of the last release
+    raw.commit()
+    raw.close()
+    db = index.open_index(path)
+    assert index.get_photo(db, photo)["scale"] is None and index.scanned_photo(db, photo)[0].scale is None
