@@ -359,11 +359,10 @@ class Cells:
             for i in range(0, len(rows), chunk):
                 part = rows[i:i + chunk]
                 d = _sq_dist(x[part], self.fine[cand], b2=f2[cand])
-                rows = np.arange(len(part))
                 nearest = d.argmin(1)  # the first of equals, as the second below
                 first[part] = cand[nearest]
                 if d.shape[1] > 1:
-                    d[rows, nearest] = np.inf
+                    d[np.arange(len(part)), nearest] = np.inf
                     second[part] = cand[d.argmin(1)]
                 else:
                     second[part] = cand[nearest]
