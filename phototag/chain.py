@@ -13,8 +13,10 @@ turn, but its landmarks follow an upright template, so they do not show the turn
 (landmarks more than :data:`ASTRAY_LANDMARKS` from the regressor's angle) is framed by its box.
 For a face tilted by 45-60° the landmarks sit about 30° nearer upright than the face, putting the
 crop 7 % of its side off centre (measured on benchmarks/bench_scan.py's tilted set), so a face
-found tilted by more than :data:`REFINE_ANGLE` is read once more on its de-rotated crop, where
-the regressor is most accurate. The three turned readings are skipped for a face the detector is
+found tilted by more than :data:`REFRAME_ANGLE` is found again on its surroundings turned upright
+(one small detection), framed by the landmarks found there and read once more, where the
+regressor is most accurate (:meth:`FaceChain.reframe`); when that finds no face, it is read once
+more on its de-rotated crop. The three turned readings are skipped for a face the detector is
 sure of whose first reading says it is nearly upright (the ``SURE_*`` limits): most faces of most
 photos, and never, in the validation measured, an upside-down one.
 """
@@ -40,6 +42,7 @@ CONTEXT = 1.5  # the de-rotated crop is taken from a square this much wider
 TURNED_BOX_SHARE = 0.91  # longer box side / crop side for faces turned by a quarter or half turn (YuNet)
 REFINE_ANGLE = 20.0  # degrees: faces tilted more are measured again on their de-rotated crop
 REFINE_LIMIT = 15.0  # degrees: the most that second reading may add
+REFRAME_ANGLE = 20.0  # degrees: faces tilted more are found again on their surroundings turned upright
 AGREEMENT = 25.0  # degrees within which two estimates of a face's angle agree
 ASTRAY_LANDMARKS = 45.0  # degrees between the landmarks' and the regressor's angle: crop by the box
 # A face read as nearly upright is believed without the turned readings when all of these hold
@@ -246,28 +249,60 @@ class FaceChain:
         """Full-circle angles of rotation crops (see :meth:`first_readings`)."""
         return self.first_readings(rotation_crops, turns, turned_crops, vouched)[0]
 
-    def finish(self, angles: np.ndarray, wide_crops: np.ndarray
+    def finish(self, angles: np.ndarray, wide_crops: np.ndarray, frame_angles: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Angles, de-rotated faces, probabilities of female and ages from first angles and wide crops.
 
         A face found tilted by more than :data:`REFINE_ANGLE` is measured again on its de-rotated
         crop (the regressor is most accurate near upright) and de-rotated by the sum; a second
         reading beyond :data:`REFINE_LIMIT` is not believed (the first was nearer than that).
+        ``frame_angles``: per face, how far its wide crop was already turned (a face framed again on
+        its surroundings turned upright, see :meth:`reframe`; 0 for the others).
         """
         angles = np.array(angles, float)
+        turned = np.zeros(len(angles)) if frame_angles is None else np.asarray(frame_angles, float)
         size = self.models.input_size
-        upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles)])
-        tilted = np.flatnonzero(np.abs(angles) > REFINE_ANGLE)
+        upright = np.stack([derotate(w, a, size) for w, a in zip(wide_crops, angles - turned)])
+        tilted = np.flatnonzero(np.abs(angles - turned) > REFINE_ANGLE)
         if len(tilted):
-            again = np.stack([derotate(wide_crops[i], angles[i], size, self.models.rotation_input_size)
+            again = np.stack([derotate(wide_crops[i], angles[i] - turned[i], size, self.models.rotation_input_size)
                               for i in tilted])
             second = self.rotation(again)
             tilted, second = tilted[np.abs(second) <= REFINE_LIMIT], second[np.abs(second) <= REFINE_LIMIT]
             angles[tilted] = wrapped_angles(angles[tilted] + second)
             for i in tilted:
-                upright[i] = derotate(wide_crops[i], angles[i], size)
+                upright[i] = derotate(wide_crops[i], angles[i] - turned[i], size)
         p_female, age = self.attributes(upright)
         return angles, upright, p_female, age
+
+    def reframe(self, pixels: list[np.ndarray], detections: list[Detection], angles: np.ndarray,
+                detect: Callable[..., list[Detection]]) -> tuple[np.ndarray, list]:
+        """Faces tilted by more than :data:`REFRAME_ANGLE` framed again where the detector sees them
+        upright: each face's surroundings turned back by its angle (:func:`located_tilted`), the face
+        found there, its crops placed by those landmarks and its angle read once more (a tilted face's
+        landmarks sit nearer upright than the face, which puts its crop off centre). Returns the
+        angles and, per face, None or (the turned surroundings as an image, the detection there, the
+        angle they were turned by, the wide crop)."""
+        angles = np.array(angles, float)
+        framed: list = [None] * len(angles)
+        rot_size, size = self.models.rotation_input_size, self.models.input_size
+        wide = wide_size(size)
+        todo, crops = [], []
+        for j in np.flatnonzero(np.abs(angles) > REFRAME_ANGLE).tolist():
+            found = located_tilted(pixels[j], detections[j], angles[j], detect)
+            if found is None:
+                continue
+            image, det = found
+            cx, cy, side = face_square(det)
+            todo.append((j, image, det, crop(image, cx, cy, side * wide / size, wide)))
+            crops.append(crop(image, cx, cy, side, rot_size))
+        if todo:
+            residual = self.rotation(np.stack(crops))
+            for (j, image, det, wide_crop), r in zip(todo, residual.tolist()):
+                if abs(r) <= REFINE_LIMIT:  # else the first reading stands, refined as usual
+                    framed[j] = (image, det, float(angles[j]), wide_crop)
+                    angles[j] = wrapped_angles(np.array(angles[j] + r))
+        return angles, framed
 
     def predict_crops(self, rotation_crops: np.ndarray, wide_crops: np.ndarray, turns: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -365,6 +400,7 @@ class FaceChain:
                 for row, j in enumerate(faces):
                     angles[j] = within_turn(angles[j], estimates[j], scores[j], photo_turns[i], evidence[row])
         frames: list[Detection | None] = [det for _, det, _ in owners]  # whose landmarks place each face
+        sources = [image for _, _, image in owners]  # ... in which image
         for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
             marked = landmark_angle(det)
             if marked is not None and abs(wrapped_angles(marked - angle)) > ASTRAY_LANDMARKS:
@@ -372,8 +408,15 @@ class FaceChain:
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
                 wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
                 frames[j] = found
-        angles, upright_faces, p_female, ages = self.finish(angles, np.stack(wide_crops))
-        embeddings = self.embeddings([image for _, _, image in owners], frames, upright_faces)
+        frame_angles = np.zeros(len(owners))
+        if detect is not None:
+            angles, framed = self.reframe([items[i][0] for i, _, _ in owners], [det for _, det, _ in owners],
+                                          angles, detect)
+            for j, f in enumerate(framed):
+                if f is not None:
+                    sources[j], frames[j], frame_angles[j], wide_crops[j] = f
+        angles, upright_faces, p_female, ages = self.finish(angles, np.stack(wide_crops), frame_angles)
+        embeddings = self.embeddings(sources, frames, upright_faces)
         thresholds = self.models.gender_thresholds(ages)
         for j, ((i, det, _), angle, p, age, threshold) in enumerate(zip(owners, angles, p_female, ages, thresholds)):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
@@ -417,6 +460,25 @@ def in_turned_frame(face: Face, turns: int, shape: tuple[int, ...]) -> Face:
     back = turned_back(face, turns, shape)
     rotation = float(wrapped_angles(np.array(face.rotation - 90.0 * turns)))
     return replace(face, box=back.box, landmarks=back.landmarks, rotation=round(rotation, 2))
+
+
+def located_tilted(pixels: np.ndarray, det: Detection, angle: float,
+                   detect: Callable[[np.ndarray], list[Detection]]) -> tuple[Image.Image, Detection] | None:
+    """The face of ``det``, tilted by ``angle`` (degrees, counter-clockwise), found again by
+    ``detect`` on its surroundings (twice its box) turned back by that angle about its centre:
+    (the turned surroundings, the detection nearest the centre, within half the face's size, in
+    their pixels), or None when none is."""
+    x, y, w, h = det.box
+    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
+    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    region = Image.fromarray(np.ascontiguousarray(pixels[y0:int(cy + reach), x0:int(cx + reach)]))
+    centre = (cx - x0, cy - y0)
+    upright = region.rotate(-angle, resample=Image.Resampling.BILINEAR, center=centre)
+    found = [d for d in detect(np.asarray(upright))
+             if math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) <= reach / 2]
+    if not found:
+        return None
+    return upright, min(found, key=lambda d: math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre))
 
 
 def located_upright(pixels: np.ndarray, det: Detection, quarter: int,

@@ -139,3 +139,30 @@ def test_a_sure_upright_face_skips_the_turned_readings_and_an_upside_down_one_do
         assert (not any(turned)) == shortcut
         assert abs((face.rotation - expected + 180) % 360 - 180) < 10, face.rotation
         assert face.rotation == pytest.approx(reference.rotation, abs=0.01)
+
+
+def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monkeypatch):
+    """The astronaut's face pasted tilted by 50°: YuNet's landmarks sit nearer upright than the face;
+    turned back by the first reading, its surroundings show it upright and the landmarks found there
+    frame it (one small detection); a face tilted by 8° is not framed again."""
+    from phototag import chain as chain_module
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.chain import landmark_angle, located_tilted
+    from phototag.testing.photos import FaceCrop, astronaut_face, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    calls = []
+    monkeypatch.setattr(chain_module, "located_tilted",
+                        lambda *args: calls.append(args[2]) or located_tilted(*args))
+    for tilt, framed in ((50.0, True), (8.0, False)):
+        canvas = scene(480, 480, random.Random(3))
+        paste_face(canvas, FaceCrop(astronaut_face(), 30, True, "astronaut"), (240, 240), 200, angle=tilt)
+        pixels = np.asarray(canvas)
+        calls.clear()
+        (face,) = analyzer.analyze(pixels)
+        assert bool(calls) == framed and abs(face.rotation - tilt) < 5, (tilt, face.rotation, calls)
+        if framed:
+            detection = analyzer.detect(pixels)[0]
+            assert abs(landmark_angle(detection) - tilt) > 10  # the landmarks alone: nearer upright
+            image, found = located_tilted(pixels, detection, calls[0], analyzer.detector.detect)
+            assert abs(landmark_angle(found)) < 5 and image.size[0] < 480  # upright, on the surroundings
