@@ -471,9 +471,11 @@ def located_tilted(pixels: np.ndarray, det: Detection, angle: float,
     x, y, w, h = det.box
     cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
     x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-    region = Image.fromarray(np.ascontiguousarray(pixels[y0:int(cy + reach), x0:int(cx + reach)]))
+    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    if not region.size:  # a box outside the image
+        return None
     centre = (cx - x0, cy - y0)
-    upright = region.rotate(-angle, resample=Image.Resampling.BILINEAR, center=centre)
+    upright = Image.fromarray(np.ascontiguousarray(region)).rotate(-angle, resample=Image.Resampling.BILINEAR, center=centre)
     found = [d for d in detect(np.asarray(upright))
              if math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) <= reach / 2]
     if not found:
@@ -492,6 +494,8 @@ def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
     cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
     x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
     region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    if not region.size:  # a box outside the image
+        return None
     back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
     found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
     distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)) for d in found}

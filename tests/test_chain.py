@@ -166,3 +166,13 @@ def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monk
             assert abs(landmark_angle(detection) - tilt) > 10  # the landmarks alone: nearer upright
             image, found = located_tilted(pixels, detection, calls[0], analyzer.detector.detect)
             assert abs(landmark_angle(found)) < 5 and image.size[0] < 480  # upright, on the surroundings
+
+
+def test_a_face_found_again_outside_the_image_is_none():
+    from phototag.chain import located_tilted, located_upright
+    from phototag.detectors import create
+
+    pixels, detect = np.zeros((100, 100, 3), np.uint8), create("yunet").detect
+    outside = Detection(box=(150.0, 150.0, 20.0, 20.0), confidence=0.9, landmarks={})
+    assert located_tilted(pixels, outside, 30.0, detect) is None
+    assert located_upright(pixels, outside, 1, detect) is None
