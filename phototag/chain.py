@@ -462,25 +462,37 @@ def in_turned_frame(face: Face, turns: int, shape: tuple[int, ...]) -> Face:
     return replace(face, box=back.box, landmarks=back.landmarks, rotation=round(rotation, 2))
 
 
+def _surroundings(pixels: np.ndarray, det: Detection) -> tuple[np.ndarray, float, float, float, float] | None:
+    """The pixels around a detection (twice its box), with their left and top edge in ``pixels``, the
+    face's centre in them and its size; None for a box outside the image."""
+    x, y, w, h = det.box
+    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
+    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    return (region, x0, y0, (cx - x0, cy - y0), reach) if region.size else None
+
+
+def _nearest_within(found: list[Detection], centre: tuple[float, float], reach: float) -> Detection | None:
+    """The detection whose centre is nearest ``centre``, within ``reach / 2`` (None when none is)."""
+    distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) for d in found}
+    near = [d for d in found if distance[id(d)] <= reach / 2]
+    return min(near, key=lambda d: distance[id(d)]) if near else None
+
+
 def located_tilted(pixels: np.ndarray, det: Detection, angle: float,
                    detect: Callable[[np.ndarray], list[Detection]]) -> tuple[Image.Image, Detection] | None:
     """The face of ``det``, tilted by ``angle`` (degrees, counter-clockwise), found again by
     ``detect`` on its surroundings (twice its box) turned back by that angle about its centre:
     (the turned surroundings, the detection nearest the centre, within half the face's size, in
     their pixels), or None when none is."""
-    x, y, w, h = det.box
-    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
-    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
-    if not region.size:  # a box outside the image
+    around = _surroundings(pixels, det)
+    if around is None:
         return None
-    centre = (cx - x0, cy - y0)
-    upright = Image.fromarray(np.ascontiguousarray(region)).rotate(-angle, resample=Image.Resampling.BILINEAR, center=centre)
-    found = [d for d in detect(np.asarray(upright))
-             if math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) <= reach / 2]
-    if not found:
-        return None
-    return upright, min(found, key=lambda d: math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre))
+    region, _, _, centre, reach = around
+    upright = Image.fromarray(np.ascontiguousarray(region)).rotate(-angle, resample=Image.Resampling.BILINEAR,
+                                                                   center=centre)
+    best = _nearest_within(detect(np.asarray(upright)), centre, reach)
+    return None if best is None else (upright, best)
 
 
 def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
@@ -490,18 +502,14 @@ def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
     coordinates: the detection nearest its centre, within half its size (None when none is)."""
     from .detectors import turned_back
 
-    x, y, w, h = det.box
-    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
-    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
-    if not region.size:  # a box outside the image
+    around = _surroundings(pixels, det)
+    if around is None:
         return None
+    region, x0, y0, centre, reach = around
     back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
     found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
-    distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), (cx - x0, cy - y0)) for d in found}
-    found = [d for d in found if distance[id(d)] <= reach / 2]
-    if not found:
+    best = _nearest_within(found, centre, reach)
+    if best is None:
         return None
-    best = min(found, key=lambda d: distance[id(d)])
     return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
                      landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})
