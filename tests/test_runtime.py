@@ -125,3 +125,12 @@ def test_export_command_needs_a_model_folder(tmp_path):
     assert CliRunner().invoke(app, ["export", str(tmp_path / "missing")]).exit_code == 2
     result = CliRunner().invoke(app, ["export", str(tmp_path)])
     assert result.exit_code == 1 and "no model manifest" in result.output
+
+
+def test_export_refuses_an_unknown_weight_type(tmp_path):
+    from phototag.export import RUNTIME_WEIGHTS, WEIGHT_TYPES, export_model
+
+    assert set(RUNTIME_WEIGHTS.values()) <= set(WEIGHT_TYPES)
+    with pytest.raises(ValueError, match="one of float16, int8, not 'int4'"):
+        export_model(None, tmp_path / "age.tflite", "int4")
+    assert not list(tmp_path.iterdir())  # nothing written
