@@ -491,3 +491,92 @@ def test_cells_assign_the_same_whatever_the_chunk():
     assert (first != second).all() and len(np.unique(first)) > 50
     small_first, small_second = cells.assign(x, chunk=7)  # several chunks a coarse cell
     assert np.array_equal(first, small_first) and np.array_equal(second, small_second)
+
+
+def _partition(labels):
+    """Group labels as a canonical partition: each label replaced by the position it first appears at."""
+    first = {}
+    return [first.setdefault(v, k) for k, v in enumerate(labels)]
+
+
+def test_new_faces_join_as_if_every_face_were_read(lib, monkeypatch):
+    """The incremental grouping reads only the faces linked to the new ones, yet gives the new faces the
+    people that reading every face gives (each person's link limits being its faces' least)."""
+    monkeypatch.setattr(people, "MIN_CELLS", 64)
+    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    rng = np.random.default_rng(11)
+    c = centres(40)
+    for p in range(40):
+        for k in range(5):  # children, teenagers and adults; half the people dated
+            age = float(rng.choice([4.0, 16.0, 30.0, 45.0]))
+            lib.photo([(lib.near(c[p]), age, 0.2, 10.0)],
+                      taken_at=f"{1990 + p % 20 + int(age)}-06-01T12:00:00" if p % 2 else None)
+    # a person whose child face (0.25 from its adult faces) limits its links to a child's (0.34)
+    base, u = centres(1, seed=5)[0], rng.normal(0, 1, 128).astype(np.float32)
+    u /= np.linalg.norm(u)
+    adults = [lib.photo([(base + rng.normal(0, 0.01 / np.sqrt(128), 128).astype(np.float32), 30.0, 0.2, 10.0)])
+              for _ in range(4)]
+    child = lib.photo([(base - 0.25 * u, 4.0, 0.2, 10.0)])
+    people.update(lib.db)
+    assert lib.persons(child) == lib.persons(adults[0])
+    for p in range(0, 40, 2):
+        lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    for s in centres(5, seed=42):
+        lib.photo([(s, 30.0, 0.2, 10.0)])
+    # 0.40 from the adult faces, 0.65 from the child's: near enough for an adult, not for the person
+    beyond = lib.photo([(base + 0.40 * u, 30.0, 0.2, 10.0)])
+    people.ensure_schema(lib.db)
+    people._reattach(lib.db, people.Summary())
+    cells = people.Cells.from_meta(people._meta(lib.db))
+    with lib.db.atomic():
+        every = people._live_faces(lib.db)
+        fresh = every.person < 0
+        every.cell1[fresh], every.cell2[fresh] = cells.assign(every.x[fresh])
+        expected = people._group(lib.db, every, fresh)[fresh]
+        new = every.take(fresh)
+        read, found = people._linked_to(lib.db, new, None)
+        got = people._group(lib.db, read, read.person < 0, found=found, now=None)[read.person < 0]
+    assert 0 < len(read) - len(new) < len(every) - len(new)  # only some old faces read
+    face_of = dict(lib.db.execute("select photo_id, id from faces").fetchall())
+    assert face_of[child] not in read.ids and face_of[adults[0]] in read.ids
+    assert got[new.ids == face_of[beyond]][0] != lib.persons(adults[0])[0]
+    assert np.array_equal(read.ids[read.person < 0], every.ids[fresh])
+    joined = expected >= 0
+    assert 0 < joined.sum() < len(expected)  # some joined a person, some did not
+    assert np.array_equal(got[joined], expected[joined]) and (got[~joined] < 0).all()
+    assert _partition(got[~joined].tolist()) == _partition(expected[~joined].tolist())
+
+
+def test_person_limits_are_the_least_of_all_its_faces(lib):
+    c = centres(1)[0]
+    for age in (4.0, 30.0, 45.0):
+        lib.photo([(lib.near(c), age, 0.2, 10.0)])
+    people.update(lib.db)
+    (pid,) = {r[0] for r in lib.db.execute("select person_id from faces")}
+    limits = people._person_limits(lib.db, [pid])
+    assert limits == {pid: (people.LINK_BY_AGE[0][1], people.LINK_BY_AGE_DATED[0][1])}
+
+
+def test_a_grouping_of_most_faces_rebuilds_its_indexes_and_a_killed_one_keeps_them(lib):
+    c = centres(3)
+    for p in range(3):
+        for _ in range(4):
+            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    people.ensure_schema(lib.db)
+
+    def definitions():
+        return lib.db.execute("select name, sql from sqlite_master where type = 'index' and name in"
+                              f" ({','.join('?' * len(people.GROUPING_INDEXES))}) order by name",
+                              people.GROUPING_INDEXES).fetchall()
+
+    before = definitions()
+    assert len(before) == len(people.GROUPING_INDEXES)
+    with pytest.raises(RuntimeError), lib.db.atomic():
+        with people._grouping_indexes_off(lib.db, written=12):
+            assert definitions() == []  # dropped: every face is written
+            raise RuntimeError("killed")
+    assert definitions() == before
+    people.update(lib.db)
+    assert definitions() == before
+    assert lib.db.execute("select count(*) from faces indexed by faces_person_id where person_id is not null"
+                          ).fetchone()[0] == 12
