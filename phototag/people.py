@@ -1352,7 +1352,8 @@ def estimate(face_age: list, face_p: list, face_gender: list, years: list, sd: l
 
 def _correct_stale(db, summary: Summary, now=None, batch: int = 20_000) -> None:
     """Correct the stale people, ``batch`` at a time, each batch a transaction (at a million faces,
-    20,000 a batch took 10 % less time than 5,000, whose commits wrote the same pages again and again)."""
+    25,000 a batch took 10 % less time than 5,000, whose commits wrote the same pages again and again,
+    and 1.4 GB against 0.6 GB of memory at most; 20,000 is between)."""
     while True:
         with db.atomic():
             ids = [r[0] for r in db.execute("select id from people where stale = 1 order by id limit ?", [batch])]
