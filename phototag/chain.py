@@ -332,26 +332,26 @@ class FaceChain:
         clearly stronger (:func:`phototag.turns.within_turn`). A photo whose faces all read
         nearly upright costs nothing more.
         """
-        results, turns = self._read(items, detect, oriented)
-        if detect is None:
-            return results
-        for i, turn in enumerate(turns):
-            if not turn:
-                continue
-            pixels = items[i][0]
-            back = (4 - turn) % 4  # counter-clockwise quarter turns that show the photo upright
-            upright = np.ascontiguousarray(np.rot90(pixels, back))
-            found = detect(upright, scales[i] if scales else 1.0)
-            if found:
-                read, _ = self._read([(upright, found)], detect, upright=True)
-                results[i] = [in_turned_frame(face, back, pixels.shape) for face in read[0]]
-        return results
+        return self._read(items, detect, oriented, scales)
+
+    def _turned_back(self, pixels: np.ndarray, turn: int, detect: Callable[..., list[Detection]],
+                     scale: float) -> list[Face] | None:
+        """The faces of a photo found turned by ``turn`` quarter turns, detected and read in its
+        upright copy, in the photo's frame; None when none is found there."""
+        back = (4 - turn) % 4  # counter-clockwise quarter turns that show the photo upright
+        upright = np.ascontiguousarray(np.rot90(pixels, back))
+        found = detect(upright, scale)
+        if not found:
+            return None
+        return [in_turned_frame(face, back, pixels.shape)
+                for face in self._read([(upright, found)], detect, upright=True)[0]]
 
     def _read(self, items: list[tuple[np.ndarray, list[Detection]]], detect: Callable[..., list[Detection]] | None,
-              oriented: list[bool] | None = None, upright: bool = False) -> tuple[list[list[Face]], list[int]]:
-        """The faces of each photo and the quarter turn each photo was found turned by (see
-        :meth:`predict`); ``upright``: the photos are known upright (turned back already), each
-        face is read within 90° of upright."""
+              oriented: list[bool] | None = None, scales: list[float] | None = None,
+              upright: bool = False) -> list[list[Face]]:
+        """The faces of each photo (see :meth:`predict`): a photo found turned is read again in its
+        upright copy, and its faces here are not read further. ``upright``: the photos are known
+        upright (turned back already), each face is read within 90° of upright."""
         rot_size, size = self.models.rotation_input_size, self.models.input_size
         wide = wide_size(size)
         rotation_crops, box_crops, wide_crops, turns, vouched, owners = [], [], [], [], [], []
@@ -369,7 +369,7 @@ class FaceChain:
         results: list[list[Face]] = [[] for _ in items]
         photo_turns = [0] * len(items)
         if not owners:
-            return results, photo_turns
+            return results
         angles, estimates, scores = self.first_readings(np.stack(rotation_crops), np.array(turns),
                                                         np.stack(box_crops), np.array(vouched))
         found_again: dict[tuple[int, int], Detection | None] = {}  # (face, quarter) -> found on its region
@@ -399,31 +399,41 @@ class FaceChain:
                 photo_turns[i] = photo_turn(evidence, sides, candidates, bool(oriented and oriented[i]))
                 for row, j in enumerate(faces):
                     angles[j] = within_turn(angles[j], estimates[j], scores[j], photo_turns[i], evidence[row])
+        settled = set()  # photos found turned whose upright copy gave their faces
+        for i, turn in enumerate(photo_turns):
+            if turn and (read := self._turned_back(items[i][0], turn, detect, scales[i] if scales else 1.0)) is not None:
+                results[i] = read
+                settled.add(i)
+        rest = [j for j, owner in enumerate(owners) if owner[0] not in settled]
+        if not rest:
+            return results
+        owners, angles = [owners[j] for j in rest], angles[rest]
+        wide_crops = [wide_crops[j] for j in rest]
         frames: list[Detection | None] = [det for _, det, _ in owners]  # whose landmarks place each face
         sources = [image for _, _, image in owners]  # ... in which image
-        for j, ((i, det, image), angle) in enumerate(zip(owners, angles)):
+        for k, (j, (i, det, image)) in enumerate(zip(rest, owners)):
             marked = landmark_angle(det)
-            if marked is not None and abs(wrapped_angles(marked - angle)) > ASTRAY_LANDMARKS:
-                found = None if detect is None else again(j, round(angle / 90) % 4)
+            if marked is not None and abs(wrapped_angles(marked - angles[k])) > ASTRAY_LANDMARKS:
+                found = None if detect is None else again(j, round(angles[k] / 90) % 4)
                 cx, cy, side = face_square(found) if found is not None else box_square(det, turned=True)
-                wide_crops[j] = crop(image, cx, cy, side * wide / size, wide)
-                frames[j] = found
+                wide_crops[k] = crop(image, cx, cy, side * wide / size, wide)
+                frames[k] = found
         frame_angles = np.zeros(len(owners))
         if detect is not None:
             angles, framed = self.reframe([items[i][0] for i, _, _ in owners], [det for _, det, _ in owners],
                                           angles, detect)
-            for j, f in enumerate(framed):
+            for k, f in enumerate(framed):
                 if f is not None:
-                    sources[j], frames[j], frame_angles[j], wide_crops[j] = f
+                    sources[k], frames[k], frame_angles[k], wide_crops[k] = f
         angles, upright_faces, p_female, ages = self.finish(angles, np.stack(wide_crops), frame_angles)
         embeddings = self.embeddings(sources, frames, upright_faces)
         thresholds = self.models.gender_thresholds(ages)
-        for j, ((i, det, _), angle, p, age, threshold) in enumerate(zip(owners, angles, p_female, ages, thresholds)):
+        for k, ((i, det, _), angle, p, age, threshold) in enumerate(zip(owners, angles, p_female, ages, thresholds)):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, confidence=det.confidence,
                                    rotation=round(float(angle), 2), gender="f" if p >= threshold else "m",
                                    p_female=round(float(p), 4), age=round(float(max(age, 0.0)), 1),
-                                   embedding=None if embeddings is None else to_blob(embeddings[j])))
-        return results, photo_turns
+                                   embedding=None if embeddings is None else to_blob(embeddings[k])))
+        return results
 
     def identity_crops(self, images: list[Image.Image], frames: list[Detection | None],
                        upright_faces: np.ndarray) -> np.ndarray:
