@@ -841,8 +841,9 @@ REBUILD_SHARE = 0.25
 @contextlib.contextmanager
 def _grouping_indexes_off(db, written: int):
     """The grouping's indexes dropped while ``written`` faces are rewritten, and built again from their
-    own definitions afterwards, when that is at least ``REBUILD_SHARE`` of the faces (in the caller's
-    transaction: a killed grouping leaves them as they were)."""
+    own definitions afterwards, when that is at least ``REBUILD_SHARE`` of the faces. In the caller's
+    transaction: a grouping that fails or is killed is rolled back with the indexes as they were (they
+    are not built first, which would hold up a Ctrl-C for seconds)."""
     total = db.execute("select max(id) from faces").fetchone()[0] or 0  # about the faces' count, at no cost
     definitions = []
     if written >= REBUILD_SHARE * total:
@@ -851,11 +852,9 @@ def _grouping_indexes_off(db, written: int):
                                  GROUPING_INDEXES).fetchall()
         for name, _ in definitions:
             db.execute(f"drop index {name}")
-    try:
-        yield
-    finally:
-        for _, sql in definitions:
-            db.execute(sql)
+    yield
+    for _, sql in definitions:
+        db.execute(sql)
 
 
 def _mark_stale(db, ids: Iterable[int]) -> None:
