@@ -141,6 +141,26 @@ def test_a_sure_upright_face_skips_the_turned_readings_and_an_upside_down_one_do
         assert face.rotation == pytest.approx(reference.rotation, abs=0.01)
 
 
+def test_a_photo_found_turned_is_finished_only_in_its_upright_copy(monkeypatch):
+    """The astronaut's photo upside down: the photo is found turned and its face read in the upright
+    copy; the face is not also framed again, read for gender and age and embedded in the turned frame."""
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import FaceCrop, astronaut_face, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    canvas = scene(480, 480, random.Random(3))
+    paste_face(canvas, FaceCrop(astronaut_face(), 30, True, "astronaut"), (240, 240), 220, angle=8)
+    finish, finished = analyzer.chain.finish, []
+
+    def spy(angles, wide_crops, frame_angles=None):
+        finished.append(len(angles))
+        return finish(angles, wide_crops, frame_angles)
+    monkeypatch.setattr(analyzer.chain, "finish", spy)
+    (face,) = analyzer.analyze(np.asarray(canvas.rotate(180)))
+    assert finished == [1]  # the upright copy's face only
+    assert abs((face.rotation + 172 + 180) % 360 - 180) < 10, face.rotation
+
+
 def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monkeypatch):
     """The astronaut's face pasted tilted by 50°: YuNet's landmarks sit nearer upright than the face;
     turned back by the first reading, its surroundings show it upright and the landmarks found there
