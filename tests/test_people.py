@@ -547,6 +547,34 @@ def test_new_faces_join_as_if_every_face_were_read(lib, monkeypatch):
     assert _partition(got[~joined].tolist()) == _partition(expected[~joined].tolist())
 
 
+def test_the_faces_of_cells_are_read_from_the_filed_indexes_and_only_live_ones(lib, monkeypatch):
+    """An addition reads the candidates' descriptors from the two covering indexes (a few runs, not one
+    scattered row each) and leaves out the faces of photos missing or failed, as the full reading does."""
+    monkeypatch.setattr(people, "MIN_CELLS", 64)
+    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    c = centres(20)
+    for p in range(20):
+        for _ in range(4):
+            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    people.update(lib.db)
+    index.mark_missing(lib.db, set(), [index.path_key(lib.tmp / "p00003.jpg")])
+    index.record_failure(lib.db, lib.tmp / "p00007.jpg", None, "broken")
+    every = people._live_faces(lib.db)
+    assert len(every) == 78
+    cells = sorted(set(every.cell1.tolist()))
+    ids, cell1, cell2, x = people._in_cells(lib.db, cells, cells)
+    assert np.array_equal(ids, every.ids) and np.array_equal(x, every.x)
+    assert np.array_equal(cell1, every.cell1) and np.array_equal(cell2, every.cell2)
+    some = [k for k in cells if k not in set(every.cell2.tolist())][:2] + [int(every.cell2[0])]
+    ids, *_ = people._in_cells(lib.db, some[:2], some[2:])
+    wanted = np.isin(every.cell1, some[:2]) | np.isin(every.cell2, some[2:])
+    assert 0 < len(ids) < len(every) and np.array_equal(ids, every.ids[wanted])
+    for column in ("cell1", "cell2"):
+        plan = lib.db.execute(f"explain query plan select id, cell1, cell2, photo_id, embedding from faces where {column}"
+                              f" in (select value from json_each('[1]')) and {people.FILED}").fetchall()
+        assert f"COVERING INDEX faces_filed_{column}" in str(plan)
+
+
 def test_person_limits_are_the_least_of_all_its_faces(lib):
     c = centres(1)[0]
     for age in (4.0, 30.0, 45.0):
