@@ -910,6 +910,9 @@ def train(
                                   "cell equally often."),
     age_balance: float = typer.Option(0.0, min=0.0, max=1.0, metavar="B", help="Weight each face's age loss by count^-B of its "
                                       "decade (0: equal weights, 1: every decade counts the same)."),
+    old_prints: float = typer.Option(0.0, min=0.0, max=1.0, metavar="SHARE", help="Gender and age: this share of the "
+                                     "training faces is softened, flattened, grainy and half of them grey, as "
+                                     "old prints scanned."),
     seed: int = typer.Option(1337, metavar="N", help="Seed of the train/validation/test split and of the training run."),
     max_angle: float = typer.Option(90.0, metavar="DEGREES", help="Rotation model: training angles are drawn from ±this many degrees."),
     time_budget: float = typer.Option(None, metavar="SECONDS", help="Seconds per model; training stops (best weights kept) when spent."),
@@ -943,7 +946,7 @@ def train(
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), backbone=backbone, input_size=input_size,
                       pretrained=pretrained, epochs1=epochs1, epochs2=epochs2, epochs3=epochs3, frozen3=frozen3,
                       batch_size=batch_size, lr1=lr1, lr2=lr2, lr3=lr3, age_head=age_head, age_sigma=age_sigma,
-                      balance=balance, age_balance=age_balance, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
+                      balance=balance, age_balance=age_balance, old_prints=old_prints, seed=seed, max_angle=max_angle, time_budget_s=time_budget,
                       cache_dir=str(cache) if cache else None, resume=str(resume) if resume else None)
     try:
         saved = run(what, cfg)

@@ -146,6 +146,23 @@ def test_rotation_layer_matches_scipy_convention(utk_small):
     assert np.allclose(target_angles(augment.angle_to_target(angles)), angles, atol=1e-4)
 
 
+def test_old_prints_soften_flatten_and_grain_a_share_of_the_faces_in_training_only(utk_small):
+    faces = np.stack([data.load_image(p, 64) for p in sorted((utk_small / "crop_part1").glob("*.jpg"))[:8]]
+                     ).astype(np.float32)
+    layer = augment.OldPrint(1.0, seed=5)
+    old = keras.ops.convert_to_numpy(layer(faces, training=True))
+    assert old.shape == faces.shape and 0 <= old.min() and old.max() <= 255
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(faces, training=False)), faces)
+    assert np.array_equal(keras.ops.convert_to_numpy(augment.OldPrint(0.0, seed=5)(faces, training=True)), faces)
+    spread = faces.std(axis=(1, 2, 3))
+    assert (old.std(axis=(1, 2, 3)) < spread + 1.0).all()  # flatter (grain adds a little back)
+    greys = np.abs(old - old.mean(-1, keepdims=True)).max(axis=(1, 2, 3)) < 1e-3
+    assert 0 < greys.sum() < len(faces)  # about half of them grey
+    half = keras.ops.convert_to_numpy(augment.OldPrint(0.5, seed=5)(np.repeat(faces, 8, 0), training=True))
+    untouched = (half == np.repeat(faces, 8, 0)).all(axis=(1, 2, 3))
+    assert 0.2 < untouched.mean() < 0.8
+
+
 def test_gender_mix_blends_the_branches():
     out = GenderMix()(np.array([[1.0], [0.0], [0.25]]), np.array([[30.0, 50.0]] * 3))
     assert np.allclose(keras.ops.convert_to_numpy(out)[:, 0], [30.0, 50.0, 45.0])
@@ -290,11 +307,12 @@ def test_tiny_mixed_data_distribution_head_run_loads_in_the_chain(utk_small, cel
     args = ["train", "age", "--data", str(utk_small), "--data", str(celeba_small), "--out", str(out),
             "--input-size", "32", "--epochs1", "1", "--epochs2", "0",
             "--epochs3", "1", "--batch-size", "4", "--age-head", "distribution", "--balance", "1",
-            "--age-balance", "0.5"]
+            "--age-balance", "0.5", "--old-prints", "0.5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     info = json.loads((out / "age.train.json").read_text())
     assert [s["stage"] for s in info["stages"]] == [1, 3] and info["stages"][1]["frozen_layers"] == 0
+    assert info["config"]["old_prints"] == 0.5
     assert info["config"]["age_head"] == "distribution" and "val_age_distribution_age_mae" in info["stages"][0]["history"]
     gender_info = json.loads((out / "gender.train.json").read_text())
     assert gender_info["train_samples"] == info["train_samples"] and gender_info["val_samples"] == info["val_samples"]

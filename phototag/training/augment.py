@@ -12,9 +12,11 @@ import numpy as np
 from keras import ops
 
 
-def face_augmenter(seed: int | None = None, flip: bool = True, tilt: bool = True) -> keras.Sequential:
+def face_augmenter(seed: int | None = None, flip: bool = True, tilt: bool = True,
+                   old_prints: float = 0.0) -> keras.Sequential:
     """Random shifts (±8 %), zooms (±15 %), brightness and contrast (±20 %), and unless disabled
-    horizontal flips and a small tilt (±8°, which the de-rotation leaves as residual error).
+    horizontal flips and a small tilt (±8°, which the de-rotation leaves as residual error);
+    ``old_prints``: the share of faces then made to look like an old print scanned (:class:`OldPrint`).
 
     The rotation regressor is trained with ``flip=False, tilt=False``: both would change its label.
     """
@@ -27,7 +29,52 @@ def face_augmenter(seed: int | None = None, flip: bool = True, tilt: bool = True
         keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
         keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
     ]
+    if old_prints > 0:
+        layers.append(OldPrint(old_prints, seed=seed))
     return keras.Sequential(layers, name="augment")
+
+
+@keras.saving.register_keras_serializable(package="phototag")
+class OldPrint(keras.layers.Layer):
+    """Make a random ``share`` of the faces (pixels 0-255) look like an old print scanned, each by its own
+    amount: softened (up to a Gaussian blur of ``blur`` px), flattened (contrast down to ``contrast``),
+    grainy (brightness noise up to ``grain`` of 255) and, half of them, grey. The age model read such copies of
+    validation faces 12 years older (models/README.md, "Old scans read older"). Training only."""
+
+    def __init__(self, share: float, blur: float = 2.0, contrast: float = 0.55, grain: float = 10.0,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.share, self.blur, self.contrast, self.grain, self.seed = share, blur, contrast, grain, seed
+        self.generator = keras.random.SeedGenerator(seed)
+        radius = int(np.ceil(3 * blur))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / blur) ** 2)
+        self.taps = (taps / taps.sum()).astype(np.float32)
+
+    def _blurred(self, images):
+        kernel = ops.convert_to_tensor(self.taps)
+        channels = ops.shape(images)[-1]
+        across = ops.tile(ops.reshape(kernel, (1, -1, 1, 1)), (1, 1, channels, 1))
+        down = ops.tile(ops.reshape(kernel, (-1, 1, 1, 1)), (1, 1, channels, 1))
+        return ops.depthwise_conv(ops.depthwise_conv(images, across, padding="same"), down, padding="same")
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        n = ops.shape(images)[0]
+
+        def draw(low=0.0, high=1.0):
+            return keras.random.uniform((n, 1, 1, 1), low, high, seed=self.generator)
+        x = images + draw() * (self._blurred(images) - images)  # softened by its own share of the blur
+        grey = ops.mean(x, axis=-1, keepdims=True)
+        x = ops.where(draw() < 0.5, ops.broadcast_to(grey, ops.shape(x)), x)
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        x = mean + draw(self.contrast, 1.0) * (x - mean)
+        x = x + draw(0.0, self.grain) * keras.random.normal(ops.shape(grey), seed=self.generator)  # in brightness
+        return ops.where(draw() < self.share, ops.clip(x, 0.0, 255.0), images)
+
+    def get_config(self):
+        return super().get_config() | {"share": self.share, "blur": self.blur, "contrast": self.contrast,
+                                        "grain": self.grain, "seed": self.seed}
 
 
 def rotation_transforms(angles_deg, size: int):

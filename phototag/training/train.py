@@ -53,6 +53,7 @@ class TrainConfig:
     age_sigma: float = 2.0  # years: width of the distribution head's Gaussian targets
     balance: float = 0.0  # sampling by (source, gender, decade) cell, see the module docstring
     age_balance: float = 0.0  # decade-balanced age loss weights, see the module docstring
+    old_prints: float = 0.0  # gender and age: share of the training faces degraded as old prints (augment.OldPrint)
     seed: int = 1337
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -266,7 +267,7 @@ def train_gender(cfg: TrainConfig, prep: Prepared) -> tuple[keras.Model, backbon
     bb = backbones.build(cfg.backbone, cfg.input_size, cfg.pretrained)
     model = recipe.build_gender_model(bb)
     face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
-    train_model = keras.Model(face, {"gender": model(augment.face_augmenter(cfg.seed)(face))})
+    train_model = keras.Model(face, {"gender": model(augment.face_augmenter(cfg.seed, old_prints=cfg.old_prints)(face))})
     history = _fit_stages(
         train_model, bb,
         _attribute_batches(prep.train_images, prep.train, cfg, cfg.seed, True),
@@ -289,7 +290,7 @@ def train_age(cfg: TrainConfig, prep: Prepared, gender_model: keras.Model | None
     key = recipe.age_output(model)
     loss = recipe.age_distribution_loss(cfg.age_sigma) if key == "age_distribution" else recipe.age_loss
     face = keras.Input((bb.input_size,) * 2 + (3,), name="face")
-    out = model(augment.face_augmenter(cfg.seed)(face))
+    out = model(augment.face_augmenter(cfg.seed, old_prints=cfg.old_prints)(face))
     train_model = keras.Model(face, {"gender": out["gender"], key: out[key]})
     history = _fit_stages(
         train_model, bb,
