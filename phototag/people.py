@@ -133,12 +133,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 db["faces"].add_column(column, kind)
         db.execute("create index if not exists faces_person_id on faces(person_id)")
         db.execute("create index if not exists faces_cell1 on faces(cell1)")
-        db.execute("drop index if exists faces_cell2")  # an index from before the filed descriptors
-        for first, second in (("cell1", "cell2"), ("cell2", "cell1")):
-            db.execute(f"create index if not exists faces_filed_{first} on faces({first}, person_id, {second}, photo_id,"
-                       " embedding)"
-                       f" where {first} is not null and {FILED}")
-        db.execute(f"create index if not exists photos_not_live on photos(id) where {NOT_LIVE}")
+        db.execute("create index if not exists faces_cell2 on faces(cell2)")
         db.execute("create index if not exists faces_unseen on faces(id) where face_age is null")
         db.execute("create index if not exists faces_ungrouped on faces(photo_id)"
                    " where person_id is null and embedding is not null")
@@ -175,11 +170,6 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
 
 
 LIVE = "p.status = 'done' and p.missing = 0"
-NOT_LIVE = "status != 'done' or missing != 0"  # photos whose faces a grouping leaves out (partial index)
-# The grouped faces' descriptors, filed by cell in two covering indexes (each face under its first and
-# under its second cell): adding faces reads the faces of their cells in a few contiguous runs instead
-# of one scattered row each (at a million faces 3 s -> 0.5 s, for 1.1 GB more).
-FILED = "person_id is not null"
 
 
 # --- numbers -----------------------------------------------------------------------------------------
@@ -844,7 +834,7 @@ def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
 # The indexes a grouping's writes (person, cells) keep up to date, and the share of the faces written
 # from which they are dropped and built again instead: at a million faces SQLite built them anew in
 # 4.7 s, where keeping them up to date through a million random updates took 21 s.
-GROUPING_INDEXES = ("faces_person_id", "faces_cell1", "faces_filed_cell1", "faces_filed_cell2", "faces_ungrouped")
+GROUPING_INDEXES = ("faces_person_id", "faces_cell1", "faces_cell2", "faces_ungrouped")
 REBUILD_SHARE = 0.25
 
 
@@ -975,24 +965,22 @@ def _in_chunks(db, faces_where: str, values: Sequence, now=None) -> FaceSet:
 
 def _in_cells(db, first: Sequence[int], second: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Live grouped faces whose first cell is one of ``first`` or whose second is one of ``second``,
-    as the links need them: (ids, cell1, cell2, descriptors), by id. Read from the two filed
-    indexes (the lists passed as JSON), the photos' liveness from the few photos that are not; the rest
-    of a face is read only when it is linked to a new face."""
-    not_live = np.array([r[0] for r in db.execute(f"select id from photos indexed by photos_not_live where {NOT_LIVE}")],
-                        np.int64)
-    ids, cell1, cell2, photo, blobs = [], [], [], [], []
-    for column, cells in (("cell1", first), ("cell2", second)):
-        cur = db.execute(f"select id, cell1, cell2, photo_id, embedding from faces where {column} in"
-                         f" (select value from json_each(?)) and {FILED}", [json.dumps([int(c) for c in cells])])
-        while batch := cur.fetchmany(50_000):
-            for values, column_values in zip((ids, cell1, cell2, photo, blobs), zip(*batch)):
-                values.extend(column_values)
-    ids = np.array(ids, np.int64)
-    _, once = np.unique(ids, return_index=True)  # by id; a face found under both of its cells once
-    ok = np.array([len(b) == 4 * DIM if b else False for b in blobs], bool)
-    keep = once[~np.isin(np.array(photo, np.int64)[once], not_live) & ok[once]]
-    x = np.frombuffer(b"".join(blobs[k] for k in keep.tolist()), "<f4").reshape(len(keep), DIM).astype(np.float32)
-    return ids[keep], np.array(cell1, np.int64)[keep], np.array(cell2, np.int64)[keep], x
+    as the links need them: (ids, cell1, cell2, descriptors), by id. One query (the two cell indexes,
+    the lists passed as JSON); the rest of a face is read only when it is linked to a new face."""
+    cur = db.execute("select f.id, f.cell1, f.cell2, f.embedding from faces f cross join photos p on p.id = f.photo_id"
+                     f" where {LIVE} and length(f.embedding) = {4 * DIM} and f.person_id is not null"
+                     " and (f.cell1 in (select value from json_each(?)) or f.cell2 in (select value from json_each(?)))",
+                     [json.dumps([int(c) for c in first]), json.dumps([int(c) for c in second])])
+    ids, cell1, cell2, blobs = [], [], [], []
+    while batch := cur.fetchmany(50_000):
+        a, b, c, e = zip(*batch)
+        ids.extend(a)
+        cell1.extend(b)
+        cell2.extend(c)
+        blobs.extend(e)
+    order = np.argsort(np.array(ids, np.int64), kind="stable")
+    return (np.array(ids, np.int64)[order], np.array(cell1, np.int64)[order], np.array(cell2, np.int64)[order],
+            _vectors(blobs)[order])
 
 
 def _person_limits(db, person_ids: Sequence[int], now=None) -> dict[int, tuple[float, float]]:
