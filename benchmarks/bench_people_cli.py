@@ -12,7 +12,8 @@ in a subprocess (the shipped models, the real path; its own empty config folder)
 * the grouping: ``faces.person_id`` against the subjects, pairwise precision / recall (each photo's
   largest face is the subject's; other faces are left out and counted);
 * the ages: ``faces.face_age`` (the face alone) and ``faces.age`` (the corrected value the tags hold)
-  against the labelled age, mean absolute error per band (0-9, 10-19, 20+, all);
+  against the labelled age, mean absolute error per band (0-9, 10-19, 20+, all), and the face
+  alone's mean signed error (its bias: FG-NET's old scans read older);
 * the photos where no face was found.
 
 ``--regroup-only`` copies a kept index and runs ``people.regroup`` on it with the current thresholds
@@ -194,6 +195,7 @@ def measure(db: Path, rows: list[dict], folder_name: str | None = None) -> dict:
         out["age_mae"][band] = {"faces": int(m.sum()),
                                 "face_alone": round(float(np.abs(face_age[m] - label[m]).mean()), 3),
                                 "corrected": round(float(np.abs(age[m] - label[m]).mean()), 3),
+                                "face_alone_bias": round(float((face_age[m] - label[m]).mean()), 3),
                                 "moved": int((np.abs(age[m] - face_age[m]) >= 0.05).sum())}
     return out
 
