@@ -373,10 +373,11 @@ class FaceChain:
         angles, estimates, scores = self.first_readings(np.stack(rotation_crops), np.array(turns),
                                                         np.stack(box_crops), np.array(vouched))
         found_again: dict[tuple[int, int], Detection | None] = {}  # (face, quarter) -> found on its region
+        every = owners  # ``again`` takes positions in every face, also after the settled photos' leave
 
         def again(j: int, quarter: int) -> Detection | None:
             if (j, quarter) not in found_again:
-                i, det, _ = owners[j]
+                i, det, _ = every[j]
                 found_again[j, quarter] = located_upright(items[i][0], det, quarter, detect)
             return found_again[j, quarter]
 

@@ -161,6 +161,35 @@ def test_a_photo_found_turned_is_finished_only_in_its_upright_copy(monkeypatch):
     assert abs((face.rotation + 172 + 180) % 360 - 180) < 10, face.rotation
 
 
+def test_faces_framed_again_beside_a_photo_found_turned_are_looked_for_in_their_own_photo(monkeypatch):
+    """A batch of a photo found turned (settled in its upright copy) and an upright photo whose face's
+    landmarks disagree with its reading: that face is looked for again in its own photo, by its own
+    position among all the batch's faces (not its position among the faces left to finish)."""
+    from phototag import chain as chain_module
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import FaceCrop, astronaut_face, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    photos = []
+    for seed in (3, 4):
+        canvas = scene(480, 480, random.Random(seed))
+        paste_face(canvas, FaceCrop(astronaut_face(), 30, True, "astronaut"), (240, 240), 220, angle=8)
+        photos.append(canvas)
+    turned, upright = np.asarray(photos[0].rotate(180)), np.asarray(photos[1])
+    items = [(turned, analyzer.detect(turned)), (upright, analyzer.detect(upright))]
+    located, looked_in = chain_module.located_upright, []
+
+    def spy(image, det, quarter, detect):
+        looked_in.append(image)
+        return located(image, det, quarter, detect)
+    monkeypatch.setattr(chain_module, "located_upright", spy)
+    monkeypatch.setattr(chain_module, "ASTRAY_LANDMARKS", -1.0)  # every face's landmarks "astray"
+    faces = analyzer.predict(items)
+    assert [len(f) for f in faces] == [1, 1]
+    assert any(image is upright for image in looked_in)
+    assert abs(faces[1][0].rotation - 8) < 10, faces[1][0].rotation
+
+
 def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monkeypatch):
     """The astronaut's face pasted tilted by 50°: YuNet's landmarks sit nearer upright than the face;
     turned back by the first reading, its surroundings show it upright and the landmarks found there
