@@ -53,6 +53,11 @@ class Library:
     def near(self, centre, scale=SPREAD):
         return centre + self.rng.normal(0, scale, 128).astype(np.float32)
 
+    def people_photos(self, count, each):
+        """``each`` photos of one adult face for each of ``count`` people; {photo id: person}."""
+        c = centres(count)
+        return {self.photo([(self.near(c[p]), 30.0, 0.2, 10.0)]): p for p in range(count) for _ in range(each)}
+
     def persons(self, photo_id):
         return [r[0] for r in self.db.execute("select person_id from faces where photo_id = ? order by face_index",
                                               [photo_id])]
@@ -110,10 +115,7 @@ def test_age_and_date_that_contradict_a_birth_date_keep_faces_apart(lib):
 
 
 def test_regroup_is_deterministic_and_keeps_ids(lib):
-    c = centres(4)
-    for p in range(4):
-        for _ in range(5):
-            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    lib.people_photos(4, 5)
     people.update(lib.db)
     first = dict(lib.db.execute("select id, person_id from faces").fetchall())
     people.regroup(lib.db)
@@ -126,10 +128,7 @@ def test_many_faces_through_the_cells(lib, monkeypatch):
     monkeypatch.setattr(people, "MIN_CELLS", 64)
     monkeypatch.setattr(people, "CELL_SIZE", 8)
     c = centres(40)
-    truth = {}
-    for p in range(40):
-        for _ in range(5):
-            truth[lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])] = p
+    truth = lib.people_photos(40, 5)
     people.update(lib.db)
     assert people._meta(lib.db)["built_for"] == 200  # trained: several cells
     assert len(people.Cells.from_meta(people._meta(lib.db)).fine) > 4
@@ -552,10 +551,7 @@ def test_the_faces_of_cells_are_read_by_either_cell_and_only_live_ones(lib, monk
     is one of others, leaving out the faces of photos missing or failed, as the full reading does."""
     monkeypatch.setattr(people, "MIN_CELLS", 64)
     monkeypatch.setattr(people, "CELL_SIZE", 8)
-    c = centres(20)
-    for p in range(20):
-        for _ in range(4):
-            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    lib.people_photos(20, 4)
     people.update(lib.db)
     index.mark_missing(lib.db, set(), [index.path_key(lib.tmp / "p00003.jpg")])
     index.record_failure(lib.db, lib.tmp / "p00007.jpg", None, "broken")
@@ -582,10 +578,7 @@ def test_person_limits_are_the_least_of_all_its_faces(lib):
 
 
 def test_a_grouping_of_most_faces_rebuilds_its_indexes_and_a_killed_one_keeps_them(lib):
-    c = centres(3)
-    for p in range(3):
-        for _ in range(4):
-            lib.photo([(lib.near(c[p]), 30.0, 0.2, 10.0)])
+    lib.people_photos(3, 4)
     people.ensure_schema(lib.db)
 
     def definitions():
