@@ -2,6 +2,7 @@
 
     python benchmarks/bench_people_cli.py [--work /tmp/phototag-people-cli] [--seed 23] [--keep]
     python benchmarks/bench_people_cli.py --regroup-only --work DIR   # the people step again, on a kept index
+    python benchmarks/bench_people_cli.py --regroup-only --work DIR --face-ages FILE   # ... with other face-alone ages
 
 Each FG-NET image is copied into a temporary folder (outside the repository; removed at the end unless
 ``--keep``) with an EXIF DateTimeOriginal = a birth date chosen per subject (seeded) + the image's
@@ -200,10 +201,12 @@ def measure(db: Path, rows: list[dict], folder_name: str | None = None) -> dict:
     return out
 
 
-def regroup_only(work: Path, rows: list[dict], seed: int | None = None, span: float | None = None) -> dict:
+def regroup_only(work: Path, rows: list[dict], seed: int | None = None, span: float | None = None,
+                 face_ages: dict[str, float] | None = None) -> dict:
     """The kept index copied, every face grouped and corrected again with the current people code; with
     ``seed``, the photos' dates in the copy replaced by that seed's (and ``span``'s): the same faces,
-    other birth dates."""
+    other birth dates; with ``face_ages`` (file name: age), each such photo's largest face reads that
+    age alone (another age model's reading, e.g. ``bench_age_domain.py --predictions``)."""
     import sqlite_utils
 
     from phototag import people
@@ -222,6 +225,11 @@ def regroup_only(work: Path, rows: list[dict], seed: int | None = None, span: fl
                " cell1 = null, cell2 = null")
     for table in ("people", "people_exclusions", "people_memory", "people_dirty", "people_meta"):
         db.execute(f"delete from {table}")
+    for photo_id, path in db.execute("select id, path from photos").fetchall() if face_ages else ():
+        if os.path.basename(path) in face_ages:
+            value = face_ages[os.path.basename(path)]
+            db.execute("update faces set face_age = ?, age = ? where id = (select id from faces where photo_id = ?"
+                       " order by w * h desc limit 1)", [value, value, photo_id])
     if seed is not None:
         when = dates(rows, seed, span)
         for photo_id, path in db.execute("select id, path from photos").fetchall():
@@ -254,6 +262,9 @@ def main() -> None:
     parser.add_argument("--born-span", type=float, default=None,
                         help="the subjects' birth dates within this many years (default: 1930 on)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (for --regroup-only)")
+    parser.add_argument("--face-ages", type=Path, default=None,
+                        help="with --regroup-only: a JSON file of FG-NET file name -> the face alone's age to use "
+                             "instead of the index's (bench_age_domain.py --predictions)")
     parser.add_argument("--regroup-only", action="store_true",
                         help="no scan: the kept index in --work grouped again with the current thresholds")
     args = parser.parse_args()
@@ -263,7 +274,9 @@ def main() -> None:
             raise SystemExit("--regroup-only needs --work (a folder kept by an earlier run)")
         redate = args.seed != 23 or args.born_span is not None
         print(json.dumps({"thresholds": thresholds(), "seed": args.seed, "born_span": args.born_span,
-                          **regroup_only(args.work, rows, args.seed if redate else None, args.born_span)}))
+                          "face_ages": None if args.face_ages is None else str(args.face_ages),
+                          **regroup_only(args.work, rows, args.seed if redate else None, args.born_span,
+                                         json.loads(args.face_ages.read_text()) if args.face_ages else None)}))
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="phototag-people-cli-"))
     if ROOT in work.resolve().parents:
