@@ -11,14 +11,16 @@ age read) predicts each face's residual (labelled age − age read), fitted on
   41 subjects, each fold's faces corrected by a head fitted without them;
 * validation faces of the age model's own data (UTKFace and All-Age-Faces, the training split's
   validation side, seed 1337: faces the model never trained on) as anchors: half A (by a hash of
-  the file name) in the fit, half B measured (does the head harm modern photos?).
+  the file name) in the fit, half B measured (does the head harm modern photos?). ``--anchors
+  residual`` fits their residual too; ``--anchors keep`` fits 0 there (keep the reading), so the
+  head learns only what sets the old scans apart.
 
 The test split is never read. Each face is the one nearest the image centre, read by the shipped
 analyzer (YuNet, LiteRT chain, mirror-averaged); its features by the shipped Keras model on the
 same de-rotated crop, mirror-averaged as the chain does. Crops and features are cached in
 ``~/.cache/phototag-bench/age-domain/`` (outside the repository: the data is research-only).
 
-    python benchmarks/bench_age_domain.py [--alphas 1 10 100] [--fgnet-weights 1 3]
+    python benchmarks/bench_age_domain.py [--anchors residual|keep] [--alphas 1 10 100] [--fgnet-weights 1 3]
 
 Prints, per setting, the face-alone MAE per band and its bias on FG-NET (held-out subjects) and on
 validation half B, before and after the head; with ``--predictions FILE``, FG-NET's held-out
@@ -141,6 +143,9 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--fgnet-weights", type=float, nargs="+", default=[1.0, 3.0],
                         help="weight of an FG-NET face against a validation face in the fit")
+    parser.add_argument("--anchors", choices=("residual", "keep"), default="residual",
+                        help="what the head learns on the validation faces: their residual (labelled age - "
+                             "age read), or to keep their reading (target 0: only the old scans' correction)")
     parser.add_argument("--predictions", type=Path, help="write FG-NET's held-out corrected ages (JSON) for the "
                         "first setting here")
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -148,8 +153,8 @@ def main() -> None:
     d = capture(args.cache)
     pool, read = features(d["crop"], args.cache)
     x = np.concatenate([pool, read[:, None] / 10], axis=1)
-    residual = d["age"] - read
     fg = d["set"] == "fgnet"
+    residual = d["age"] - read if args.anchors == "residual" else np.where(fg, d["age"] - read, 0.0)
     b = ~fg & half_b(d["name"])
     a = ~fg & ~b
     subjects = np.unique(d["subject"][fg])
@@ -168,7 +173,7 @@ def main() -> None:
                 corrected[held] = read[held] + head(x[held])
             head = ridge(x[fg | a], residual[fg | a], np.where(fg, weight, 1.0)[fg | a], alpha)
             corrected[b] = read[b] + head(x[b])
-            print(json.dumps({"alpha": alpha, "fgnet_weight": weight,
+            print(json.dumps({"anchors": args.anchors, "alpha": alpha, "fgnet_weight": weight,
                               "fgnet_held_out_subjects": report(corrected[fg], d["age"][fg]),
                               "val_b": report(corrected[b], d["age"][b])}))
             if first and args.predictions:
