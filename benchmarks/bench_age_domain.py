@@ -12,15 +12,16 @@ age read) predicts each face's residual (labelled age − age read), fitted on
 * validation faces of the age model's own data (UTKFace and All-Age-Faces, the training split's
   validation side, seed 1337: faces the model never trained on) as anchors: half A (by a hash of
   the file name) in the fit, half B measured (does the head harm modern photos?). ``--anchors
-  residual`` fits their residual too; ``--anchors keep`` fits 0 there (keep the reading), so the
-  head learns only what sets the old scans apart.
+  keep`` (default; the shipped head's form, ``phototag.training.old_scans``) fits 0 there (keep the
+  reading), so the head learns only what sets the old scans apart; ``--anchors residual`` fits
+  their residual too.
 
 The test split is never read. Each face is the one nearest the image centre, read by the shipped
 analyzer (YuNet, LiteRT chain, mirror-averaged); its features by the shipped Keras model on the
 same de-rotated crop, mirror-averaged as the chain does. Crops and features are cached in
 ``~/.cache/phototag-bench/age-domain/`` (outside the repository: the data is research-only).
 
-    python benchmarks/bench_age_domain.py [--anchors residual|keep] [--alphas 1 10 100] [--fgnet-weights 1 3]
+    python benchmarks/bench_age_domain.py [--anchors keep|residual] [--alphas 3 10 30 100] [--fgnet-weights 0.5 1 2]
 
 Prints, per setting, the face-alone MAE per band and its bias on FG-NET (held-out subjects) and on
 validation half B, before and after the head; with ``--predictions FILE``, FG-NET's held-out
@@ -30,8 +31,6 @@ corrected ages per image (for ``bench_people_cli.py --face-ages FILE``).
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import os
 import sys
@@ -40,14 +39,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
+
+from phototag.training import old_scans  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
 CACHE = Path.home() / ".cache" / "phototag-bench" / "age-domain"
-BANDS = ((0, 10), (10, 20), (20, 200))
-FOLDS = 5
+BANDS = ((0, 10), (10, 20), (20, 200), (50, 200))
 
 
 def capture(cache: Path) -> dict:
@@ -60,45 +60,22 @@ def capture(cache: Path) -> dict:
     from phototag.training.evaluate import select
 
     analyzer = FaceAnalyzer()
-    seen: list[np.ndarray] = []
-    attributes = analyzer.chain.attributes
-
-    def spy(upright):
-        seen.append(np.array(upright))
-        return attributes(upright)
-
-    analyzer.chain.attributes = spy
-    out: dict[str, list] = {"crop": [], "age": [], "read": [], "set": [], "subject": [], "name": []}
-
-    def add(file: Path, age: float, kind: str, subject: int) -> None:
-        seen.clear()
-        pixels = np.asarray(Image.open(file).convert("RGB"))
-        faces = analyzer.analyze(pixels)
-        if not faces or not seen or len(seen[-1]) != len(faces):
-            return
-        h, w = pixels.shape[:2]
-        k = min(range(len(faces)), key=lambda i: (faces[i].box[0] + faces[i].box[2] / 2 - w / 2) ** 2
-                + (faces[i].box[1] + faces[i].box[3] / 2 - h / 2) ** 2)
-        for key, value in (("crop", seen[-1][k]), ("age", age), ("read", faces[k].age), ("set", kind),
-                           ("subject", subject), ("name", file.name)):
-            out[key].append(value)
-
-    with open(DATA / "fgnet" / "labels.csv") as fh:
-        for row in csv.DictReader(fh):
-            add(DATA / "fgnet" / "images" / row["file"], float(row["age"]), "fgnet", int(row["subject"]))
-    for source in ("utkface", "aaf"):
-        samples = select([DATA / source], 1337, split="val")
-        for file, age in zip(samples.paths, samples.age):
-            if not np.isnan(age):
-                add(Path(file), float(age), source, -1)
-    arrays = {k: np.array(v) for k, v in out.items()}
+    scans = old_scans.read_old_scans(DATA / "fgnet")
+    modern = select([DATA / "utkface", DATA / "aaf"], 1337, split="val")
+    keep = ~np.isnan(modern.age)
+    paths = scans.paths + list(np.asarray(modern.paths)[keep])
+    crops, found = old_scans.central_crops(analyzer, paths)
+    kind = np.array(["fgnet"] * len(scans.paths) + list(np.asarray(modern.source)[keep]))
+    subject = np.concatenate([scans.subjects.astype(int), np.full(keep.sum(), -1)])
+    arrays = {"crop": crops, "age": np.concatenate([scans.ages, modern.age[keep]])[found], "set": kind[found],
+              "subject": subject[found], "name": np.array([Path(p).name for p in paths])[found]}
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return arrays
 
 
 def features(crops: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The shipped Keras age model's pooled features and age per crop, mirror-averaged (cached)."""
+    """The shipped Keras age model's pooled features and its own age per crop, mirror-averaged (cached)."""
     path = cache / "features.npz"
     if path.exists():
         d = np.load(path)
@@ -107,32 +84,21 @@ def features(crops: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
 
     import phototag.layers  # noqa: F401  (the custom layers the model file names)
 
-    model = keras.saving.load_model(ROOT / "models" / "age.keras", compile=False, safe_mode=False)
-    probe = keras.Model(model.inputs, [model.get_layer("attributes_pool").output, model.get_layer("age").output])
-    x = crops.astype("float32")
-    (p1, a1), (p2, a2) = probe.predict(x, batch_size=64, verbose=0), probe.predict(x[:, :, ::-1], batch_size=64, verbose=0)
-    pool, age = (p1 + p2) / 2, (a1 + a2)[:, 0] / 2
+    model = keras.saving.load_model(ROOT / "models" / "age.keras", compile=False, safe_mode=True)
+    pool, age = old_scans.features(model, crops)
     np.savez(path, pool=pool, age=age)
     return pool, age
 
 
 def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float):
-    """Weighted ridge regression (intercept not penalised); returns the predictor."""
-    mu = np.average(x, axis=0, weights=w)
-    xc = x - mu
-    y_mean = np.average(y, weights=w)
-    beta = np.linalg.solve(xc.T @ (xc * w[:, None]) + alpha * np.eye(x.shape[1]), xc.T @ (w * (y - y_mean)))
-    return lambda z: (z - mu) @ beta + y_mean
-
-
-def half_b(files: np.ndarray) -> np.ndarray:
-    """Validation half B: by a hash of the file name (stable, independent of the split's own hash)."""
-    return np.array([hashlib.sha256(f"age-domain:{f}".encode()).digest()[0] % 2 == 1 for f in files])
+    """The head's ridge fit (:func:`phototag.training.old_scans.ridge`) as a predictor."""
+    beta, intercept = old_scans.ridge(x, y, w, alpha)
+    return lambda z: z @ beta + intercept
 
 
 def report(read: np.ndarray, age: np.ndarray) -> dict:
     err = read - age
-    out = {f"{lo}-{hi - 1 if hi < 200 else '+'}": round(float(np.abs(err[(age >= lo) & (age < hi)]).mean()), 2)
+    out = {(f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+"): round(float(np.abs(err[(age >= lo) & (age < hi)]).mean()), 2)
            for lo, hi in BANDS}
     out.update(all=round(float(np.abs(err).mean()), 2), bias=round(float(err.mean()), 2), faces=int(len(err)))
     return out
@@ -140,10 +106,10 @@ def report(read: np.ndarray, age: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alphas", type=float, nargs="+", default=[1.0, 10.0, 100.0])
-    parser.add_argument("--fgnet-weights", type=float, nargs="+", default=[1.0, 3.0],
+    parser.add_argument("--alphas", type=float, nargs="+", default=[3.0, 10.0, 30.0, 100.0])
+    parser.add_argument("--fgnet-weights", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="weight of an FG-NET face against a validation face in the fit")
-    parser.add_argument("--anchors", choices=("residual", "keep"), default="residual",
+    parser.add_argument("--anchors", choices=("residual", "keep"), default="keep",
                         help="what the head learns on the validation faces: their residual (labelled age - "
                              "age read), or to keep their reading (target 0: only the old scans' correction)")
     parser.add_argument("--predictions", type=Path, help="write FG-NET's held-out corrected ages (JSON) for the "
@@ -152,15 +118,13 @@ def main() -> None:
     args = parser.parse_args()
     d = capture(args.cache)
     pool, read = features(d["crop"], args.cache)
-    x = np.concatenate([pool, read[:, None] / 10], axis=1)
+    x = old_scans.head_inputs(pool, read)
     fg = d["set"] == "fgnet"
     residual = d["age"] - read if args.anchors == "residual" else np.where(fg, d["age"] - read, 0.0)
-    b = ~fg & half_b(d["name"])
+    b = ~fg & old_scans.half_b(d["name"])
     a = ~fg & ~b
-    subjects = np.unique(d["subject"][fg])
-    folds = np.array_split(np.random.default_rng(0).permutation(subjects), FOLDS)
+    folds = old_scans.subject_folds(d["subject"][fg])
     print(json.dumps({"faces": {"fgnet": int(fg.sum()), "val_a": int(a.sum()), "val_b": int(b.sum())},
-                      "chain_vs_keras_age": round(float(np.abs(read - d["read"]).mean()), 3),
                       "before": {"fgnet": report(read[fg], d["age"][fg]), "val_b": report(read[b], d["age"][b])}}))
     first = True
     for alpha in args.alphas:
@@ -170,9 +134,9 @@ def main() -> None:
                 held = fg & np.isin(d["subject"], fold)
                 fit = (fg & ~held) | a
                 head = ridge(x[fit], residual[fit], np.where(fg, weight, 1.0)[fit], alpha)
-                corrected[held] = read[held] + head(x[held])
+                corrected[held] = np.maximum(0.0, read[held] + head(x[held]))
             head = ridge(x[fg | a], residual[fg | a], np.where(fg, weight, 1.0)[fg | a], alpha)
-            corrected[b] = read[b] + head(x[b])
+            corrected[b] = np.maximum(0.0, read[b] + head(x[b]))
             print(json.dumps({"anchors": args.anchors, "alpha": alpha, "fgnet_weight": weight,
                               "fgnet_held_out_subjects": report(corrected[fg], d["age"][fg]),
                               "val_b": report(corrected[b], d["age"][b])}))

@@ -872,7 +872,8 @@ def _default_words(key: str, default_db_path) -> str:
 @command(short_help="Train the rotation, gender and age models (needs the train extra).")
 def train(
     what: str = typer.Argument("all", metavar="WHAT", help="Which model to train: rotation, gender, age (trains gender first "
-                               "unless OUT/gender.keras exists) or all."),
+                               "unless OUT/gender.keras exists), all, or old-scans (the age model's head for "
+                               "scanned old photos, fitted to OUT/age.keras: needs --old-scans)."),
     data: list[Path] = typer.Option(..., "--data", "-d", metavar="PATH", help="Training data: a UTKFace folder, a folder with "
                                     "male/ and female/ subfolders, a CSV file (path,age,gender) or a folder with "
                                     "one named labels.csv (for example All-Age-Faces), such as the crops of "
@@ -920,10 +921,15 @@ def train(
     resume: Path = typer.Option(None, metavar="MODEL", help="Continue training this saved rotation or age model (with WHAT "
                                 "rotation or age; its backbone and input size are kept; --epochs1 0 runs "
                                 "stage 2 only)."),
+    old_scans: Path = typer.Option(None, "--old-scans", metavar="FOLDER", help="WHAT old-scans: labelled scanned "
+                                   "photos laid out as FG-NET's (labels.csv with file,subject,age; images/); "
+                                   "--data names the age model's data, whose validation side keeps its reading."),
 ) -> None:
     """Train the rotation, gender and age models (two-stage transfer learning with augmentation)."""
-    if what not in ("rotation", "gender", "age", "all"):
-        raise typer.BadParameter("choose rotation, gender, age or all", param_hint="WHAT")
+    if what not in ("rotation", "gender", "age", "all", "old-scans"):
+        raise typer.BadParameter("choose rotation, gender, age, all or old-scans", param_hint="WHAT")
+    if (what == "old-scans") != (old_scans is not None):
+        raise typer.BadParameter("old-scans and --old-scans FOLDER go together", param_hint="--old-scans")
     if resume and what not in ("rotation", "age"):
         raise typer.BadParameter("--resume continues one model: rotation or age", param_hint="WHAT")
     import phototag.training  # noqa: F401 - without the train extra: says what to install, imports nothing heavy
@@ -932,6 +938,9 @@ def train(
     start_keras_quietly()
     from phototag.training.backbones import BACKBONES
 
+    if what == "old-scans":
+        _train_old_scans(out, old_scans, data, seed)
+        return
     if backbone not in BACKBONES:
         raise typer.BadParameter(f"choose {', '.join(BACKBONES)}", param_hint="--backbone")
     if age_head not in ("l1", "distribution"):
@@ -960,6 +969,25 @@ def train(
     from .display import render_training
 
     render_training(summary(out, saved), list(saved.values()), Console())
+
+
+def _train_old_scans(out: Path, old_scans: Path, data: list[Path], seed: int) -> None:
+    """Fit the old scans' head to OUT/age.keras and export the LiteRT files again."""
+    from phototag.export import export_models
+    from phototag.training import old_scans as heads
+    from phototag.training.data import DataError
+
+    if not (out / "age.keras").is_file():
+        typer.echo(escape_controls(f"error: {out / 'age.keras'} not found: train the age model first"), err=True)
+        raise typer.Exit(2)
+    try:
+        report = heads.fit(out, old_scans, list(data), seed, progress=lambda m: typer.echo(m, err=True))
+    except DataError as exc:
+        typer.echo(escape_controls(f"error: {exc}"), err=True)
+        raise typer.Exit(2) from exc
+    export_models(out)
+    typer.echo(heads.summary(report))
+    typer.echo(f"saved {out / 'age.keras'} (LiteRT files exported again) and {out / heads.REPORT}")
 
 
 @command("export", short_help="Write the fast CPU (LiteRT) files of trained models.")
