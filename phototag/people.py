@@ -92,8 +92,8 @@ CHILD_WEIGHT = 0.3
 # The face-alone age's error grows with age. Mean absolute error per decade of the shipped model on
 # the UTKFace test split through detection (models/evaluation.json, utkface_test_detection.age;
 # no FG-NET or LAG image in it), made non-decreasing; SD = MAE * sqrt(pi / 2) (a normal error).
-_AGE_MAE = ((5, 1.68), (15, 2.98), (25, 4.36), (35, 5.66), (45, 6.47), (55, 6.81), (65, 6.81), (75, 6.81),
-            (85, 7.10), (95, 8.09))
+_AGE_MAE = ((5, 1.53), (15, 3.16), (25, 4.23), (35, 5.52), (45, 6.45), (55, 7.24), (65, 6.94), (75, 6.28),
+            (85, 7.43), (95, 8.03))
 _SD_AGES = np.array([a for a, _ in _AGE_MAE], float)
 _SD_VALUES = np.maximum.accumulate(np.array([m for _, m in _AGE_MAE], float)) * math.sqrt(math.pi / 2)
 
