@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,7 @@ def _report(read: np.ndarray, age: np.ndarray) -> dict:
 def fit(model_dir: str | Path, old_scans: str | Path, sources: list[str | Path], seed: int = 1337,
         alpha: float = ALPHA, weight: float = OLD_SCAN_WEIGHT, analyzer=None, progress=print) -> dict:
     """Fit the old scans' head to ``model_dir``'s age model and save it there (``age.keras``, written
-    atomically; the LiteRT file is exported again by ``phototag export models``); returns the
+    atomically; ``phototag train old-scans`` then exports the LiteRT files again); returns the
     report written beside it (:data:`REPORT`): the faces used, and the head measured on the old
     scans by subject held out and on validation half B (before and after)."""
     import keras
@@ -225,6 +226,8 @@ def fit(model_dir: str | Path, old_scans: str | Path, sources: list[str | Path],
     headed = with_head(model, beta, c)
     temp = model_dir / ".age.keras.tmp.keras"
     headed.save(temp)
+    with open(temp, "rb") as fh:
+        os.fsync(fh.fileno())
     temp.replace(model_dir / "age.keras")
     (model_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n")
     return report
