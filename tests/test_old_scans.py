@@ -130,3 +130,26 @@ def test_train_old_scans_needs_its_folder_and_an_age_model(tmp_path):
     result = runner.invoke(app, ["train", "old-scans", "--data", str(modern), "--old-scans", str(scans),
                                  "-o", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "train the age model first" in result.output
+
+
+def test_the_shipped_age_model_carries_the_head_its_report_describes_and_its_litert_file_applies_it():
+    from PIL import Image
+
+    from phototag.models import shipped_model_dir
+
+    import phototag.layers  # noqa: F401
+
+    folder = shipped_model_dir()
+    report = json.loads((folder / old_scans.REPORT).read_text())
+    assert report["settings"]["alpha"] == old_scans.ALPHA
+    assert report["settings"]["old_scan_weight"] == old_scans.OLD_SCAN_WEIGHT
+    model = keras.saving.load_model(folder / "age.keras", compile=False, safe_mode=True)
+    assert old_scans.HEAD in [layer.name for layer in model.layers]
+    faces = np.stack([np.asarray(c.image.convert("RGB").resize((150, 150), Image.Resampling.BILINEAR))
+                      for c in face_crops()[:8]]).astype(np.float32)
+    headed = model.predict(faces, verbose=0)["age"][:, 0]
+    own = keras.Model(model.inputs, model.get_layer("age").output).predict(faces, verbose=0)[:, 0]
+    lite = LiteRunner(folder / "age.tflite")(faces)["age"][:, 0]
+    shift = np.abs(headed - own).mean()
+    assert shift > 0.5  # the head moves these faces' ages (by about a year) ...
+    assert np.abs(lite - headed).mean() < shift / 2  # ... and the file the scan runs has it (int8 weights)
