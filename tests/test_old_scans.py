@@ -99,6 +99,13 @@ def test_old_scans_are_read_with_their_subjects_and_bad_folders_say_why(tmp_path
     next((missing / "images").iterdir()).unlink()
     with pytest.raises(data.DataError, match="files not found"):
         old_scans.read_old_scans(missing)
+    bad = _write_old_scans(tmp_path / "bad", subjects=5)
+    rows = (bad / "labels.csv").read_text().splitlines()
+    rows[2] = rows[2].rsplit(",", 1)[0] + ",150"
+    rows[4] = rows[4].rsplit(",", 1)[0] + ",ten"
+    (bad / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(data.DataError, match=r"an age \(0-120\).*line 3, line 5"):
+        old_scans.read_old_scans(bad)
 
 
 def test_train_old_scans_fits_the_head_exports_it_and_reports_held_out_subjects(tiny_model_dir, tmp_path):

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from phototag.images import DEFAULT_DECODE_SIZE, DecodeError, decode
 
 from . import data
-from .evaluate import select
+from .evaluate import central_face, select
 
 HEAD = "old_scans"  # the head's Dense layer
 AGE_READ = "age"  # the model's own age (GenderMix), the head's input
@@ -58,19 +59,24 @@ def read_old_scans(folder: str | Path) -> OldScans:
     labels = folder / "labels.csv"
     if not labels.is_file():
         raise data.DataError(f"{folder}: needs labels.csv (file,subject,age) and the images in images/")
-    paths, ages, subjects, missing = [], [], [], []
+    paths, ages, subjects, bad, missing = [], [], [], [], []
     with open(labels, newline="") as fh:
-        for row in csv.DictReader(fh):
+        for line, row in enumerate(csv.DictReader(fh), start=2):
             try:
-                path, age, subject = folder / "images" / row["file"], float(row["age"]), str(row["subject"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise data.DataError(f"{labels}: rows need file, subject and a numeric age") from exc
+                path, age, subject = folder / "images" / row["file"], float(row["age"]), str(row["subject"]).strip()
+                if not 0 <= age <= data.MAX_AGE or not subject:
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                bad.append(f"line {line}")
+                continue
             if not path.is_file():
                 missing.append(row["file"])
                 continue
             paths.append(str(path))
             ages.append(age)
             subjects.append(subject)
+    if bad:
+        raise data.DataError(f"{labels}: " + data.problems(f"rows without a file, a subject and an age (0-{data.MAX_AGE:g})", bad))
     if missing:
         raise data.DataError(f"{labels}: " + data.problems("files not found", missing))
     if len(set(subjects)) < FOLDS:
@@ -79,8 +85,9 @@ def read_old_scans(folder: str | Path) -> OldScans:
 
 
 def central_crops(analyzer, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The de-rotated crop the age model sees of each file's face nearest the centre, as the scan
-    makes it, and a mask of the files where a face was found."""
+    """The de-rotated crop the age model sees of each file's face nearest the centre, as ``phototag
+    eval --detect`` reads it (decoded and detected as the scan does), and a mask of the files where
+    a face was found (unreadable files count as none)."""
     seen: list[np.ndarray] = []
     attributes = analyzer.chain.attributes
 
@@ -92,18 +99,17 @@ def central_crops(analyzer, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     crops, found = [], np.zeros(len(paths), bool)
     try:
         for i, path in enumerate(paths):
-            seen.clear()
             try:
-                pixels = np.asarray(Image.open(path).convert("RGB"))
-            except OSError:
+                with open(path, "rb") as fh:
+                    pixels, info = decode(fh.read(), DEFAULT_DECODE_SIZE)
+            except (OSError, DecodeError):
                 continue
-            faces = analyzer.analyze(pixels)
-            if not faces or not seen or len(seen[-1]) != len(faces):
+            face = central_face(analyzer.detect(pixels, info.scale), pixels.shape)
+            if face is None:
                 continue
-            h, w = pixels.shape[:2]
-            k = min(range(len(faces)), key=lambda j: (faces[j].box[0] + faces[j].box[2] / 2 - w / 2) ** 2
-                    + (faces[j].box[1] + faces[j].box[3] / 2 - h / 2) ** 2)
-            crops.append(seen[-1][k])
+            seen.clear()
+            analyzer.predict([(pixels, [face])])
+            crops.append(seen[-1][0])
             found[i] = True
     finally:
         analyzer.chain.attributes = attributes
