@@ -65,9 +65,45 @@ def test_derotate_undoes_a_counter_clockwise_rotation():
 
 def test_crop_resamples_and_pads_outside_the_image():
     image = np.full((50, 50, 3), 200, np.uint8)
-    out = crop(Image.fromarray(image), 0, 0, 40, 20)
+    out = crop(image, 0, 0, 40, 20)
     assert out.shape == (20, 20, 3)
     assert (out[:5, :5] == 0).all() and (out[15:, 15:] == 200).all()
+
+
+def test_crops_sample_as_pillow_does():
+    """OpenCV cuts the crops (``warp``); they are Pillow's ``Image.transform`` (bilinear, pixel
+    centres at +0.5, black outside the image) within one level: inside, across the image's edges and
+    turned."""
+    from phototag.chain import rotated
+    from phototag.testing.photos import astronaut_face
+
+    pixels = np.asarray(astronaut_face().convert("RGB").resize((301, 257)))
+    image = Image.fromarray(pixels)
+
+    def pillow(box_or_data, size, kind):
+        return np.asarray(image.transform(size, kind, box_or_data, Image.Resampling.BILINEAR)).astype(int)
+
+    for cx, cy, side, size in ((150.3, 120.8, 97.0, 64), (10.0, 250.0, 180.0, 113), (290.0, 5.5, 61.2, 128)):
+        half = side / 2
+        expected = pillow((cx - half, cy - half, cx + half, cy + half), (size, size), Image.Transform.EXTENT)
+        assert np.abs(crop(pixels, cx, cy, side, size).astype(int) - expected).max() <= 1
+    wide = crop(pixels, 150.0, 128.0, 200.0, 150)
+    for angle in (17.3, -61.0, 180.0):
+        t = np.radians(angle)
+        a, b = np.cos(t) * 96 / 80, np.sin(t) * 96 / 80
+        data = (a, b, 75 - (a + b) * 40, -b, a, 75 - (a - b) * 40)
+        expected = np.asarray(Image.fromarray(wide).transform((80, 80), Image.Transform.AFFINE, data,
+                                                               Image.Resampling.BILINEAR)).astype(int)
+        assert np.abs(derotate(wide, angle, 96, 80).astype(int) - expected).max() <= 1
+    for angle, centre in ((30.0, (100.5, 90.2)), (-75.0, (10.0, 240.0))):
+        expected = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, center=centre)).astype(int)
+        assert np.abs(rotated(pixels, angle, centre).astype(int) - expected).max() <= 1
+    assert not crop(pixels, -500.0, 100.0, 50.0, 32).any()  # all outside: black
+    strip = np.ascontiguousarray(np.tile(pixels[:40], (1, 120, 1)))  # 36,120 px wide: beyond OpenCV's 32,767
+    expected = np.asarray(Image.fromarray(strip).transform((64, 64), Image.Transform.EXTENT,
+                                                           (35000.0, 0.0, 35030.0, 30.0), Image.Resampling.BILINEAR))
+    assert np.abs(crop(strip, 35015.0, 15.0, 30.0, 64).astype(int) - expected.astype(int)).max() <= 1
+    assert not crop(strip, -500.0, 10.0, 50.0, 32).any()
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +252,7 @@ def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monk
             # (the chain may read it in the photo's upright copy, turned by a quarter: its reading there
             # is in that copy's frame, so the photo's own is used here)
             image, found = located_tilted(pixels, detection, face.rotation, analyzer.detector.detect)
-            assert abs(landmark_angle(found)) < 5 and image.size[0] < 480  # upright, on the surroundings
+            assert abs(landmark_angle(found)) < 5 and image.shape[1] < 480  # upright, on the surroundings
 
 
 def test_a_face_found_again_outside_the_image_is_none():

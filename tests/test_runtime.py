@@ -54,10 +54,11 @@ def test_the_chain_predicts_the_same_through_both_engines(shipped):
         results[engine] = angles, p_female, age
     (a_k, p_k, age_k), (a_l, p_l, age_l) = results["keras"], results["litert"]
     # A 30° face is read twice (the second time de-rotated), so the engines' float16 differences add
-    # up in its angle (0.04° measured), and the attribute model is that sensitive to it: on the same
-    # engine, turning these faces by 0.12° more moves P(female) by up to 0.002 and ages by up to
-    # 0.9 y. With the age model's int8 LiteRT file the engines' ages differ by up to 1.05 y here.
-    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 2e-2 and np.abs(age_k - age_l).max() < 1.5  # years
+    # up in its angle (0.05° measured), and the attribute model is that sensitive to it: on the same
+    # engine (LiteRT, mirror-averaged), turning these faces by 0.05° more moves ages by 0.45 y on
+    # average and up to 1.35 y (1.6 y with the crops Pillow cut). With the age model's int8 LiteRT
+    # file the engines' ages differ by up to 1.92 y here (1.05 y with Pillow's crops).
+    assert np.abs(a_k - a_l).max() < 0.2 and np.abs(p_k - p_l).max() < 2e-2 and np.abs(age_k - age_l).max() < 2.5  # years
     assert np.median(np.abs(a_k[1::2] - 30)) < 10  # and the models do see the turned faces
 
 

@@ -69,7 +69,7 @@ def face_crop(path: str | Path, detector: detectors.Detector, size: int, outside
         pad = int(np.ceil(side))
         pixels = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
         cx, cy = cx + pad, cy + pad
-    return chain.crop(Image.fromarray(pixels), cx, cy, side, size), beyond
+    return chain.crop(pixels, cx, cy, side, size), beyond
 
 
 def _write_image(pixels: np.ndarray, target: Path, quality: int) -> None:
