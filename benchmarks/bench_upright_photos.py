@@ -7,14 +7,21 @@ EXIF orientation, YuNet, the shipped chain with the photo deciding its turn). Pr
 photos, their faces, and how many faces (all of them, and the largest of each photo) were read
 more than 20, 45, 60 and 90 degrees from upright; then the files of the faces read beyond 60°.
 A face really tilted in its photo (a head on one side) counts too: look at the listed files.
+
+Turned copies (issue 24's second target): ``--turned N`` photos of each set (drawn with a fixed
+seed) are also read turned by 90, 180 and 270 degrees without an orientation tag, as a camera that
+wrote none would store them; the largest face of each copy is compared with the upright copy's
+largest face: the same gender and age group (decade)?
+
 Not a test; run it as
 
-    python benchmarks/bench_upright_photos.py [--limit N]
+    python benchmarks/bench_upright_photos.py [--limit N] [--turned 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -24,6 +31,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).parents[1])]
 
 from phototag.analyzer import FaceAnalyzer  # noqa: E402
+from phototag.images import decode_file  # noqa: E402
 
 LIMITS = (20, 45, 60, 90)
 
@@ -36,6 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[1].parent / "shared" / "data")
     parser.add_argument("--limit", type=int, help="only the first N photos of each set")
+    parser.add_argument("--turned", type=int, default=300, help="photos of each set also read turned (0: none)")
+    parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     analyzer = FaceAnalyzer()
     print(f"{analyzer.describe()}; faces read more than N degrees from upright in upright photos:")
@@ -66,6 +76,40 @@ def main() -> None:
         print(f"  {name:7s} {photos} photos read ({unread} unreadable), {time.perf_counter() - started:.0f} s")
     for name, file, rotation, confidence, side in beyond:
         print(f"  beyond 60°: {name} {file}: read at {rotation:+.1f}°, detector {confidence:.2f}, {side:.0f} px")
+    if args.turned:
+        turned(analyzer, photo_sets(args.data), args.turned, args.seed)
+
+
+def largest_read(analyzer: FaceAnalyzer, pixels: np.ndarray, scale: float):
+    """The largest face of a photo given as pixels (no orientation tag), as the scan reads it."""
+    faces = analyzer.predict([(pixels, analyzer.detect(pixels, scale))], scales=[scale])[0]
+    return max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None
+
+
+def turned(analyzer: FaceAnalyzer, sets: dict[str, list[Path]], count: int, seed: int) -> None:
+    """Each set's ``count`` photos read as they are and turned by 90/180/270° without a tag: how
+    often the turned copy's largest face gets the upright copy's gender and age group."""
+    print(f"turned copies without an orientation tag, {count} photos a set (seed {seed}): the largest face"
+          " with the upright copy's gender and age group (decade)")
+    for name, files in sets.items():
+        chosen = random.Random(seed).sample(files, min(count, len(files)))
+        same, found, lost = {k: 0 for k in (1, 2, 3)}, {k: 0 for k in (1, 2, 3)}, {k: 0 for k in (1, 2, 3)}
+        for path in chosen:
+            pixels, info = decode_file(path)
+            upright = largest_read(analyzer, pixels, info.scale)
+            if upright is None:
+                continue
+            for k in (1, 2, 3):
+                face = largest_read(analyzer, np.ascontiguousarray(np.rot90(pixels, k)), info.scale)
+                if face is None:
+                    lost[k] += 1
+                    continue
+                found[k] += 1
+                same[k] += face.gender == upright.gender and int(face.age // 10) == int(upright.age // 10)
+        parts = [f"{90 * k}°: {same[k]}/{found[k]} ({100 * same[k] / max(found[k], 1):.1f} %, {lost[k]} not found)"
+                 for k in (1, 2, 3)]
+        total = sum(same.values()) / max(sum(found.values()), 1)
+        print(f"  {name:7s} " + "  ".join(parts) + f"  all {100 * total:.1f} %")
 
 
 if __name__ == "__main__":

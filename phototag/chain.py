@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .detectors import located_upright, nearest_within, surroundings, turned_back
 from .identity import KEY as IDENTITY, face_chip, to_blob
 from .models import AttributeModel, IdentityModel, ModelSet, RotationModel, wrapped_angles
 from .records import Detection, Face
@@ -510,28 +511,9 @@ class FaceChain:
 def in_turned_frame(face: Face, turns: int, shape: tuple[int, ...]) -> Face:
     """A face read in ``np.rot90(image, turns)`` (turned counter-clockwise) in the frame of ``image``
     of ``shape``: box, landmarks and rotation."""
-    from .detectors import turned_back
-
     back = turned_back(face, turns, shape)
     rotation = float(wrapped_angles(np.array(face.rotation - 90.0 * turns)))
     return replace(face, box=back.box, landmarks=back.landmarks, rotation=round(rotation, 2))
-
-
-def _surroundings(pixels: np.ndarray, det: Detection) -> tuple[np.ndarray, float, float, float, float] | None:
-    """The pixels around a detection (twice its box), with their left and top edge in ``pixels``, the
-    face's centre in them and its size; None for a box outside the image."""
-    x, y, w, h = det.box
-    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
-    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
-    return (region, x0, y0, (cx - x0, cy - y0), reach) if region.size else None
-
-
-def _nearest_within(found: list[Detection], centre: tuple[float, float], reach: float) -> Detection | None:
-    """The detection whose centre is nearest ``centre``, within ``reach / 2`` (None when none is)."""
-    distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) for d in found}
-    near = [d for d in found if distance[id(d)] <= reach / 2]
-    return min(near, key=lambda d: distance[id(d)]) if near else None
 
 
 def located_tilted(pixels: np.ndarray, det: Detection, angle: float,
@@ -540,30 +522,10 @@ def located_tilted(pixels: np.ndarray, det: Detection, angle: float,
     ``detect`` on its surroundings (twice its box) turned back by that angle about its centre:
     (the turned surroundings, the detection nearest the centre, within half the face's size, in
     their pixels), or None when none is."""
-    around = _surroundings(pixels, det)
+    around = surroundings(pixels, det)
     if around is None:
         return None
     region, _, _, centre, reach = around
     upright = rotated(region, -angle, centre)
-    best = _nearest_within(detect(upright), centre, reach)
+    best = nearest_within(detect(upright), centre, reach)
     return None if best is None else (upright, best)
-
-
-def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
-                    detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
-    """The face of ``det``, lying ``quarter`` quarter turns (counter-clockwise) from upright, found
-    again by ``detect`` on its surroundings (twice its box) turned back upright, in ``pixels``'
-    coordinates: the detection nearest its centre, within half its size (None when none is)."""
-    from .detectors import turned_back
-
-    around = _surroundings(pixels, det)
-    if around is None:
-        return None
-    region, x0, y0, centre, reach = around
-    back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
-    found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
-    best = _nearest_within(found, centre, reach)
-    if best is None:
-        return None
-    return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
-                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from phototag import detectors
-from phototag.testing.photos import face_crops, paste_face, scene
+from phototag.testing.photos import FACE_FRACTION, face_crops, paste_face, scene
 
 # Where the landmarks of an aligned (UTKFace-style) crop are, as a share of its side from the crop's centre
 # (measured with MTCNN on UTKFace crops; the chain frames faces the same way).
@@ -114,6 +114,31 @@ def test_yunet_finds_small_and_large_faces():
 
 def test_no_faces_in_a_scene():
     assert detectors.create("yunet").detect(np.asarray(scene(1200, 800, random.Random(4)))) == []
+
+
+def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turned_back():
+    """A photo turned by a quarter without an orientation tag: YuNet scores the sideways face under
+    its threshold; a photo without a face has its weak detections looked at turned, which finds it,
+    in the turned photo's pixels and with its sideways landmarks. The chain then reads it as the
+    upright copy (its photo turned back)."""
+    from phototag.analyzer import FaceAnalyzer
+
+    canvas = scene(448, 448, random.Random(3))
+    pasted = paste_face(canvas, face_crops()[1], (224, 224), 150)
+    upright = np.asarray(canvas)
+    turned = np.ascontiguousarray(np.rot90(upright, 1))  # counter-clockwise: the face lies on its right side
+    detector = detectors.create("yunet")
+    assert detector.detect(turned, look_turned=False) == []
+    (found,) = detector.detect(turned)
+    x, y, w, h = found.box
+    assert abs(x + w / 2 - 224) < 20 and abs(y + h / 2 - 224) < 20
+    assert abs(max(w, h) - FACE_FRACTION * pasted.size) < 0.3 * pasted.size
+    eyes = np.array(found.landmarks["right_eye"]) - np.array(found.landmarks["left_eye"])
+    assert eyes[1] < -abs(eyes[0])  # from the person's right eye to the left one: upwards, as the face lies
+    analyzer = FaceAnalyzer()
+    (face,) = analyzer.analyze(turned)
+    (reference,) = analyzer.analyze(upright)
+    assert abs(face.rotation - 90) < 10 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
 
 
 def test_unknown_detector():

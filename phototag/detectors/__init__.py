@@ -11,9 +11,10 @@ about ±60°. ``mtcnn``: the TensorFlow MTCNN of the ``mtcnn`` package (the ``mt
 
 from __future__ import annotations
 
-from .base import LANDMARKS, Detector, merge_duplicates, resized, turned_back
+from .base import LANDMARKS, Detector, located_upright, merge_duplicates, nearest_within, resized, surroundings, turned_back
 
-__all__ = ["DEFAULT", "LANDMARKS", "NAMES", "Detector", "create", "merge_duplicates", "resized", "turned_back"]
+__all__ = ["DEFAULT", "LANDMARKS", "NAMES", "Detector", "create", "located_upright", "merge_duplicates", "nearest_within",
+           "resized", "surroundings", "turned_back"]
 
 NAMES = ("yunet", "mtcnn")
 DEFAULT = "yunet"

@@ -3,7 +3,9 @@ limits) and the geometry of detections (turning back, merging duplicates)."""
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -11,6 +13,8 @@ from ..records import Detection, to_full_resolution
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DUPLICATE_IOU = 0.4  # boxes overlapping more than this are one face (two scales, quarter turns)
+WEAK_CONFIDENCE = 0.2  # a face turned by a quarter or half turn often scores this low (YuNet) ...
+TURNED_CANDIDATES = 3  # ... so a photo without a face has its best few such detections looked at turned
 
 
 class Detector:
@@ -42,9 +46,16 @@ class Detector:
             factor = max(factor, self.min_input_face / (self.min_face * scale))
         return min(1.0, factor)
 
-    def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, scale: float = 1.0, *, look_turned: bool = True) -> list[Detection]:
         """Faces in an RGB uint8 image decoded at ``scale`` (decoded px per full-resolution px),
-        left to right, in the image's own pixel coordinates."""
+        left to right, in the image's own pixel coordinates.
+
+        A face turned by a quarter or half turn (a photo stored turned without an orientation tag)
+        often scores under ``min_confidence``: in an image where no face passes it, the best weak
+        detections (:data:`WEAK_CONFIDENCE` and more, at most :data:`TURNED_CANDIDATES`) are looked
+        at again on their surroundings turned by one, two and three quarter turns, and a face found
+        there is kept, in this image's pixels (``look_turned``; not with ``any_angle``, which looks
+        at the whole image turned)."""
         factor = self.detection_factor(rgb.shape, scale)
         small = resized(rgb, factor)
         with self._lock:  # one image at a time: YuNet's network keeps the input size between calls
@@ -55,8 +66,25 @@ class Detector:
         if self.any_angle:
             found = merge_duplicates(found)
         found = [to_full_resolution(d, factor) for d in found]
-        kept = [d for d in found if d.confidence >= self.min_confidence and max(d.box[2:]) >= self.min_face * scale]
+        large = [d for d in found if max(d.box[2:]) >= self.min_face * scale]
+        kept = [d for d in large if d.confidence >= self.min_confidence]
+        if not kept and look_turned and not self.any_angle:
+            weak = sorted((d for d in large if d.confidence >= WEAK_CONFIDENCE), key=lambda d: -d.confidence)
+            kept = self._found_turned(rgb, weak[:TURNED_CANDIDATES])
         return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+
+    def _found_turned(self, rgb: np.ndarray, candidates: list[Detection]) -> list[Detection]:
+        """The faces found on the candidates' surroundings turned by a quarter, a half or three
+        quarter turns (the surest of the three for each), in ``rgb``'s pixels."""
+        def again(region: np.ndarray) -> list[Detection]:
+            return self.detect(region, look_turned=False)
+
+        found = []
+        for candidate in candidates:
+            seen = [d for quarter in (1, 2, 3) if (d := located_upright(rgb, candidate, quarter, again)) is not None]
+            if seen:
+                found.append(max(seen, key=lambda d: d.confidence))
+        return merge_duplicates(found)
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         raise NotImplementedError
@@ -106,3 +134,38 @@ def merge_duplicates(detections: list[Detection], threshold: float = DUPLICATE_I
         if all(iou(det.box, k.box) <= threshold for k in kept):
             kept.append(det)
     return kept
+
+
+def surroundings(pixels: np.ndarray, det: Detection) -> tuple[np.ndarray, float, float, float, float] | None:
+    """The pixels around a detection (twice its box), with their left and top edge in ``pixels``, the
+    face's centre in them and its size; None for a box outside the image."""
+    x, y, w, h = det.box
+    cx, cy, reach = x + w / 2, y + h / 2, max(w, h)
+    x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    region = pixels[y0:int(cy + reach), x0:int(cx + reach)]
+    return (region, x0, y0, (cx - x0, cy - y0), reach) if region.size else None
+
+
+def nearest_within(found: list[Detection], centre: tuple[float, float], reach: float) -> Detection | None:
+    """The detection whose centre is nearest ``centre``, within ``reach / 2`` (None when none is)."""
+    distance = {id(d): math.dist((d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2), centre) for d in found}
+    near = [d for d in found if distance[id(d)] <= reach / 2]
+    return min(near, key=lambda d: distance[id(d)]) if near else None
+
+
+def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
+                    detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
+    """The face of ``det``, lying ``quarter`` quarter turns (counter-clockwise) from upright, found
+    again by ``detect`` on its surroundings (twice its box) turned back upright, in ``pixels``'
+    coordinates: the detection nearest its centre, within half its size (None when none is)."""
+    around = surroundings(pixels, det)
+    if around is None:
+        return None
+    region, x0, y0, centre, reach = around
+    back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
+    found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
+    best = nearest_within(found, centre, reach)
+    if best is None:
+        return None
+    return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
+                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})

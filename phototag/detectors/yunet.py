@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..records import Detection, to_full_resolution
-from .base import LANDMARKS, Detector, merge_duplicates, resized
+from .base import LANDMARKS, WEAK_CONFIDENCE, Detector, merge_duplicates, resized
 
 MODEL_FILE = "face_detection_yunet.onnx"
 LARGE_FACE_SIZE = 400  # long side of the second pass (faces over ~1/4 of the frame)
@@ -45,7 +45,9 @@ class YuNetDetector(Detector):
                  any_angle: bool = False):
         super().__init__(min_face, min_confidence, detect_size, any_angle)
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # "setPreferableTarget" warning
-        self._net = cv2.FaceDetectorYN.create(str(model_path()), "", (320, 320), self.min_confidence, NMS_IOU, TOP_K)
+        # weak detections too: a photo without a face looks at them turned (see Detector.detect)
+        self._net = cv2.FaceDetectorYN.create(str(model_path()), "", (320, 320), min(self.min_confidence, WEAK_CONFIDENCE),
+                                              NMS_IOU, TOP_K)
         self._size: tuple[int, int] | None = None
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
