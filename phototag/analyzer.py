@@ -64,7 +64,13 @@ class FaceAnalyzer:
         """The chain's faces for many (image, detections) pairs at once, in each image's pixels;
         per image, ``oriented``: whether an EXIF/HEIF orientation was applied to it, ``scales``:
         its decoded pixels per full-resolution pixel (see :meth:`phototag.chain.FaceChain.predict`)."""
-        return self.chain.predict(items, detect=self.detector.detect, oriented=oriented, scales=scales)
+        return self.chain.predict(items, detect=self._detect_again, oriented=oriented, scales=scales)
+
+    def _detect_again(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """The detector as the chain asks it again (a face's surroundings turned, a photo turned
+        back): the faces that pass its threshold only, without looking at weak detections turned
+        (the chain weighs the turns itself)."""
+        return self.detector.detect(rgb, scale, look_turned=False)
 
     def analyze(self, rgb: np.ndarray) -> list[Face]:
         """The faces of one RGB uint8 image, in its pixels."""

@@ -141,6 +141,27 @@ def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turne
     assert abs(face.rotation - 90) < 10 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
 
 
+def test_the_chain_asks_the_detector_again_without_looking_at_weak_detections_turned():
+    """The chain's own second looks (a face's surroundings turned by each quarter, a photo turned
+    back) weigh the turns themselves: a weak detection turned there must not answer for a quarter
+    (two upright LAG photos were read upside down when it did)."""
+    from phototag.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer()
+    canvas = scene(448, 448, random.Random(3))
+    paste_face(canvas, face_crops()[2], (224, 224), 180, angle=120)  # read beyond 45°: the photo decides
+    pixels = np.asarray(canvas)
+    asked, detect = [], analyzer.detector.detect
+
+    def spy(rgb, scale=1.0, **options):
+        asked.append(options.get("look_turned", True))
+        return detect(rgb, scale, **options)
+
+    analyzer.detector.detect = spy
+    analyzer.predict([(pixels, detect(pixels))])
+    assert asked and not any(asked)
+
+
 def test_unknown_detector():
     with pytest.raises(ValueError, match="unknown detector"):
         detectors.create("haar")
