@@ -1,5 +1,6 @@
 """What every face detector shares: the :class:`Detector` base class (resizing, quarter turns,
-limits) and the geometry of detections (turning back, merging duplicates)."""
+limits, a second look at weak detections turned) and the geometry of detections (turning back,
+merging duplicates, a face found again on its surroundings turned upright)."""
 
 from __future__ import annotations
 
