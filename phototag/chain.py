@@ -367,8 +367,9 @@ class FaceChain:
         faces only); without ``detect``, or when that finds nothing, the face is framed by its box.
 
         The photo decides first: a photo is turned as a whole far more often than its faces are
-        turned each their own way. Where a face of a photo reads beyond :data:`TURN_TRIGGER` (``photo_turn``, with
-        ``detect``), the photo's quarter turn is decided by all its faces
+        turned each their own way. Where a face of a photo reads beyond :data:`TURN_TRIGGER`, or the
+        detector is unsure of one (under :data:`SURE_DETECTION`: then upside down is weighed too)
+        (``photo_turn``, with ``detect``), the photo's quarter turn is decided by all its faces
         (:func:`phototag.turns.photo_turn`): the readings' scores for each quarter and the
         detector's confidence on each face turned back from it, with a prior for upright
         (``oriented``, per photo: an orientation was applied, a stronger prior). A photo found
@@ -432,7 +433,10 @@ class FaceChain:
         elif self.photo_turn and detect is not None:
             for i in range(len(items)):
                 faces = [j for j, owner in enumerate(owners) if owner[0] == i]
-                candidates = {0} | {round(angles[j] / 90) % 4 for j in faces if abs(angles[j]) > TURN_TRIGGER}
+                # the quarters its faces read, and upside down where the detector is unsure of a face
+                # (a blurred scan upside down can read as an upright face)
+                candidates = {0} | {round(angles[j] / 90) % 4 for j in faces if abs(angles[j]) > TURN_TRIGGER} \
+                    | {2 for j in faces if owners[j][1].confidence < SURE_DETECTION}
                 if candidates == {0}:
                     continue
                 confidences = np.zeros((len(faces), 4))

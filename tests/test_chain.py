@@ -226,6 +226,34 @@ def test_faces_framed_again_beside_a_photo_found_turned_are_looked_for_in_their_
     assert abs(faces[1][0].rotation - 8) < 10, faces[1][0].rotation
 
 
+def test_a_face_the_detector_is_unsure_of_is_also_looked_at_upside_down(monkeypatch):
+    """An upside-down face can read as upright by itself (blurred album scans): where YuNet is unsure
+    of a face (under SURE_DETECTION) the photo's decision also weighs it turned upside down; a face
+    it is sure of costs nothing more, and an upright face stays upright."""
+    from dataclasses import replace
+
+    from phototag import chain as chain_module
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import face_crops, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    canvas = scene(480, 480, random.Random(3))
+    paste_face(canvas, face_crops()[0], (240, 240), 220)
+    pixels = np.asarray(canvas)
+    (sure,) = analyzer.detect(pixels)
+    assert sure.confidence >= chain_module.SURE_DETECTION
+    located, quarters = chain_module.located_upright, []
+
+    def spy(image, det, quarter, detect):
+        quarters.append(quarter)
+        return located(image, det, quarter, detect)
+    monkeypatch.setattr(chain_module, "located_upright", spy)
+    (face,) = analyzer.predict([(pixels, [sure])])[0]
+    assert quarters == []
+    (again,) = analyzer.predict([(pixels, [replace(sure, confidence=chain_module.SURE_DETECTION - 0.1)])])[0]
+    assert 2 in quarters and abs(again.rotation - face.rotation) < 1 and again.age == face.age
+
+
 def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monkeypatch):
     """The astronaut's face pasted tilted by 50°: YuNet's landmarks sit nearer upright than the face;
     turned back by the first reading, its surroundings show it upright and the landmarks found there
