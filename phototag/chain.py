@@ -492,11 +492,13 @@ class FaceChain:
         framed by its box), or for ``upright`` and faces without landmarks the de-rotated crop the
         gender/age model saw, resized to the identity model's input."""
         size = self.identity.input_size
-        crops = []
+        crops, photos = [], {}  # each photo as a Pillow image once, for the chips of its faces
         for image, frame, face in zip(images, frames, upright_faces):
             chip = None
             if self.identity_crop == "chip" and frame is not None:
-                chip = face_chip(Image.fromarray(image), frame, size)
+                if id(image) not in photos:
+                    photos[id(image)] = Image.fromarray(image)
+                chip = face_chip(photos[id(image)], frame, size)
             if chip is None:
                 chip = face if face.shape[0] == size else np.asarray(
                     Image.fromarray(face).resize((size, size), Image.Resampling.BILINEAR))
