@@ -109,7 +109,9 @@ def turned(analyzer: FaceAnalyzer, sets: dict[str, list[Path]], count: int, seed
         parts = [f"{90 * k}°: {same[k]}/{found[k]} ({100 * same[k] / max(found[k], 1):.1f} %, {lost[k]} not found)"
                  for k in (1, 2, 3)]
         total = sum(same.values()) / max(sum(found.values()), 1)
-        print(f"  {name:7s} " + "  ".join(parts) + f"  all {100 * total:.1f} %")
+        copies = sum(found.values()) + sum(lost.values())
+        print(f"  {name:7s} " + "  ".join(parts) + f"  all {100 * total:.1f} %; a face not found counting as"
+              f" wrong: {sum(same.values())}/{copies} ({100 * sum(same.values()) / max(copies, 1):.1f} %)")
 
 
 if __name__ == "__main__":
