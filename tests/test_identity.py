@@ -75,7 +75,9 @@ def test_the_shipped_file_is_dlibs_network(shipped_identity):
     reference = dlib.face_recognition_model_v1(str(dlib_resnet.installed_weights()))
     theirs = np.stack([np.asarray(reference.compute_face_descriptor(f)) for f in faces])
     assert ours.shape == (4, DIMENSIONS)
-    assert np.linalg.norm(ours - theirs, axis=1).max() < 3e-3  # float16 weights: 8.5e-4 measured on 40 faces
+    # int8 weights: 0.028 on average and 0.034 at most from dlib's own measured on 49 faces (the float16
+    # file: 7e-4); the same person's faces lie about 0.45 apart
+    assert np.linalg.norm(ours - theirs, axis=1).max() < 0.06
     manifest = json.loads((shipped_model_dir() / "manifest.json").read_text())
     weights = dlib_resnet.installed_weights().read_bytes()
     assert manifest["models"][KEY]["weights_sha256"] == hashlib.sha256(weights).hexdigest()
@@ -86,7 +88,7 @@ def test_on_keras_the_network_is_rebuilt_from_dlibs_weights(tmp_path, shipped_id
     keras_runner = load_identity_runner(shipped_model_dir(), manifest, "keras")
     assert isinstance(keras_runner, KerasRunner)
     faces = np.stack([np.asarray(c.image.resize((CHIP_SIZE, CHIP_SIZE))) for c in face_crops()[:2]]).astype(np.float32)
-    assert np.abs(keras_runner(faces) - shipped_identity(faces)).max() < 1e-3
+    assert np.abs(keras_runner(faces) - shipped_identity(faces)).max() < 0.02  # int8 weights: 0.01 measured
     manifest["models"][KEY]["weights_sha256"] = "0" * 64  # another network: the exported file serves
     shutil.copy(shipped_model_dir() / "identity.tflite", tmp_path)
     assert isinstance(load_identity_runner(tmp_path, manifest, "keras"), LiteRunner)
