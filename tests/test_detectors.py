@@ -141,6 +141,29 @@ def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turne
     assert abs(face.rotation - 90) < 10 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
 
 
+def test_a_tight_crop_stored_turned_without_any_detection_is_found_on_the_whole_image_turned_back():
+    """A face filling its photo (a tight crop, 100 px) turned by a quarter scores nothing at all, not
+    even a weak detection to look at: the whole photo is then looked at turned, which finds it where
+    it lies, sideways; the chain reads it as the upright copy. Faceless scenes stay faceless."""
+    from phototag.analyzer import FaceAnalyzer
+
+    upright = np.asarray(face_crops()[12].image.convert("RGB").resize((100, 100)))
+    turned = np.ascontiguousarray(np.rot90(upright, 1))
+    detector = detectors.create("yunet")
+    assert detector._detect(turned) == []  # no weak detection either
+    (found,) = detector.detect(turned)
+    x, y, w, h = found.box
+    assert abs(x + w / 2 - 50) < 15 and abs(y + h / 2 - 50) < 15 and max(w, h) > 50
+    eyes = np.array(found.landmarks["right_eye"]) - np.array(found.landmarks["left_eye"])
+    assert eyes[1] < -abs(eyes[0])  # from the person's right eye to the left one: upwards, as the face lies
+    analyzer = FaceAnalyzer()
+    (face,) = analyzer.analyze(turned)
+    (reference,) = analyzer.analyze(upright)
+    assert abs(face.rotation - 90) < 15 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
+    rng = random.Random(8)
+    assert not any(detector.detect(np.asarray(scene(640, 480, rng))) for _ in range(3))
+
+
 def test_the_chain_asks_the_detector_again_without_looking_at_weak_detections_turned():
     """The chain's own second looks (a face's surroundings turned by each quarter, a photo turned
     back) weigh the turns themselves: a weak detection turned there must not answer for a quarter

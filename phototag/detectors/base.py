@@ -16,6 +16,10 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DUPLICATE_IOU = 0.4  # boxes overlapping more than this are one face (two scales, quarter turns)
 WEAK_CONFIDENCE = 0.2  # a face turned by a quarter or half turn often scores this low (YuNet) ...
 TURNED_CANDIDATES = 3  # ... so a photo without a face has its best few such detections looked at turned
+# A photo still without a face is looked at whole, turned by each quarter (a face filling much of a photo
+# stored turned, a portrait or a tight crop, often scores nothing at all); these looks, and those at the
+# weak detections' surroundings, are made at most this large (px, long side)
+TURNED_LOOK_SIZE = 400
 
 
 class Detector:
@@ -55,8 +59,9 @@ class Detector:
         often scores under ``min_confidence``: in an image where no face passes it, the best weak
         detections (:data:`WEAK_CONFIDENCE` and more, at most :data:`TURNED_CANDIDATES`) are looked
         at again on their surroundings turned by one, two and three quarter turns, and a face found
-        there is kept, in this image's pixels (``look_turned``; not with ``any_angle``, which looks
-        at the whole image turned)."""
+        there is kept, in this image's pixels; where that finds none either, the whole image is
+        looked at turned, shrunk (``look_turned``; not with ``any_angle``, which looks at the whole
+        image turned at full size)."""
         factor = self.detection_factor(rgb.shape, scale)
         small = resized(rgb, factor)
         with self._lock:  # one image at a time: YuNet's network keeps the input size between calls
@@ -71,21 +76,39 @@ class Detector:
         kept = [d for d in large if d.confidence >= self.min_confidence]
         if not kept and look_turned and not self.any_angle:
             weak = sorted((d for d in large if d.confidence >= WEAK_CONFIDENCE), key=lambda d: -d.confidence)
-            kept = self._found_turned(rgb, weak[:TURNED_CANDIDATES])
+            kept = self._found_turned(rgb, weak[:TURNED_CANDIDATES], scale) or self._found_whole_turned(rgb, scale)
         return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
 
-    def _found_turned(self, rgb: np.ndarray, candidates: list[Detection]) -> list[Detection]:
-        """The faces found on the candidates' surroundings turned by a quarter, a half or three
-        quarter turns (the surest of the three for each), in ``rgb``'s pixels."""
-        def again(region: np.ndarray) -> list[Detection]:
-            return self.detect(region, look_turned=False)
+    def _found_turned(self, rgb: np.ndarray, candidates: list[Detection], scale: float) -> list[Detection]:
+        """The faces found on the candidates' surroundings (shrunk to :data:`TURNED_LOOK_SIZE` at most)
+        turned by a quarter, a half or three quarter turns (the surest of the three for each), in
+        ``rgb``'s pixels."""
+        def again(region: np.ndarray, factor: float) -> list[Detection]:
+            return self.detect(region, scale * factor, look_turned=False)
 
         found = []
         for candidate in candidates:
-            seen = [d for quarter in (1, 2, 3) if (d := located_upright(rgb, candidate, quarter, again)) is not None]
+            seen = [d for quarter in (1, 2, 3)
+                    if (d := located_upright(rgb, candidate, quarter, again, TURNED_LOOK_SIZE)) is not None]
             if seen:
                 found.append(max(seen, key=lambda d: d.confidence))
         return merge_duplicates(found)
+
+    def _found_whole_turned(self, rgb: np.ndarray, scale: float) -> list[Detection]:
+        """The faces found on the whole image (shrunk to :data:`TURNED_LOOK_SIZE` at most) turned by the
+        one quarter, half or three quarter turn whose surest face is surest, in ``rgb``'s pixels."""
+        factor = min(1.0, TURNED_LOOK_SIZE / max(rgb.shape[0], rgb.shape[1]))
+        small = resized(rgb, factor)
+        best: list[Detection] = []
+        for turns in (1, 2, 3):
+            with self._lock:
+                found = self._detect(np.ascontiguousarray(np.rot90(small, turns)))
+            found = [to_full_resolution(turned_back(d, turns, small.shape), factor) for d in found
+                     if d.confidence >= self.min_confidence]
+            found = [d for d in found if max(d.box[2:]) >= self.min_face * scale]
+            if found and (not best or max(d.confidence for d in found) > max(d.confidence for d in best)):
+                best = found
+        return merge_duplicates(best)
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         raise NotImplementedError
@@ -155,16 +178,20 @@ def nearest_within(found: list[Detection], centre: tuple[float, float], reach: f
 
 
 def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
-                    detect: Callable[[np.ndarray], list[Detection]]) -> Detection | None:
+                    detect: Callable[[np.ndarray, float], list[Detection]], size: int | None = None) -> Detection | None:
     """The face of ``det``, lying ``quarter`` quarter turns (counter-clockwise) from upright, found
-    again by ``detect`` on its surroundings (twice its box) turned back upright, in ``pixels``'
-    coordinates: the detection nearest its centre, within half its size (None when none is)."""
+    again by ``detect`` (image, its scale) on its surroundings (twice its box; shrunk to ``size`` px
+    at most, when given) turned back upright, in ``pixels``' coordinates: the detection nearest its
+    centre, within half its size (None when none is)."""
     around = surroundings(pixels, det)
     if around is None:
         return None
     region, x0, y0, centre, reach = around
+    factor = 1.0 if size is None else min(1.0, size / max(region.shape[0], region.shape[1]))
+    small = resized(region, factor)
     back = (4 - quarter) % 4  # counter-clockwise quarter turns that make the face upright
-    found = [turned_back(d, back, region.shape) for d in detect(np.ascontiguousarray(np.rot90(region, back)))]
+    found = [to_full_resolution(turned_back(d, back, small.shape), factor)
+             for d in detect(np.ascontiguousarray(np.rot90(small, back)), factor)]
     best = nearest_within(found, centre, reach)
     if best is None:
         return None
