@@ -433,10 +433,10 @@ class FaceChain:
         elif self.photo_turn and detect is not None:
             for i in range(len(items)):
                 faces = [j for j, owner in enumerate(owners) if owner[0] == i]
-                # the quarters its faces read, and upside down where the detector is unsure of a face
-                # (a blurred scan upside down can read as an upright face)
+                # the quarters its faces read, and where the detector is unsure of a face the quarter
+                # opposite its reading (a blurred scan upside down can read as a face the right way up)
                 candidates = {0} | {round(angles[j] / 90) % 4 for j in faces if abs(angles[j]) > TURN_TRIGGER} \
-                    | {2 for j in faces if owners[j][1].confidence < SURE_DETECTION}
+                    | {(round(angles[j] / 90) + 2) % 4 for j in faces if owners[j][1].confidence < SURE_DETECTION}
                 if candidates == {0}:
                     continue
                 confidences = np.zeros((len(faces), 4))

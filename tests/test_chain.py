@@ -254,6 +254,32 @@ def test_a_face_the_detector_is_unsure_of_is_also_looked_at_upside_down(monkeypa
     assert 2 in quarters and abs(again.rotation - face.rotation) < 1 and again.age == face.age
 
 
+def test_an_unsure_face_read_sideways_is_also_looked_at_the_other_way_round(monkeypatch):
+    """Read on its side, a face the detector is unsure of may lie on its other side (a blurred scan
+    upside down reads as a face the right way up): its photo's decision weighs its opposite quarter
+    too, not the photo upside down, and a sideways face still reads sideways."""
+    from dataclasses import replace
+
+    from phototag import chain as chain_module
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import face_crops, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    canvas = scene(480, 480, random.Random(3))
+    paste_face(canvas, face_crops()[0], (240, 240), 220)
+    pixels = np.ascontiguousarray(np.rot90(np.asarray(canvas), 1))  # stored turned: the face on its left side
+    (found,) = analyzer.detect(pixels)
+    located, quarters = chain_module.located_upright, []
+
+    def spy(image, det, quarter, detect):
+        quarters.append(quarter)
+        return located(image, det, quarter, detect)
+    monkeypatch.setattr(chain_module, "located_upright", spy)
+    (face,) = analyzer.predict([(pixels, [replace(found, confidence=chain_module.SURE_DETECTION - 0.1)])])[0]
+    assert 1 in quarters and 3 in quarters and 2 not in quarters
+    assert abs(face.rotation - 90) < 10
+
+
 def test_a_tilted_face_is_found_again_upright_and_framed_by_those_landmarks(monkeypatch):
     """The astronaut's face pasted tilted by 50°: YuNet's landmarks sit nearer upright than the face;
     turned back by the first reading, its surroundings show it upright and the landmarks found there
