@@ -116,13 +116,24 @@ def test_no_faces_in_a_scene():
     assert detectors.create("yunet").detect(np.asarray(scene(1200, 800, random.Random(4)))) == []
 
 
+def assert_found_on_its_right_side_and_read_as_upright(found, turned: np.ndarray, upright: np.ndarray) -> None:
+    """``found`` (in ``turned``, a photo turned a quarter counter-clockwise) has its landmarks as the
+    face lies, and the analyzer reads the turned photo's face as the upright copy's, tilted by 90°."""
+    from phototag.analyzer import FaceAnalyzer
+
+    eyes = np.array(found.landmarks["right_eye"]) - np.array(found.landmarks["left_eye"])
+    assert eyes[1] < -abs(eyes[0])  # from the person's right eye to the left one: upwards, as the face lies
+    analyzer = FaceAnalyzer()
+    (face,) = analyzer.analyze(turned)
+    (reference,) = analyzer.analyze(upright)
+    assert abs(face.rotation - 90) < 10 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
+
+
 def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turned_back():
     """A photo turned by a quarter without an orientation tag: YuNet scores the sideways face under
     its threshold; a photo without a face has its weak detections looked at turned, which finds it,
     in the turned photo's pixels and with its sideways landmarks. The chain then reads it as the
     upright copy (its photo turned back)."""
-    from phototag.analyzer import FaceAnalyzer
-
     canvas = scene(448, 448, random.Random(3))
     pasted = paste_face(canvas, face_crops()[1], (224, 224), 150)
     upright = np.asarray(canvas)
@@ -133,20 +144,13 @@ def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turne
     x, y, w, h = found.box
     assert abs(x + w / 2 - 224) < 20 and abs(y + h / 2 - 224) < 20
     assert abs(max(w, h) - FACE_FRACTION * pasted.size) < 0.3 * pasted.size
-    eyes = np.array(found.landmarks["right_eye"]) - np.array(found.landmarks["left_eye"])
-    assert eyes[1] < -abs(eyes[0])  # from the person's right eye to the left one: upwards, as the face lies
-    analyzer = FaceAnalyzer()
-    (face,) = analyzer.analyze(turned)
-    (reference,) = analyzer.analyze(upright)
-    assert abs(face.rotation - 90) < 10 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
+    assert_found_on_its_right_side_and_read_as_upright(found, turned, upright)
 
 
 def test_a_tight_crop_stored_turned_without_any_detection_is_found_on_the_whole_image_turned_back():
     """A face filling its photo (a tight crop, 100 px) turned by a quarter scores nothing at all, not
     even a weak detection to look at: the whole photo is then looked at turned, which finds it where
     it lies, sideways; the chain reads it as the upright copy. Faceless scenes stay faceless."""
-    from phototag.analyzer import FaceAnalyzer
-
     upright = np.asarray(face_crops()[12].image.convert("RGB").resize((100, 100)))
     turned = np.ascontiguousarray(np.rot90(upright, 1))
     detector = detectors.create("yunet")
@@ -154,12 +158,7 @@ def test_a_tight_crop_stored_turned_without_any_detection_is_found_on_the_whole_
     (found,) = detector.detect(turned)
     x, y, w, h = found.box
     assert abs(x + w / 2 - 50) < 15 and abs(y + h / 2 - 50) < 15 and max(w, h) > 50
-    eyes = np.array(found.landmarks["right_eye"]) - np.array(found.landmarks["left_eye"])
-    assert eyes[1] < -abs(eyes[0])  # from the person's right eye to the left one: upwards, as the face lies
-    analyzer = FaceAnalyzer()
-    (face,) = analyzer.analyze(turned)
-    (reference,) = analyzer.analyze(upright)
-    assert abs(face.rotation - 90) < 15 and face.gender == reference.gender and abs(face.age - reference.age) < 0.5
+    assert_found_on_its_right_side_and_read_as_upright(found, turned, upright)
     rng = random.Random(8)
     assert not any(detector.detect(np.asarray(scene(640, 480, rng))) for _ in range(3))
 
