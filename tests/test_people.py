@@ -402,6 +402,25 @@ def test_dated_children_link_further_only_when_their_birth_dates_agree():
     assert group(0.30, [2010.5, 2018.5]) == 1  # within the short link the usual 3 SDs apply
 
 
+def test_links_with_queries_are_each_faces_nearest_among_those_it_may_pair_with():
+    """With queries, a query's links are its k nearest of every face, another face's its k nearest of
+    the queries (two faces that are not queries are never linked): brute force in one cell agrees."""
+    rng = np.random.default_rng(3)
+    x = (centres(6)[rng.integers(0, 6, 120)] + rng.normal(0, 0.2 / np.sqrt(128), (120, 128))).astype(np.float32)
+    queries = rng.random(120) < 0.2
+    i, j, d = people.links(x, np.zeros(120, np.int64), np.full(120, -1, np.int64), queries=queries, limit=0.5, k=3)
+    full = np.sqrt(np.square(x[:, None, :].astype(np.float64) - x[None, :, :]).sum(-1))
+    allowed = (queries[:, None] | queries[None, :]) & ~np.eye(120, dtype=bool) & (full <= 0.5)
+    expected = set()
+    for a in range(120):
+        partners = np.flatnonzero(allowed[a])
+        for b in partners[np.argsort(full[a, partners], kind="stable")][:3].tolist():
+            expected.add((min(a, b), max(a, b)))
+    assert set(zip(i.tolist(), j.tolist())) == expected and len(expected) > 50
+    assert np.allclose(d, full[i, j], atol=1e-5)
+    assert (queries[i] | queries[j]).all()
+
+
 def test_adults_merge_as_groups_by_centroid_and_spread():
     """Two groups of adults merge along a link of up to ADULT_LINK when their centroids are within
     ADULT_CENTROID and the root mean square distance between their faces within ADULT_MEAN; two loose
@@ -575,6 +594,15 @@ def test_person_limits_are_the_least_of_all_its_faces(lib):
     (pid,) = {r[0] for r in lib.db.execute("select person_id from faces")}
     limits = people._person_limits(lib.db, [pid])
     assert limits == {pid: (people.LINK_BY_AGE[0][1], people.LINK_BY_AGE_DATED[0][1])}
+    # adults, one of them read small: the small face's limit, dated or not; an unknown age: an adult's
+    d = centres(2, seed=9)[1]
+    lib.photo([(lib.near(d), 45.0, 0.2, 10.0)])
+    lib.photo([(lib.near(d), None, 0.2, 10.0)])
+    lib.photo([(lib.near(d), 30.0, 0.2, 10.0)], side=people.SMALL_FACE - 10)
+    people.update(lib.db)
+    (other,) = {r[0] for r in lib.db.execute("select person_id from faces")} - {pid}
+    assert people._person_limits(lib.db, [other, pid, other]) == {
+        pid: limits[pid], other: (people.SMALL_FACE_LINK, people.SMALL_FACE_LINK)}
 
 
 def test_a_grouping_of_most_faces_rebuilds_its_indexes_and_a_killed_one_keeps_them(lib):
