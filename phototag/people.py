@@ -896,15 +896,16 @@ def _meta(db) -> dict:
     return {k: v for k, v in db.execute("select key, value from people_meta")}
 
 
-def _cells(db, live_count: int) -> Cells | None:
-    """The search cells; None (to be trained again, and every face filed again) when there are none
-    or the faces grew ``REBUILD_GROWTH`` times since."""
+def _saved_cells(db) -> Cells | None:
+    """The search cells the last full grouping trained (None: none yet)."""
     meta = _meta(db)
-    if "fine" in meta:
-        cells = Cells.from_meta(meta)
-        if live_count <= max(REBUILD_GROWTH * cells.built_for, MIN_CELLS if cells.built_for < MIN_CELLS else 0):
-            return cells
-    return None
+    return Cells.from_meta(meta) if "fine" in meta else None
+
+
+def _still_fit(cells: Cells, live_count: int) -> bool:
+    """Whether ``cells`` still serve ``live_count`` faces: else (the faces grew ``REBUILD_GROWTH`` times
+    since) they are trained again and every face filed again."""
+    return live_count <= max(REBUILD_GROWTH * cells.built_for, MIN_CELLS if cells.built_for < MIN_CELLS else 0)
 
 
 @dataclass
@@ -1107,18 +1108,26 @@ def _page_cache(db, kib: int = PAGE_CACHE_KIB):
         db.execute(f"pragma cache_size = {int(before)}")
 
 
+_UNGROUPED = (f"from faces f cross join photos p on p.id = f.photo_id where f.person_id is null"
+              f" and f.embedding is not null and length(f.embedding) = {4 * DIM} and {LIVE}")
+
+
 def _group_new(db, summary: Summary, now) -> None:
     with db.atomic():
-        new_ids = [r[0] for r in db.execute(
-            "select f.id from faces f cross join photos p on p.id = f.photo_id where f.person_id is null"
-            f" and f.embedding is not null and length(f.embedding) = {4 * DIM} and {LIVE} order by f.id")]
-        if not new_ids:
+        cells = _saved_cells(db)
+        new_ids = []
+        if cells is not None:
+            new_ids = [r[0] for r in db.execute(f"select f.id {_UNGROUPED} order by f.id")]
+            if not new_ids:
+                return
+            # the faces filed in cells (an index-only count) and the new ones: enough to tell growth
+            live = db.execute("select count(*) from faces where cell1 is not null").fetchone()[0] + len(new_ids)
+            if not _still_fit(cells, live):
+                cells = None
+        elif db.execute(f"select 1 {_UNGROUPED} limit 1").fetchone() is None:
             return
-        # the faces filed in cells (an index-only count) and the new ones: enough to tell growth
-        live = db.execute("select count(*) from faces where cell1 is not null").fetchone()[0] + len(new_ids)
-        cells = _cells(db, live)
         if cells is None:  # (again) trained on every face, every face filed again
-            faces = _live_faces(db, now=now, expected=live)
+            faces = _live_faces(db, now=now, expected=db.execute("select count(*) from faces").fetchone()[0])
             cells = Cells.train(faces.x)
             faces.cell1, faces.cell2 = cells.assign(faces.x)
             _save_cells(db, cells)
