@@ -71,7 +71,8 @@ def make_photo(faces: list, rng: random.Random) -> tuple[Image.Image, list[dict]
         centre = (slot * (i + 0.5), rng.uniform(side * 0.7, HEIGHT - side * 0.7))
         crop = FaceCrop(Image.open(path).convert("RGB"), int(age) if age == age else 0, female > 0.5, Path(path).name)
         paste_face(canvas, crop, centre, side, tilt)
-        pasted.append({"centre": centre, "side": side, "tilt": tilt, "age": age})
+        source = next((name for name in SOURCES if name in Path(path).parts), "?")
+        pasted.append({"centre": centre, "side": side, "tilt": tilt, "age": age, "source": source})
     return canvas, pasted
 
 
@@ -127,11 +128,11 @@ def measure(analyzer: FaceAnalyzer, photos: list) -> dict:
             "ms": {k: 1000 * seconds / max(faces, 1) for k, (seconds, faces) in clocks.items()}}
 
 
-def model_floor(analyzer: FaceAnalyzer, photos: list) -> np.ndarray:
-    """Per face found in the upright photos: its tilt and the regressor's reading of it framed as the
-    chain frames a face it has read perfectly: its surroundings turned back by the true tilt, the face
-    found again there and cropped by those landmarks (``chain.located_tilted``, as ``FaceChain.reframe``
-    does with the chain's own reading; a face not found again is left out)."""
+def model_floor(analyzer: FaceAnalyzer, photos: list) -> list[tuple]:
+    """Per face found in the upright photos: its source, its tilt, the regressor's reading of it framed
+    as the chain frames a face it has read perfectly (its surroundings turned back by the true tilt, the
+    face found again there and cropped by those landmarks: ``chain.located_tilted``, as
+    ``FaceChain.reframe`` does with the chain's own reading; a face not found again is left out)."""
     from phototag import chain
 
     rows = []
@@ -145,16 +146,21 @@ def model_floor(analyzer: FaceAnalyzer, photos: list) -> np.ndarray:
                 continue
             image, upright = again
             crop = chain.crop(image, *chain.face_square(upright), analyzer.chain.models.rotation_input_size)
-            rows.append((p["tilt"], float(analyzer.chain.rotation(crop[None])[0])))
-    return np.array(rows)
+            rows.append((p["source"], p["tilt"], float(analyzer.chain.rotation(crop[None])[0])))
+    return rows
 
 
-def report_floor(rows: np.ndarray) -> None:
-    bands = " ".join(f"{lo}-{hi}°: {np.abs(rows[m, 1]).mean():.2f}° (n={m.sum()})"
+def report_floor(rows: list[tuple]) -> None:
+    tilt, read = (np.array([r[k] for r in rows]) for k in (1, 2))
+    bands = " ".join(f"{lo}-{hi}°: {np.abs(read[m]).mean():.2f}° (n={m.sum()})"
                      for lo, hi in ((0, 5), (5, 20), (20, 40), (40, 60))
-                     if (m := (np.abs(rows[:, 0]) >= lo) & (np.abs(rows[:, 0]) < hi)).any())
-    print(f"the regressor's floor (faces framed again on their surroundings turned back by their true tilt): mean {np.abs(rows[:, 1]).mean():.2f}°, "
-          f"signed {rows[:, 1].mean():+.2f}°; by tilt {bands}")
+                     if (m := (np.abs(tilt) >= lo) & (np.abs(tilt) < hi)).any())
+    print(f"the regressor's floor (faces framed again on their surroundings turned back by their true tilt): mean {np.abs(read).mean():.2f}°, "
+          f"signed {read.mean():+.2f}°; by tilt {bands}")
+    for source in SOURCES:  # a source whose crops keep a roll of their own reads off by it on average
+        read = np.array([r[2] for r in rows if r[0] == source])
+        if len(read):
+            print(f"  {source}: {len(read)} faces, mean {np.abs(read).mean():.2f}°, signed {read.mean():+.2f}°")
 
 
 def report(name: str, m: dict) -> None:
