@@ -20,7 +20,7 @@ degrees without an orientation tag. With the photo's turn decided by all its fac
 
 Not a test; run it as
 
-    python benchmarks/bench_turned.py [--photos 200] [--seed 11]
+    python benchmarks/bench_turned.py [--photos 200] [--seed 11] [--half 1] [--models FOLDER]
 """
 
 from __future__ import annotations
@@ -181,8 +181,9 @@ def main() -> None:
     parser.add_argument("--half", type=int, choices=(0, 1), default=1,
                         help="which half of the validation faces (by file name); the limits were chosen on 0")
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[1].parent / "shared" / "data")
+    parser.add_argument("--models", type=Path, help="a model folder to measure (default: the shipped models)")
     args = parser.parse_args()
-    analyzer = FaceAnalyzer()
+    analyzer = FaceAnalyzer(models=args.models)
     rng = random.Random(args.seed)
     pool = iter(validation_faces(args.data, rng, args.half))
     photos = [make_photo([next(pool) for _ in range(rng.choice((1, 1, 2, 3)))], rng) for _ in range(args.photos)]
