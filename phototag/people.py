@@ -537,7 +537,7 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         return m
 
     def centroid_gap(a: int, b: int) -> float:
-        """The squared distance between two groups' mean descriptors (|a|^2 + |b|^2 - 2 a.b: one product)."""
+        """The squared distance between two groups' mean descriptors (|a|^2 + |b|^2 - 2 a.b)."""
         ma, na = mean_of(a)
         mb, nb = mean_of(b)
         return max(na + nb - 2.0 * float(ma @ mb), 0.0)
@@ -662,7 +662,8 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
                 if dc > ac2:
                     continue
                 # mean squared distance between their faces: |ca - cb|^2 + spread a + spread b
-                spread = sq.get(a, norm2[a]) / count[a] - mean_of(a)[1] + sq.get(b, norm2[b]) / count[b] - mean_of(b)[1]
+                spread = (sq.get(a, norm2[a]) / count[a] - mean_of(a)[1]
+                          + sq.get(b, norm2[b]) / count[b] - mean_of(b)[1])
                 if dc + max(spread, 0.0) > am2:
                     continue
         else:
