@@ -1481,6 +1481,7 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
             rows[k] = (*rows[k][:8], centre.tobytes(), spread, *rows[k][10:])
     if singles:
         _correct_singles(singles, face_updates, dirty, rows, stamp, now)
+    face_updates.sort(key=lambda row: row[3])  # by id, the table's order (231,000 updates alone: 5.6 s, not 8.5)
     db.conn.executemany("update faces set age = ?, gender = ?, p_female = ? where id = ?", face_updates)
     marked = db.conn.executemany("insert or ignore into people_dirty (photo_id) values (?)",
                                  [(p,) for p in sorted(dirty)]).rowcount  # not those marked already
