@@ -594,6 +594,9 @@ def test_person_limits_are_the_least_of_all_its_faces(lib):
     (pid,) = {r[0] for r in lib.db.execute("select person_id from faces")}
     limits = people._person_limits(lib.db, [pid])
     assert limits == {pid: (people.LINK_BY_AGE[0][1], people.LINK_BY_AGE_DATED[0][1])}
+    # read as its youngest and smallest face's: that holds while the limits grow with age
+    for table in (people.LINK_BY_AGE, people.LINK_BY_AGE_DATED):
+        assert [lim for _, lim in table] == sorted(lim for _, lim in table) and table[-1][1] <= people.LINK
     # adults, one of them read small: the small face's limit, dated or not; an unknown age: an adult's
     d = centres(2, seed=9)[1]
     lib.photo([(lib.near(d), 45.0, 0.2, 10.0)])
