@@ -972,11 +972,9 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: 
             if t not in years_of:
                 years_of[t] = photo_year(t, now)
         for k, values in enumerate((np.array(cols[0], np.int64), np.array(cols[1], np.int64),
-                                    np.array(cols[2], np.int64),
-                                    np.array([np.nan if a is None else a for a in cols[3]], float),
-                                    np.array([np.nan if (y := years_of[t]) is None else y for t in cols[4]], float),
-                                    np.array(cols[5], np.int64), np.array(cols[6], np.int64),
-                                    np.array([np.nan if v is None else v for v in cols[7]], float))):
+                                    np.array(cols[2], np.int64), _floats(cols[3]),
+                                    _floats([years_of[t] for t in cols[4]]), np.array(cols[5], np.int64),
+                                    np.array(cols[6], np.int64), _floats(cols[7]))):
             columns[k].append(values)
         del cols
     if not n:
@@ -1415,81 +1413,133 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
     """Compute the people ``ids`` again and write their faces' corrected values (in the caller's
     transaction); photos whose values changed enough are marked for their tags to be written."""
     marks = ",".join("?" * len(ids))
-    people = {r[0]: r for r in db.execute(
+    flags = {r[0]: r[1:] for r in db.execute(
         f"select id, gender_set_by_user, born_set_by_user, pinned from people where id in ({marks})", list(ids))}
-    faces: dict[int, list] = defaultdict(list)
     # in the photos' order, not the faces' ids: the sums come out the same whatever order a scan recorded them in
-    for row in db.execute(
-            "select f.person_id, f.id, f.photo_id, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
-            f" f.p_female, p.taken_at, f.embedding from faces f indexed by faces_person_id cross join photos p"
-            f" on p.id = f.photo_id"  # by the person index: else a million-face index is scanned for each batch
-            f" where f.person_id in ({marks}) and {LIVE} order by p.path_key, f.face_index", list(ids)):
-        faces[row[0]].append(row)
-    # each face's age SD and P(female) logit, all at once
-    face_ids = [row[1] for rows_ in faces.values() for row in rows_]
-    nan = math.nan
-    sd_of = dict(zip(face_ids, age_sd([nan if row[3] is None else row[3] for rows_ in faces.values()
-                                       for row in rows_]).tolist()))
-    logit_of = dict(zip(face_ids, _logit([nan if row[5] is None else row[5] for rows_ in faces.values()
-                                          for row in rows_]).tolist()))
-    face_updates, dirty, rows, gone, singles = [], set(), [], [], []
-    described, blobs, counts = [], [], []  # rows of people with descriptors; theirs, consecutive; how many each
+    cols = list(zip(*db.execute(
+        "select f.person_id, f.id, f.photo_id, f.face_age, f.face_gender, f.face_p_female, f.age, f.gender,"
+        " f.p_female, p.taken_at, f.embedding from faces f indexed by faces_person_id cross join photos p"
+        " on p.id = f.photo_id"  # by the person index: else a million-face index is scanned for each batch
+        f" where f.person_id in ({marks}) and {LIVE} order by f.person_id, p.path_key, f.face_index",
+        list(ids)).fetchall())) or [()] * 11
+    years_of = {t: photo_year(t, now) for t in set(cols[9])}
+    has_x = [b is not None and len(b) == 4 * DIM for b in cols[10]]
+    members = _Members(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.int64),
+                       _floats(cols[3]), list(cols[4]), _floats(cols[5]), _floats(cols[6]), list(cols[7]),
+                       _floats(cols[8]), _floats([years_of[t] for t in cols[9]]),
+                       np.where(has_x, np.cumsum(has_x) - 1, -1),
+                       _vectors([b for b, ok in zip(cols[10], has_x) if ok]))
+    del cols
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    face_updates, dirty, rows, empty = _corrections(flags, ids, members, stamp)
+    gone = []
+    for pid in empty:  # no live face left: kept (with nothing) while it has faces elsewhere or is pinned
+        anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
+        if not flags[pid][2] and not anywhere:
+            gone.append(pid)
+        else:
+            rows.append((0, 0, None, None, None, None, 0, None, None, None, stamp, pid))
+    _write_corrections(db, face_updates, dirty, rows, gone, summary, len(ids))
+
+
+@dataclass
+class _Members:
+    """The live faces of people being corrected, as columns, each person's faces consecutive in its
+    photos' path order (face by face within a photo): its own age, P(female) and gender, the values
+    stored now, the photo's year and the row of its descriptor in ``x`` (NaN, None, -1: none)."""
+
+    person: np.ndarray
+    ids: np.ndarray
+    photo: np.ndarray
+    face_age: np.ndarray
+    face_gender: list
+    face_p: np.ndarray
+    stored_age: np.ndarray
+    stored_gender: list
+    stored_p: np.ndarray
+    years: np.ndarray
+    xrow: np.ndarray
+    x: np.ndarray
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([math.nan if v is None else v for v in values], float)
+
+
+def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tuple[list, set, list, list]:
+    """What correcting the people ``ids`` (``flags``: each one's gender and birth date set by the user,
+    and whether it is pinned; a person not in it is gone) from their faces ``m`` changes: the faces'
+    new values (age, gender, P(female), id), the photos whose tags change, the people's rows (as
+    :func:`_write_corrections` writes them) and the people without a face."""
+    isnan = math.isnan
+    persons = m.person.tolist()
+    bounds = [0, *(np.flatnonzero(np.diff(m.person)) + 1).tolist(), len(persons)]
+    span = {persons[s]: (s, e) for s, e in zip(bounds[:-1], bounds[1:]) if e > s}
+    face_age, face_p, years, face_ids, photo = (m.face_age.tolist(), m.face_p.tolist(), m.years.tolist(),
+                                                m.ids.tolist(), m.photo.tolist())
+    stored_ages, stored_ps = m.stored_age.tolist(), m.stored_p.tolist()
+    sd, logit = age_sd(m.face_age).tolist(), _logit(m.face_p).tolist()
+    described = np.concatenate([[0], np.cumsum(m.xrow >= 0)]).tolist()  # faces with a descriptor before each
+    face_updates, dirty, rows, empty, singles = [], set(), [], [], []
+    with_x = []  # (row in ``rows``, first face, end) of the people with descriptors
     for pid in ids:
-        person = people.get(pid)
-        members = faces.get(pid, [])
-        if person is None:  # gone meanwhile
+        flag = flags.get(pid)
+        if flag is None:  # gone meanwhile
             continue
-        if (len(members) == 1 and not person[1] and not person[2]
-                and (members[0][10] is None or len(members[0][10]) == 4 * DIM)):
-            singles.append(members[0])  # keeps its own values: all of them at once below
+        s, e = span.get(pid, (0, 0))
+        if e - s == 1 and not flag[0] and not flag[1]:
+            singles.append(s)  # keeps its own values: all of them at once below
             continue
-        if not members:
-            anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
-            if not person[3] and not anywhere:
-                gone.append(pid)
-            else:
-                rows.append((0, 0, None, None, None, None, 0, None, None, None, stamp, pid))
+        if e == s:
+            empty.append(pid)
             continue
-        own_age = [nan if m[3] is None else m[3] for m in members]
-        own_p = [nan if m[5] is None else m[5] for m in members]
-        years = [nan if (y := photo_year(m[9], now)) is None else y for m in members]
-        est = estimate(own_age, own_p, [m[4] for m in members], years, [sd_of[m[1]] for m in members],
-                       [logit_of[m[1]] for m in members], person[1], person[2])
-        for k, m in enumerate(members):
-            if m[3] is None:
+        est = estimate(face_age[s:e], face_p[s:e], m.face_gender[s:e], years[s:e], sd[s:e], logit[s:e],
+                       flag[0], flag[1])
+        for k in range(s, e):
+            own_age, own_p, own_g = face_age[k], face_p[k], m.face_gender[k]
+            if isnan(own_age):
                 continue
-            age, p, g = float(est.ages[k]), float(est.p_females[k]), est.genders[k]
-            stored_age, stored_g, stored_p = m[6], m[7], m[8]
-            moved = (stored_age is None or abs(age - stored_age) >= AGE_STEP or g != stored_g
-                     or stored_p is None or abs(p - stored_p) >= P_STEP
-                     or (abs(age - m[3]) < 1e-9 and abs(p - (m[5] or 0)) < 1e-9 and g == m[4]
-                         and (stored_age != m[3] or stored_p != m[5])))  # back to the face's own
+            age, p, g = float(est.ages[k - s]), float(est.p_females[k - s]), est.genders[k - s]
+            stored_age, stored_g, stored_p = stored_ages[k], m.stored_gender[k], stored_ps[k]
+            back = (abs(age - own_age) < 1e-9 and abs(p - (0.0 if isnan(own_p) else own_p)) < 1e-9 and g == own_g
+                    and (stored_age != own_age or (not isnan(stored_p) if isnan(own_p) else stored_p != own_p)))
+            moved = (isnan(stored_age) or abs(age - stored_age) >= AGE_STEP or g != stored_g
+                     or isnan(stored_p) or abs(p - stored_p) >= P_STEP or back)  # back: to the face's own
             if moved and (stored_age != age or stored_g != g or stored_p != p):
-                face_updates.append((age, g, p, m[1]))
-                dirty.add(m[2])
-        embeddings = [m[10] for m in members if m[10] is not None]
-        if embeddings:  # its centroid and spread: all the people's at once below
-            described.append(len(rows))
-            blobs.extend(embeddings)
-            counts.append(len(embeddings))
-        rows.append((len(members), est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
+                face_updates.append((age, g, p, face_ids[k]))
+                dirty.add(photo[k])
+        if described[e] > described[s]:  # its centroid and spread: all the people's at once below
+            with_x.append((len(rows), s, e))
+        rows.append((e - s, est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
                      est.reason, None, None, stamp, pid))
-    if described:
-        centres, spreads = _centroids(_vectors(blobs), counts)
-        for k, centre, spread in zip(described, centres.astype("<f4"), spreads.tolist()):
+    for part in range(0, len(with_x), 20_000):  # some people at a time: not a second copy of every descriptor
+        chunk = np.array(with_x[part:part + 20_000], np.int64)
+        length = chunk[:, 2] - chunk[:, 1]
+        first = np.cumsum(length) - length
+        at = np.arange(length.sum()) + np.repeat(chunk[:, 1] - first, length)
+        xrow = m.xrow[at]
+        has = xrow >= 0
+        centres, spreads = _centroids(m.x[xrow[has]], np.add.reduceat(has, first))
+        for k, centre, spread in zip(chunk[:, 0].tolist(), centres.astype("<f4"), spreads.tolist()):
             rows[k] = (*rows[k][:8], centre.tobytes(), spread, *rows[k][10:])
     if singles:
-        _correct_singles(singles, face_updates, dirty, rows, stamp, now)
+        _correct_singles(m, np.array(singles, np.int64), face_updates, dirty, rows, stamp)
+    return face_updates, dirty, rows, empty
+
+
+def _write_corrections(db, face_updates: list, dirty: set, rows: list, gone: list, summary: Summary,
+                       corrected: int) -> None:
+    """Write the corrections :func:`_corrections` found: the faces' values, the photos to write and
+    the people (``gone``: deleted)."""
     face_updates.sort(key=lambda row: row[3])  # by id, the table's order (231,000 updates alone: 5.6 s, not 8.5)
     db.conn.executemany("update faces set age = ?, gender = ?, p_female = ? where id = ?", face_updates)
     marked = db.conn.executemany("insert or ignore into people_dirty (photo_id) values (?)",
                                  [(p,) for p in sorted(dirty)]).rowcount  # not those marked already
     db.conn.executemany("update people set faces = ?, dated = ?, gender = ?, p_female = ?, born = ?, born_sd = ?,"
-                   " flagged = ?, flag_reason = ?, centroid = ?, spread = ?, updated_at = ?, stale = 0 where id = ?",
-                   rows)
+                        " flagged = ?, flag_reason = ?, centroid = ?, spread = ?, updated_at = ?, stale = 0"
+                        " where id = ?", rows)
     db.conn.executemany("delete from people where id = ?", [(p,) for p in gone])
-    summary.corrected += len(ids)
+    summary.corrected += corrected
     summary.changed_faces += len(face_updates)
     summary.changed_photos += marked
 
@@ -1505,34 +1555,35 @@ def _centroids(x: np.ndarray, counts: Sequence[int]) -> tuple[np.ndarray, np.nda
     return centres, np.maximum(spreads, 0.0)
 
 
-def _correct_singles(members: list, face_updates: list, dirty: set, rows: list, stamp: str, now=None) -> None:
-    """People of one face (and no word of the user's), in one vectorised pass: each keeps its face's
-    own values (as :func:`estimate` says), so only the faces whose stored values differ from their own
-    are written; the person's birth estimate is the face's (dated), its centroid the descriptor."""
-    def column(k):
-        return np.array([np.nan if m[k] is None else m[k] for m in members], float)
-
-    own_age, own_p, stored_age, stored_p = column(3), column(5), column(6), column(8)
-    own_g = np.array([m[4] for m in members], object)
-    stored_g = np.array([m[7] for m in members], object)
-    years = np.array([np.nan if (y := photo_year(m[9], now)) is None else y for m in members])
+def _correct_singles(m: _Members, at: np.ndarray, face_updates: list, dirty: set, rows: list, stamp: str) -> None:
+    """People of one face (the faces ``at`` in ``m``) and no word of the user's, in one vectorised pass:
+    each keeps its face's own values (as :func:`estimate` says), so only the faces whose stored values
+    differ from their own are written; the person's birth estimate is the face's (dated), its centroid
+    the descriptor."""
+    picked = at.tolist()
+    own_age, own_p, years = m.face_age[at], m.face_p[at], m.years[at]
+    stored_age, stored_p = m.stored_age[at], m.stored_p[at]
+    own_g = np.array([m.face_gender[k] for k in picked], object)
+    stored_g = np.array([m.stored_gender[k] for k in picked], object)
     with np.errstate(invalid="ignore"):
-        # the face's own values (age, p, gender) against the stored ones, as in _correct's loop
+        # the face's own values (age, p, gender) against the stored ones, as in _corrections' loop
         moved = (np.isnan(stored_age) | (np.abs(own_age - stored_age) >= AGE_STEP) | (own_g != stored_g)
                  | np.isnan(stored_p) | (np.abs(own_p - stored_p) >= P_STEP)
                  | (~np.isnan(own_p) & ((stored_age != own_age) | (stored_p != own_p))))  # back to its own
         write = ~np.isnan(own_age) & moved & ((stored_age != own_age) | (own_g != stored_g) | (stored_p != own_p))
     for k in np.flatnonzero(write).tolist():
-        m = members[k]
-        face_updates.append((float(own_age[k]), m[4], float(own_p[k]), m[1]))
-        dirty.add(m[2])
+        face_updates.append((float(own_age[k]), own_g[k], float(own_p[k]), int(m.ids[picked[k]])))
+        dirty.add(int(m.photo[picked[k]]))
     dated = ~np.isnan(years) & ~np.isnan(own_age)
     born = np.where(dated, years - np.nan_to_num(own_age), np.nan).tolist()
     born_sd = age_sd(np.nan_to_num(own_age)).tolist()
-    for k, (m, is_dated) in enumerate(zip(members, dated.tolist())):
+    xrow = m.xrow[at].tolist()
+    for k, (face, is_dated) in enumerate(zip(picked, dated.tolist())):
         p = own_p[k]
-        rows.append((1, int(is_dated), m[4] or None, None if np.isnan(p) else float(p),
-                     born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, m[10], 0.0, stamp, m[0]))
+        centre = m.x[xrow[k]].astype("<f4").tobytes() if xrow[k] >= 0 else None
+        rows.append((1, int(is_dated), own_g[k] or None, None if np.isnan(p) else float(p),
+                     born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, centre, 0.0, stamp,
+                     int(m.person[face])))
 
 
 # --- reading -----------------------------------------------------------------------------------------
