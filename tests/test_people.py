@@ -355,14 +355,44 @@ def test_faces_without_descriptor_are_left_alone(lib):
 
 def test_a_killed_update_is_finished_by_the_next(lib):
     c = centres(1)[0]
-    truth_person(lib, c)
+    truth_person(lib, c, ages=(1.0, 3.0, 6.0), errors=(0.5, -1.0, 1.5))
+    people.update(lib.db)
+    truth_person(lib, c, ages=(25.0, 35.0, 45.0), errors=(8.0, -7.0, 9.0))
     summary = people.Summary()
-    people.ensure_schema(lib.db)
     people._reattach(lib.db, summary)
     people._group_new(lib.db, summary, None)  # killed before the corrections
+    assert summary.joined == 3
     assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 1
     assert people.update(lib.db).corrected == 1
     assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 0
+
+
+def test_a_first_grouping_corrects_its_people_as_a_later_correction_would(lib):
+    """The first grouping corrects every person from the faces in memory, in its transaction; done
+    again the usual way (each person's faces read back), nothing changes."""
+    c = centres(4)
+    truth_person(lib, c[0])
+    truth_person(lib, c[1], born=1990.2, ages=(30.0, 32.0, 40.0), errors=(-6.0, 5.0, 7.0))
+    lib.photo([(lib.near(c[2]), 40.0, 0.6, 10.0), (lib.near(c[3]), 8.0, 0.3, 300.0)], taken_at="2001-05-01T10:00:00",
+              name="a-first.jpg")  # a name before the others: its faces come first in path order
+    lib.photo([(lib.near(c[2]), 44.0, 0.7, 10.0), (None, 30.0, 0.5, 300.0)], name="z-last.jpg")
+    lib.photo([(centres(1, seed=99)[0], 50.0, 0.1, 10.0)])  # a person of one face
+    summary = people.Summary()
+    people.ensure_schema(lib.db)
+    people._reattach(lib.db, summary)
+    people._group_new(lib.db, summary, None)
+    assert summary.new_people == 5 and summary.corrected == 5 and summary.changed_faces > 0
+    assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 0
+    query = ("select id, faces, dated, gender, p_female, born, born_sd, flagged, flag_reason, centroid, spread"
+             " from people order by id")
+    before = lib.db.execute(query).fetchall(), lib.db.execute("select * from faces order by id").fetchall()
+    marked = lib.db.execute("select photo_id from people_dirty order by photo_id").fetchall()
+    lib.db.execute("update people set stale = 1")
+    again = people.Summary()
+    people._correct_stale(lib.db, again)
+    assert again.corrected == 5 and again.changed_faces == 0
+    assert (lib.db.execute(query).fetchall(), lib.db.execute("select * from faces order by id").fetchall()) == before
+    assert lib.db.execute("select photo_id from people_dirty order by photo_id").fetchall() == marked
 
 
 def test_a_face_rewritten_while_its_person_is_merged_away_joins_the_merged_person(lib):
