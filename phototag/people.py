@@ -519,28 +519,25 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
             parent[a], a = root, parent[a]
         return root
 
-    def sum_of(a: int) -> np.ndarray:
-        s = sums.get(a)
-        return x[a].astype(np.float64) if s is None else s
+    # a group's descriptor sum's squared norm, kept for groups of several faces until they merge (a
+    # single face's: ``norm2``)
+    sum2: dict[int, float] = {}
 
-    # a group's mean descriptor and that mean's squared norm, kept for groups of several faces until they
-    # merge (a single face's: its descriptor and ``norm2``)
-    means: dict[int, tuple[np.ndarray, float]] = {}
-
-    def mean_of(a: int) -> tuple[np.ndarray, float]:
-        m = means.get(a)
-        if m is None:
+    def sum2_of(a: int) -> float:
+        v = sum2.get(a)
+        if v is None:
             s = sums.get(a)
             if s is None:
-                return x[a], norm2[a]
-            m = means[a] = (s / count[a], float(s @ s) / (count[a] * count[a]))
-        return m
+                return norm2[a]
+            v = sum2[a] = float(s @ s)
+        return v
 
     def centroid_gap(a: int, b: int) -> float:
-        """The squared distance between two groups' mean descriptors (|a|^2 + |b|^2 - 2 a.b)."""
-        ma, na = mean_of(a)
-        mb, nb = mean_of(b)
-        return max(na + nb - 2.0 * float(ma @ mb), 0.0)
+        """The squared distance between two groups' mean descriptors, from their sums A and B and counts
+        a and b: |A|^2 / a^2 + |B|^2 / b^2 - 2 A.B / ab."""
+        sa, sb, ca, cb = sums.get(a), sums.get(b), count[a], count[b]
+        dot = float(np.dot(x[a] if sa is None else sa, x[b] if sb is None else sb))
+        return max(sum2_of(a) / (ca * ca) + sum2_of(b) / (cb * cb) - 2.0 * dot / (ca * cb), 0.0)
 
     def join_photos(a: int, b: int) -> None:
         pb = photos.pop(b, None)
@@ -662,8 +659,8 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
                 if dc > ac2:
                     continue
                 # mean squared distance between their faces: |ca - cb|^2 + spread a + spread b
-                spread = (sq.get(a, norm2[a]) / count[a] - mean_of(a)[1]
-                          + sq.get(b, norm2[b]) / count[b] - mean_of(b)[1])
+                spread = (sq.get(a, norm2[a]) / count[a] - sum2_of(a) / (count[a] * count[a])
+                          + sq.get(b, norm2[b]) / count[b] - sum2_of(b) / (count[b] * count[b]))
                 if dc + max(spread, 0.0) > am2:
                     continue
         else:
@@ -689,14 +686,13 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
         lim[a] = min(lim[a], lim[b])
         if limd is not lim:
             limd[a] = min(limd[a], limd[b])
+        other = sums.pop(b, None)
         s = sums.get(a)
         if s is None:
-            sums[a] = x[a].astype(np.float64) + sum_of(b)
-        else:
-            s += sum_of(b)
-        sums.pop(b, None)
-        means.pop(a, None)
-        means.pop(b, None)
+            s = sums[a] = x[a].astype(np.float64)
+        s += x[b] if other is None else other
+        sum2.pop(a, None)
+        sum2.pop(b, None)
         sq[a] = sq.get(a, norm2[a]) + sq.pop(b, norm2[b])
         count[a] += count[b]
         bw[a] += bw[b]
