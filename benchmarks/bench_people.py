@@ -158,8 +158,7 @@ def pairwise(labels: np.ndarray, truth: np.ndarray, mask_a: np.ndarray, mask_b: 
 def group_arrays(x, photo, birth, sd, link, centroid, ages=None):
     from phototag import people
 
-    cells = people.Cells.train(x)
-    first, second = cells.assign(x)
+    first, second = people.Cells.fit(x)[1:]
     i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
     n = len(x)
     limits = None if ages is None else people.link_limits(ages)
@@ -240,8 +239,7 @@ def group_with(x, photo, birth, sd, ages, link, centroid, by_age):
     """``group_arrays`` with the children's limits ``by_age`` ((below age, limit), ...) instead of people's."""
     from phototag import people
 
-    cells = people.Cells.train(x)
-    first, second = cells.assign(x)
+    first, second = people.Cells.fit(x)[1:]
     i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
     age = np.nan_to_num(np.asarray(ages, float), nan=99.0)
     limits = np.full(len(x), link)

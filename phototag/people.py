@@ -313,17 +313,20 @@ class Cells:
     built_for: int  # faces when trained
 
     @classmethod
-    def train(cls, x: np.ndarray, seed: int = 0) -> Cells:
-        with _one_blas_thread():
-            return cls._train(x, seed)
+    def fit(cls, x: np.ndarray, seed: int = 0) -> tuple[Cells, np.ndarray, np.ndarray]:
+        """Cells trained on ``x``, and each of ``x``'s first and second cell (:meth:`assign`, reusing
+        the coarse cells the training found). BLAS on its threads: on a million faces the training
+        took 3.4 s with two, 4.2 s with one."""
+        cells, top = cls._train(x, seed)
+        return cells, *cells.assign(x, top=top)
 
     @classmethod
-    def _train(cls, x: np.ndarray, seed: int) -> Cells:
+    def _train(cls, x: np.ndarray, seed: int) -> tuple[Cells, np.ndarray | None]:
         n = len(x)
         rng = np.random.default_rng(seed)
         if n < MIN_CELLS:
             centre = x.mean(0, keepdims=True) if n else np.zeros((1, DIM), np.float32)
-            return cls(centre, centre.copy(), [np.array([0])], np.array([[0]]), n)
+            return cls(centre, centre.copy(), [np.array([0])], np.array([[0]]), n), None
         k = max(1, n // CELL_SIZE)
         c = max(2, int(round(math.sqrt(k))))
         sample = x[np.sort(rng.choice(n, size=min(n, 64 * c), replace=False))]
@@ -342,17 +345,19 @@ class Cells:
             fine_of.append(np.arange(start, start + len(centres)))
             start += len(centres)
         near = np.argsort(_sq_dist(coarse, coarse), axis=1, kind="stable")[:, :3]
-        return cls(coarse.astype(np.float32), np.concatenate(fine).astype(np.float32), fine_of, near, n)
+        return cls(coarse, np.concatenate(fine).astype(np.float32), fine_of, near, n), top
 
-    def assign(self, x: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-        """Each descriptor's nearest and second-nearest cell (BLAS on its threads: the products are large)."""
+    def assign(self, x: np.ndarray, chunk: int = 65536, top: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each descriptor's nearest and second-nearest cell (BLAS on its threads: the products are
+        large); ``top``: each one's nearest coarse cell, when known."""
         n = len(x)
         first = np.zeros(n, np.int64)
         second = np.full(n, -1, np.int64)
         if len(self.fine) == 1:  # one cell: every face is compared with every face
             return first, second
         f2 = (self.fine * self.fine).sum(1)
-        top = _nearest(x, self.coarse, chunk)
+        if top is None:
+            top = _nearest(x, self.coarse, chunk)
         for g in np.unique(top):
             rows = np.flatnonzero(top == g)
             cand = np.concatenate([self.fine_of[h] for h in self.near[g]])
@@ -1124,8 +1129,7 @@ def _group_new(db, summary: Summary, now) -> None:
         first = False
         if cells is None:  # (again) trained on every face, every face filed again
             faces = _live_faces(db, now=now, expected=db.execute("select count(*) from faces").fetchone()[0])
-            cells = Cells.train(faces.x)
-            faces.cell1, faces.cell2 = cells.assign(faces.x)
+            cells, faces.cell1, faces.cell2 = Cells.fit(faces.x)
             _save_cells(db, cells)
             filed = np.ones(len(faces), bool)
             is_new = faces.person < 0
@@ -1276,8 +1280,7 @@ def _regroup(db, now) -> Summary:
     _reattach(db, summary)
     with db.atomic():
         faces = _live_faces(db, now=now, expected=db.execute("select count(*) from faces").fetchone()[0])
-        cells = Cells.train(faces.x)
-        faces.cell1, faces.cell2 = cells.assign(faces.x)
+        cells, faces.cell1, faces.cell2 = Cells.fit(faces.x)
         pinned = {r[0] for r in db.execute("select id from people where pinned = 1")}
         old = faces.person.copy()
         keep = np.isin(old, np.array(sorted(pinned), np.int64))

@@ -534,9 +534,9 @@ def test_the_index_keeps_each_photos_decode_scale_and_an_older_index_gets_it(tmp
 
 def test_cells_assign_the_same_whatever_the_chunk():
     x = np.random.default_rng(3).normal(0, APART, (people.MIN_CELLS + 500, 128)).astype(np.float32)
-    cells = people.Cells.train(x)
-    first, second = cells.assign(x)
+    cells, first, second = people.Cells.fit(x)
     assert (first != second).all() and len(np.unique(first)) > 50
+    assert all(np.array_equal(a, b) for a, b in zip(cells.assign(x), (first, second)))  # the coarse cells found again
     small_first, small_second = cells.assign(x, chunk=7)  # several chunks a coarse cell
     assert np.array_equal(first, small_first) and np.array_equal(second, small_second)
 
