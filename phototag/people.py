@@ -1261,9 +1261,9 @@ def _correct_first(db, faces: FaceSet, person: np.ndarray, summary: Summary, bat
     for k in range(0, len(starts), batch):
         a, b = starts[k], starts[k + batch] if k + batch < len(starts) else len(order)
         part = _Members(*(getattr(members, f.name)[a:b] for f in fields(_Members) if f.name != "x"), faces.x)
-        ids = part.person[np.flatnonzero(np.diff(part.person, prepend=-1))].tolist()
-        face_updates, dirty, rows, _ = _corrections(dict.fromkeys(ids, (None, None, 0)), ids, part, stamp)
-        _write_corrections(db, face_updates, dirty, rows, [], summary, len(ids))
+        people_ids = part.person[np.flatnonzero(np.diff(part.person, prepend=-1))].tolist()
+        face_updates, dirty, rows, _ = _corrections(dict.fromkeys(people_ids, (None, None, 0)), people_ids, part, stamp)
+        _write_corrections(db, face_updates, dirty, rows, [], summary, len(people_ids))
 
 
 def regroup(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
