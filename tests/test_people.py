@@ -395,6 +395,25 @@ def test_a_first_grouping_corrects_its_people_as_a_later_correction_would(lib):
     assert lib.db.execute("select photo_id from people_dirty order by photo_id").fetchall() == marked
 
 
+def test_a_first_grouping_interrupted_in_its_corrections_leaves_no_people_and_is_done_again(lib, monkeypatch):
+    c = centres(2)
+    truth_person(lib, c[0])
+    truth_person(lib, c[1], born=1990.2, ages=(30.0, 32.0, 40.0), errors=(-6.0, 5.0, 7.0))
+    write = people._write_corrections
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(people, "_write_corrections", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        people.update(lib.db)
+    assert lib.db.execute("select count(*) from people").fetchone()[0] == 0
+    assert lib.db.execute("select count(*) from faces where person_id is not null").fetchone()[0] == 0
+    monkeypatch.setattr(people, "_write_corrections", write)
+    summary = people.update(lib.db)
+    assert summary.grouped == 9 and summary.new_people == 2 and summary.corrected == 2
+    assert lib.db.execute("select count(*) from people where stale = 1").fetchone()[0] == 0
+
 def test_a_face_rewritten_while_its_person_is_merged_away_joins_the_merged_person(lib):
     c = centres(2)
     a = [lib.photo([(lib.near(c[0]), 30.0, 0.2, 10.0)]) for _ in range(3)]
