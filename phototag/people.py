@@ -1509,17 +1509,15 @@ def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tu
     and whether it is pinned; a person not in it is gone) from their faces ``m`` changes: the faces'
     new values (age, gender, P(female), id), the photos whose tags change, the people's rows (as
     :func:`_write_corrections` writes them) and the people without a face."""
-    isnan = math.isnan
     persons = m.person.tolist()
     bounds = [0, *(np.flatnonzero(np.diff(m.person)) + 1).tolist(), len(persons)]
     span = {persons[s]: (s, e) for s, e in zip(bounds[:-1], bounds[1:]) if e > s}
-    face_age, face_p, years, face_ids, photo = (m.face_age.tolist(), m.face_p.tolist(), m.years.tolist(),
-                                                m.ids.tolist(), m.photo.tolist())
-    stored_ages, stored_ps = m.stored_age.tolist(), m.stored_p.tolist()
+    face_age, face_p, years = m.face_age.tolist(), m.face_p.tolist(), m.years.tolist()
     sd, logit = age_sd(m.face_age).tolist(), _logit(m.face_p).tolist()
     described = np.concatenate([[0], np.cumsum(m.xrow >= 0)]).tolist()  # faces with a descriptor before each
-    face_updates, dirty, rows, empty, singles = [], set(), [], [], []
+    rows, empty, singles = [], [], []
     with_x = []  # (row in ``rows``, first face, end) of the people with descriptors
+    estimated, ages, ps, genders = [], [], [], []  # the faces of people of several faces, their corrected values
     for pid in ids:
         flag = flags.get(pid)
         if flag is None:  # gone meanwhile
@@ -1533,19 +1531,10 @@ def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tu
             continue
         est = estimate(face_age[s:e], face_p[s:e], m.face_gender[s:e], years[s:e], sd[s:e], logit[s:e],
                        flag[0], flag[1])
-        for k in range(s, e):
-            own_age, own_p, own_g = face_age[k], face_p[k], m.face_gender[k]
-            if isnan(own_age):
-                continue
-            age, p, g = float(est.ages[k - s]), float(est.p_females[k - s]), est.genders[k - s]
-            stored_age, stored_g, stored_p = stored_ages[k], m.stored_gender[k], stored_ps[k]
-            back = (abs(age - own_age) < 1e-9 and abs(p - (0.0 if isnan(own_p) else own_p)) < 1e-9 and g == own_g
-                    and (stored_age != own_age or (not isnan(stored_p) if isnan(own_p) else stored_p != own_p)))
-            moved = (isnan(stored_age) or abs(age - stored_age) >= AGE_STEP or g != stored_g
-                     or isnan(stored_p) or abs(p - stored_p) >= P_STEP or back)  # back: to the face's own
-            if moved and (stored_age != age or stored_g != g or stored_p != p):
-                face_updates.append((age, g, p, face_ids[k]))
-                dirty.add(photo[k])
+        estimated.extend(range(s, e))
+        ages.extend(est.ages)
+        ps.extend(est.p_females)
+        genders.extend(est.genders)
         if described[e] > described[s]:  # its centroid and spread: all the people's at once below
             with_x.append((len(rows), s, e))
         rows.append((e - s, est.dated, est.gender, est.p_female, est.born, est.born_sd, int(est.flagged),
@@ -1560,9 +1549,35 @@ def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tu
         centres, spreads = _centroids(m.x[xrow[has]], np.add.reduceat(has, first))
         for k, centre, spread in zip(chunk[:, 0].tolist(), centres.astype("<f4"), spreads.tolist()):
             rows[k] = (*rows[k][:8], centre.tobytes(), spread, *rows[k][10:])
+    alone = np.array(singles, np.int64)  # each keeps its face's own values (as estimate says)
+    face_updates, dirty = _changed_faces(m, np.concatenate([np.array(estimated, np.int64), alone]),
+                                         np.concatenate([np.array(ages, float), m.face_age[alone]]),
+                                         np.concatenate([np.array(ps, float), m.face_p[alone]]),
+                                         np.array(genders + [m.face_gender[k] for k in singles], object))
     if singles:
-        _correct_singles(m, np.array(singles, np.int64), face_updates, dirty, rows, stamp)
+        _singles_rows(m, alone, rows, stamp)
     return face_updates, dirty, rows, empty
+
+
+def _changed_faces(m: _Members, at: np.ndarray, age: np.ndarray, p: np.ndarray, g: np.ndarray
+                   ) -> tuple[list, set]:
+    """The faces ``at`` of ``m`` whose corrected values (``age``, ``p``, ``g``) are written, as (age,
+    gender, P(female), id), and their photos: a face with an age of its own whose values differ from
+    the stored ones (or none is stored) and moved by at least ``AGE_STEP`` or ``P_STEP``, changed
+    gender, or went back to the face's own."""
+    own_age, own_p, stored_age, stored_p = m.face_age[at], m.face_p[at], m.stored_age[at], m.stored_p[at]
+    own_g = np.array([m.face_gender[k] for k in at.tolist()], object)
+    stored_g = np.array([m.stored_gender[k] for k in at.tolist()], object)
+    with np.errstate(invalid="ignore"):
+        back = ((np.abs(age - own_age) < 1e-9) & (np.abs(p - np.nan_to_num(own_p)) < 1e-9) & (g == own_g)
+                & ((stored_age != own_age) | np.where(np.isnan(own_p), ~np.isnan(stored_p), stored_p != own_p)))
+        moved = (np.isnan(stored_age) | (np.abs(age - stored_age) >= AGE_STEP) | (g != stored_g)
+                 | np.isnan(stored_p) | (np.abs(p - stored_p) >= P_STEP) | back)
+        write = ~np.isnan(own_age) & moved & ((stored_age != age) | (stored_g != g) | (stored_p != p))
+    picked = np.flatnonzero(write)
+    faces = at[picked]
+    return (list(zip(age[picked].tolist(), g[picked].tolist(), p[picked].tolist(), m.ids[faces].tolist())),
+            set(m.photo[faces].tolist()))
 
 
 def _write_corrections(db, face_updates: list, dirty: set, rows: list, gone: list, summary: Summary,
@@ -1593,25 +1608,12 @@ def _centroids(x: np.ndarray, counts: Sequence[int]) -> tuple[np.ndarray, np.nda
     return centres, np.maximum(spreads, 0.0)
 
 
-def _correct_singles(m: _Members, at: np.ndarray, face_updates: list, dirty: set, rows: list, stamp: str) -> None:
-    """People of one face (the faces ``at`` in ``m``) and no word of the user's, in one vectorised pass:
-    each keeps its face's own values (as :func:`estimate` says), so only the faces whose stored values
-    differ from their own are written; the person's birth estimate is the face's (dated), its centroid
-    the descriptor."""
+def _singles_rows(m: _Members, at: np.ndarray, rows: list, stamp: str) -> None:
+    """The rows of the people of one face (the faces ``at`` of ``m``) and no word of the user's, in one
+    vectorised pass: the person's gender and P(female) are the face's, its birth estimate the face's
+    (dated), its centroid the descriptor."""
     picked = at.tolist()
     own_age, own_p, years = m.face_age[at], m.face_p[at], m.years[at]
-    stored_age, stored_p = m.stored_age[at], m.stored_p[at]
-    own_g = np.array([m.face_gender[k] for k in picked], object)
-    stored_g = np.array([m.stored_gender[k] for k in picked], object)
-    with np.errstate(invalid="ignore"):
-        # the face's own values (age, p, gender) against the stored ones, as in _corrections' loop
-        moved = (np.isnan(stored_age) | (np.abs(own_age - stored_age) >= AGE_STEP) | (own_g != stored_g)
-                 | np.isnan(stored_p) | (np.abs(own_p - stored_p) >= P_STEP)
-                 | (~np.isnan(own_p) & ((stored_age != own_age) | (stored_p != own_p))))  # back to its own
-        write = ~np.isnan(own_age) & moved & ((stored_age != own_age) | (own_g != stored_g) | (stored_p != own_p))
-    for k in np.flatnonzero(write).tolist():
-        face_updates.append((float(own_age[k]), own_g[k], float(own_p[k]), int(m.ids[picked[k]])))
-        dirty.add(int(m.photo[picked[k]]))
     dated = ~np.isnan(years) & ~np.isnan(own_age)
     born = np.where(dated, years - np.nan_to_num(own_age), np.nan).tolist()
     born_sd = age_sd(np.nan_to_num(own_age)).tolist()
@@ -1619,7 +1621,7 @@ def _correct_singles(m: _Members, at: np.ndarray, face_updates: list, dirty: set
     for k, (face, is_dated) in enumerate(zip(picked, dated.tolist())):
         p = own_p[k]
         centre = m.x[xrow[k]].astype("<f4").tobytes() if xrow[k] >= 0 else None
-        rows.append((1, int(is_dated), own_g[k] or None, None if np.isnan(p) else float(p),
+        rows.append((1, int(is_dated), m.face_gender[face] or None, None if np.isnan(p) else float(p),
                      born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, centre, 0.0, stamp,
                      int(m.person[face])))
 

@@ -677,3 +677,29 @@ def test_a_grouping_of_most_faces_rebuilds_its_indexes_and_a_killed_one_keeps_th
     assert definitions() == before
     assert lib.db.execute("select count(*) from faces indexed by faces_person_id where person_id is not null"
                           ).fetchone()[0] == 12
+
+
+def test_a_corrected_value_is_written_when_it_moves_enough_changes_gender_or_goes_back_to_the_face_own():
+    nan = np.nan
+    # per face: own age, own p, own gender; stored age, p, gender; the corrected age, p, gender; written?
+    cases = [
+        (30.0, 0.2, "m", nan, nan, None, 30.0, 0.2, "m", True),  # nothing stored yet
+        (30.0, 0.2, "m", 30.0, 0.2, "m", 30.0, 0.2, "m", False),  # as stored
+        (30.0, 0.2, "m", 31.0, 0.2, "m", 31.3, 0.2, "m", False),  # moved 0.3 years: under AGE_STEP
+        (30.0, 0.2, "m", 31.0, 0.2, "m", 31.6, 0.2, "m", True),  # moved 0.6 years
+        (30.0, 0.2, "m", 30.0, 0.40, "m", 30.0, 0.42, "m", False),  # P(female) moved under P_STEP
+        (30.0, 0.2, "m", 30.0, 0.48, "m", 30.0, 0.52, "f", True),  # ... but the gender changed
+        (30.0, 0.2, "m", 30.2, 0.22, "m", 30.0, 0.2, "m", True),  # back to the face's own values
+        (nan, nan, None, 30.0, 0.2, "m", 35.0, 0.9, "f", False),  # no age of its own: never written
+    ]
+    n = len(cases)
+    col = list(zip(*cases))
+    m = people._Members(np.arange(n), np.arange(100, 100 + n), np.arange(200, 200 + n), np.array(col[0]),
+                        list(col[2]), np.array(col[1]), np.array(col[3]), list(col[5]), np.array(col[4]),
+                        np.full(n, nan), np.full(n, -1), np.zeros((0, 128), np.float32))
+    updates, photos = people._changed_faces(m, np.arange(n), np.array(col[6]), np.array(col[7]),
+                                            np.array(col[8], object))
+    written = [k for k in range(n) if cases[k][9]]
+    assert [u[3] for u in updates] == [100 + k for k in written]
+    assert photos == {200 + k for k in written}
+    assert updates[0] == (30.0, "m", 0.2, 100)
