@@ -398,7 +398,8 @@ def links(x: np.ndarray, first: np.ndarray, second: np.ndarray, queries: np.ndar
 
 def _links(x, first, second, queries, limit, k):
     n = len(x)
-    x2 = (x * x).sum(1)
+    # squared norms a chunk at a time: the same sums, without a temporary the size of ``x``
+    x2 = np.concatenate([(part * part).sum(1) for part in np.split(x, range(65536, len(x), 65536))])
     by1 = np.argsort(first, kind="stable")
     by2 = np.argsort(second, kind="stable")
     cells1, starts1 = np.unique(first[by1], return_index=True)
