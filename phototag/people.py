@@ -1462,12 +1462,12 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
         f" where f.person_id in ({marks}) and {LIVE} order by f.person_id, p.path_key, f.face_index",
         list(ids)).fetchall())) or [()] * 11
     years_of = {t: photo_year(t, now) for t in set(cols[9])}
-    has_x = [b is not None and len(b) == 4 * DIM for b in cols[10]]
+    has_x = np.array([b is not None and len(b) == 4 * DIM for b in cols[10]], bool)
     members = _Members(np.array(cols[0], np.int64), np.array(cols[1], np.int64), np.array(cols[2], np.int64),
                        _floats(cols[3]), list(cols[4]), _floats(cols[5]), _floats(cols[6]), list(cols[7]),
                        _floats(cols[8]), _floats([years_of[t] for t in cols[9]]),
                        np.where(has_x, np.cumsum(has_x) - 1, -1),
-                       _vectors([b for b, ok in zip(cols[10], has_x) if ok]))
+                       _vectors([b for b, ok in zip(cols[10], has_x.tolist()) if ok]))
     del cols
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     face_updates, dirty, rows, empty = _corrections(flags, ids, members, stamp)
