@@ -156,10 +156,10 @@ def pairwise(labels: np.ndarray, truth: np.ndarray, mask_a: np.ndarray, mask_b: 
 
 
 def group_arrays(x, photo, birth, sd, link, centroid, ages=None):
-    from phototag import people
+    from phototag import neighbours, people
 
-    first, second = people.Cells.fit(x)[1:]
-    i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
+    first, second = neighbours.Cells.fit(x)[1:]
+    i, j, d = neighbours.links(x, first, second, limit=max(link, people.ADULT_LINK))
     n = len(x)
     limits = None if ages is None else people.link_limits(ages)
     return people.cluster(x, photo, birth, sd, np.full(n, -1), {}, {}, i, j, d, link=link, centroid=centroid,
@@ -237,10 +237,10 @@ def chain_sets(lag: dict, fg: dict) -> dict[str, dict]:
 
 def group_with(x, photo, birth, sd, ages, link, centroid, by_age):
     """``group_arrays`` with the children's limits ``by_age`` ((below age, limit), ...) instead of people's."""
-    from phototag import people
+    from phototag import neighbours, people
 
-    first, second = people.Cells.fit(x)[1:]
-    i, j, d = people.links(x, first, second, limit=max(link, people.ADULT_LINK))
+    first, second = neighbours.Cells.fit(x)[1:]
+    i, j, d = neighbours.links(x, first, second, limit=max(link, people.ADULT_LINK))
     age = np.nan_to_num(np.asarray(ages, float), nan=99.0)
     limits = np.full(len(x), link)
     for below, limit in reversed(by_age):
@@ -276,14 +276,14 @@ def chain_scores(sets: dict, link: float, centroid: float, by_age) -> dict:
 def chain_distances(sets: dict) -> dict:
     """Descriptor distances on the chain's embeddings: same person / not, adults (LAG), and FG-NET's
     nearest stranger by the younger face's estimated age (what LINK_BY_AGE was read from)."""
-    from phototag import people
+    from phototag import neighbours, people
 
     out = {}
     for name in ("lag_a", "lag_b"):
         s = sets[name]
         a = s["x"][~s["young"]]
         t = s["truth"][~s["young"]]
-        d = np.sqrt(people._sq_dist(a, a))
+        d = np.sqrt(neighbours.sq_dist(a, a))
         iu = np.triu_indices(len(a), 1)
         same = (t[:, None] == t[None])[iu]
         dd = d[iu]
@@ -292,7 +292,7 @@ def chain_distances(sets: dict) -> dict:
                      "adult impostor min": round(float(dd[~same].min()), 3)}
     s = sets["fgnet"]
     x, t, age = s["x"], s["truth"], np.nan_to_num(s["est_age"], nan=99.0)
-    d = np.sqrt(people._sq_dist(x, x))
+    d = np.sqrt(neighbours.sq_dist(x, x))
     younger = np.minimum(age[:, None], age[None])
     other = t[:, None] != t[None]
     bands = {}

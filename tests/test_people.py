@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from phototag import index, people
+from phototag import index, neighbours, people
 from phototag.records import Face, PhotoInfo
 
 RNG_SEED = 7
@@ -125,13 +125,13 @@ def test_regroup_is_deterministic_and_keeps_ids(lib):
 
 
 def test_many_faces_through_the_cells(lib, monkeypatch):
-    monkeypatch.setattr(people, "MIN_CELLS", 64)
-    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    monkeypatch.setattr(neighbours, "MIN_CELLS", 64)
+    monkeypatch.setattr(neighbours, "CELL_SIZE", 8)
     c = centres(40)
     truth = lib.people_photos(40, 5)
     people.update(lib.db)
     assert people._meta(lib.db)["built_for"] == 200  # trained: several cells
-    assert len(people.Cells.from_meta(people._meta(lib.db)).fine) > 4
+    assert len(neighbours.Cells.from_meta(people._meta(lib.db), people.DIM).fine) > 4
     got = {ph: lib.persons(ph)[0] for ph in truth}
     by_truth = {}
     for ph, p in truth.items():
@@ -457,7 +457,7 @@ def test_links_with_queries_are_each_faces_nearest_among_those_it_may_pair_with(
     rng = np.random.default_rng(3)
     x = (centres(6)[rng.integers(0, 6, 120)] + rng.normal(0, 0.2 / np.sqrt(128), (120, 128))).astype(np.float32)
     queries = rng.random(120) < 0.2
-    i, j, d = people.links(x, np.zeros(120, np.int64), np.full(120, -1, np.int64), queries=queries, limit=0.5, k=3)
+    i, j, d = neighbours.links(x, np.zeros(120, np.int64), np.full(120, -1, np.int64), queries=queries, limit=0.5, k=3)
     full = np.sqrt(np.square(x[:, None, :].astype(np.float64) - x[None, :, :]).sum(-1))
     allowed = (queries[:, None] | queries[None, :]) & ~np.eye(120, dtype=bool) & (full <= 0.5)
     expected = set()
@@ -479,7 +479,7 @@ def test_adults_merge_as_groups_by_centroid_and_spread():
         x = np.zeros((4, 128), np.float32)
         x[[1, 3], 1] = within
         x[[2, 3], 0] = apart
-        i, j, d = people.links(x, np.zeros(4, np.int64), np.full(4, -1, np.int64))
+        i, j, d = neighbours.links(x, np.zeros(4, np.int64), np.full(4, -1, np.int64), limit=people.LINK)
         ages = np.full(4, age)
         birth, sd = people._face_births(ages, np.full(4, np.nan))
         labels = people.cluster(x, np.arange(4), birth, sd, np.full(4, -1), {}, {}, i, j, d,
@@ -552,8 +552,8 @@ def test_the_index_keeps_each_photos_decode_scale_and_an_older_index_gets_it(tmp
 
 
 def test_cells_assign_the_same_whatever_the_chunk():
-    x = np.random.default_rng(3).normal(0, APART, (people.MIN_CELLS + 500, 128)).astype(np.float32)
-    cells, first, second = people.Cells.fit(x)
+    x = np.random.default_rng(3).normal(0, APART, (neighbours.MIN_CELLS + 500, 128)).astype(np.float32)
+    cells, first, second = neighbours.Cells.fit(x)
     assert (first != second).all() and len(np.unique(first)) > 50
     assert all(np.array_equal(a, b) for a, b in zip(cells.assign(x), (first, second)))  # the coarse cells found again
     small_first, small_second = cells.assign(x, chunk=7)  # several chunks a coarse cell
@@ -569,8 +569,8 @@ def _partition(labels):
 def test_new_faces_join_as_if_every_face_were_read(lib, monkeypatch):
     """The incremental grouping reads only the faces linked to the new ones, yet gives the new faces the
     people that reading every face gives (each person's link limits being its faces' least)."""
-    monkeypatch.setattr(people, "MIN_CELLS", 64)
-    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    monkeypatch.setattr(neighbours, "MIN_CELLS", 64)
+    monkeypatch.setattr(neighbours, "CELL_SIZE", 8)
     rng = np.random.default_rng(11)
     c = centres(40)
     for p in range(40):
@@ -594,7 +594,7 @@ def test_new_faces_join_as_if_every_face_were_read(lib, monkeypatch):
     beyond = lib.photo([(base + 0.40 * u, 30.0, 0.2, 10.0)])
     people.ensure_schema(lib.db)
     people._reattach(lib.db, people.Summary())
-    cells = people.Cells.from_meta(people._meta(lib.db))
+    cells = neighbours.Cells.from_meta(people._meta(lib.db), people.DIM)
     with lib.db.atomic():
         every = people._live_faces(lib.db)
         fresh = every.person < 0
@@ -617,8 +617,8 @@ def test_new_faces_join_as_if_every_face_were_read(lib, monkeypatch):
 def test_the_faces_of_cells_are_read_by_either_cell_and_only_live_ones(lib, monkeypatch):
     """An addition reads as candidates the faces whose first cell is one of some cells or whose second
     is one of others, leaving out the faces of photos missing or failed, as the full reading does."""
-    monkeypatch.setattr(people, "MIN_CELLS", 64)
-    monkeypatch.setattr(people, "CELL_SIZE", 8)
+    monkeypatch.setattr(neighbours, "MIN_CELLS", 64)
+    monkeypatch.setattr(neighbours, "CELL_SIZE", 8)
     lib.people_photos(20, 4)
     people.update(lib.db)
     index.mark_missing(lib.db, set(), [index.path_key(lib.tmp / "p00003.jpg")])
