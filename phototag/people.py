@@ -754,6 +754,7 @@ def _empty() -> FaceSet:
     return FaceSet(z, z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros((0, DIM), np.float32))
 
 
+# the live faces with a descriptor (a condition may follow with "and")
 _DESCRIBED = (" from faces f cross join photos p on p.id = f.photo_id"  # faces first
               f" where {LIVE} and length(f.embedding) = {4 * DIM}")
 _FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
@@ -816,9 +817,8 @@ def _in_cells(db, first: Sequence[int], second: Sequence[int]) -> tuple[np.ndarr
         "select id from faces where cell1 in (select value from json_each(?))"
         " union all select id from faces where cell2 in (select value from json_each(?))",
         [json.dumps([int(c) for c in first]), json.dumps([int(c) for c in second])])), np.int64))
-    cur = db.execute("select f.id, f.cell1, f.cell2, f.embedding from faces f cross join photos p on p.id = f.photo_id"
-                     f" where f.id in (select value from json_each(?)) and {LIVE} and length(f.embedding) = {4 * DIM}"
-                     " and f.person_id is not null", [json.dumps(ids.tolist())])
+    cur = db.execute(f"select f.id, f.cell1, f.cell2, f.embedding {_DESCRIBED} and f.person_id is not null"
+                     " and f.id in (select value from json_each(?))", [json.dumps(ids.tolist())])
     ids, cell1, cell2, blobs = [], [], [], []
     while batch := cur.fetchmany(50_000):
         a, b, c, e = zip(*batch)
@@ -836,15 +836,13 @@ def _person_limits(db, person_ids: Sequence[int]) -> dict[int, tuple[float, floa
     its live faces, whichever of them a grouping has read: those of its youngest and its smallest face
     (the limits grow with both)."""
     rows = db.execute(
-        "select f.person_id, min(f.face_age), min(max(f.w, f.h) * p.scale) from faces f cross join photos p"
-        f" on p.id = f.photo_id where {LIVE} and length(f.embedding) = {4 * DIM}"
+        f"select f.person_id, min(f.face_age), min(max(f.w, f.h) * p.scale) {_DESCRIBED}"
         " and f.person_id in (select value from json_each(?)) group by f.person_id",
         [json.dumps(sorted({int(p) for p in person_ids}))]).fetchall()
     if not rows:
         return {}
     pid, age, pixels = zip(*rows)
-    age = np.array([np.nan if a is None else a for a in age], float)
-    pixels = np.array([np.nan if v is None else v for v in pixels], float)
+    age, pixels = _floats(age), _floats(pixels)
     return dict(zip(pid, zip(link_limits(age, pixels=pixels).tolist(),
                              link_limits(age, LINK_BY_AGE_DATED, pixels).tolist())))
 
@@ -920,8 +918,7 @@ def _page_cache(db, kib: int = PAGE_CACHE_KIB):
         db.execute(f"pragma cache_size = {int(before)}")
 
 
-_UNGROUPED = (f"from faces f cross join photos p on p.id = f.photo_id where f.person_id is null"
-              f" and f.embedding is not null and length(f.embedding) = {4 * DIM} and {LIVE}")
+_UNGROUPED = f"{_DESCRIBED} and f.person_id is null and f.embedding is not null"  # the last: as faces_ungrouped
 
 
 def _group_new(db, summary: Summary, now) -> None:
