@@ -109,6 +109,7 @@ FIRST_PHOTO_YEAR = 1826
 
 REBUILD_GROWTH = 2.0  # the cells are trained again when the faces grew this much since
 PAGE_CACHE_KIB = 256 * 1024  # SQLite's page cache while grouping (the default 2 MB thrashes at a million faces)
+MMAP_BYTES = 1 << 31  # the index mapped while an addition reads its candidates (SQLite's usual cap: 2 GB)
 
 FACE_PEOPLE_COLUMNS = {"embedding": bytes, "person_id": int, "face_age": float, "face_gender": str,
                        "face_p_female": float, "cell1": int, "cell2": int}
@@ -918,6 +919,20 @@ def _page_cache(db, kib: int = PAGE_CACHE_KIB):
         db.execute(f"pragma cache_size = {int(before)}")
 
 
+@contextlib.contextmanager
+def _mapped(db, size: int = MMAP_BYTES):
+    """The index read through memory meanwhile (SQLite's memory-mapped I/O), then as before: an
+    addition's scattered reads of 140,000 candidates' rows at a million faces, without a copy of each
+    page, take about a third less time. Not for a whole grouping: it reads every page, which would
+    then count in the process's resident memory (2.8 GB against 1.8 GB) for no gain in time."""
+    before = db.execute("pragma mmap_size").fetchone()[0]
+    db.execute(f"pragma mmap_size = {max(int(size), int(before))}")
+    try:
+        yield
+    finally:
+        db.execute(f"pragma mmap_size = {int(before)}")
+
+
 _UNGROUPED = f"{_DESCRIBED} and f.person_id is null and f.embedding is not null"  # the last: as faces_ungrouped
 
 
@@ -947,7 +962,8 @@ def _group_new(db, summary: Summary, now) -> None:
         else:
             new = _listed(db, "id", new_ids, now)
             new.cell1, new.cell2 = cells.assign(new.x)
-            faces, found = _linked_to(db, new, now)
+            with _mapped(db):
+                faces, found = _linked_to(db, new, now)
             filed = is_new = faces.person < 0
             labels = _group(db, faces, is_new, found=found, now=now)
         person = _store_groups(db, faces, labels, is_new, summary, filed)

@@ -635,6 +635,23 @@ def test_the_faces_of_cells_are_read_by_either_cell_and_only_live_ones(lib, monk
     assert 0 < len(ids) < len(every) and np.array_equal(ids, every.ids[wanted])
 
 
+def test_an_addition_reads_its_candidates_mapped_and_leaves_the_mapping_as_it_was(lib, monkeypatch):
+    monkeypatch.setattr(neighbours, "MIN_CELLS", 64)
+    monkeypatch.setattr(neighbours, "CELL_SIZE", 8)
+    lib.people_photos(20, 4)
+    people.update(lib.db)
+    for s in centres(2, seed=7):
+        lib.photo([(s, 30.0, 0.2, 10.0)])
+    seen = []
+    in_cells = people._in_cells
+    monkeypatch.setattr(people, "_in_cells", lambda db, *a: seen.append(db.execute("pragma mmap_size").fetchone()[0])
+                        or in_cells(db, *a))
+    before = lib.db.execute("pragma mmap_size").fetchone()[0]
+    assert people.update(lib.db).grouped == 2
+    assert len(seen) == 1 and seen[0] > max(before, 0)
+    assert lib.db.execute("pragma mmap_size").fetchone()[0] == before
+
+
 def test_person_limits_are_the_least_of_all_its_faces(lib):
     c = centres(1)[0]
     for age in (4.0, 30.0, 45.0):
