@@ -444,6 +444,11 @@ class FaceChain:
                     for quarter in candidates:
                         found = again(j, quarter)
                         confidences[row, quarter] = found.confidence if found is not None else 0.0
+                    # a face the look at its surroundings as they lie misses (a tilted one, often)
+                    # was found as it lies in the whole photo all the same: that detection's
+                    # confidence stands for upright (not that of a face found only turned)
+                    if not owners[j][1].turned_look and again(j, 0) is None:
+                        confidences[row, 0] = owners[j][1].confidence
                 evidence = quarter_evidence(estimates[faces], scores[faces], confidences)
                 sides = np.array([max(owners[j][1].box[2:]) for j in faces])
                 photo_turns[i] = photo_turn(evidence, sides, candidates, bool(oriented and oriented[i]))

@@ -19,6 +19,9 @@ class Detection:
     box: tuple[float, float, float, float]  # x, y, width, height (displayed frame, pixels)
     landmarks: dict[str, tuple[float, float]]  # left_eye, right_eye, nose, mouth_left, mouth_right
     confidence: float
+    # found in the image (or its surroundings) turned by a quarter or more: the confidence is the
+    # face's turned back, not as it lies in the image
+    turned_look: bool = field(default=False, repr=False)
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Face(Detection):
         """The face as plain data; the embedding (as a list of floats) only when asked for."""
         d = asdict(self)
         d.pop("embedding")
+        d.pop("turned_look")
         if embedding and self.embedding is not None:
             import numpy as np
 

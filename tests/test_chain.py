@@ -317,3 +317,30 @@ def test_a_face_found_again_outside_the_image_is_none():
     outside = Detection(box=(150.0, 150.0, 20.0, 20.0), confidence=0.9, landmarks={})
     assert located_tilted(pixels, outside, 30.0, detect) is None
     assert located_upright(pixels, outside, 1, detect) is None
+
+
+def test_a_face_missed_by_the_second_look_as_it_lies_still_witnesses_its_photo_upright(monkeypatch):
+    """The look at a face's surroundings as they lie often misses a tilted face that the photo's own
+    detection found: the photo's decision then takes that detection's confidence for upright, so a
+    turned look a little surer does not turn an upright photo. A face found only turned
+    (``turned_look``) has no such confidence as it lies."""
+    from dataclasses import replace
+
+    from phototag import chain as chain_module
+    from phototag.analyzer import FaceAnalyzer
+    from phototag.testing.photos import FaceCrop, astronaut_face, paste_face, scene
+
+    analyzer = FaceAnalyzer()
+    canvas = scene(480, 480, random.Random(3))
+    paste_face(canvas, FaceCrop(astronaut_face(), 30, True, "astronaut"), (240, 240), 220, angle=8)
+    pixels = np.asarray(canvas)
+    (found,) = analyzer.detect(pixels)
+    unsure = replace(found, confidence=chain_module.SURE_DETECTION - 0.1)  # also weighed upside down
+
+    def located(image, det, quarter, detect):  # the surroundings as they lie: nothing found
+        return None if quarter == 0 else replace(det, confidence=det.confidence + 0.05)
+    monkeypatch.setattr(chain_module, "located_upright", located)
+    (face,) = analyzer.predict([(pixels, [unsure])])[0]
+    assert abs(face.rotation - 8) < 10, face.rotation
+    (turned,) = analyzer.predict([(pixels, [replace(unsure, turned_look=True)])])[0]
+    assert abs(abs(turned.rotation) - 172) < 10, turned.rotation

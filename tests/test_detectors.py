@@ -144,6 +144,7 @@ def test_a_face_stored_turned_that_scores_low_is_found_on_its_surroundings_turne
     x, y, w, h = found.box
     assert abs(x + w / 2 - 224) < 20 and abs(y + h / 2 - 224) < 20
     assert abs(max(w, h) - FACE_FRACTION * pasted.size) < 0.3 * pasted.size
+    assert found.turned_look and not any(d.turned_look for d in detector.detect(upright))
     assert_found_on_its_right_side_and_read_as_upright(found, turned, upright)
 
 
@@ -158,6 +159,7 @@ def test_a_tight_crop_stored_turned_without_any_detection_is_found_on_the_whole_
     (found,) = detector.detect(turned)
     x, y, w, h = found.box
     assert abs(x + w / 2 - 50) < 15 and abs(y + h / 2 - 50) < 15 and max(w, h) > 50
+    assert found.turned_look
     assert_found_on_its_right_side_and_read_as_upright(found, turned, upright)
     rng = random.Random(8)
     assert not any(detector.detect(np.asarray(scene(640, 480, rng))) for _ in range(3))

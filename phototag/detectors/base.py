@@ -139,7 +139,8 @@ def turned_back(det: Detection, turns: int, shape: tuple[int, ...]) -> Detection
     corners = [back(x, y), back(x + w, y), back(x, y + h), back(x + w, y + h)]
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     return Detection(box=(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)),
-                     landmarks={k: back(*p) for k, p in det.landmarks.items()}, confidence=det.confidence)
+                     landmarks={k: back(*p) for k, p in det.landmarks.items()}, confidence=det.confidence,
+                     turned_look=det.turned_look or turns % 4 != 0)
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -196,4 +197,5 @@ def located_upright(pixels: np.ndarray, det: Detection, quarter: int,
     if best is None:
         return None
     return Detection(box=(best.box[0] + x0, best.box[1] + y0, *best.box[2:]), confidence=best.confidence,
-                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()})
+                     landmarks={k: (px + x0, py + y0) for k, (px, py) in best.landmarks.items()},
+                     turned_look=best.turned_look)
