@@ -818,18 +818,16 @@ def _in_cells(db, first: Sequence[int], second: Sequence[int]) -> tuple[np.ndarr
         "select id from faces where cell1 in (select value from json_each(?))"
         " union all select id from faces where cell2 in (select value from json_each(?))",
         [json.dumps([int(c) for c in first]), json.dumps([int(c) for c in second])])), np.int64))
-    cur = db.execute(f"select f.id, f.cell1, f.cell2, f.embedding {_DESCRIBED} and f.person_id is not null"
-                     " and f.id in (select value from json_each(?))", [json.dumps(ids.tolist())])
-    ids, cell1, cell2, blobs = [], [], [], []
-    while batch := cur.fetchmany(50_000):
-        a, b, c, e = zip(*batch)
-        ids.extend(a)
-        cell1.extend(b)
-        cell2.extend(c)
-        blobs.extend(e)
-    order = np.argsort(np.array(ids, np.int64), kind="stable")  # by id (SQLite reads them so, unpromised)
-    return (np.array(ids, np.int64)[order], np.array(cell1, np.int64)[order], np.array(cell2, np.int64)[order],
-            _vectors(blobs)[order])
+    rows = db.execute(f"select f.id, f.cell1, f.cell2, f.embedding {_DESCRIBED} and f.person_id is not null"
+                      " and f.id in (select value from json_each(?))", [json.dumps(ids.tolist())]).fetchall()
+    ids, cell1, cell2, blobs = zip(*rows) if rows else ((), (), (), ())
+    del rows
+    ids, cell1, cell2, x = (np.array(ids, np.int64), np.array(cell1, np.int64), np.array(cell2, np.int64),
+                            _vectors(blobs))
+    if len(ids) > 1 and not (np.diff(ids) > 0).all():  # by id (SQLite reads them so, unpromised)
+        order = np.argsort(ids, kind="stable")
+        ids, cell1, cell2, x = ids[order], cell1[order], cell2[order], x[order]
+    return ids, cell1, cell2, x
 
 
 def _person_limits(db, person_ids: Sequence[int]) -> dict[int, tuple[float, float]]:
