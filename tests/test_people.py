@@ -3,7 +3,9 @@ user's word, and the index staying consistent through rescans, rewrites and dele
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 
 import numpy as np
 import pytest
@@ -635,7 +637,10 @@ def test_the_faces_of_cells_are_read_by_either_cell_and_only_live_ones(lib, monk
     assert 0 < len(ids) < len(every) and np.array_equal(ids, every.ids[wanted])
 
 
-def test_an_addition_reads_its_candidates_mapped_and_leaves_the_mapping_as_it_was(lib, monkeypatch):
+def test_an_addition_reads_its_candidates_mapped_and_leaves_the_mapping_as_it_was(lib, monkeypatch, tmp_path):
+    with contextlib.closing(sqlite3.connect(tmp_path / "probe.db")) as probe:
+        if probe.execute("pragma mmap_size = 1048576").fetchone() in (None, (0,)):
+            pytest.skip("this SQLite was built without memory-mapped I/O")
     monkeypatch.setattr(neighbours, "MIN_CELLS", 64)
     monkeypatch.setattr(neighbours, "CELL_SIZE", 8)
     lib.people_photos(20, 4)
