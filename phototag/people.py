@@ -906,29 +906,28 @@ def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
 
 
 @contextlib.contextmanager
-def _page_cache(db, kib: int = PAGE_CACHE_KIB):
-    """SQLite's page cache raised for a grouping: a million faces' writes spill the default 2 MB cache
-    into the WAL again and again (tens of GB read and written); restored afterwards."""
-    before = db.execute("pragma cache_size").fetchone()[0]
-    db.execute(f"pragma cache_size = {-int(kib)}")
+def _pragma(db, name: str, value: int):
+    """SQLite's ``pragma name`` set to ``value`` meanwhile, then back to what it was."""
+    before = db.execute(f"pragma {name}").fetchone()[0]
+    db.execute(f"pragma {name} = {int(value)}")
     try:
         yield
     finally:
-        db.execute(f"pragma cache_size = {int(before)}")
+        db.execute(f"pragma {name} = {int(before)}")
 
 
-@contextlib.contextmanager
+def _page_cache(db, kib: int = PAGE_CACHE_KIB):
+    """SQLite's page cache raised for a grouping: a million faces' writes spill the default 2 MB cache
+    into the WAL again and again (tens of GB read and written); restored afterwards."""
+    return _pragma(db, "cache_size", -int(kib))
+
+
 def _mapped(db, size: int = MMAP_BYTES):
     """The index read through memory meanwhile (SQLite's memory-mapped I/O), then as before: an
     addition's scattered reads of 140,000 candidates' rows at a million faces, without a copy of each
     page, take about a third less time. Not for a whole grouping: it reads every page, which would
     then count in the process's resident memory (2.8 GB against 1.8 GB) for no gain in time."""
-    before = db.execute("pragma mmap_size").fetchone()[0]
-    db.execute(f"pragma mmap_size = {max(int(size), int(before))}")
-    try:
-        yield
-    finally:
-        db.execute(f"pragma mmap_size = {int(before)}")
+    return _pragma(db, "mmap_size", size)
 
 
 _UNGROUPED = f"{_DESCRIBED} and f.person_id is null and f.embedding is not null"  # the last: as faces_ungrouped
