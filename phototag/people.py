@@ -431,7 +431,10 @@ def cluster(x: np.ndarray, photo: np.ndarray, birth: np.ndarray, birth_sd: np.nd
     # a group's limits are its faces' least, so a link longer than either face's own never merges
     face_most = np.where(face_lim >= link, max(link, adult_link), face_limd)
     within = np.flatnonzero(d <= np.minimum(face_most[i], face_most[j]).astype(d.dtype))
-    order = within[np.lexsort((j[within], i[within], d[within]))]
+    if n and np.all(np.diff(i[within] * np.int64(n) + j[within]) > 0):  # by faces already (as links gives them)
+        order = within[np.argsort(d[within], kind="stable")]  # the same order, a third of the time
+    else:
+        order = within[np.lexsort((j[within], i[within], d[within]))]
     c2 = centroid * centroid
     ac2, am2 = adult_centroid * adult_centroid, adult_mean * adult_mean
     for ie, je, de in _in_chunks_of(order, i, j, d):
