@@ -614,9 +614,10 @@ def _same(a, b, tol: float = 1e-6) -> bool:
 
 
 def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
-    """Faces seen for the first time get their face-alone values; one that replaces a face of the same
-    photo deleted since (its box overlapping by half or more) takes over its person, its exclusions
-    and, when its values are the corrected values written back, the face-alone ones."""
+    """A face seen for the first time that replaces a face of the same photo deleted since (its box
+    overlapping by half or more) takes over its person, its exclusions and, when its values are the
+    corrected values written back, the face-alone ones. The other faces seen for the first time get
+    their face-alone values as the grouping writes them (``_FIRST_SEEN``), the rest after it."""
     with db.atomic():
         memory: dict[int, list] = defaultdict(list)
         for row in db.execute("select old_id, photo_id, x, y, w, h, person_id, face_age, face_gender, face_p_female,"
@@ -671,12 +672,24 @@ def _reattach(db: sqlite_utils.Database, summary: Summary) -> None:
             stale.update(m[6] for m in rows if m[6] is not None)
         db.conn.executemany("update faces set face_age = ?, face_gender = ?, face_p_female = ?,"
                        " person_id = coalesce(?, person_id) where id = ?", updates)
-        db.execute("update faces set face_age = age, face_gender = gender, face_p_female = p_female"
-                   " where face_age is null")  # seen for the first time: their values are the face's own
         db.conn.executemany("update people_exclusions set face_id = ? where face_id = ?", moved)
         db.execute("delete from people_exclusions where face_id not in (select id from faces)")
         db.execute("delete from people_memory")
         _mark_stale(db, stale)
+
+
+# A face seen for the first time (``face_age`` NULL) gets its face-alone values, the chain's: its values
+# as they are. Set in the grouping's own write of each face (SQLite reads the row's old values on the
+# right): at a million faces, a statement of its own rewrote every row once more (about 5 s).
+_FIRST_SEEN = ("face_age = coalesce(face_age, age),"
+               " face_gender = case when face_age is null then gender else face_gender end,"
+               " face_p_female = case when face_age is null then p_female else face_p_female end")
+
+
+def _first_seen(db) -> None:
+    """The faces seen for the first time that no grouping wrote (no descriptor, a photo not live) get
+    their face-alone values."""
+    db.execute(f"update faces set {_FIRST_SEEN} where face_age is null")
 
 
 # The indexes a grouping's writes (person, cells) keep up to date, and the share of the faces written
@@ -761,7 +774,9 @@ def _empty() -> FaceSet:
 # the live faces with a descriptor (a condition may follow with "and")
 _DESCRIBED = (" from faces f cross join photos p on p.id = f.photo_id"  # faces first
               f" where {LIVE} and length(f.embedding) = {4 * DIM}")
-_FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), f.face_age, p.taken_at, coalesce(f.cell1, -1),"
+# (a face seen for the first time: its face-alone age is its age, as ``_FIRST_SEEN`` will write it)
+_FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), coalesce(f.face_age, f.age), p.taken_at,"
+          " coalesce(f.cell1, -1),"
           f" coalesce(f.cell2, -1), max(f.w, f.h) * p.scale, f.embedding {_DESCRIBED}")
 
 
@@ -901,6 +916,8 @@ def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
         _reattach(db, summary)
         reattached = time.perf_counter()
         _group_new(db, summary, now)
+        with db.atomic():
+            _first_seen(db)
         grouped = time.perf_counter()
         _correct_stale(db, summary, now)
         _log.debug("update: reattach %.2f s, group %.2f s, correct %.2f s", reattached - started,
@@ -1030,28 +1047,24 @@ def _group(db, faces: FaceSet, is_new: np.ndarray, pinned_known: dict | None = N
                    limits=limits, dated_limits=dated_limits)
 
 
-def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary, filed=None) -> np.ndarray:
-    """The new faces' people (new ones for new groups) and, for the faces ``filed``, their cells: one
-    write per face. Returns each face's person."""
+def _store_groups(db, faces: FaceSet, labels, is_new, summary: Summary, filed: np.ndarray) -> np.ndarray:
+    """The new faces' people (new ones for new groups) and cells, and the cells of the other faces
+    ``filed``: one write per face, which also gives a face seen for the first time its face-alone
+    values. Returns each face's person."""
     fresh = np.unique(labels[is_new & (labels < 0)])  # ascending: the new people's ids in descending order
     ids = _new_people(db, len(fresh))
     final = labels.copy()
     wanted = is_new & (labels < 0)
     final[wanted] = ids[0] + len(fresh) - 1 - np.searchsorted(fresh, labels[wanted]) if len(fresh) else 0
-    rows = np.flatnonzero(is_new)
-    with _grouping_indexes_off(db, len(rows) if filed is None else int((filed | is_new).sum())):
-        if filed is None:
-            db.conn.executemany("update faces set person_id = ? where id = ?",
-                                zip(final[rows].tolist(), faces.ids[rows].tolist()))
-        else:
-            both = np.flatnonzero(filed & is_new)
-            db.conn.executemany("update faces set person_id = ?, cell1 = ?, cell2 = ? where id = ?",
-                                zip(final[both].tolist(), faces.cell1[both].tolist(), faces.cell2[both].tolist(),
-                                    faces.ids[both].tolist()))
-            _file_cells(db, faces.ids[filed & ~is_new], faces.cell1[filed & ~is_new], faces.cell2[filed & ~is_new])
+    new, old = np.flatnonzero(is_new), filed & ~is_new
+    with _grouping_indexes_off(db, int((filed | is_new).sum())):
+        db.conn.executemany(f"update faces set person_id = ?, cell1 = ?, cell2 = ?, {_FIRST_SEEN} where id = ?",
+                            zip(final[new].tolist(), faces.cell1[new].tolist(), faces.cell2[new].tolist(),
+                                faces.ids[new].tolist()))
+        _file_cells(db, faces.ids[old], faces.cell1[old], faces.cell2[old])
     joined = is_new & (labels >= 0)
     _mark_stale(db, final[joined].tolist())  # the new people are stale already
-    summary.grouped += len(rows)
+    summary.grouped += len(new)
     summary.joined += int(joined.sum())
     summary.new_people += len(ids)
     return final
@@ -1148,8 +1161,9 @@ def _regroup(db, now) -> Summary:
         final = [mapping.get(v, v) for v in labels.tolist()]
         with _grouping_indexes_off(db, len(faces)):
             db.execute("update faces set person_id = null where person_id is not null")
-            db.conn.executemany("update faces set person_id = ?, cell1 = ?, cell2 = ? where id = ?",
+            db.conn.executemany(f"update faces set person_id = ?, cell1 = ?, cell2 = ?, {_FIRST_SEEN} where id = ?",
                                 zip(final, faces.cell1.tolist(), faces.cell2.tolist(), faces.ids.tolist()))
+        _first_seen(db)
         _save_cells(db, cells)
         db.execute("update people set stale = 1")
         summary.grouped = len(faces)

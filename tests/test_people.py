@@ -355,6 +355,25 @@ def test_faces_without_descriptor_are_left_alone(lib):
     assert f["person_id"] is None and f["face_age"] == 30.0
 
 
+def test_faces_seen_for_the_first_time_get_their_own_values_in_every_grouping(lib):
+    """Written with the grouping's own write of each face (first, incremental, regroup), or after it
+    for a face no grouping reads; a face seen before keeps its own values."""
+    c = centres(2)
+    first = lib.photo([(lib.near(c[0]), 30.0, 0.2, 10.0), (None, 41.0, 0.8, 300.0)])
+    people.update(lib.db)
+    joined = lib.photo([(lib.near(c[0]), 33.0, 0.3, 10.0), (lib.near(c[1]), 7.0, 0.6, 300.0)])
+    people.update(lib.db)
+    lib.db.execute("update faces set age = 31.5, p_female = 0.25 where photo_id = ?", [first])  # as if corrected
+    regrouped = lib.photo([(lib.near(c[1]), 8.0, 0.7, 10.0)])
+    people.regroup(lib.db)
+    assert lib.db.execute("select count(*) from faces where face_age is null").fetchone()[0] == 0
+    expected = {(first, 0): (30.0, "m", 0.2), (first, 1): (41.0, "f", 0.8), (joined, 0): (33.0, "m", 0.3),
+                (joined, 1): (7.0, "f", 0.6), (regrouped, 0): (8.0, "f", 0.7)}
+    for (photo, i), (age, gender, p) in expected.items():
+        face = lib.face(photo, i)
+        assert (face["face_age"], face["face_gender"], face["face_p_female"]) == (age, gender, pytest.approx(p))
+
+
 def test_a_killed_update_is_finished_by_the_next(lib):
     c = centres(1)[0]
     truth_person(lib, c, ages=(1.0, 3.0, 6.0), errors=(0.5, -1.0, 1.5))
