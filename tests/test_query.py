@@ -102,6 +102,12 @@ def test_gender_confidence(lib):
     assert found(lib, "--min-gender-confidence", "0.95") == ["b", "d"]  # the larger of p and 1 - p
 
 
+def test_gender_confidence_of_a_man_has_no_float_noise():
+    assert q.gender_confidence({"gender": "m", "p_female": 0.1094}) == 0.8906
+    assert q.gender_confidence({"gender": None, "p_female": 0.1094}) == 0.8906
+    assert q.gender_confidence({"gender": "f", "p_female": 0.6173}) == 0.6173
+
+
 def test_face_count_filters(lib):
     assert found(lib, "--faces", "2") == ["a", "c"]
     assert found(lib, "--faces", "0") == ["e"]
