@@ -131,10 +131,12 @@ def render_summary(summary: ScanSummary, console: Console, verbose: bool = False
     ]
     rows += [(_IN_PHOTO.get(status, f"tags in the photo {status}"), n) for status, n in sorted(summary.exif.items())]
     rows += [(_SIDECARS.get(status, f"sidecars {status}"), n) for status, n in sorted(summary.sidecars.items())]
-    if summary.people_grouped or summary.people_rewritten:
+    if summary.people_grouped or summary.people_corrected:
         rows.append(("faces grouped into people (phototag people)", summary.people_grouped))
         rows.append(("  of them new people", summary.people_new))
-        rows.append(("photos whose tags their people corrected", summary.people_rewritten))
+        rows.append(("photos whose faces their people corrected", summary.people_corrected))
+        if summary.people_corrected:
+            rows.append(("  of them with their tags written again", summary.people_rewritten))
     if summary.cleaned:
         rows.append(("left alone: cleaned by phototag clean (--rescan tags them)", summary.cleaned))
     if summary.outdated:

@@ -100,7 +100,9 @@ class LocalScan:
         done = people.update(db)  # its steps are transactions: Ctrl-C rolls back one, the next scan finishes
         self.summary.people_grouped, self.summary.people_new = done.grouped, done.new_people
         rewritten = []
-        for photo_id in people.changed_photos(db):
+        changed = people.changed_photos(db)
+        self.summary.people_corrected = len(changed)
+        for photo_id in changed:
             row = db.execute("select path_key, size, mtime_ns, inode, sha256 from photos where id = ?",
                              [photo_id]).fetchone()
             scanned = self.index.scanned_photo(row[0])

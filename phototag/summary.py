@@ -47,7 +47,8 @@ class ScanSummary:
     turned: int = 0  # scanned photos whose faces agree they are the wrong way up (phototag orient)
     people_grouped: int = 0  # faces given a person at the end of the scan (phototag.people.update)
     people_new: int = 0  # people found for the first time
-    people_rewritten: int = 0  # photos whose tags were written again with their people's corrections
+    people_corrected: int = 0  # photos whose faces' values in the index their people changed
+    people_rewritten: int = 0  # ... of them, photos whose tags were written again with those values
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders that could not be listed
     skipped: list[Skipped] = field(default_factory=list)  # files under the paths not scanned, and why

@@ -76,6 +76,13 @@ def test_a_person_is_found_named_written_queried_and_cleaned(library, tmp_path):
     assert "RegionName" not in exiftool(photo, "-XMP-mwg-rs:RegionName")[0]
 
 
+def test_the_scan_says_how_many_photos_their_people_corrected_even_with_no_tags_written(library, tmp_path):
+    result = run("scan", library, "--db", tmp_path / "index.db", "--no-exif", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["people_grouped"] == 4 and summary["people_corrected"] > 0 and summary["people_rewritten"] == 0
+
+
 def test_people_commands_refuse_what_cannot_be(library, tmp_path):
     db = tmp_path / "index.db"
     assert run("scan", library, "--db", db, "--no-exif").exit_code == 0
