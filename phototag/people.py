@@ -776,8 +776,7 @@ _DESCRIBED = (" from faces f cross join photos p on p.id = f.photo_id"  # faces 
               f" where {LIVE} and length(f.embedding) = {4 * DIM}")
 # (a face seen for the first time: its face-alone age is its age, as ``_FIRST_SEEN`` will write it)
 _FACES = ("select f.id, f.photo_id, coalesce(f.person_id, -1), coalesce(f.face_age, f.age), p.taken_at,"
-          " coalesce(f.cell1, -1),"
-          f" coalesce(f.cell2, -1), max(f.w, f.h) * p.scale, f.embedding {_DESCRIBED}")
+          f" coalesce(f.cell1, -1), coalesce(f.cell2, -1), max(f.w, f.h) * p.scale, f.embedding {_DESCRIBED}")
 
 
 def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: int = 0) -> FaceSet:
