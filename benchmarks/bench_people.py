@@ -334,7 +334,7 @@ def chain(lag: dict, fg: dict) -> None:
 
 def build_index(path: Path, x: np.ndarray, ages: np.ndarray, p_female: np.ndarray, taken: list, photo_of=None):
     """An index with one face per photo (or ``photo_of``: each face's photo number), descriptors set."""
-    from phototag import index, people
+    from phototag import identity, index, people
 
     if path.exists():
         path.unlink()
@@ -358,7 +358,7 @@ def build_index(path: Path, x: np.ndarray, ages: np.ndarray, p_female: np.ndarra
             k = counts.get(ph, 0)
             counts[ph] = k + 1
             rows.append((f + 1, ph + 1, k, "displayed", 10.0 + 100 * k, 10.0, 50.0, 50.0, "{}", 0.9, 0.0,
-                         "f" if p_female[f] >= 0.5 else "m", float(p_female[f]), float(ages[f]), people.to_blob(x[f])))
+                         "f" if p_female[f] >= 0.5 else "m", float(p_female[f]), float(ages[f]), identity.to_blob(x[f])))
             if len(rows) == 100_000:
                 db.conn.executemany("insert into faces (id, photo_id, face_index, frame, x, y, w, h, landmarks, confidence,"
                                     " rotation, gender, p_female, age, embedding) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -473,7 +473,7 @@ def million(real: np.ndarray, cache: Path, n: int, add: int) -> dict:
     code = f"""
 import json, resource, sys, time, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
-from phototag import index, people
+from phototag import identity, index, people
 import logging
 logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(message)s")
 logging.getLogger("phototag.people").setLevel(logging.DEBUG)
@@ -488,7 +488,7 @@ with db.atomic():
                         " values (?, ?, ?, 'done', null, 1, 0, 0, 0)", ((base + 1 + k, f"/new/{{k}}.jpg", f"/new/{{k}}.jpg".encode()) for k in range(len(add["x"]))))
     db.conn.executemany("insert into faces (id, photo_id, face_index, frame, x, y, w, h, landmarks, confidence, rotation, gender, p_female, age, embedding)"
                         " values (?,?,0,'displayed',10,10,50,50,'{{}}',0.9,0,'m',0.3,?,?)",
-                        ((fbase + 1 + k, base + 1 + k, float(add["age"][k]), people.to_blob(add["x"][k])) for k in range(len(add["x"]))))
+                        ((fbase + 1 + k, base + 1 + k, float(add["age"][k]), identity.to_blob(add["x"][k])) for k in range(len(add["x"]))))
 t = time.perf_counter(); s2 = people.update(db); second = time.perf_counter() - t
 person = np.load({str(cache / f"million-{n}-person.npy")!r})
 labels = np.array([r[0] for r in db.execute("select person_id from faces order by id")])

@@ -30,6 +30,7 @@ Index side (created by :func:`ensure_schema`; the faces table keeps its columns)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -41,14 +42,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 
-import contextlib
-
 import numpy as np
 import sqlite_utils
 
 from . import neighbours
+from .identity import BLOB_DTYPE, to_blob
+from .identity import DIMENSIONS as DIM  # dlib's face descriptor
 
-DIM = 128  # dlib's face descriptor
 _log = logging.getLogger(__name__)
 
 # --- thresholds (docs/people.md says how each was chosen) ------------------------------------------
@@ -248,15 +248,10 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
-def to_blob(vector: np.ndarray) -> bytes:
-    """A descriptor as stored: 128 float32, little-endian."""
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
 def _vectors(blobs: Sequence[bytes]) -> np.ndarray:
     if not blobs:
         return np.zeros((0, DIM), np.float32)
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIM).astype(np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=BLOB_DTYPE).reshape(len(blobs), DIM).astype(np.float32)
 
 
 # --- grouping ----------------------------------------------------------------------------------------
@@ -798,7 +793,7 @@ def _live_faces(db, where: str = "", params: Sequence = (), now=None, expected: 
             grown = np.empty((max(2 * len(x), n + m), DIM), np.float32)
             grown[:n] = x[:n]
             x = grown
-        x[n:n + m] = np.frombuffer(b"".join(cols[8]), dtype="<f4").reshape(m, DIM)
+        x[n:n + m] = np.frombuffer(b"".join(cols[8]), dtype=BLOB_DTYPE).reshape(m, DIM)
         n += m
         for t in set(cols[4]):
             if t not in years_of:
@@ -883,7 +878,7 @@ def _known(db, ids: Iterable[int], photos_of: dict[int, set]) -> dict[int, Known
                 f" ({','.join('?' * len(part))})", part):
             if user_born:
                 _, born, sd = parse_born(user_born)
-            centre = np.frombuffer(cen, "<f4").astype(np.float64) if cen else None
+            centre = np.frombuffer(cen, BLOB_DTYPE).astype(np.float64) if cen else None
             if centre is None:
                 continue
             known[pid] = Known(centre, max(int(n), 1), born, sd, photos_of.get(pid, set()), spread)
@@ -1385,7 +1380,7 @@ def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tu
         xrow = m.xrow[at]
         has = xrow >= 0
         centres, spreads = _centroids(m.x[xrow[has]], np.add.reduceat(has, first))
-        for k, centre, spread in zip(chunk[:, 0].tolist(), centres.astype("<f4"), spreads.tolist()):
+        for k, centre, spread in zip(chunk[:, 0].tolist(), centres.astype(BLOB_DTYPE), spreads.tolist()):
             rows[k] = (*rows[k][:8], centre.tobytes(), spread, *rows[k][10:])
     alone = np.array(singles, np.int64)  # each keeps its face's own values (as estimate says)
     face_updates, dirty = _changed_faces(m, np.concatenate([np.array(estimated, np.int64), alone]),
@@ -1458,7 +1453,7 @@ def _singles_rows(m: _Members, at: np.ndarray, rows: list, stamp: str) -> None:
     xrow = m.xrow[at].tolist()
     for k, (face, is_dated) in enumerate(zip(picked, dated.tolist())):
         p = own_p[k]
-        centre = m.x[xrow[k]].astype("<f4").tobytes() if xrow[k] >= 0 else None
+        centre = to_blob(m.x[xrow[k]]) if xrow[k] >= 0 else None
         rows.append((1, int(is_dated), m.face_gender[face] or None, None if np.isnan(p) else float(p),
                      born[k] if is_dated else None, born_sd[k] if is_dated else None, 0, None, centre, 0.0, stamp,
                      int(m.person[face])))

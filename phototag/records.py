@@ -42,9 +42,9 @@ class Face(Detection):
         d.pop("embedding")
         d.pop("turned_look")
         if embedding and self.embedding is not None:
-            import numpy as np
+            from .identity import from_blob  # (identity imports this module)
 
-            d["embedding"] = np.frombuffer(self.embedding, "<f4").tolist()
+            d["embedding"] = from_blob(self.embedding).tolist()
         return d
 
 

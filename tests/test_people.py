@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from phototag import index, neighbours, people
+from phototag import identity, index, neighbours, people
 from phototag.records import Face, PhotoInfo
 
 RNG_SEED = 7
@@ -50,7 +50,7 @@ class Library:
         with self.db.atomic():
             for fid, v in zip(ids, vectors):
                 self.db.execute("update faces set embedding = ? where id = ?",
-                                [None if v is None else people.to_blob(v), fid])
+                                [None if v is None else identity.to_blob(v), fid])
 
     def near(self, centre, scale=SPREAD):
         return centre + self.rng.normal(0, scale, 128).astype(np.float32)
