@@ -43,14 +43,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .records import Detection
+from .records import BLOB_DTYPE, Detection
 
 KEY = "identity"  # its entry in the manifest's models
 CHIP_SIZE = 150  # dlib's face chip: 150×150 px, padding 0.25 (dnn_face_recognition_ex)
 CHIP_PADDING = 0.25
 DIMENSIONS = 128
 SAME_PERSON = 0.6  # dlib's distance threshold: closer embeddings are the same person
-BLOB_DTYPE = "<f4"
 REDUCE_FROM = 2.0  # image pixels per chip pixel from which the image is first reduced (box filter)
 
 # dlib's mean face (interpolation.h, get_face_chip_details: points 17-67 of the 68-point layout,

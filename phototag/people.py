@@ -46,8 +46,9 @@ import numpy as np
 import sqlite_utils
 
 from . import neighbours
-from .identity import BLOB_DTYPE, to_blob
 from .identity import DIMENSIONS as DIM  # dlib's face descriptor
+from .identity import to_blob
+from .records import BLOB_DTYPE
 
 _log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TypeVar
 
 FRAME = "displayed"  # the frame every stored coordinate is in
+BLOB_DTYPE = "<f4"  # an identity embedding's bytes (Face.embedding, the index): little-endian float32
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Face(Detection):
     gender: str = ""  # "f" or "m"
     p_female: float = 0.0  # probability that the face is female
     age: float = 0.0  # years
-    # identity embedding: 128 little-endian float32 (phototag.identity), None without an identity model
+    # identity embedding: 128 float32 as ``BLOB_DTYPE`` (phototag.identity), None without an identity model
     embedding: bytes | None = field(default=None, repr=False)
     person: str | None = None  # the name the user gave the face's person (phototag people name), if any
 
@@ -42,9 +43,9 @@ class Face(Detection):
         d.pop("embedding")
         d.pop("turned_look")
         if embedding and self.embedding is not None:
-            from .identity import from_blob  # (identity imports this module)
+            import numpy as np
 
-            d["embedding"] = from_blob(self.embedding).tolist()
+            d["embedding"] = np.frombuffer(self.embedding, BLOB_DTYPE).tolist()
         return d
 
 
