@@ -15,7 +15,7 @@ import sqlite_utils
 from . import index, people
 from .atomic import Written
 from .concurrency import Interrupts, prefetch
-from .models import model_version, shipped_model_dir
+from .models import model_version, read_manifest, shipped_model_dir
 from .options import ScanOptions, ScanProgress
 from .photolock import PhotoBusy, PhotoLock, lock_photo
 from .pipeline import Photo, PhotoJob, batch_is_full, chain_faces, detect_faces, read_photo
@@ -45,7 +45,10 @@ class LocalScan:
         self.interrupts = interrupts
         self.summary = summary
         self.timings = summary.timings
-        version = analyzer.version if analyzer is not None else model_version(options.model_dir or shipped_model_dir())
+        model_dir = options.model_dir or shipped_model_dir()
+        version = analyzer.version if analyzer is not None else model_version(model_dir)
+        # the models' manifest: the people corrections tag genders by its thresholds, as the chain did
+        self.manifest = analyzer.chain.models.manifest if analyzer is not None else read_manifest(model_dir)
         summary.model_version = version
         self.index = index.IndexWriter(db, version)
         self.writer = PhotoWriter(options, version)
@@ -97,7 +100,7 @@ class LocalScan:
         left for the next scan, which reads it again)."""
         t = time.perf_counter()
         db = self.index.db
-        done = people.update(db)  # its steps are transactions: Ctrl-C rolls back one, the next scan finishes
+        done = people.update(db, manifest=self.manifest)  # transactions: Ctrl-C rolls back one, the next scan finishes
         self.summary.people_grouped, self.summary.people_new = done.grouped, done.new_people
         rewritten = []
         changed = people.changed_photos(db)
@@ -123,7 +126,7 @@ class LocalScan:
                     self.summary.people_rewritten += 1
                 rewritten.append(photo_id)
         if rewritten:
-            people.update(db)  # the rows written again take back their faces' people
+            people.update(db, manifest=self.manifest)  # the rows written again take back their faces' people
             people.mark_written(db, rewritten)
         self.timings.people += time.perf_counter() - t
 

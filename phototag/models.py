@@ -40,6 +40,26 @@ class ModelError(RuntimeError):
     """The models cannot be loaded."""
 
 
+GENDER_RULE = ("gender_threshold", "gender_threshold_by_age")  # the manifest's keys of the rule below
+
+
+def gender_rule(manifest: dict) -> dict:
+    """The manifest's gender thresholds alone (what :func:`gender_threshold_at` reads)."""
+    return {key: manifest[key] for key in GENDER_RULE if key in manifest}
+
+
+def gender_threshold_at(manifest: dict, age: float | None = None) -> float:
+    """The P(female) from which a face is tagged female: the manifest's ``gender_threshold``, or for a
+    face of this estimated ``age`` that of the last ``gender_threshold_by_age`` pair whose age it
+    reaches (the chain's rule, and the people corrections')."""
+    threshold = float(manifest.get("gender_threshold", DEFAULT_GENDER_THRESHOLD))
+    if age is not None:
+        for at, value in manifest.get("gender_threshold_by_age", []):
+            if age >= at:
+                threshold = float(value)
+    return threshold
+
+
 @dataclass
 class ModelSet:
     """The rotation and attribute (gender + age) models, each a runner of :mod:`phototag.runtime`."""
@@ -65,16 +85,13 @@ class ModelSet:
     def gender_threshold(self) -> float:
         """A face is tagged female when P(female) is at least this (the manifest's ``gender_threshold``),
         unless its estimated age has a threshold of its own (:meth:`gender_thresholds`)."""
-        return float(self.manifest.get("gender_threshold", DEFAULT_GENDER_THRESHOLD))
+        return gender_threshold_at(self.manifest)
 
     def gender_thresholds(self, ages: np.ndarray, base: float | None = None) -> np.ndarray:
-        """Per face of these estimated ages, the P(female) from which it is tagged female: that of the
-        last ``gender_threshold_by_age`` pair whose age it reaches, else ``base`` (default
-        :attr:`gender_threshold`)."""
-        thresholds = np.full(len(ages), self.gender_threshold if base is None else base)
-        for age, threshold in self.manifest.get("gender_threshold_by_age", []):
-            thresholds[np.asarray(ages) >= age] = threshold
-        return thresholds
+        """Per face of these estimated ages, the P(female) from which it is tagged female
+        (:func:`gender_threshold_at`; ``base``: another ``gender_threshold``)."""
+        manifest = self.manifest if base is None else {**self.manifest, "gender_threshold": base}
+        return np.array([gender_threshold_at(manifest, age) for age in np.asarray(ages, float).tolist()], float)
 
     def describe(self) -> str:
         return f"{'LiteRT' if self.engine == 'litert' else 'Keras/TensorFlow'} on {self.device}"

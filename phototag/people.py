@@ -25,7 +25,8 @@ Index side (created by :func:`ensure_schema`; the faces table keeps its columns)
 * ``people``: one row per person; ``people_exclusions`` (this face is not that person, the user said);
   ``people_memory`` (faces deleted since the last update, filled by a trigger, so that a rewritten or
   rescanned photo's faces keep their person and face-alone values); ``people_dirty`` (photos whose
-  corrected values changed: their tags are to be written again); ``people_meta`` (the search cells).
+  corrected values changed: their tags are to be written again); ``people_meta`` (the search cells,
+  and the gender thresholds of the models that tagged the faces).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import sqlite_utils
 
-from . import neighbours
+from . import models, neighbours
 from .identity import DIMENSIONS as DIM  # dlib's face descriptor
 from .identity import to_blob
 from .records import BLOB_DTYPE
@@ -98,11 +99,6 @@ _AGE_MAE = ((5, 1.53), (15, 3.16), (25, 4.23), (35, 5.52), (45, 6.45), (55, 7.24
             (85, 7.43), (95, 8.03))
 _SD_AGES = np.array([a for a, _ in _AGE_MAE], float)
 _SD_VALUES = np.maximum.accumulate(np.array([m for _, m in _AGE_MAE], float)) * math.sqrt(math.pi / 2)
-
-# The shipped chain's gender thresholds (models/manifest.json): P(female) from which a face is female,
-# 0.3 for faces estimated 55 and over.
-GENDER_THRESHOLD = 0.5
-GENDER_THRESHOLD_BY_AGE = ((55.0, 0.3),)
 
 # Dates that cameras and software write when they know none: they do not vote.
 PLACEHOLDER_DAYS = {date(1970, 1, 1), date(1980, 1, 1), date(2000, 1, 1), date(1904, 1, 1), date(1601, 1, 1)}
@@ -178,14 +174,6 @@ LIVE = "p.status = 'done' and p.missing = 0"
 def age_sd(age) -> np.ndarray:
     """The standard deviation (years) of a face-alone age estimate of ``age`` years."""
     return np.interp(np.maximum(np.asarray(age, float), 0.0), _SD_AGES, _SD_VALUES)
-
-
-def gender_threshold(age: float) -> float:
-    threshold = GENDER_THRESHOLD
-    for at, value in GENDER_THRESHOLD_BY_AGE:
-        if age >= at:
-            threshold = value
-    return threshold
 
 
 _YEARS: dict[str, float | None] = {}
@@ -718,6 +706,19 @@ def _mark_stale(db, ids: Iterable[int]) -> None:
     db.conn.executemany("update people set stale = 1 where id = ?", [(int(i),) for i in set(ids)])
 
 
+def _gender_rule(db) -> dict:
+    """The gender thresholds of the models that tagged the faces (:func:`phototag.models.gender_rule`),
+    as the last scan kept them, else the shipped models' (a person's corrected genders follow the
+    same rule as its faces' own)."""
+    kept = db.execute("select value from people_meta where key = 'gender_rule'").fetchone()
+    if kept is not None:
+        return json.loads(kept[0])
+    try:
+        return models.gender_rule(models.read_manifest(models.shipped_model_dir()))
+    except (models.ModelError, OSError, ValueError):
+        return {}
+
+
 def _meta(db) -> dict:
     return {k: v for k, v in db.execute("select key, value from people_meta")}
 
@@ -865,8 +866,7 @@ def _file_cells(db, ids: np.ndarray, first: np.ndarray, second: np.ndarray) -> N
 
 
 def _save_cells(db, cells: neighbours.Cells) -> None:
-    db.execute("delete from people_meta")
-    db.conn.executemany("insert into people_meta (key, value) values (?, ?)", cells.to_meta().items())
+    db.conn.executemany("insert or replace into people_meta (key, value) values (?, ?)", cells.to_meta().items())
 
 
 def _known(db, ids: Iterable[int], photos_of: dict[int, set]) -> dict[int, Known]:
@@ -900,12 +900,18 @@ def _new_people(db, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def update(db: sqlite_utils.Database, now: datetime | None = None) -> Summary:
+def update(db: sqlite_utils.Database, now: datetime | None = None, manifest: dict | None = None) -> Summary:
     """Bring the people up to date after a scan: new faces join people or form new ones (the people
     already there are not regrouped), people whose faces changed are corrected. Each step is a
-    transaction; a killed update leaves a consistent index and the next one finishes the work."""
+    transaction; a killed update leaves a consistent index and the next one finishes the work.
+    ``manifest``: that of the models the scan tagged with, whose gender thresholds the corrections
+    then use (kept in the index for the people commands; see :func:`_gender_rule`)."""
     ensure_schema(db)
     summary = Summary()
+    if manifest is not None:
+        with db.atomic():
+            db.execute("insert or replace into people_meta (key, value) values ('gender_rule', ?)",
+                       [json.dumps(models.gender_rule(manifest))])
     with _page_cache(db):
         started = time.perf_counter()
         _reattach(db, summary)
@@ -1090,12 +1096,14 @@ def _correct_first(db, faces: FaceSet, person: np.ndarray, summary: Summary, bat
                        face_gender[order].tolist(), face_p[order], stored_age[order], stored_gender[order].tolist(),
                        stored_p[order], faces.years[order], order, faces.x)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rule = _gender_rule(db)
     starts = np.flatnonzero(np.diff(members.person, prepend=-1))  # each person's first face
     for k in range(0, len(starts), batch):
         a, b = starts[k], starts[k + batch] if k + batch < len(starts) else len(order)
         part = _Members(*(getattr(members, f.name)[a:b] for f in fields(_Members) if f.name != "x"), faces.x)
         people_ids = part.person[np.flatnonzero(np.diff(part.person, prepend=-1))].tolist()
-        face_updates, dirty, rows, _ = _corrections(dict.fromkeys(people_ids, (None, None, 0)), people_ids, part, stamp)
+        face_updates, dirty, rows, _ = _corrections(dict.fromkeys(people_ids, (None, None, 0)), people_ids, part, stamp,
+                                                    rule)
         _write_corrections(db, face_updates, dirty, rows, [], summary, len(people_ids))
 
 
@@ -1186,12 +1194,13 @@ class Estimate:
     genders: list
 
 
-def estimate(face_age: list, face_p: list, face_gender: list, years: list, sd: list, logit: list,
+def estimate(face_age: list, face_p: list, face_gender: list, years: list, sd: list, logit: list, rule: dict,
              gender_by_user: str | None = None, born_by_user: str | None = None) -> Estimate:
     """A person's gender and birth date from its faces, and each face's corrected values. Per face
     (floats, NaN: none): its own age and P(female), its own gender, the photo's year, its age's SD
-    (:func:`age_sd`) and its P(female) logit (:func:`_logit`). Sums are exact (``math.fsum``), so
-    the result does not depend on the order the faces come in."""
+    (:func:`age_sd`) and its P(female) logit (:func:`_logit`); ``rule``: the models' gender
+    thresholds (:func:`_gender_rule`). Sums are exact (``math.fsum``), so the result does not depend
+    on the order the faces come in."""
     isnan, fsum = math.isnan, math.fsum
     n = len(face_age)
     if n == 1 and not gender_by_user and not born_by_user:  # a person of one face keeps its own answer
@@ -1262,9 +1271,10 @@ def estimate(face_age: list, face_p: list, face_gender: list, years: list, sd: l
         ps, genders = [p_person] * n, [gender_by_user] * n
     elif p_person is not None and n > 1 and not flagged:
         ps = [p_person] * n
-        genders = ["f" if p_person >= gender_threshold(30.0 if isnan(a) else a) else "m" for a in ages]
+        genders = ["f" if p_person >= models.gender_threshold_at(rule, 30.0 if isnan(a) else a) else "m"
+                   for a in ages]
     person_gender = (gender_by_user if gender_by_user in ("f", "m") else
-                     None if p_person is None else "f" if p_person >= GENDER_THRESHOLD else "m")
+                     None if p_person is None else "f" if p_person >= models.gender_threshold_at(rule) else "m")
     return Estimate(person_gender, p_person, born, born_sd, len(dated), flagged, "; ".join(reasons) or None,
                     ages, ps, genders)
 
@@ -1303,7 +1313,7 @@ def _correct(db, ids: Sequence[int], summary: Summary, now=None) -> None:
                        _vectors([b for b, ok in zip(cols[10], has_x.tolist()) if ok]))
     del cols
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    face_updates, dirty, rows, empty = _corrections(flags, ids, members, stamp)
+    face_updates, dirty, rows, empty = _corrections(flags, ids, members, stamp, _gender_rule(db))
     gone = []
     for pid in empty:  # no live face left: kept (with nothing) while it has faces elsewhere or is pinned
         anywhere = db.execute("select 1 from faces where person_id = ? limit 1", [pid]).fetchone()
@@ -1338,11 +1348,12 @@ def _floats(values) -> np.ndarray:
     return np.array([math.nan if v is None else v for v in values], float)
 
 
-def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tuple[list, set, list, list]:
+def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str, rule: dict
+                 ) -> tuple[list, set, list, list]:
     """What correcting the people ``ids`` (``flags``: each one's gender and birth date set by the user,
-    and whether it is pinned; a person not in it is gone) from their faces ``m`` changes: the faces'
-    new values (age, gender, P(female), id), the photos whose tags change, the people's rows (as
-    :func:`_write_corrections` writes them) and the people without a face."""
+    and whether it is pinned; a person not in it is gone) from their faces ``m`` changes, by the gender
+    ``rule``: the faces' new values (age, gender, P(female), id), the photos whose tags change, the
+    people's rows (as :func:`_write_corrections` writes them) and the people without a face."""
     persons = m.person.tolist()
     bounds = [0, *(np.flatnonzero(np.diff(m.person)) + 1).tolist(), len(persons)]
     span = {persons[s]: (s, e) for s, e in zip(bounds[:-1], bounds[1:]) if e > s}
@@ -1363,7 +1374,7 @@ def _corrections(flags: dict, ids: Sequence[int], m: _Members, stamp: str) -> tu
         if e == s:
             empty.append(pid)
             continue
-        est = estimate(face_age[s:e], face_p[s:e], m.face_gender[s:e], years[s:e], sd[s:e], logit[s:e],
+        est = estimate(face_age[s:e], face_p[s:e], m.face_gender[s:e], years[s:e], sd[s:e], logit[s:e], rule,
                        flag[0], flag[1])
         estimated.extend(range(s, e))
         ages.extend(est.ages)

@@ -374,6 +374,23 @@ def test_faces_seen_for_the_first_time_get_their_own_values_in_every_grouping(li
         assert (face["face_age"], face["face_gender"], face["face_p_female"]) == (age, gender, pytest.approx(p))
 
 
+def test_a_persons_genders_follow_the_thresholds_of_the_models_that_tagged_its_faces(lib):
+    """The scan passes its models' manifest; the people commands later use the thresholds it kept.
+    Without one, the shipped models' (0.5; 0.3 from 55)."""
+    c = centres(2)
+    adult = [lib.photo([(lib.near(c[0]), 30.0, p, 10.0)]) for p in (0.42, 0.44, 0.46)]
+    older = [lib.photo([(lib.near(c[1]), 60.0, p, 10.0)]) for p in (0.32, 0.34, 0.36)]
+    people.update(lib.db)
+    assert [lib.face(ph)["gender"] for ph in adult + older] == ["m"] * 3 + ["f"] * 3
+    lib.db.execute("update people set stale = 1")
+    people.update(lib.db, manifest={"name": "other", "gender_threshold": 0.4, "gender_threshold_by_age": [[55, 0.35]]})
+    assert [lib.face(ph)["gender"] for ph in adult + older] == ["f"] * 3 + ["m"] * 3
+    adult_person = lib.persons(adult[0])[0]
+    assert next(p for p in people.list_people(lib.db) if p["id"] == adult_person)["gender"] == "f"
+    people.set(lib.db, adult_person, born="1990")  # a command corrects by the thresholds the scan kept
+    assert lib.face(adult[1])["gender"] == "f"
+
+
 def test_a_killed_update_is_finished_by_the_next(lib):
     c = centres(1)[0]
     truth_person(lib, c, ages=(1.0, 3.0, 6.0), errors=(0.5, -1.0, 1.5))
