@@ -30,6 +30,7 @@ from . import identity
 from .extras import MissingExtra, require
 
 MANIFEST = "manifest.json"
+EVALUATION = "evaluation.json"  # the models' numbers on data they never saw (phototag eval)
 MODEL_KEYS = ("rotation", "age")  # the models a scan loads
 MODEL_FILES = {"rotation": "rotation.keras", "gender": "gender.keras", "age": "age.keras"}  # as trained
 ENV_MODELS = "PHOTOTAG_MODELS"
@@ -245,6 +246,15 @@ def shipped_model_dir() -> Path:
     if os.environ.get(ENV_MODELS):
         return Path(os.environ[ENV_MODELS])
     return package_model_dir()
+
+
+def age_errors(model_dir: str | Path) -> list[tuple[float, float]]:
+    """The age model's mean absolute error (years) per decade of true age, each decade at its middle
+    (5, 15... 95), as measured on faces it never saw: ``evaluation.json``'s UTKFace test split through
+    detection (``phototag eval``; no FG-NET or LAG image in it)."""
+    evaluation = json.loads((Path(model_dir) / EVALUATION).read_text())
+    by_decade = evaluation["utkface_test_detection"]["age"]["by_decade"]
+    return sorted((float(decade.rstrip("+").split("-")[0]) + 5.0, float(v["mae"])) for decade, v in by_decade.items())
 
 
 def read_manifest(model_dir: str | Path) -> dict:

@@ -32,6 +32,7 @@ Index side (created by :func:`ensure_schema`; the faces table keeps its columns)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -91,14 +92,6 @@ AGE_STEP = 0.5  # a corrected age is rewritten only when it moves by at least th
 P_STEP = 0.05  # ... a corrected P(female) by at least this much (or the gender changes)
 CHILD = 13.0  # faces estimated younger weigh less in the gender vote (the model's children's gender is weak)
 CHILD_WEIGHT = 0.3
-
-# The face-alone age's error grows with age. Mean absolute error per decade of the shipped model on
-# the UTKFace test split through detection (models/evaluation.json, utkface_test_detection.age;
-# no FG-NET or LAG image in it), made non-decreasing; SD = MAE * sqrt(pi / 2) (a normal error).
-_AGE_MAE = ((5, 1.53), (15, 3.16), (25, 4.23), (35, 5.52), (45, 6.45), (55, 7.24), (65, 6.94), (75, 6.28),
-            (85, 7.43), (95, 8.03))
-_SD_AGES = np.array([a for a, _ in _AGE_MAE], float)
-_SD_VALUES = np.maximum.accumulate(np.array([m for _, m in _AGE_MAE], float)) * math.sqrt(math.pi / 2)
 
 # Dates that cameras and software write when they know none: they do not vote.
 PLACEHOLDER_DAYS = {date(1970, 1, 1), date(1980, 1, 1), date(2000, 1, 1), date(1904, 1, 1), date(1601, 1, 1)}
@@ -172,8 +165,22 @@ LIVE = "p.status = 'done' and p.missing = 0"
 # --- numbers -----------------------------------------------------------------------------------------
 
 def age_sd(age) -> np.ndarray:
-    """The standard deviation (years) of a face-alone age estimate of ``age`` years."""
-    return np.interp(np.maximum(np.asarray(age, float), 0.0), _SD_AGES, _SD_VALUES)
+    """The standard deviation (years) of a face-alone age estimate of ``age`` years (it grows with age:
+    :func:`_age_sd_table`)."""
+    return np.interp(np.maximum(np.asarray(age, float), 0.0), *_age_sd_table())
+
+
+@functools.cache
+def _age_sd_table() -> tuple[np.ndarray, np.ndarray]:
+    """Ages and the face-alone age's SD at each: the age model's mean absolute error per decade as its
+    ``evaluation.json`` gives it (:func:`phototag.models.age_errors`; the models of ``$PHOTOTAG_MODELS``
+    where it has one, else the shipped ones), made non-decreasing; SD = MAE * sqrt(pi / 2) (a normal
+    error)."""
+    folder = models.shipped_model_dir()
+    if not (folder / models.EVALUATION).exists():
+        folder = models.package_model_dir()
+    ages, errors = zip(*models.age_errors(folder))
+    return np.array(ages, float), np.maximum.accumulate(np.array(errors, float)) * math.sqrt(math.pi / 2)
 
 
 _YEARS: dict[str, float | None] = {}

@@ -4,6 +4,8 @@ user's word, and the index staying consistent through rescans, rewrites and dele
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import sqlite3
 
@@ -229,6 +231,20 @@ def test_undated_placeholder_and_future_dates_keep_their_own_age(lib):
 def test_age_sd_grows_with_age():
     sd = people.age_sd([0, 5, 15, 30, 50, 80])
     assert np.all(np.diff(sd) >= 0) and sd[1] < 2.5 and sd[4] > 7
+
+
+def test_age_sds_are_the_age_models_measured_errors(tmp_path, monkeypatch):
+    """Read from the models' evaluation.json ($PHOTOTAG_MODELS where it has one), made non-decreasing."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    by_decade = {"0-9": {"mae": 2.0}, "10-19": {"mae": 1.0}, "90+": {"mae": 4.0}}
+    (folder / "evaluation.json").write_text(json.dumps({"utkface_test_detection": {"age": {"by_decade": by_decade}}}))
+    monkeypatch.setenv("PHOTOTAG_MODELS", str(folder))
+    people._age_sd_table.cache_clear()
+    try:
+        assert people.age_sd([5, 15, 95]) / math.sqrt(math.pi / 2) == pytest.approx([2.0, 2.0, 4.0])
+    finally:
+        people._age_sd_table.cache_clear()
 
 
 def test_gender_is_pooled_and_one_face_keeps_its_own(lib):
