@@ -720,10 +720,7 @@ def _gender_rule(db) -> dict:
     kept = db.execute("select value from people_meta where key = 'gender_rule'").fetchone()
     if kept is not None:
         return json.loads(kept[0])
-    try:
-        return models.gender_rule(models.read_manifest(models.shipped_model_dir()))
-    except (models.ModelError, OSError, ValueError):
-        return {}
+    return models.gender_rule(models.read_manifest(models.shipped_model_dir()))
 
 
 def _meta(db) -> dict:
