@@ -6,15 +6,17 @@ names out with the rest."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import sqlite3
 
 import pytest
 from PIL import Image
 from test_tags import exiftool, needs_exiftool
 from typer.testing import CliRunner
 
-from phototag import tags
+from phototag import models, tags
 from phototag.cli import app
 from phototag.testing.photos import exif_block, face_crops, jpeg_bytes, paste_face, scene
 
@@ -77,10 +79,14 @@ def test_a_person_is_found_named_written_queried_and_cleaned(library, tmp_path):
 
 
 def test_the_scan_says_how_many_photos_their_people_corrected_even_with_no_tags_written(library, tmp_path):
+    """... and keeps its models' gender thresholds in the index for the people commands."""
     result = run("scan", library, "--db", tmp_path / "index.db", "--no-exif", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["people_grouped"] == 4 and summary["people_corrected"] > 0 and summary["people_rewritten"] == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "index.db")) as db:
+        kept = db.execute("select value from people_meta where key = 'gender_rule'").fetchone()[0]
+    assert json.loads(kept) == models.gender_rule(models.read_manifest(models.shipped_model_dir()))
 
 
 def test_people_commands_refuse_what_cannot_be(library, tmp_path):
